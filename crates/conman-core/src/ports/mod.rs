@@ -1,0 +1,21 @@
+//! Ports: the traits through which the core reaches everything outside the
+//! process. Adapters live in other crates (`conman-git`, `conman-store-*`);
+//! [`system`] holds the few default implementations that need no I/O
+//! beyond the OS clock and random source.
+
+pub mod clock;
+pub mod git;
+pub mod ids;
+pub mod mailer;
+pub mod password;
+pub mod store;
+pub mod system;
+pub mod tokens;
+
+pub use clock::Clock;
+pub use git::GitPort;
+pub use ids::IdGenerator;
+pub use mailer::Mailer;
+pub use password::PasswordHasher;
+pub use store::Store;
+pub use tokens::TokenGenerator;

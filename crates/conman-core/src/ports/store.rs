@@ -1,0 +1,280 @@
+//! The store port: reads by aggregate, and one atomic write path.
+//!
+//! Writes go through [`Store::commit`] as a [`UnitOfWork`]: a list of
+//! [`Mutation`]s plus the audit entries describing them. A store applies a
+//! unit in one transaction: all mutations and all audit records, or none.
+//! Audit records are appended to one global hash chain (see
+//! [`crate::domain::audit::chain_hash`]) in the same transaction.
+//!
+//! Optimistic concurrency: `Update*` mutations carry the new value whose
+//! `version` is the stored version + 1; the store refuses with `conflict`
+//! when the stored version is not `version - 1`. Unique-key violations
+//! (email, handle, app name, branch) are `conflict` too. Lookups of
+//! app-owned entities always take the app id: an id from another app is
+//! simply not found.
+
+use async_trait::async_trait;
+
+use crate::domain::app::App;
+use crate::domain::audit::{AuditEntry, AuditRecord};
+use crate::domain::invite::Invite;
+use crate::domain::membership::Membership;
+use crate::domain::outbox::OutboxMessage;
+use crate::domain::user::{Credential, PasswordReset, User};
+use crate::domain::workspace::Workspace;
+use crate::domain::Timestamp;
+use crate::error::Error;
+use crate::ids::{AppId, CredentialId, InviteId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId};
+use crate::validation::Email;
+
+/// A page request: `page` from 1, `limit` 1..=100 (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Page number, from 1.
+    pub page: u32,
+    /// Items per page.
+    pub limit: u32,
+}
+
+impl PageRequest {
+    /// Largest page size.
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// Validates caller input; absent values take the defaults (1, 20).
+    pub fn new(page: Option<u32>, limit: Option<u32>) -> Result<Self, Error> {
+        let page = page.unwrap_or(1);
+        let limit = limit.unwrap_or(20);
+        if page == 0 || page > 1_000_000 {
+            return Err(Error::invalid("page", "out_of_range", "page must be 1 or more"));
+        }
+        if limit == 0 || limit > Self::MAX_LIMIT {
+            return Err(Error::invalid("limit", "out_of_range", "limit must be 1-100"));
+        }
+        Ok(PageRequest { page, limit })
+    }
+
+    /// Rows to skip.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page - 1) * u64::from(self.limit)
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest { page: 1, limit: 20 }
+    }
+}
+
+/// One page of results and the total count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// Items of this page.
+    pub items: Vec<T>,
+    /// Total number of items across pages.
+    pub total: u64,
+}
+
+impl<T> Page<T> {
+    /// Maps the items, keeping the total.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(f).collect(), total: self.total }
+    }
+}
+
+/// A member with their user record, for listings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRecord {
+    /// The membership.
+    pub membership: Membership,
+    /// The user.
+    pub user: User,
+}
+
+/// Filter of the audit query (SPEC §2.9, §7).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Only this app's events.
+    pub app_id: Option<AppId>,
+    /// Only this entity type.
+    pub entity_type: Option<String>,
+    /// Only this entity id.
+    pub entity_id: Option<String>,
+    /// Only this actor.
+    pub actor_id: Option<UserId>,
+    /// At or after.
+    pub since: Option<Timestamp>,
+    /// Before.
+    pub until: Option<Timestamp>,
+}
+
+/// One change to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    /// Insert a user (email and handle unique).
+    InsertUser(User),
+    /// Update a user (CAS on version).
+    UpdateUser(User),
+    /// Insert a session or API token.
+    InsertCredential(Credential),
+    /// Revoke a credential (no-op if already revoked).
+    RevokeCredential {
+        /// Which.
+        id: CredentialId,
+        /// When.
+        at: Timestamp,
+    },
+    /// Revoke every credential of a user (after a password reset).
+    RevokeUserCredentials {
+        /// Whose.
+        user_id: UserId,
+        /// When.
+        at: Timestamp,
+    },
+    /// Insert a password-reset request.
+    InsertPasswordReset(PasswordReset),
+    /// Mark a reset used; `conflict` if it already was.
+    UsePasswordReset {
+        /// Which.
+        id: PasswordResetId,
+        /// When.
+        at: Timestamp,
+    },
+    /// Insert an app (name unique).
+    InsertApp(App),
+    /// Update an app (CAS on version).
+    UpdateApp(App),
+    /// Insert or replace a membership.
+    PutMembership(Membership),
+    /// Remove a membership (`not_found` if absent).
+    DeleteMembership {
+        /// App.
+        app_id: AppId,
+        /// Member.
+        user_id: UserId,
+    },
+    /// Insert an invite.
+    InsertInvite(Invite),
+    /// Update an invite (CAS on version).
+    UpdateInvite(Invite),
+    /// Insert a workspace (branch unique per app).
+    InsertWorkspace(Workspace),
+    /// Update a workspace (CAS on version).
+    UpdateWorkspace(Workspace),
+    /// Queue a message in the outbox.
+    InsertOutbox(OutboxMessage),
+    /// Mark an outbox message delivered.
+    MarkOutboxDelivered {
+        /// Which.
+        id: OutboxMessageId,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// Mutations and their audit entries, applied atomically.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitOfWork {
+    /// Changes, applied in order.
+    pub mutations: Vec<Mutation>,
+    /// Audit entries, appended to the chain in order.
+    pub audit: Vec<AuditEntry>,
+}
+
+impl UnitOfWork {
+    /// An empty unit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a mutation.
+    pub fn mutate(mut self, m: Mutation) -> Self {
+        self.mutations.push(m);
+        self
+    }
+
+    /// Adds an audit entry.
+    pub fn audit(mut self, e: AuditEntry) -> Self {
+        self.audit.push(e);
+        self
+    }
+}
+
+/// Users, credentials and password resets.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// A user by id.
+    async fn user(&self, id: UserId) -> Result<Option<User>, Error>;
+    /// A user by (normalised) email.
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, Error>;
+    /// A user by handle.
+    async fn user_by_handle(&self, handle: &str) -> Result<Option<User>, Error>;
+    /// All users, by email.
+    async fn list_users(&self, page: PageRequest) -> Result<Page<User>, Error>;
+    /// A credential by token hash (usable or not).
+    async fn credential_by_hash(&self, token_hash: &str) -> Result<Option<Credential>, Error>;
+    /// A user's credentials of every kind, newest first.
+    async fn list_credentials(&self, user_id: UserId) -> Result<Vec<Credential>, Error>;
+    /// A password reset by token hash.
+    async fn password_reset_by_hash(&self, token_hash: &str) -> Result<Option<PasswordReset>, Error>;
+}
+
+/// Apps, memberships and invites.
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    /// An app by id.
+    async fn app(&self, id: AppId) -> Result<Option<App>, Error>;
+    /// An app by name.
+    async fn app_by_name(&self, name: &str) -> Result<Option<App>, Error>;
+    /// Apps `user_id` is a member of, by name.
+    async fn list_apps_for_user(&self, user_id: UserId, page: PageRequest) -> Result<Page<App>, Error>;
+    /// Every app, by name (for operators).
+    async fn list_all_apps(&self, page: PageRequest) -> Result<Page<App>, Error>;
+    /// A membership.
+    async fn membership(&self, app_id: AppId, user_id: UserId) -> Result<Option<Membership>, Error>;
+    /// Members of an app, by email.
+    async fn list_members(&self, app_id: AppId, page: PageRequest) -> Result<Page<MemberRecord>, Error>;
+    /// Every membership of a user.
+    async fn memberships_of(&self, user_id: UserId) -> Result<Vec<Membership>, Error>;
+    /// An invite of an app.
+    async fn invite(&self, app_id: AppId, id: InviteId) -> Result<Option<Invite>, Error>;
+    /// An invite by token hash.
+    async fn invite_by_hash(&self, token_hash: &str) -> Result<Option<Invite>, Error>;
+    /// Invites of an app, newest first.
+    async fn list_invites(&self, app_id: AppId, page: PageRequest) -> Result<Page<Invite>, Error>;
+}
+
+/// Workspaces.
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    /// A workspace of an app.
+    async fn workspace(&self, app_id: AppId, id: WorkspaceId) -> Result<Option<Workspace>, Error>;
+    /// The owner's default workspace of an app.
+    async fn default_workspace(&self, app_id: AppId, owner_id: UserId) -> Result<Option<Workspace>, Error>;
+    /// A workspace by branch name.
+    async fn workspace_by_branch(&self, app_id: AppId, branch: &str) -> Result<Option<Workspace>, Error>;
+    /// Workspaces of an app, optionally of one owner, oldest first.
+    async fn list_workspaces(&self, app_id: AppId, owner_id: Option<UserId>, page: PageRequest)
+        -> Result<Page<Workspace>, Error>;
+    /// Every workspace of every app (for crash reconciliation at start).
+    async fn all_workspaces(&self) -> Result<Vec<Workspace>, Error>;
+}
+
+/// The audit log and the outbox.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Events matching `filter`, newest first.
+    async fn list_audit(&self, filter: &AuditFilter, page: PageRequest) -> Result<Page<AuditRecord>, Error>;
+    /// Up to `limit` records with `seq > after_seq`, in chain order.
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
+    /// True when some audit record carries `git_sha`.
+    async fn audit_has_sha(&self, app_id: AppId, git_sha: &str) -> Result<bool, Error>;
+    /// Outbox messages, newest first.
+    async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error>;
+}
+
+/// The whole store: every aggregate's reads plus the atomic write path.
+#[async_trait]
+pub trait Store: UserStore + AppStore + WorkspaceStore + AuditStore {
+    /// Applies `unit` atomically (see the module docs).
+    async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
+}
