@@ -86,8 +86,7 @@ pub fn parse_uuid(s: &str, what: &str) -> Result<Uuid, Error> {
     if s.len() != 36 {
         return Err(Error::invalid(what, "malformed_uuid", format!("{what} id is not a UUID")));
     }
-    Uuid::parse_str(s)
-        .map_err(|_| Error::invalid(what, "malformed_uuid", format!("{what} id is not a UUID")))
+    Uuid::parse_str(s).map_err(|_| Error::invalid(what, "malformed_uuid", format!("{what} id is not a UUID")))
 }
 
 #[cfg(test)]

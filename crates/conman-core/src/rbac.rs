@@ -48,10 +48,9 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| Error::invalid("role", "invalid_role", "role must be user, reviewer, config_manager or app_admin"))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            Error::invalid("role", "invalid_role", "role must be user, reviewer, config_manager or app_admin")
+        })
     }
 }
 
@@ -131,10 +130,7 @@ pub const MATRIX: &[Rule] = &[
 ];
 
 fn rule(capability: Capability) -> &'static Rule {
-    MATRIX
-        .iter()
-        .find(|r| r.capability == capability)
-        .expect("every capability has a row in MATRIX (checked by tests)")
+    MATRIX.iter().find(|r| r.capability == capability).expect("every capability has a row in MATRIX (checked by tests)")
 }
 
 /// The one authorization decision: may `role` exercise `capability` on an
@@ -147,9 +143,7 @@ pub fn authorize(role: Role, capability: Capability, ownership: Ownership) -> Re
     };
     match needed {
         Some(min) if role >= min => Ok(()),
-        Some(min) => Err(Error::Forbidden(format!(
-            "role {role} may not do this; it needs {min} or higher"
-        ))),
+        Some(min) => Err(Error::Forbidden(format!("role {role} may not do this; it needs {min} or higher"))),
         None => Err(Error::Forbidden("only the owner may do this".into())),
     }
 }

@@ -233,7 +233,11 @@ impl AppSettings {
                     !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 });
             if !ok {
-                return Err(Error::invalid("temp_url_domain", "invalid_domain", "temp_url_domain is not a domain name"));
+                return Err(Error::invalid(
+                    "temp_url_domain",
+                    "invalid_domain",
+                    "temp_url_domain is not a domain name",
+                ));
             }
         }
         if self.gates.timeout_secs.is_some_and(|t| t == 0 || t > 24 * 3600) {

@@ -200,7 +200,8 @@ pub enum RepoSource {
 pub trait GitPort: Send + Sync {
     /// Creates the app's bare repository and returns the head of `branch`.
     /// A leftover repository of the same app id is replaced.
-    async fn create_repo(&self, app: AppId, source: RepoSource, branch: &str, author: &Signature) -> Result<Sha, Error>;
+    async fn create_repo(&self, app: AppId, source: RepoSource, branch: &str, author: &Signature)
+        -> Result<Sha, Error>;
     /// Removes the app's repository (used to undo a failed app creation).
     async fn remove_repo(&self, app: AppId) -> Result<(), Error>;
     /// The commit a ref points to, if it exists.

@@ -253,8 +253,12 @@ pub trait WorkspaceStore: Send + Sync {
     /// A workspace by branch name.
     async fn workspace_by_branch(&self, app_id: AppId, branch: &str) -> Result<Option<Workspace>, Error>;
     /// Workspaces of an app, optionally of one owner, oldest first.
-    async fn list_workspaces(&self, app_id: AppId, owner_id: Option<UserId>, page: PageRequest)
-        -> Result<Page<Workspace>, Error>;
+    async fn list_workspaces(
+        &self,
+        app_id: AppId,
+        owner_id: Option<UserId>,
+        page: PageRequest,
+    ) -> Result<Page<Workspace>, Error>;
     /// Every workspace of every app (for crash reconciliation at start).
     async fn all_workspaces(&self) -> Result<Vec<Workspace>, Error>;
 }
