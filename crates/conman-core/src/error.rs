@@ -88,7 +88,7 @@ pub enum Error {
         details: Option<Value>,
     },
     /// No valid credential was presented.
-    #[error("authentication required")]
+    #[error("invalid or missing credentials")]
     Unauthorized,
     /// The actor's role does not allow the action.
     #[error("{0}")]

@@ -70,6 +70,7 @@ pub struct Invite {
     /// Role granted on acceptance.
     pub role: Role,
     /// Hex SHA-256 of the current token.
+    #[serde(skip_serializing, default)]
     pub token_hash: String,
     /// Stored state (`pending`, `accepted`, `revoked`).
     pub state: InviteState,

@@ -20,6 +20,7 @@ pub struct User {
     /// Unique handle used in branch names.
     pub handle: Handle,
     /// Argon2id PHC string.
+    #[serde(skip_serializing, default)]
     pub password_hash: String,
     /// Server operator: may create apps and manage users.
     pub is_operator: bool,
@@ -82,6 +83,7 @@ pub struct Credential {
     /// Name given by the owner (API tokens) or `session`.
     pub name: String,
     /// Hex SHA-256 of the token; the token itself is never stored.
+    #[serde(skip_serializing, default)]
     pub token_hash: String,
     /// Creation time.
     pub created_at: Timestamp,
@@ -106,6 +108,7 @@ pub struct PasswordReset {
     /// Whose password.
     pub user_id: UserId,
     /// Hex SHA-256 of the token.
+    #[serde(skip_serializing, default)]
     pub token_hash: String,
     /// Creation time.
     pub created_at: Timestamp,

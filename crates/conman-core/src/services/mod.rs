@@ -1,1 +1,152 @@
-//! Use-case services (filled below).
+//! Use-case services. Every use case reads the same way:
+//! **authorize → load → domain rule/transition → persist with audit in one
+//! unit of work → idempotent side effects**. [`Conman`] is the facade the
+//! binaries call; its methods are split by aggregate across this module's
+//! files (`auth.rs`, `apps.rs`, `workspaces.rs`, ...), so a reader finds a
+//! feature in the same place in every crate.
+//!
+//! Invariant: no method of [`Conman`] changes anything before the actor's
+//! permission has been checked, and every change is written together with
+//! its audit entry.
+
+mod actor;
+mod apps;
+mod audit_log;
+mod auth;
+mod baseline;
+mod config;
+mod invites;
+mod members;
+mod throttle;
+mod tokens;
+mod users;
+mod workspaces;
+
+use std::sync::Arc;
+
+pub use actor::{Actor, AppScope};
+pub use apps::NewApp;
+pub use audit_log::AuditVerification;
+pub use auth::{LoginOutcome, MeView, MembershipView};
+pub use config::{Config, ThrottleConfig};
+pub use invites::IssuedInvite;
+pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
+pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, ReconcileReport, WriteOutcome};
+
+use crate::domain::audit::AuditEntry;
+use crate::ids::{AppId, AuditEventId};
+use crate::ports::{Clock, GitPort, IdGenerator, PasswordHasher, Store, TokenGenerator};
+use throttle::Throttle;
+
+/// The adapters a [`Conman`] runs on.
+#[derive(Clone)]
+pub struct Ports {
+    /// Metadata store.
+    pub store: Arc<dyn Store>,
+    /// Git repositories.
+    pub git: Arc<dyn GitPort>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+    /// Id generator.
+    pub ids: Arc<dyn IdGenerator>,
+    /// Password hasher.
+    pub passwords: Arc<dyn PasswordHasher>,
+    /// Token generator.
+    pub tokens: Arc<dyn TokenGenerator>,
+}
+
+/// The use cases of Conman over a set of ports.
+pub struct Conman {
+    ports: Ports,
+    config: Config,
+    throttle: Throttle,
+}
+
+impl Conman {
+    /// Composes the services.
+    pub fn new(ports: Ports, config: Config) -> Self {
+        let throttle = Throttle::new(config.throttle);
+        Conman { ports, config, throttle }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The ports (for adapters that need the same clock or store).
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.ports.store.as_ref()
+    }
+
+    fn git(&self) -> &dyn GitPort {
+        self.ports.git.as_ref()
+    }
+
+    fn now(&self) -> crate::domain::Timestamp {
+        self.ports.clock.now()
+    }
+
+    fn new_id<T: From<uuid::Uuid>>(&self) -> T {
+        T::from(self.ports.ids.new_uuid())
+    }
+
+    /// Builds an audit entry for a mutation by `actor` (or the system).
+    fn audit_entry(&self, actor: Option<&Actor>, app_id: Option<AppId>, what: AuditWhat<'_>) -> AuditEntry {
+        AuditEntry {
+            id: self.new_id::<AuditEventId>(),
+            occurred_at: self.now(),
+            actor_id: actor.map(|a| a.user.id),
+            app_id,
+            entity_type: what.entity_type.to_owned(),
+            entity_id: what.entity_id,
+            action: what.action.to_owned(),
+            before: what.before,
+            after: what.after,
+            git_sha: what.git_sha,
+            request: actor.map(|a| a.request.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// What an audit entry describes.
+struct AuditWhat<'a> {
+    entity_type: &'a str,
+    entity_id: String,
+    action: &'a str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+    git_sha: Option<String>,
+}
+
+impl<'a> AuditWhat<'a> {
+    fn new(entity_type: &'a str, entity_id: impl ToString, action: &'a str) -> Self {
+        AuditWhat { entity_type, entity_id: entity_id.to_string(), action, before: None, after: None, git_sha: None }
+    }
+
+    fn before(mut self, v: impl serde::Serialize) -> Self {
+        self.before = Some(to_json(v));
+        self
+    }
+
+    fn after(mut self, v: impl serde::Serialize) -> Self {
+        self.after = Some(to_json(v));
+        self
+    }
+
+    fn sha(mut self, sha: impl ToString) -> Self {
+        self.git_sha = Some(sha.to_string());
+        self
+    }
+}
+
+fn to_json(v: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,51 @@
+//! Service configuration: lifetimes, limits and policy switches set by the
+//! operator (SPEC §9). Binaries build it from environment and flags.
+
+use std::time::Duration;
+
+/// Rate limits for login and password-reset requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Failures allowed per account within `window`.
+    pub per_account: u32,
+    /// Failures allowed per client IP within `window`.
+    pub per_ip: u32,
+    /// Sliding window.
+    pub window: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig { per_account: 5, per_ip: 20, window: Duration::from_secs(15 * 60) }
+    }
+}
+
+/// What the operator configures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Session lifetime (SPEC: 24 h).
+    pub session_ttl: Duration,
+    /// Invite lifetime (SPEC: 7 days).
+    pub invite_ttl: Duration,
+    /// Password-reset token lifetime.
+    pub password_reset_ttl: Duration,
+    /// Whether app admins may set per-app gate commands.
+    pub allow_app_gate_commands: bool,
+    /// Login / reset throttling.
+    pub throttle: ThrottleConfig,
+    /// Base URL printed in invite and reset mails.
+    pub public_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            session_ttl: Duration::from_secs(24 * 3600),
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            password_reset_ttl: Duration::from_secs(3600),
+            allow_app_gate_commands: true,
+            throttle: ThrottleConfig::default(),
+            public_url: "http://127.0.0.1:3000".into(),
+        }
+    }
+}

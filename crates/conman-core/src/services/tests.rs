@@ -1,0 +1,283 @@
+//! Unit tests of the services with a mocked store and a git port that fails the test if reached: they prove that a refused
+//! request stops before any effect (no git write, no store commit).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mockall::mock;
+
+use super::*;
+use crate::domain::app::{App, AppSettings};
+use crate::domain::audit::AuditRecord;
+use crate::domain::invite::Invite;
+use crate::domain::membership::Membership;
+use crate::domain::outbox::OutboxMessage;
+use crate::domain::user::{Credential, PasswordReset, User};
+use crate::domain::workspace::Workspace;
+use crate::error::Error;
+use crate::ids::*;
+use crate::ports::git::*;
+use crate::ports::store::*;
+use crate::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
+use crate::rbac::Role;
+use crate::validation::{Email, Handle, RepoPath};
+
+mock! {
+    pub Store {}
+    #[async_trait]
+    impl UserStore for Store {
+        async fn user(&self, id: UserId) -> Result<Option<User>, Error>;
+        async fn user_by_email(&self, email: &Email) -> Result<Option<User>, Error>;
+        async fn user_by_handle(&self, handle: &str) -> Result<Option<User>, Error>;
+        async fn list_users(&self, page: PageRequest) -> Result<Page<User>, Error>;
+        async fn credential_by_hash(&self, token_hash: &str) -> Result<Option<Credential>, Error>;
+        async fn list_credentials(&self, user_id: UserId) -> Result<Vec<Credential>, Error>;
+        async fn password_reset_by_hash(&self, token_hash: &str) -> Result<Option<PasswordReset>, Error>;
+    }
+    #[async_trait]
+    impl AppStore for Store {
+        async fn app(&self, id: AppId) -> Result<Option<App>, Error>;
+        async fn app_by_name(&self, name: &str) -> Result<Option<App>, Error>;
+        async fn list_apps_for_user(&self, user_id: UserId, page: PageRequest) -> Result<Page<App>, Error>;
+        async fn list_all_apps(&self, page: PageRequest) -> Result<Page<App>, Error>;
+        async fn membership(&self, app_id: AppId, user_id: UserId) -> Result<Option<Membership>, Error>;
+        async fn list_members(&self, app_id: AppId, page: PageRequest) -> Result<Page<MemberRecord>, Error>;
+        async fn memberships_of(&self, user_id: UserId) -> Result<Vec<Membership>, Error>;
+        async fn invite(&self, app_id: AppId, id: InviteId) -> Result<Option<Invite>, Error>;
+        async fn invite_by_hash(&self, token_hash: &str) -> Result<Option<Invite>, Error>;
+        async fn list_invites(&self, app_id: AppId, page: PageRequest) -> Result<Page<Invite>, Error>;
+    }
+    #[async_trait]
+    impl WorkspaceStore for Store {
+        async fn workspace(&self, app_id: AppId, id: WorkspaceId) -> Result<Option<Workspace>, Error>;
+        async fn default_workspace(&self, app_id: AppId, owner_id: UserId) -> Result<Option<Workspace>, Error>;
+        async fn workspace_by_branch(&self, app_id: AppId, branch: &str) -> Result<Option<Workspace>, Error>;
+        async fn list_workspaces(&self, app_id: AppId, owner_id: Option<UserId>, page: PageRequest) -> Result<Page<Workspace>, Error>;
+        async fn all_workspaces(&self) -> Result<Vec<Workspace>, Error>;
+    }
+    #[async_trait]
+    impl AuditStore for Store {
+        async fn list_audit(&self, filter: &AuditFilter, page: PageRequest) -> Result<Page<AuditRecord>, Error>;
+        async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
+        async fn audit_has_sha(&self, app_id: AppId, git_sha: &str) -> Result<bool, Error>;
+        async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error>;
+    }
+    #[async_trait]
+    impl Store for Store {
+        async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
+    }
+}
+
+/// A git port that must not be reached: every call fails the test.
+struct UntouchableGit;
+
+#[async_trait]
+impl GitPort for UntouchableGit {
+    async fn create_repo(&self, _: AppId, _: RepoSource, _: &str, _: &Signature) -> Result<Sha, Error> {
+        panic!("git must not be touched")
+    }
+    async fn remove_repo(&self, _: AppId) -> Result<(), Error> {
+        panic!("git must not be touched")
+    }
+    async fn resolve_ref(&self, _: AppId, _: &str) -> Result<Option<Sha>, Error> {
+        panic!("git must not be touched")
+    }
+    async fn read(&self, _: AppId, _: &Sha, _: Option<&RepoPath>) -> Result<Option<Node>, Error> {
+        panic!("git must not be touched")
+    }
+    async fn write(&self, _: AppId, _: WriteRequest) -> Result<Sha, Error> {
+        panic!("git must not be touched")
+    }
+    async fn squash(&self, _: AppId, _: SquashRequest) -> Result<Option<Sha>, Error> {
+        panic!("git must not be touched")
+    }
+    async fn sync(&self, _: AppId, _: SyncRequest) -> Result<SyncOutcome, Error> {
+        panic!("git must not be touched")
+    }
+    async fn update_ref(&self, _: AppId, _: &str, _: Option<&Sha>, _: Option<&Sha>) -> Result<(), Error> {
+        panic!("git must not be touched")
+    }
+    async fn merge_base(&self, _: AppId, _: &Sha, _: &Sha) -> Result<Option<Sha>, Error> {
+        panic!("git must not be touched")
+    }
+    async fn is_ancestor(&self, _: AppId, _: &Sha, _: &Sha) -> Result<bool, Error> {
+        panic!("git must not be touched")
+    }
+}
+
+fn user(operator: bool) -> User {
+    let now = chrono::Utc::now();
+    User {
+        id: UserId(uuid::Uuid::now_v7()),
+        email: Email::parse("ada@example.com").unwrap(),
+        name: "Ada".into(),
+        handle: Handle::parse("ada").unwrap(),
+        password_hash: String::new(),
+        is_operator: operator,
+        email_notifications: true,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+fn app() -> App {
+    let now = chrono::Utc::now();
+    App {
+        id: AppId(uuid::Uuid::now_v7()),
+        name: "billing".into(),
+        settings: AppSettings::default(),
+        created_by: UserId(uuid::Uuid::now_v7()),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+fn conman(store: MockStore) -> Conman {
+    Conman::new(
+        Ports {
+            store: Arc::new(store),
+            git: Arc::new(UntouchableGit),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Ids),
+            passwords: Arc::new(Argon2Hasher::insecure_fast_for_tests()),
+            tokens: Arc::new(OsRandomTokens),
+        },
+        Config::default(),
+    )
+}
+
+fn actor(u: User) -> Actor {
+    Actor { user: u, credential_id: None, request: Default::default() }
+}
+
+/// A store where the actor has `role` in `app` and nothing may be committed.
+fn store_with_member(app: &App, role: Role) -> MockStore {
+    let mut store = MockStore::new();
+    let (app_c, app_id) = (app.clone(), app.id);
+    store
+        .expect_membership()
+        .returning(move |_, u| Ok(Some(Membership { app_id, user_id: u, role, created_at: chrono::Utc::now() })));
+    store.expect_app().returning(move |_| Ok(Some(app_c.clone())));
+    store.expect_commit().never();
+    store
+}
+
+#[tokio::test]
+async fn non_operators_cannot_create_apps_and_nothing_is_touched() {
+    let mut store = MockStore::new();
+    store.expect_commit().never();
+    let c = conman(store);
+    let err = c.create_app(&actor(user(false)), NewApp { name: "x".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn a_user_cannot_change_settings() {
+    let app = app();
+    let c = conman(store_with_member(&app, Role::ConfigManager));
+    let err = c.update_settings(&actor(user(false)), app.id, Default::default()).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn non_members_get_not_found_for_the_app() {
+    let mut store = MockStore::new();
+    store.expect_membership().returning(|_, _| Ok(None));
+    store.expect_commit().never();
+    let c = conman(store);
+    let err = c.get_app(&actor(user(true)), AppId(uuid::Uuid::now_v7())).await.unwrap_err();
+    assert_eq!(err, Error::NotFound("app"));
+}
+
+#[tokio::test]
+async fn writing_into_someone_elses_workspace_is_forbidden_before_git() {
+    let app = app();
+    let mut store = store_with_member(&app, Role::AppAdmin);
+    let other_owner = UserId(uuid::Uuid::now_v7());
+    let app_id = app.id;
+    store.expect_workspace().returning(move |_, id| {
+        let now = chrono::Utc::now();
+        Ok(Some(Workspace {
+            id,
+            app_id,
+            owner_id: other_owner,
+            branch: "ws/bob/default".into(),
+            title: None,
+            is_default: true,
+            base_sha: "0".repeat(40),
+            commit_mode: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }))
+    });
+    let c = conman(store);
+    let ws = WorkspaceId(uuid::Uuid::now_v7());
+    let err = c.write_file(&actor(user(false)), app.id, ws, "a.yaml", b"x".to_vec(), None).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn blocked_and_oversize_writes_stop_before_git() {
+    let app = app();
+    let me = user(false);
+    let mut store = store_with_member(&app, Role::User);
+    let (app_id, owner) = (app.id, me.id);
+    store.expect_workspace().returning(move |_, id| {
+        let now = chrono::Utc::now();
+        Ok(Some(Workspace {
+            id,
+            app_id,
+            owner_id: owner,
+            branch: "ws/ada/default".into(),
+            title: None,
+            is_default: true,
+            base_sha: "0".repeat(40),
+            commit_mode: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }))
+    });
+    let c = conman(store);
+    let ws = WorkspaceId(uuid::Uuid::now_v7());
+    let a = actor(me);
+    let blocked = c.write_file(&a, app.id, ws, ".github/workflows/x.yml", b"x".to_vec(), None).await.unwrap_err();
+    assert_eq!(blocked.details().unwrap()["reason"], "path_blocked");
+    let big = vec![b'x'; 5 * 1024 * 1024 + 1];
+    let too_big = c.write_file(&a, app.id, ws, "big.bin", big, None).await.unwrap_err();
+    assert_eq!(too_big.code(), crate::ErrorCode::PayloadTooLarge);
+    let traversal = c.write_file(&a, app.id, ws, "../x", b"x".to_vec(), None).await.unwrap_err();
+    assert_eq!(traversal.code(), crate::ErrorCode::Validation);
+}
+
+#[tokio::test]
+async fn unknown_tokens_are_unauthorized() {
+    let mut store = MockStore::new();
+    store.expect_credential_by_hash().returning(|_| Ok(None));
+    let c = conman(store);
+    assert_eq!(c.authenticate("cm_nope", Default::default()).await.unwrap_err(), Error::Unauthorized);
+    assert_eq!(c.authenticate("", Default::default()).await.unwrap_err(), Error::Unauthorized);
+}
+
+#[tokio::test]
+async fn login_does_not_reveal_whether_the_account_exists_and_is_throttled() {
+    let mut store = MockStore::new();
+    store.expect_user_by_email().returning(|_| Ok(None));
+    store.expect_commit().never();
+    let c = conman(store);
+    let ctx = crate::domain::audit::RequestContext { ip: Some("10.0.0.1".into()), ..Default::default() };
+    for _ in 0..5 {
+        let err = c.login("ghost@example.com", "whatever-password", ctx.clone()).await.unwrap_err();
+        assert_eq!(err, Error::Unauthorized);
+    }
+    let err = c.login("ghost@example.com", "whatever-password", ctx).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::RateLimited);
+}
+
+#[test]
+fn every_repo_path_used_in_tests_is_valid() {
+    assert!(RepoPath::parse("a.yaml").is_ok());
+}

@@ -1,0 +1,567 @@
+//! Workspaces and their files (SPEC §2.2).
+//!
+//! Writes land on the workspace's private WIP ref as one commit per request
+//! (a batch is one commit); a checkpoint (`manual_checkpoint`) or submit
+//! (`submit_commit`) squashes them into one commit on the branch. Git is
+//! written first, then the audit entry carrying the new sha; a crash
+//! between the two is repaired at start by [`Conman::reconcile_workspaces`],
+//! which audits any head that has no audit entry yet.
+//!
+//! File writes never update the workspace row (so concurrent writes never
+//! fight over its version); the audit trail is the edit history.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::apps::signature_of;
+use super::{Actor, AppScope, AuditWhat, Conman};
+use crate::domain::app::CommitMode;
+use crate::domain::workspace::Workspace;
+use crate::error::Error;
+use crate::ids::{AppId, WorkspaceId};
+use crate::ports::git::{FileOp, Node, Sha, SquashRequest, SyncOutcome, SyncRequest, SyncStrategy, WriteRequest};
+use crate::ports::store::{Mutation, Page, PageRequest, UnitOfWork};
+use crate::rbac::Capability;
+use crate::validation::{validate_title, BlockedPaths, RepoPath, Slug, MAX_BATCH_OPS};
+
+/// One operation of a batch, as callers send it (`content` is base64).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChangeOp {
+    /// Create or replace a file.
+    Put {
+        /// Path.
+        path: String,
+        /// Base64 content.
+        content: String,
+    },
+    /// Delete a file.
+    Delete {
+        /// Path.
+        path: String,
+    },
+    /// Move a file.
+    Move {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+}
+
+/// What a write produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteOutcome {
+    /// The workspace head after the write.
+    pub head: Sha,
+    /// Paths touched.
+    pub paths: Vec<String>,
+}
+
+/// What a checkpoint produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointOutcome {
+    /// The new branch commit, or `None` when there was nothing to commit.
+    pub commit: Option<Sha>,
+}
+
+/// What start-up reconciliation repaired.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    /// Workspaces checked.
+    pub checked: usize,
+    /// Heads that had no audit entry and got one.
+    pub recovered: usize,
+}
+
+impl Conman {
+    /// Workspaces of an app; also creates the caller's default workspace on
+    /// first use.
+    pub async fn list_workspaces(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        page: PageRequest,
+    ) -> Result<Page<Workspace>, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::Read, None)?;
+        self.ensure_default_workspace(&scope).await?;
+        self.store().list_workspaces(app_id, None, page).await
+    }
+
+    /// Creates a workspace for the caller from the app baseline. Without a
+    /// title, the caller's default workspace is created if it does not exist.
+    pub async fn create_workspace(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        title: Option<String>,
+    ) -> Result<Workspace, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::EditWorkspace, None)?;
+        if let Some(t) = &title {
+            validate_title(t)?;
+        }
+        match title {
+            None => match self.store().default_workspace(app_id, actor.user.id).await? {
+                Some(_) => self.insert_workspace(&scope, Some("workspace".into()), false).await,
+                None => self.insert_workspace(&scope, None, true).await,
+            },
+            Some(t) => self.insert_workspace(&scope, Some(t.trim().to_owned()), false).await,
+        }
+    }
+
+    async fn ensure_default_workspace(&self, scope: &AppScope) -> Result<(), Error> {
+        if self.store().default_workspace(scope.app.id, scope.actor.user.id).await?.is_none() {
+            match self.insert_workspace(scope, None, true).await {
+                Ok(_) => {}
+                // A concurrent request created it first.
+                Err(Error::Conflict { .. })
+                    if self.store().default_workspace(scope.app.id, scope.actor.user.id).await?.is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_workspace(
+        &self,
+        scope: &AppScope,
+        title: Option<String>,
+        is_default: bool,
+    ) -> Result<Workspace, Error> {
+        let app = &scope.app;
+        let base = self.baseline(app).await?;
+        let slug =
+            if is_default { Slug::default_workspace() } else { Slug::from_title(title.as_deref().unwrap_or("ws")) };
+        let handle = &scope.actor.user.handle;
+        let mut candidate = slug.clone();
+        let mut n = 1;
+        let branch = loop {
+            let branch = Workspace::branch_name(handle, &candidate);
+            let taken_in_store = self.store().workspace_by_branch(app.id, &branch).await?.is_some();
+            let taken_in_git = self.git().resolve_ref(app.id, &format!("refs/heads/{branch}")).await?.is_some();
+            if !taken_in_store && !taken_in_git {
+                break branch;
+            }
+            if is_default && taken_in_store {
+                return Err(Error::conflict("the default workspace already exists"));
+            }
+            n += 1;
+            candidate = slug.with_suffix(n);
+        };
+        let now = self.now();
+        let ws = Workspace {
+            id: self.new_id(),
+            app_id: app.id,
+            owner_id: scope.actor.user.id,
+            branch,
+            title,
+            is_default,
+            base_sha: base.to_string(),
+            commit_mode: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.git().update_ref(app.id, &ws.branch_ref(), Some(&base), None).await?;
+        let audit = self.audit_entry(
+            Some(&scope.actor),
+            Some(app.id),
+            AuditWhat::new("workspace", ws.id, "workspace.created").after(&ws).sha(&base),
+        );
+        if let Err(e) =
+            self.store().commit(UnitOfWork::new().mutate(Mutation::InsertWorkspace(ws.clone())).audit(audit)).await
+        {
+            let _ = self.git().update_ref(app.id, &ws.branch_ref(), None, Some(&base)).await;
+            return Err(e);
+        }
+        Ok(ws)
+    }
+
+    /// Loads a workspace of the app, checking `capability` against its owner.
+    async fn workspace_in_scope(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        capability: Capability,
+    ) -> Result<(AppScope, Workspace), Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        let ws = self.store().workspace(app_id, ws_id).await?.ok_or(Error::NotFound(WorkspaceId::KIND))?;
+        scope.require(capability, Some(ws.owner_id))?;
+        Ok((scope, ws))
+    }
+
+    /// One workspace with its current head.
+    pub async fn get_workspace(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+    ) -> Result<(Workspace, Sha), Error> {
+        let (_, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::Read).await?;
+        let head = self.workspace_head(&ws).await?;
+        Ok((ws, head))
+    }
+
+    /// Renames a workspace or sets the owner's commit mode for it.
+    pub async fn update_workspace(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        title: Option<String>,
+        commit_mode: Option<CommitMode>,
+    ) -> Result<Workspace, Error> {
+        let (scope, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::EditWorkspace).await?;
+        if let Some(t) = &title {
+            validate_title(t)?;
+        }
+        let updated = Workspace {
+            title: title.map(|t| t.trim().to_owned()).or(ws.title.clone()),
+            commit_mode: commit_mode.or(ws.commit_mode),
+            updated_at: self.now(),
+            version: ws.version + 1,
+            ..ws.clone()
+        };
+        if updated.title == ws.title && updated.commit_mode == ws.commit_mode {
+            return Ok(ws);
+        }
+        let audit = self.audit_entry(
+            Some(&scope.actor),
+            Some(app_id),
+            AuditWhat::new("workspace", ws.id, "workspace.updated").before(&ws).after(&updated),
+        );
+        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateWorkspace(updated.clone())).audit(audit)).await?;
+        Ok(updated)
+    }
+
+    /// The workspace head: the WIP ref when there are saved edits, else the branch.
+    pub(super) async fn workspace_head(&self, ws: &Workspace) -> Result<Sha, Error> {
+        if let Some(sha) = self.git().resolve_ref(ws.app_id, &ws.wip_ref()).await? {
+            return Ok(sha);
+        }
+        self.git()
+            .resolve_ref(ws.app_id, &ws.branch_ref())
+            .await?
+            .ok_or_else(|| Error::internal(format!("branch of workspace {} is missing", ws.id)))
+    }
+
+    /// Reads a file or lists a directory (`path` `None` = root) at the
+    /// workspace head.
+    pub async fn read_workspace_path(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        path: Option<&str>,
+    ) -> Result<(Sha, Node), Error> {
+        let path = path.filter(|p| !p.is_empty()).map(RepoPath::parse).transpose()?;
+        let (_, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::Read).await?;
+        let head = self.workspace_head(&ws).await?;
+        let node = self.git().read(app_id, &head, path.as_ref()).await?.ok_or(Error::NotFound("file"))?;
+        Ok((head, node))
+    }
+
+    /// Writes one file (content as bytes).
+    pub async fn write_file(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        path: &str,
+        content: Vec<u8>,
+        message: Option<String>,
+    ) -> Result<WriteOutcome, Error> {
+        let path = RepoPath::parse(path)?;
+        self.apply_ops(actor, app_id, ws_id, vec![FileOp::Put { path, content }], message).await
+    }
+
+    /// Deletes one file.
+    pub async fn delete_file(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        path: &str,
+        message: Option<String>,
+    ) -> Result<WriteOutcome, Error> {
+        let path = RepoPath::parse(path)?;
+        self.apply_ops(actor, app_id, ws_id, vec![FileOp::Delete { path }], message).await
+    }
+
+    /// Applies a batch of operations atomically as one change.
+    pub async fn apply_changes(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        ops: Vec<ChangeOp>,
+        message: Option<String>,
+    ) -> Result<WriteOutcome, Error> {
+        if ops.is_empty() || ops.len() > MAX_BATCH_OPS {
+            return Err(Error::invalid("ops", "out_of_range", "a batch holds 1 to 1000 operations"));
+        }
+        let mut file_ops = Vec::with_capacity(ops.len());
+        for (i, op) in ops.into_iter().enumerate() {
+            let at = |e: Error| with_index(e, i);
+            file_ops.push(match op {
+                ChangeOp::Put { path, content } => FileOp::Put {
+                    path: RepoPath::parse(&path).map_err(at)?,
+                    content: decode_base64(&content).map_err(at)?,
+                },
+                ChangeOp::Delete { path } => FileOp::Delete { path: RepoPath::parse(&path).map_err(at)? },
+                ChangeOp::Move { from, to } => {
+                    FileOp::Move { from: RepoPath::parse(&from).map_err(at)?, to: RepoPath::parse(&to).map_err(at)? }
+                }
+            });
+        }
+        self.apply_ops(actor, app_id, ws_id, file_ops, message).await
+    }
+
+    async fn apply_ops(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        ops: Vec<FileOp>,
+        message: Option<String>,
+    ) -> Result<WriteOutcome, Error> {
+        let message = check_message(message)?;
+        let (scope, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::EditWorkspace).await?;
+        let settings = &scope.app.settings;
+        let blocked = BlockedPaths::new(&settings.blocked_paths)?;
+        let mut summary = Vec::with_capacity(ops.len());
+        for op in &ops {
+            match op {
+                FileOp::Put { path, content } => {
+                    blocked.check(path)?;
+                    if content.len() as u64 > settings.file_size_limit_bytes {
+                        return Err(Error::PayloadTooLarge { limit: settings.file_size_limit_bytes });
+                    }
+                    if is_lfs_pointer(content) {
+                        return Err(Error::invalid("content", "lfs_pointer", "Git LFS pointers are not supported"));
+                    }
+                    summary.push(serde_json::json!({ "op": "put", "path": path, "size": content.len() }));
+                }
+                FileOp::Delete { path } => {
+                    blocked.check(path)?;
+                    summary.push(serde_json::json!({ "op": "delete", "path": path }));
+                }
+                FileOp::Move { from, to } => {
+                    blocked.check(from)?;
+                    blocked.check(to)?;
+                    summary.push(serde_json::json!({ "op": "move", "from": from, "to": to }));
+                }
+            }
+        }
+        let paths = ops
+            .iter()
+            .flat_map(|op| match op {
+                FileOp::Put { path, .. } | FileOp::Delete { path } => vec![path.to_string()],
+                FileOp::Move { from, to } => vec![from.to_string(), to.to_string()],
+            })
+            .collect();
+        let request = WriteRequest {
+            target_ref: ws.wip_ref(),
+            base_ref: ws.branch_ref(),
+            ops,
+            message: message.unwrap_or_else(|| "Edit files".into()),
+            author: signature_of(actor),
+        };
+        let head = self.git().write(app_id, request).await?;
+        let audit = self.audit_entry(
+            Some(actor),
+            Some(app_id),
+            AuditWhat::new("workspace", ws.id, "workspace.files_changed")
+                .after(serde_json::json!({ "ops": summary }))
+                .sha(&head),
+        );
+        self.store().commit(UnitOfWork::new().audit(audit)).await?;
+        Ok(WriteOutcome { head, paths })
+    }
+
+    /// Turns the saved edits into one commit on the branch
+    /// (`manual_checkpoint` mode only; `submit_commit` commits at submit).
+    pub async fn checkpoint(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        message: &str,
+    ) -> Result<CheckpointOutcome, Error> {
+        let (scope, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::EditWorkspace).await?;
+        let message = check_message(Some(message.to_owned()))?
+            .ok_or_else(|| Error::invalid("message", "empty", "a checkpoint needs a message"))?;
+        if ws.effective_commit_mode(scope.app.settings.commit_mode_default) != CommitMode::ManualCheckpoint {
+            return Err(Error::invalid(
+                "commit_mode",
+                "submit_commit_mode",
+                "this workspace commits at submit (submit_commit mode); switch it to manual_checkpoint to checkpoint",
+            ));
+        }
+        let commit = self.squash_edits(actor, &ws, message, "workspace.checkpointed").await?;
+        Ok(CheckpointOutcome { commit })
+    }
+
+    /// Squashes the WIP edits into one branch commit and audits it.
+    pub(super) async fn squash_edits(
+        &self,
+        actor: &Actor,
+        ws: &Workspace,
+        message: String,
+        action: &str,
+    ) -> Result<Option<Sha>, Error> {
+        let request = SquashRequest {
+            source_ref: ws.wip_ref(),
+            branch_ref: ws.branch_ref(),
+            message: message.clone(),
+            author: signature_of(actor),
+        };
+        let commit = self.git().squash(ws.app_id, request).await?;
+        if let Some(sha) = &commit {
+            let audit = self.audit_entry(
+                Some(actor),
+                Some(ws.app_id),
+                AuditWhat::new("workspace", ws.id, action).after(serde_json::json!({ "message": message })).sha(sha),
+            );
+            self.store().commit(UnitOfWork::new().audit(audit)).await?;
+        }
+        Ok(commit)
+    }
+
+    /// Returns the workspace to the current baseline, discarding edits.
+    pub async fn reset_workspace(&self, actor: &Actor, app_id: AppId, ws_id: WorkspaceId) -> Result<Workspace, Error> {
+        let (scope, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::EditWorkspace).await?;
+        let base = self.baseline(&scope.app).await?;
+        let before_head = self.workspace_head(&ws).await?;
+        let branch_head = self.git().resolve_ref(app_id, &ws.branch_ref()).await?;
+        if let Some(wip) = self.git().resolve_ref(app_id, &ws.wip_ref()).await? {
+            self.git().update_ref(app_id, &ws.wip_ref(), None, Some(&wip)).await?;
+        }
+        self.git().update_ref(app_id, &ws.branch_ref(), Some(&base), branch_head.as_ref()).await?;
+        let updated =
+            Workspace { base_sha: base.to_string(), updated_at: self.now(), version: ws.version + 1, ..ws.clone() };
+        let audit = self.audit_entry(
+            Some(actor),
+            Some(app_id),
+            AuditWhat::new("workspace", ws.id, "workspace.reset")
+                .before(serde_json::json!({ "head": before_head, "base_sha": ws.base_sha }))
+                .after(serde_json::json!({ "head": base, "base_sha": base }))
+                .sha(&base),
+        );
+        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateWorkspace(updated.clone())).audit(audit)).await?;
+        Ok(updated)
+    }
+
+    /// Brings the baseline's new commits into the workspace. A conflict
+    /// changes nothing and answers `conflict` with the paths.
+    pub async fn sync_integration(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        ws_id: WorkspaceId,
+        strategy: Option<SyncStrategy>,
+    ) -> Result<(Workspace, Sha), Error> {
+        let (scope, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::EditWorkspace).await?;
+        let upstream = self.baseline(&scope.app).await?;
+        let strategy = strategy.unwrap_or(SyncStrategy::Merge);
+        let request = SyncRequest {
+            branch_ref: ws.branch_ref(),
+            wip_ref: ws.wip_ref(),
+            upstream: upstream.clone(),
+            strategy,
+            message: format!("Sync with {}", scope.app.settings.integration_branch),
+            author: signature_of(actor),
+        };
+        match self.git().sync(app_id, request).await? {
+            SyncOutcome::UpToDate { head } => Ok((ws, head)),
+            SyncOutcome::Conflicts { paths } => Err(Error::Conflict {
+                message: format!("sync conflicts in {} file(s); the workspace is unchanged", paths.len()),
+                details: Some(serde_json::json!({ "paths": paths })),
+            }),
+            SyncOutcome::Updated { head } => {
+                let updated = Workspace {
+                    base_sha: upstream.to_string(),
+                    updated_at: self.now(),
+                    version: ws.version + 1,
+                    ..ws.clone()
+                };
+                let audit = self.audit_entry(
+                    Some(actor),
+                    Some(app_id),
+                    AuditWhat::new("workspace", ws.id, "workspace.synced")
+                        .before(serde_json::json!({ "base_sha": ws.base_sha }))
+                        .after(serde_json::json!({ "base_sha": upstream, "strategy": strategy, "head": head }))
+                        .sha(&head),
+                );
+                self.store()
+                    .commit(UnitOfWork::new().mutate(Mutation::UpdateWorkspace(updated.clone())).audit(audit))
+                    .await?;
+                Ok((updated, head))
+            }
+        }
+    }
+
+    /// At start: every workspace head that has no audit entry (the process
+    /// died between the git write and the audit commit) gets a system
+    /// `workspace.recovered` entry, so the audit trail matches Git.
+    pub async fn reconcile_workspaces(&self) -> Result<ReconcileReport, Error> {
+        let mut report = ReconcileReport::default();
+        for ws in self.store().all_workspaces().await? {
+            report.checked += 1;
+            let head = match self.workspace_head(&ws).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(workspace = %ws.id, error = %e, "cannot resolve workspace head during reconcile");
+                    continue;
+                }
+            };
+            if head.as_str() == ws.base_sha || self.store().audit_has_sha(ws.app_id, head.as_str()).await? {
+                continue;
+            }
+            let audit = self.audit_entry(
+                None,
+                Some(ws.app_id),
+                AuditWhat::new("workspace", ws.id, "workspace.recovered")
+                    .after(serde_json::json!({ "head": head, "reason": "git head had no audit entry after a crash" }))
+                    .sha(&head),
+            );
+            self.store().commit(UnitOfWork::new().audit(audit)).await?;
+            report.recovered += 1;
+        }
+        Ok(report)
+    }
+}
+
+fn check_message(message: Option<String>) -> Result<Option<String>, Error> {
+    match message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()) {
+        Some(m) if m.len() > 10_000 || m.contains('\0') => {
+            Err(Error::invalid("message", "invalid_format", "message must be at most 10000 bytes without NUL"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Decodes standard base64 (padding required), refusing anything else.
+pub fn decode_base64(content: &str) -> Result<Vec<u8>, Error> {
+    base64::engine::general_purpose::STANDARD
+        .decode(content)
+        .map_err(|_| Error::invalid("content", "invalid_base64", "content is not valid base64"))
+}
+
+fn with_index(e: Error, index: usize) -> Error {
+    match e {
+        Error::Validation { message, details } => {
+            let mut d = details.unwrap_or_else(|| serde_json::json!({}));
+            d["op_index"] = serde_json::json!(index);
+            Error::Validation { message: format!("ops[{index}]: {message}"), details: Some(d) }
+        }
+        other => other,
+    }
+}
+
+fn is_lfs_pointer(content: &[u8]) -> bool {
+    content.starts_with(b"version https://git-lfs.github.com/spec/")
+}
