@@ -1,0 +1,121 @@
+//! Composition: the one place that chooses adapters (SQLite or Postgres
+//! store, libgit2 repositories, system clock, ...) from the settings and
+//! builds the core. Both binaries call [`open`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use conman_core::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
+use conman_core::services::{Conman, Ports};
+use conman_git::GitRepos;
+use conman_store_sqlite::SqliteStore;
+use rand::RngCore;
+
+use crate::config::{DatabaseTarget, Settings};
+
+/// An opened installation.
+pub struct Installation {
+    /// The services.
+    pub conman: Arc<Conman>,
+    /// The master key for secrets (used by runtime profiles).
+    pub master_key: MasterKey,
+    /// Where the master key came from.
+    pub master_key_source: MasterKeySource,
+}
+
+/// A 256-bit master key. Its bytes are never logged.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl MasterKey {
+    /// The key bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// Where the master key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterKeySource {
+    /// `CONMAN_SECRETS_MASTER_KEY`.
+    Environment,
+    /// The key file in the data directory.
+    File(PathBuf),
+    /// Generated now into the key file.
+    Generated(PathBuf),
+}
+
+/// Opens (creating on first use) the installation the settings describe:
+/// data directory, store (migrated), repositories and master key.
+pub fn open(settings: &Settings) -> anyhow::Result<Installation> {
+    open_with_hasher(settings, Argon2Hasher::recommended())
+}
+
+/// [`open`] with a chosen password-hashing cost (tests use a cheap one).
+pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Result<Installation> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let (master_key, master_key_source) = master_key(settings)?;
+    let store: Arc<dyn conman_core::ports::Store> = match settings.database()? {
+        DatabaseTarget::Sqlite(path) => {
+            Arc::new(SqliteStore::open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?)
+        }
+        DatabaseTarget::Postgres(_) => {
+            bail!("this build has no Postgres store yet; unset CONMAN_DATABASE_URL to use the embedded SQLite store")
+        }
+    };
+    let git = GitRepos::new(settings.data_dir.join("repos")).map_err(|e| anyhow::anyhow!("repositories: {e:?}"))?;
+    let ports = Ports {
+        store,
+        git: Arc::new(git),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidV7Ids),
+        passwords: Arc::new(hasher),
+        tokens: Arc::new(OsRandomTokens),
+    };
+    let conman = Arc::new(Conman::new(ports, settings.core_config()));
+    Ok(Installation { conman, master_key, master_key_source })
+}
+
+fn master_key(settings: &Settings) -> anyhow::Result<(MasterKey, MasterKeySource)> {
+    if let Some(hex_key) = settings.secrets_master_key.as_deref().filter(|k| !k.is_empty()) {
+        return Ok((parse_key(hex_key).context("CONMAN_SECRETS_MASTER_KEY")?, MasterKeySource::Environment));
+    }
+    let path = settings.data_dir.join("master.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok((parse_key(text.trim()).with_context(|| path.display().to_string())?, MasterKeySource::File(path)));
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    write_private(&path, &hex::encode(bytes))?;
+    Ok((MasterKey(bytes), MasterKeySource::Generated(path)))
+}
+
+fn parse_key(hex_key: &str) -> anyhow::Result<MasterKey> {
+    let bytes = hex::decode(hex_key).map_err(|_| anyhow::anyhow!("the master key must be 64 hex characters"))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("the master key must be 64 hex characters"))?;
+    Ok(MasterKey(arr))
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Wire types of the audit log.
+
+use chrono::{DateTime, Utc};
+use conman_core::domain::audit::AuditRecord;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// `GET /api/apps/:appId/audit` filters and paging.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Entity type (`app`, `workspace`, `invite`, `membership`, ...).
+    pub entity_type: Option<String>,
+    /// Entity id.
+    pub entity_id: Option<String>,
+    /// Actor user id.
+    pub actor: Option<Uuid>,
+    /// At or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// Page, from 1.
+    pub page: Option<u32>,
+    /// Items per page, 1-100.
+    pub limit: Option<u32>,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEventDto {
+    /// Position in the chain.
+    pub seq: i64,
+    /// Id.
+    pub id: Uuid,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// Actor (null for the system).
+    pub actor_id: Option<Uuid>,
+    /// App.
+    pub app_id: Option<Uuid>,
+    /// Entity type.
+    pub entity_type: String,
+    /// Entity id.
+    pub entity_id: String,
+    /// Action.
+    pub action: String,
+    /// State before (secrets masked).
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    /// State after (secrets masked).
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+    /// Git commit concerned.
+    pub git_sha: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Previous event's hash.
+    pub prev_hash: String,
+    /// This event's hash.
+    pub hash: String,
+}
+
+impl From<AuditRecord> for AuditEventDto {
+    fn from(r: AuditRecord) -> Self {
+        let e = r.entry;
+        AuditEventDto {
+            seq: r.seq,
+            id: e.id.0,
+            occurred_at: e.occurred_at,
+            actor_id: e.actor_id.map(|a| a.0),
+            app_id: e.app_id.map(|a| a.0),
+            entity_type: e.entity_type,
+            entity_id: e.entity_id,
+            action: e.action,
+            before: e.before,
+            after: e.after,
+            git_sha: e.git_sha,
+            request_id: e.request.request_id,
+            ip: e.request.ip,
+            user_agent: e.request.user_agent,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}

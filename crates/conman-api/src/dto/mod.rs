@@ -1,0 +1,100 @@
+//! The wire contract: request and response types of the HTTP API, with
+//! their OpenAPI schemas. Core types are converted into these, so the
+//! frozen contract (`docs/contracts/openapi.json`) changes only when one of
+//! these types does.
+
+mod apps;
+mod audit;
+mod auth;
+mod workspaces;
+
+pub use apps::*;
+pub use audit::*;
+pub use auth::*;
+pub use workspaces::*;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Pagination block of list answers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Pagination {
+    /// Page number, from 1.
+    pub page: u32,
+    /// Items per page (max 100).
+    pub limit: u32,
+    /// Total items across pages.
+    pub total: u64,
+}
+
+/// `page` and `limit` query parameters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page number, from 1 (default 1).
+    pub page: Option<u32>,
+    /// Items per page, 1-100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// The error envelope of every failure.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// Body of the error envelope.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// `validation_error`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `invalid_transition`, `payload_too_large`, `rate_limited` or `internal`.
+    pub code: String,
+    /// Human-readable message (never secrets or internal paths).
+    pub message: String,
+    /// The request's `x-request-id`.
+    pub request_id: String,
+    /// Machine-readable details (field, reason, conflicting paths, ...).
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// `{"data": T}` wrapper, for documentation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Envelope<T: ToSchema> {
+    /// The answer.
+    pub data: T,
+}
+
+/// `{"data": [T], "pagination": ...}` wrapper, for documentation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PagedEnvelope<T: ToSchema> {
+    /// The items of this page.
+    pub data: Vec<T>,
+    /// Paging.
+    pub pagination: Pagination,
+}
+
+/// Answer of operations that return nothing but success.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Done {
+    /// Always true.
+    pub ok: bool,
+}
+
+impl Done {
+    /// `{"ok": true}`.
+    pub fn ok() -> Self {
+        Done { ok: true }
+    }
+}
+
+/// `GET /api/health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// Server version.
+    pub version: String,
+}

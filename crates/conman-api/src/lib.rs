@@ -1,0 +1,22 @@
+//! Conman's HTTP API (SPEC §7) on axum, and the composition of adapters the
+//! binaries share.
+//!
+//! Invariant: handlers are thin. They parse the wire format, call one
+//! `conman_core::services::Conman` method with the authenticated actor, and
+//! convert the answer to a wire type from [`dto`]. No rule lives here; the
+//! wire contract (every type in [`dto`], frozen in
+//! `docs/contracts/openapi.json`) does.
+#![deny(missing_docs)]
+
+pub mod compose;
+pub mod config;
+pub mod dto;
+mod envelope;
+mod error;
+mod extract;
+pub mod openapi;
+mod request_id;
+mod routes;
+mod server;
+
+pub use server::{router, serve};

@@ -1,0 +1,143 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and
+//! the wire types, and a self-contained HTML reference rendered from it
+//! (no external scripts, so it works offline).
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::PathItem;
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Conman API", description = "Git-backed configuration manager. See SPEC §7."),
+    paths(
+        routes::system::health,
+        routes::auth::login,
+        routes::auth::logout,
+        routes::auth::forgot_password,
+        routes::auth::reset_password,
+        routes::auth::accept_invite,
+        routes::me::me,
+        routes::me::get_preferences,
+        routes::me::patch_preferences,
+        routes::me::list_tokens,
+        routes::me::create_token,
+        routes::me::revoke_token,
+        routes::apps::list,
+        routes::apps::create,
+        routes::apps::get,
+        routes::apps::patch_settings,
+        routes::members::list,
+        routes::members::put,
+        routes::members::remove,
+        routes::members::list_invites,
+        routes::members::create_invite,
+        routes::members::resend_invite,
+        routes::members::revoke_invite,
+        routes::workspaces::list,
+        routes::workspaces::create,
+        routes::workspaces::get,
+        routes::workspaces::update,
+        routes::workspaces::reset,
+        routes::workspaces::sync_integration,
+        routes::workspaces::read_files,
+        routes::workspaces::put_file,
+        routes::workspaces::delete_file,
+        routes::workspaces::changes,
+        routes::workspaces::checkpoint,
+        routes::audit::list,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "system", description = "Health and documentation"),
+        (name = "auth", description = "Login, logout, password reset, invite acceptance"),
+        (name = "me", description = "The caller, preferences and personal API tokens"),
+        (name = "apps", description = "Apps and settings"),
+        (name = "members", description = "Members, roles and invites"),
+        (name = "workspaces", description = "Workspaces, checkpoints, reset and sync"),
+        (name = "files", description = "File reads and writes in a workspace"),
+        (name = "audit", description = "The tamper-evident audit log"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The document as a value.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The document as pretty JSON (what `conman-server openapi` prints and
+/// `docs/contracts/openapi.json` freezes), computed once.
+pub fn document_json() -> String {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut s = document().to_pretty_json().expect("the OpenAPI document serializes");
+        s.push('\n');
+        s
+    })
+    .clone()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn operations(item: &PathItem) -> Vec<(&'static str, &utoipa::openapi::path::Operation)> {
+    [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete)]
+        .into_iter()
+        .filter_map(|(m, op)| op.as_ref().map(|op| (m, op)))
+        .collect()
+}
+
+/// The browsable reference served at `/api/docs`.
+pub fn docs_html() -> String {
+    static HTML: OnceLock<String> = OnceLock::new();
+    HTML.get_or_init(|| {
+        let doc = document();
+        let mut rows = String::new();
+        for (path, item) in &doc.paths.paths {
+            for (method, op) in operations(item) {
+                let summary = op.summary.clone().or_else(|| op.description.clone()).unwrap_or_default();
+                let tag = op.tags.as_ref().and_then(|t| t.first().cloned()).unwrap_or_default();
+                let statuses: Vec<&str> = op.responses.responses.keys().map(String::as_str).collect();
+                rows.push_str(&format!(
+                    "<tr><td>{}</td><td class=m>{method}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
+                    escape(&tag),
+                    escape(path),
+                    escape(&summary),
+                    statuses.join(" ")
+                ));
+            }
+        }
+        format!(
+            "<!doctype html><html><head><meta charset=utf-8><title>Conman API</title><style>\
+             body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}\
+             table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.35rem;text-align:left}}\
+             .m{{font-weight:bold}}code{{font-size:.95em}}</style></head><body>\
+             <h1>Conman API {}</h1><p>Base path <code>/api</code>, JSON bodies, bearer tokens. \
+             The full machine-readable contract is <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p>\
+             <table><tr><th>Tag</th><th>Method</th><th>Path</th><th>Summary</th><th>Statuses</th></tr>\n{rows}</table>\
+             </body></html>",
+            escape(&doc.info.version)
+        )
+    })
+    .clone()
+}

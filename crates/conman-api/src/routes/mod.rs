@@ -1,0 +1,19 @@
+//! HTTP handlers, one module per aggregate (the same names as the core's
+//! service modules). Each handler: extract → one core call → wire type.
+
+pub(crate) mod apps;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod me;
+pub(crate) mod members;
+pub(crate) mod system;
+pub(crate) mod workspaces;
+
+use std::sync::Arc;
+
+use conman_core::services::Conman;
+
+pub(crate) use axum::extract::State;
+
+/// Shared state of every handler.
+pub(crate) type St = State<Arc<Conman>>;

@@ -1,0 +1,22 @@
+//! `/api/health`, `/api/openapi.json` and `/api/docs`.
+
+use axum::response::{Html, IntoResponse};
+
+use crate::dto::Health;
+use crate::envelope::{ok, Data};
+
+/// Liveness.
+#[utoipa::path(get, path = "/api/health", tag = "system", responses((status = 200, body = crate::dto::Envelope<Health>)))]
+pub(crate) async fn health() -> Data<Health> {
+    ok(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+}
+
+/// The OpenAPI 3 document.
+pub(crate) async fn openapi_json() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi::document_json())
+}
+
+/// A browsable, self-contained API reference.
+pub(crate) async fn docs() -> Html<String> {
+    Html(crate::openapi::docs_html())
+}

@@ -1,0 +1,69 @@
+//! The router (every route of SPEC §7 built so far) and the serve loop.
+//! `serve` takes a bound listener, so tests start the server on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use conman_core::services::Conman;
+use tokio::net::TcpListener;
+
+use crate::request_id;
+use crate::routes::{apps, audit, auth, me, members, system, workspaces};
+
+/// Largest request body: file content travels as base64, so this is the
+/// hard ceiling of `file_size_limit_bytes` (64 MiB) plus base64 overhead.
+pub(crate) const MAX_BODY_BYTES: usize = 90 * 1024 * 1024;
+
+/// Every route, with the request-id and error-envelope layer.
+pub fn router(conman: Arc<Conman>) -> Router {
+    let api = Router::new()
+        .route("/health", get(system::health))
+        .route("/openapi.json", get(system::openapi_json))
+        .route("/docs", get(system::docs))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/forgot-password", post(auth::forgot_password))
+        .route("/auth/reset-password", post(auth::reset_password))
+        .route("/auth/accept-invite", post(auth::accept_invite))
+        .route("/me", get(me::me))
+        .route("/me/notification-preferences", get(me::get_preferences).patch(me::patch_preferences))
+        .route("/me/tokens", get(me::list_tokens).post(me::create_token).delete(me::revoke_token))
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/{app_id}", get(apps::get))
+        .route("/apps/{app_id}/settings", axum::routing::patch(apps::patch_settings))
+        .route("/apps/{app_id}/members", get(members::list).post(members::put))
+        .route("/apps/{app_id}/members/{user_id}", axum::routing::delete(members::remove))
+        .route("/apps/{app_id}/invites", get(members::list_invites).post(members::create_invite))
+        .route("/apps/{app_id}/invites/{invite_id}", axum::routing::delete(members::revoke_invite))
+        .route("/apps/{app_id}/invites/{invite_id}/resend", post(members::resend_invite))
+        .route("/apps/{app_id}/workspaces", get(workspaces::list).post(workspaces::create))
+        .route("/apps/{app_id}/workspaces/{ws_id}", get(workspaces::get).patch(workspaces::update))
+        .route("/apps/{app_id}/workspaces/{ws_id}/reset", post(workspaces::reset))
+        .route("/apps/{app_id}/workspaces/{ws_id}/sync-integration", post(workspaces::sync_integration))
+        .route(
+            "/apps/{app_id}/workspaces/{ws_id}/files",
+            get(workspaces::read_files).put(workspaces::put_file).delete(workspaces::delete_file),
+        )
+        .route("/apps/{app_id}/workspaces/{ws_id}/changes", post(workspaces::changes))
+        .route("/apps/{app_id}/workspaces/{ws_id}/checkpoints", post(workspaces::checkpoint))
+        .route("/apps/{app_id}/audit", get(audit::list))
+        .with_state(conman);
+    Router::new()
+        .nest("/api", api)
+        .fallback(request_id::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request_id::layer))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    conman: Arc<Conman>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(conman).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
