@@ -14,6 +14,7 @@ pub mod dto;
 mod envelope;
 mod error;
 mod extract;
+pub mod launch;
 pub mod openapi;
 mod request_id;
 mod routes;

@@ -1,3 +1,112 @@
-fn main() {
-    println!("Hello, world!");
+//! `conman`: the command-line interface for operators, scripts and agents.
+//! It opens the same installation as the server (`--data-dir`,
+//! `--database-url`) and calls the same core services, so every rule is
+//! enforced exactly as over HTTP. Every command takes `--json`.
+
+mod cmd;
+mod output;
+mod session;
+
+use clap::{Parser, Subcommand};
+use conman_api::config::{load_config_files, Settings};
+
+/// Conman: Git-backed configuration management.
+#[derive(Parser)]
+#[command(name = "conman", version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(flatten)]
+    session: session::SessionArgs,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or update the server operator (password from stdin or CONMAN_BOOTSTRAP_PASSWORD).
+    BootstrapAdmin {
+        /// Operator email.
+        email: String,
+        /// Display name.
+        name: String,
+    },
+    /// Run the HTTP server (same as conman-server).
+    Serve,
+    /// Apply store migrations and exit.
+    Migrate,
+    /// Log in and print a session token (password from stdin or CONMAN_PASSWORD).
+    Login {
+        /// Email.
+        email: String,
+    },
+    /// User administration (operators).
+    #[command(subcommand)]
+    User(cmd::admin::UserCmd),
+    /// Apps and settings.
+    #[command(subcommand)]
+    App(cmd::apps::AppCmd),
+    /// Members of an app.
+    #[command(subcommand)]
+    Member(cmd::apps::MemberCmd),
+    /// Invites to an app.
+    #[command(subcommand)]
+    Invite(cmd::apps::InviteCmd),
+    /// Workspaces and their files.
+    #[command(subcommand)]
+    Ws(cmd::ws::WsCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCmd),
+    /// Messages waiting in the outbox (operators).
+    Outbox {
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = load_config_files() {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+    let cli = Cli::parse();
+    let code = match run(cli).await {
+        Ok(()) => 0,
+        Err(e) => output::report_error(&e),
+    };
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = output::Output { json: cli.json };
+    match cli.command {
+        Command::Serve => {
+            init_tracing("info");
+            conman_api::launch::run(cli.settings).await
+        }
+        Command::Migrate => cmd::admin::migrate(&cli.settings, &out),
+        Command::BootstrapAdmin { email, name } => cmd::admin::bootstrap(&cli.settings, &out, &email, &name).await,
+        Command::Login { email } => cmd::admin::login(&cli.settings, &out, &email).await,
+        Command::User(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::App(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Member(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Invite(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Ws(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Audit(c) => c.run(&cli.settings, &cli.session, &out).await,
+        Command::Outbox { limit } => {
+            cmd::admin::outbox(&session::open(&cli.settings, &cli.session).await?, &out, limit).await
+        }
+    }
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONMAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }

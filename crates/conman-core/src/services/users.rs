@@ -1,7 +1,8 @@
-//! User administration by server operators: create accounts directly
-//! (for agents and scripts, or before an invite exists) and list them.
+//! Operator administration: create accounts directly (for agents and
+//! scripts, or before an invite exists), list them, read the outbox.
 
 use super::{Actor, AuditWhat, Conman};
+use crate::domain::outbox::OutboxMessage;
 use crate::domain::user::{User, UserSummary};
 use crate::error::Error;
 use crate::ports::store::{Mutation, Page, PageRequest, UnitOfWork};
@@ -38,5 +39,20 @@ impl Conman {
     pub async fn list_users(&self, actor: &Actor, page: PageRequest) -> Result<Page<UserSummary>, Error> {
         actor.require_operator()?;
         Ok(self.store().list_users(page).await?.map(|u| UserSummary::from(&u)))
+    }
+
+    /// Messages in the outbox, newest first. Operators only: they carry
+    /// one-time tokens.
+    pub async fn list_outbox(&self, actor: &Actor, page: PageRequest) -> Result<Page<OutboxMessage>, Error> {
+        actor.require_operator()?;
+        self.store().list_outbox(page).await
+    }
+
+    /// Looks up a user by exact email (any authenticated user may, e.g. to
+    /// add a member); answers only the public summary.
+    pub async fn find_user_by_email(&self, _actor: &Actor, email: &str) -> Result<UserSummary, Error> {
+        let email = Email::parse(email)?;
+        let user = self.store().user_by_email(&email).await?.ok_or(Error::NotFound(crate::ids::UserId::KIND))?;
+        Ok(UserSummary::from(&user))
     }
 }
