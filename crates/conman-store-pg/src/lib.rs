@@ -1,14 +1,11 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The Postgres store (sqlx) for installations that outgrow one machine.
+//!
+//! Placeholder: the Postgres issue builds it. It will implement
+//! `conman_core::ports::Store`, run the same conformance suite as the
+//! SQLite store, and be selected by a `postgres://` `CONMAN_DATABASE_URL`.
+//! Until then `conman-server` refuses such a URL at start with a clear
+//! message rather than pretending to serve it.
+#![deny(missing_docs)]
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+/// The URL schemes this store will accept.
+pub const URL_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
