@@ -1,1 +1,162 @@
-//! Store conformance suite.
+//! The store conformance suite: one specification of the store port, run
+//! against every store crate (SPEC §10 "both stores pass one shared
+//! conformance suite").
+//!
+//! Invariant: every case calls only methods of the [`Store`] traits and
+//! asserts observable values, so a case that passes on one store means the
+//! same on another. A case takes a fresh, empty store and panics (through
+//! `assert!`) on the first deviation.
+//!
+//! A store crate runs the whole suite from one test file:
+//!
+//! ```ignore
+//! async fn fresh_store() -> (SqliteStore, tempfile::TempDir) { /* ... */ }
+//!
+//! conman_core::store_conformance_tests!(fresh_store());
+//! ```
+//!
+//! The expression given to [`store_conformance_tests!`](crate::store_conformance_tests) is evaluated once
+//! per test and must yield a [`StoreFixture`]: either a store, or a
+//! `(store, guard)` pair whose guard (a temporary directory, a scratch
+//! database) lives until the test ends. The calling crate needs `tokio`
+//! with the `macros` and `rt-multi-thread` features.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::{Error, ErrorCode};
+use crate::ports::store::Store;
+
+pub mod apps;
+pub mod audit;
+pub mod fixtures;
+pub mod units;
+pub mod users;
+pub mod workspaces;
+
+/// What the test-setup expression of [`store_conformance_tests!`](crate::store_conformance_tests) yields.
+pub trait StoreFixture {
+    /// The store under test.
+    type Store: Store + 'static;
+    /// Whatever must outlive the store (e.g. its directory).
+    type Guard;
+    /// Splits the fixture into the store and its guard.
+    fn into_parts(self) -> (Self::Store, Self::Guard);
+}
+
+impl<S: Store + 'static> StoreFixture for S {
+    type Store = S;
+    type Guard = ();
+    fn into_parts(self) -> (S, ()) {
+        (self, ())
+    }
+}
+
+impl<S: Store + 'static, G> StoreFixture for (S, G) {
+    type Store = S;
+    type Guard = G;
+    fn into_parts(self) -> (S, G) {
+        self
+    }
+}
+
+/// A boxed future that may move between threads.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Starts `task` on the test's runtime at once and returns a future of its
+/// output, so cases that need real concurrency stay runtime-agnostic.
+pub type Spawner = fn(BoxFuture<Result<(), Error>>) -> BoxFuture<Result<(), Error>>;
+
+/// Asserts that `result` failed with `code`, showing the value otherwise.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Error>, code: ErrorCode) -> Error {
+    match result {
+        Err(err) if err.code() == code => err,
+        other => panic!("expected a `{}` error, got {other:?}", code.as_str()),
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, grouped in one
+/// module per aggregate. `$make` is an async expression yielding a fresh,
+/// empty [`StoreFixture`]; it is evaluated once per test.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@module $make; users:
+            user_round_trips_by_id_email_and_handle,
+            duplicate_email_or_handle_is_a_conflict,
+            user_update_is_compare_and_set,
+            list_users_pages_by_email,
+            credentials_are_found_by_hash_listed_and_revoked,
+            revoking_all_credentials_of_a_user_spares_other_users,
+            password_reset_is_usable_once,
+        );
+        $crate::store_conformance_tests!(@module $make; apps:
+            app_round_trips_by_id_and_name,
+            duplicate_app_name_is_a_conflict,
+            app_update_is_compare_and_set,
+            put_membership_inserts_then_replaces,
+            list_members_pages_by_email_with_total,
+            deleting_a_membership_removes_only_it,
+            memberships_of_lists_every_app_of_a_user,
+            list_apps_for_user_lists_only_member_apps,
+            list_all_apps_pages_by_name,
+            invite_lookups_are_scoped_by_app,
+            invites_list_newest_first,
+            invite_update_is_compare_and_set,
+        );
+        $crate::store_conformance_tests!(@module $make; workspaces:
+            workspace_lookups_are_scoped_by_app,
+            default_workspace_and_branch_lookups,
+            duplicate_branch_conflicts_only_within_an_app,
+            list_workspaces_filters_by_owner_and_pages_oldest_first,
+            workspace_update_is_compare_and_set,
+            all_workspaces_spans_every_app,
+        );
+        $crate::store_conformance_tests!(@module $make; audit:
+            outbox_lists_newest_first_and_marks_delivery,
+            audit_records_round_trip_every_field,
+            audit_entries_of_several_units_form_one_chain,
+            list_audit_filters_by_each_field,
+            list_audit_pages_newest_first_with_totals,
+            audit_has_sha_is_scoped_by_app,
+        );
+        $crate::store_conformance_tests!(@module $make; units:
+            a_failing_mutation_rolls_back_the_whole_unit,
+            a_stale_update_rolls_back_earlier_mutations,
+            timestamps_round_trip_exactly,
+            page_two_gives_the_second_slice,
+        );
+        mod concurrency {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_units_all_land_on_one_unbroken_chain() {
+                let (store, _guard) = $crate::conformance::StoreFixture::into_parts($make.await);
+                $crate::conformance::units::concurrent_units_all_land_on_one_unbroken_chain(
+                    ::std::sync::Arc::new(store),
+                    |task| {
+                        let handle = ::tokio::spawn(task);
+                        ::std::boxed::Box::pin(async move { handle.await.expect("conformance task panicked") })
+                    },
+                )
+                .await;
+            }
+        }
+    };
+    (@module $make:expr; $module:ident: $($case:ident),* $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(
+                #[::tokio::test]
+                async fn $case() {
+                    let (store, _guard) = $crate::conformance::StoreFixture::into_parts($make.await);
+                    $crate::conformance::$module::$case(&store).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,299 @@
+//! Conformance cases of the app aggregate: apps, memberships and invites
+//! ([`AppStore`](crate::ports::store::AppStore) plus their mutations).
+//!
+//! Invariant: app names are unique, app-owned lookups take the app id (an
+//! id asked under another app is not found), and listings are ordered and
+//! paginated as the port documents.
+
+use super::assert_code;
+use super::fixtures::{self, app, later, membership, setup, user};
+use crate::domain::app::{App, BaselineMode, GateSettings, PathRule};
+use crate::domain::invite::{Invite, InviteState};
+use crate::domain::membership::Membership;
+use crate::domain::user::User;
+use crate::error::ErrorCode;
+use crate::ports::store::{MemberRecord, Mutation, PageRequest, Store};
+use crate::rbac::Role;
+
+/// An app with non-default settings reads back equal by id and by name.
+pub async fn app_round_trips_by_id_and_name<S: Store>(store: &S) {
+    let ada = user("ada");
+    let mut billing = app("billing", &ada);
+    billing.settings.baseline_mode = BaselineMode::IntegrationHead;
+    billing.settings.required_approvals = 2;
+    billing.settings.temp_url_domain = Some("preview.example.com".into());
+    billing.settings.gates =
+        GateSettings { submit: Some("make check".into()), timeout_secs: Some(600), ..Default::default() };
+    billing.settings.path_rules =
+        vec![PathRule { glob: "prod/**".into(), role: Some(Role::ConfigManager), user_ids: vec![ada.id] }];
+    setup(store, [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(billing.clone())]).await;
+
+    assert_eq!(store.app(billing.id).await.unwrap(), Some(billing.clone()));
+    assert_eq!(store.app_by_name("billing").await.unwrap(), Some(billing.clone()));
+    assert_eq!(store.app(app("other", &ada).id).await.unwrap(), None);
+    assert_eq!(store.app_by_name("other").await.unwrap(), None);
+}
+
+/// A second app with a taken name is a conflict; the first stays.
+pub async fn duplicate_app_name_is_a_conflict<S: Store>(store: &S) {
+    let ada = user("ada");
+    let first = app("billing", &ada);
+    setup(store, [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(first.clone())]).await;
+
+    let second = app("billing", &ada);
+    assert_code(fixtures::commit(store, [Mutation::InsertApp(second.clone())]).await, ErrorCode::Conflict);
+    assert_eq!(store.app(second.id).await.unwrap(), None);
+    assert_eq!(store.app_by_name("billing").await.unwrap(), Some(first));
+    assert_eq!(store.list_all_apps(PageRequest::default()).await.unwrap().total, 1);
+}
+
+/// App updates apply on the next version only; a rename onto a taken name
+/// is a conflict; an unknown app is not found.
+pub async fn app_update_is_compare_and_set<S: Store>(store: &S) {
+    let ada = user("ada");
+    let (billing, search) = (app("billing", &ada), app("search", &ada));
+    setup(
+        store,
+        [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(billing.clone()), Mutation::InsertApp(search.clone())],
+    )
+    .await;
+
+    let bump = |a: &App| App { version: a.version + 1, updated_at: later(a.updated_at, 1), ..a.clone() };
+    let mut updated = bump(&billing);
+    updated.settings.required_approvals = 3;
+    setup(store, [Mutation::UpdateApp(updated.clone())]).await;
+    assert_eq!(store.app(billing.id).await.unwrap(), Some(updated.clone()));
+
+    let mut stale = bump(&billing);
+    stale.settings.required_approvals = 5;
+    assert_code(fixtures::commit(store, [Mutation::UpdateApp(stale)]).await, ErrorCode::Conflict);
+    assert_eq!(store.app(billing.id).await.unwrap(), Some(updated.clone()));
+
+    let mut renamed = bump(&search);
+    renamed.name = "billing".into();
+    assert_code(fixtures::commit(store, [Mutation::UpdateApp(renamed)]).await, ErrorCode::Conflict);
+    assert_eq!(store.app(search.id).await.unwrap(), Some(search));
+
+    let ghost = bump(&app("ghost", &ada));
+    assert_code(fixtures::commit(store, [Mutation::UpdateApp(ghost)]).await, ErrorCode::NotFound);
+}
+
+/// Inserts users with `handles`, an app `name` created by the first, and a
+/// `user` membership for each.
+async fn app_with_members<S: Store>(store: &S, name: &str, handles: &[&str]) -> (App, Vec<(User, Membership)>) {
+    let users = fixtures::users(store, handles).await;
+    let a = app(name, &users[0]);
+    setup(store, [Mutation::InsertApp(a.clone())]).await;
+    let members: Vec<Membership> = users.iter().map(|u| membership(&a, u, Role::User)).collect();
+    setup(store, members.iter().cloned().map(Mutation::PutMembership)).await;
+    (a, users.into_iter().zip(members).collect())
+}
+
+/// Putting a membership twice replaces it: the stored membership is the
+/// last one put.
+pub async fn put_membership_inserts_then_replaces<S: Store>(store: &S) {
+    let ada = user("ada");
+    let billing = app("billing", &ada);
+    setup(store, [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(billing.clone())]).await;
+    assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), None);
+
+    let first = membership(&billing, &ada, Role::User);
+    setup(store, [Mutation::PutMembership(first.clone())]).await;
+    assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), Some(first.clone()));
+
+    let promoted = Membership { role: Role::AppAdmin, ..first };
+    setup(store, [Mutation::PutMembership(promoted.clone())]).await;
+    assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), Some(promoted.clone()));
+    assert_eq!(store.memberships_of(ada.id).await.unwrap(), vec![promoted]);
+}
+
+/// Members list by email with their user records, paginated with the total.
+pub async fn list_members_pages_by_email_with_total<S: Store>(store: &S) {
+    let (billing, rows) = app_with_members(store, "billing", &["dora", "ada", "cy", "bob", "eve"]).await;
+    // A member of another app is not listed.
+    app_with_members(store, "search", &["zed"]).await;
+
+    let mut expected: Vec<MemberRecord> =
+        rows.into_iter().map(|(user, membership)| MemberRecord { membership, user }).collect();
+    expected.sort_by(|a, b| a.user.email.cmp(&b.user.email));
+
+    let all = store.list_members(billing.id, PageRequest { page: 1, limit: 100 }).await.unwrap();
+    assert_eq!(all.items, expected);
+    assert_eq!(all.total, 5);
+
+    let second = store.list_members(billing.id, PageRequest { page: 2, limit: 2 }).await.unwrap();
+    assert_eq!(second.items, expected[2..4].to_vec());
+    assert_eq!(second.total, 5);
+
+    let last = store.list_members(billing.id, PageRequest { page: 3, limit: 2 }).await.unwrap();
+    assert_eq!(last.items, expected[4..].to_vec());
+    assert_eq!(last.total, 5);
+}
+
+/// Deleting a membership removes that one only; deleting a missing one is
+/// not found.
+pub async fn deleting_a_membership_removes_only_it<S: Store>(store: &S) {
+    let (billing, rows) = app_with_members(store, "billing", &["ada", "bob"]).await;
+    let (ada, bob) = (&rows[0].0, &rows[1].0);
+
+    setup(store, [Mutation::DeleteMembership { app_id: billing.id, user_id: bob.id }]).await;
+    assert_eq!(store.membership(billing.id, bob.id).await.unwrap(), None);
+    assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), Some(rows[0].1.clone()));
+    assert_eq!(store.list_members(billing.id, PageRequest::default()).await.unwrap().total, 1);
+
+    let again = fixtures::commit(store, [Mutation::DeleteMembership { app_id: billing.id, user_id: bob.id }]).await;
+    assert_code(again, ErrorCode::NotFound);
+}
+
+/// `memberships_of` lists one membership per app of the user.
+pub async fn memberships_of_lists_every_app_of_a_user<S: Store>(store: &S) {
+    let users = fixtures::users(store, &["ada", "bob"]).await;
+    let (ada, bob) = (&users[0], &users[1]);
+    let (billing, search, infra) = (app("billing", ada), app("search", ada), app("infra", ada));
+    let mine = [membership(&billing, ada, Role::AppAdmin), membership(&search, ada, Role::Reviewer)];
+    setup(
+        store,
+        [
+            Mutation::InsertApp(billing.clone()),
+            Mutation::InsertApp(search.clone()),
+            Mutation::InsertApp(infra.clone()),
+            Mutation::PutMembership(mine[0].clone()),
+            Mutation::PutMembership(mine[1].clone()),
+            Mutation::PutMembership(membership(&infra, bob, Role::User)),
+        ],
+    )
+    .await;
+
+    let mut listed = store.memberships_of(ada.id).await.unwrap();
+    listed.sort_by_key(|m| m.app_id);
+    let mut expected = mine.to_vec();
+    expected.sort_by_key(|m| m.app_id);
+    assert_eq!(listed, expected);
+    assert_eq!(store.memberships_of(fixtures::user("nobody").id).await.unwrap(), vec![]);
+}
+
+/// A user's app list holds only apps they are a member of, by name.
+pub async fn list_apps_for_user_lists_only_member_apps<S: Store>(store: &S) {
+    let users = fixtures::users(store, &["ada", "bob"]).await;
+    let (ada, bob) = (&users[0], &users[1]);
+    let apps: Vec<App> = ["delta", "alpha", "charlie", "bravo"].iter().map(|n| app(n, ada)).collect();
+    setup(store, apps.iter().cloned().map(Mutation::InsertApp)).await;
+    // Ada is in delta, alpha and charlie; Bob only in bravo.
+    setup(
+        store,
+        [
+            Mutation::PutMembership(membership(&apps[0], ada, Role::User)),
+            Mutation::PutMembership(membership(&apps[1], ada, Role::AppAdmin)),
+            Mutation::PutMembership(membership(&apps[2], ada, Role::Reviewer)),
+            Mutation::PutMembership(membership(&apps[3], bob, Role::User)),
+        ],
+    )
+    .await;
+
+    let ada_apps = store.list_apps_for_user(ada.id, PageRequest::default()).await.unwrap();
+    assert_eq!(ada_apps.items, vec![apps[1].clone(), apps[2].clone(), apps[0].clone()]);
+    assert_eq!(ada_apps.total, 3);
+
+    let page = store.list_apps_for_user(ada.id, PageRequest { page: 2, limit: 2 }).await.unwrap();
+    assert_eq!(page.items, vec![apps[0].clone()]);
+    assert_eq!(page.total, 3);
+
+    let bob_apps = store.list_apps_for_user(bob.id, PageRequest::default()).await.unwrap();
+    assert_eq!(bob_apps.items, vec![apps[3].clone()]);
+    assert_eq!(bob_apps.total, 1);
+}
+
+/// Every app lists by name for operators, paginated with the total.
+pub async fn list_all_apps_pages_by_name<S: Store>(store: &S) {
+    let ada = fixtures::users(store, &["ada"]).await.remove(0);
+    let apps: Vec<App> = ["delta", "alpha", "charlie", "bravo", "echo"].iter().map(|n| app(n, &ada)).collect();
+    setup(store, apps.iter().cloned().map(Mutation::InsertApp)).await;
+    let mut expected = apps.clone();
+    expected.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let all = store.list_all_apps(PageRequest { page: 1, limit: 100 }).await.unwrap();
+    assert_eq!(all.items, expected);
+    assert_eq!(all.total, 5);
+    let second = store.list_all_apps(PageRequest { page: 2, limit: 2 }).await.unwrap();
+    assert_eq!(second.items, expected[2..4].to_vec());
+    assert_eq!(second.total, 5);
+}
+
+/// An invite is found under its own app only, and by its token hash.
+pub async fn invite_lookups_are_scoped_by_app<S: Store>(store: &S) {
+    let ada = user("ada");
+    let (billing, search) = (app("billing", &ada), app("search", &ada));
+    let invite = fixtures::invite(&billing, "newcomer", &ada);
+    setup(
+        store,
+        [
+            Mutation::InsertUser(ada.clone()),
+            Mutation::InsertApp(billing.clone()),
+            Mutation::InsertApp(search.clone()),
+            Mutation::InsertInvite(invite.clone()),
+        ],
+    )
+    .await;
+
+    assert_eq!(store.invite(billing.id, invite.id).await.unwrap(), Some(invite.clone()));
+    assert_eq!(store.invite(search.id, invite.id).await.unwrap(), None);
+    assert_eq!(store.invite_by_hash(&invite.token_hash).await.unwrap(), Some(invite.clone()));
+    assert_eq!(store.invite_by_hash(&fixtures::token_hash()).await.unwrap(), None);
+    assert_eq!(store.list_invites(search.id, PageRequest::default()).await.unwrap().total, 0);
+}
+
+/// Invites of an app list newest first, paginated with the total.
+pub async fn invites_list_newest_first<S: Store>(store: &S) {
+    let ada = user("ada");
+    let (billing, search) = (app("billing", &ada), app("search", &ada));
+    setup(
+        store,
+        [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(billing.clone()), Mutation::InsertApp(search.clone())],
+    )
+    .await;
+    let base = fixtures::now();
+    let invites: Vec<Invite> = (0..5)
+        .map(|i| Invite { created_at: later(base, i), ..fixtures::invite(&billing, &format!("guest{i}"), &ada) })
+        .collect();
+    let elsewhere = fixtures::invite(&search, "other", &ada);
+    setup(store, invites.iter().cloned().chain([elsewhere]).map(Mutation::InsertInvite)).await;
+
+    let newest_first: Vec<Invite> = invites.iter().rev().cloned().collect();
+    let all = store.list_invites(billing.id, PageRequest::default()).await.unwrap();
+    assert_eq!(all.items, newest_first);
+    assert_eq!(all.total, 5);
+    let second = store.list_invites(billing.id, PageRequest { page: 2, limit: 2 }).await.unwrap();
+    assert_eq!(second.items, newest_first[2..4].to_vec());
+    assert_eq!(second.total, 5);
+}
+
+/// Invite updates (accept, resend) apply on the next version only.
+pub async fn invite_update_is_compare_and_set<S: Store>(store: &S) {
+    let (ada, bob) = (user("ada"), user("bob"));
+    let billing = app("billing", &ada);
+    let invite = fixtures::invite(&billing, "bob", &ada);
+    setup(
+        store,
+        [
+            Mutation::InsertUser(ada.clone()),
+            Mutation::InsertUser(bob.clone()),
+            Mutation::InsertApp(billing.clone()),
+            Mutation::InsertInvite(invite.clone()),
+        ],
+    )
+    .await;
+
+    let accepted = Invite {
+        state: InviteState::Accepted,
+        accepted_by: Some(bob.id),
+        version: invite.version + 1,
+        ..invite.clone()
+    };
+    setup(store, [Mutation::UpdateInvite(accepted.clone())]).await;
+    assert_eq!(store.invite(billing.id, invite.id).await.unwrap(), Some(accepted.clone()));
+
+    let resent = Invite { token_hash: fixtures::token_hash(), version: invite.version + 1, ..invite.clone() };
+    assert_code(fixtures::commit(store, [Mutation::UpdateInvite(resent.clone())]).await, ErrorCode::Conflict);
+    assert_eq!(store.invite(billing.id, invite.id).await.unwrap(), Some(accepted));
+    assert_eq!(store.invite_by_hash(&resent.token_hash).await.unwrap(), None);
+}

@@ -1,0 +1,227 @@
+//! Builders of valid entities and small helpers shared by the conformance
+//! cases (and by store crates' own tests).
+//!
+//! Invariant: every builder returns a value the core could have produced —
+//! fresh UUIDv7 ids, microsecond timestamps, validated emails and handles —
+//! so a store is never tested on input the core would refuse.
+
+use chrono::{SubsecRound, TimeDelta, Utc};
+use uuid::Uuid;
+
+use crate::domain::app::{App, AppSettings};
+use crate::domain::audit::{AuditEntry, AuditRecord, RequestContext, GENESIS_HASH};
+use crate::domain::invite::{Invite, InviteState};
+use crate::domain::membership::Membership;
+use crate::domain::outbox::OutboxMessage;
+use crate::domain::user::{Credential, CredentialKind, PasswordReset, User};
+use crate::domain::workspace::Workspace;
+use crate::domain::Timestamp;
+use crate::error::Error;
+use crate::ids::{AppId, AuditEventId, CredentialId, InviteId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId};
+use crate::ports::store::{Mutation, Store, UnitOfWork};
+use crate::rbac::Role;
+use crate::validation::{Email, Handle};
+
+/// Now, truncated to microseconds like the system clock.
+pub fn now() -> Timestamp {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// `base` moved by `secs` seconds.
+pub fn later(base: Timestamp, secs: i64) -> Timestamp {
+    base + TimeDelta::seconds(secs)
+}
+
+/// A valid email `<local>@example.com`.
+pub fn email(local: &str) -> Email {
+    Email::parse(&format!("{local}@example.com")).expect("fixture email is valid")
+}
+
+/// A user whose handle is `handle` and email `<handle>@example.com`.
+pub fn user(handle: &str) -> User {
+    let at = now();
+    User {
+        id: UserId(Uuid::now_v7()),
+        email: email(handle),
+        name: format!("User {handle}"),
+        handle: Handle::parse(handle).expect("fixture handle is valid"),
+        password_hash: format!("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$hash-of-{handle}"),
+        is_operator: false,
+        email_notifications: true,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+/// An app named `name` created by `creator`, with default settings.
+pub fn app(name: &str, creator: &User) -> App {
+    let at = now();
+    App {
+        id: AppId(Uuid::now_v7()),
+        name: name.into(),
+        settings: AppSettings::default(),
+        created_by: creator.id,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+/// `user`'s membership of `app` with `role`.
+pub fn membership(app: &App, user: &User, role: Role) -> Membership {
+    Membership { app_id: app.id, user_id: user.id, role, created_at: now() }
+}
+
+/// A pending invite of `local@example.com` to `app`, by `by`.
+pub fn invite(app: &App, local: &str, by: &User) -> Invite {
+    let at = now();
+    Invite {
+        id: InviteId(Uuid::now_v7()),
+        app_id: app.id,
+        email: email(local),
+        role: Role::Reviewer,
+        token_hash: token_hash(),
+        state: InviteState::Pending,
+        invited_by: by.id,
+        created_at: at,
+        expires_at: later(at, 7 * 24 * 3600),
+        accepted_by: None,
+        version: 1,
+    }
+}
+
+/// A workspace of `owner` in `app` on branch `ws/<handle>/<slug>`.
+pub fn workspace(app: &App, owner: &User, slug: &str) -> Workspace {
+    let at = now();
+    Workspace {
+        id: WorkspaceId(Uuid::now_v7()),
+        app_id: app.id,
+        owner_id: owner.id,
+        branch: format!("ws/{}/{slug}", owner.handle.as_str()),
+        title: Some(format!("Workspace {slug}")),
+        is_default: slug == "default",
+        base_sha: "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into(),
+        commit_mode: None,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+/// A fresh, unique hex SHA-256-like token hash.
+pub fn token_hash() -> String {
+    format!("{:032x}{:032x}", Uuid::now_v7().as_u128(), Uuid::now_v7().as_u128().reverse_bits())
+}
+
+/// A session credential of `user`.
+pub fn credential(user: &User, kind: CredentialKind) -> Credential {
+    let at = now();
+    Credential {
+        id: CredentialId(Uuid::now_v7()),
+        user_id: user.id,
+        kind,
+        name: match kind {
+            CredentialKind::Session => "session".into(),
+            CredentialKind::ApiToken => "ci".into(),
+        },
+        token_hash: token_hash(),
+        created_at: at,
+        expires_at: Some(later(at, 3600)),
+        revoked_at: None,
+    }
+}
+
+/// A password reset of `user`, valid for an hour.
+pub fn password_reset(user: &User) -> PasswordReset {
+    let at = now();
+    PasswordReset {
+        id: PasswordResetId(Uuid::now_v7()),
+        user_id: user.id,
+        token_hash: token_hash(),
+        created_at: at,
+        expires_at: later(at, 3600),
+        used_at: None,
+    }
+}
+
+/// An undelivered outbox message to `local@example.com`.
+pub fn outbox(local: &str, app_id: Option<AppId>) -> OutboxMessage {
+    OutboxMessage {
+        id: OutboxMessageId(Uuid::now_v7()),
+        recipient: email(local),
+        app_id,
+        kind: "invite".into(),
+        subject: format!("Hello {local}"),
+        body: "Accept with token cm_abc".into(),
+        created_at: now(),
+        delivered_at: None,
+    }
+}
+
+/// An audit entry of `action` on `entity_type`/`entity_id`.
+pub fn audit_entry(action: &str, entity_type: &str, entity_id: &str) -> AuditEntry {
+    AuditEntry {
+        id: AuditEventId(Uuid::now_v7()),
+        occurred_at: now(),
+        actor_id: None,
+        app_id: None,
+        entity_type: entity_type.into(),
+        entity_id: entity_id.into(),
+        action: action.into(),
+        before: None,
+        after: None,
+        git_sha: None,
+        request: RequestContext::default(),
+    }
+}
+
+/// The audit entry the core writes for inserting `user`.
+pub fn user_created(user: &User) -> AuditEntry {
+    let mut e = audit_entry("user.created", "user", &user.id.to_string());
+    e.after = Some(serde_json::json!({ "email": user.email, "handle": user.handle }));
+    e
+}
+
+/// `value` with `version` + 1, as the core prepares an `Update*`.
+pub fn bumped_user(user: &User) -> User {
+    User { version: user.version + 1, updated_at: later(user.updated_at, 1), ..user.clone() }
+}
+
+/// Commits `mutations` with one audit entry per mutation.
+pub async fn commit<S: Store + ?Sized>(store: &S, mutations: impl IntoIterator<Item = Mutation>) -> Result<(), Error> {
+    let mut unit = UnitOfWork::new();
+    for (i, m) in mutations.into_iter().enumerate() {
+        unit = unit.mutate(m).audit(audit_entry("test.mutation", "test", &i.to_string()));
+    }
+    store.commit(unit).await
+}
+
+/// Commits `mutations`, panicking on failure (setup steps).
+pub async fn setup<S: Store + ?Sized>(store: &S, mutations: impl IntoIterator<Item = Mutation>) {
+    commit(store, mutations).await.expect("setup unit commits");
+}
+
+/// Inserts users with these handles and returns them.
+pub async fn users<S: Store + ?Sized>(store: &S, handles: &[&str]) -> Vec<User> {
+    let users: Vec<User> = handles.iter().map(|h| user(h)).collect();
+    setup(store, users.iter().cloned().map(Mutation::InsertUser)).await;
+    users
+}
+
+/// Walks the whole audit chain in pages of `page` records, verifying every
+/// segment from [`GENESIS_HASH`]; returns the records in chain order.
+pub async fn verified_chain<S: Store + ?Sized>(store: &S, page: u32) -> Vec<AuditRecord> {
+    let (mut seq, mut hash) = (0_i64, GENESIS_HASH.to_owned());
+    let mut all = Vec::new();
+    loop {
+        let records = store.audit_chain(seq, page).await.expect("audit_chain reads");
+        assert!(records.len() <= page as usize, "audit_chain returned more than its limit");
+        if records.is_empty() {
+            return all;
+        }
+        (seq, hash) = crate::domain::audit::verify_segment(seq, &hash, &records)
+            .unwrap_or_else(|b| panic!("audit chain broken at {}: {}", b.seq, b.reason));
+        all.extend(records);
+    }
+}
