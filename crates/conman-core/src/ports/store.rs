@@ -12,6 +12,13 @@
 //! (email, handle, app name, branch) are `conflict` too. Lookups of
 //! app-owned entities always take the app id: an id from another app is
 //! simply not found.
+//!
+//! Further rules every store keeps (pinned by the conformance suite):
+//! updating, revoking or marking delivered an id that does not exist is
+//! `not_found`; revoking a credential or delivering a message twice keeps
+//! the first time; `PutMembership` replaces the whole row; "newest first"
+//! for audit means descending chain position; `until` is exclusive; a unit
+//! holding only audit entries is valid.
 
 use async_trait::async_trait;
 
@@ -55,7 +62,7 @@ impl PageRequest {
 
     /// Rows to skip.
     pub fn offset(&self) -> u64 {
-        u64::from(self.page - 1) * u64::from(self.limit)
+        u64::from(self.page.saturating_sub(1)) * u64::from(self.limit)
     }
 }
 
