@@ -1,0 +1,76 @@
+//! The [`GitPort`] implementation: each method moves its arguments onto a
+//! blocking thread and calls the module that does the work.
+//!
+//! Invariant: no logic here beyond argument plumbing and handle-cache
+//! eviction; git2 values never cross an `.await`.
+
+use async_trait::async_trait;
+use conman_core::ids::AppId;
+use conman_core::ports::git::{
+    GitPort, Node, RepoSource, Sha, Signature, SquashRequest, SyncOutcome, SyncRequest, WriteRequest,
+};
+use conman_core::validation::RepoPath;
+use conman_core::Error;
+
+use crate::repos::{blocking, repo_dir, GitRepos};
+use crate::{create, history, read, refs, squash, sync, write};
+
+#[async_trait]
+impl GitPort for GitRepos {
+    async fn create_repo(
+        &self,
+        app: AppId,
+        source: RepoSource,
+        branch: &str,
+        author: &Signature,
+    ) -> Result<Sha, Error> {
+        let (root, branch, author) = (self.root().to_owned(), branch.to_owned(), author.clone());
+        self.evict(app);
+        let head = blocking(move || create::create(&root, app, &source, &branch, &author)).await;
+        self.evict(app);
+        head
+    }
+
+    async fn remove_repo(&self, app: AppId) -> Result<(), Error> {
+        self.evict(app);
+        let dir = repo_dir(self.root(), app);
+        blocking(move || create::remove_dir(&dir)).await
+    }
+
+    async fn resolve_ref(&self, app: AppId, name: &str) -> Result<Option<Sha>, Error> {
+        let name = name.to_owned();
+        self.with_repo(app, move |repo| refs::resolve(repo, &name)).await
+    }
+
+    async fn read(&self, app: AppId, rev: &Sha, path: Option<&RepoPath>) -> Result<Option<Node>, Error> {
+        let (rev, path) = (rev.clone(), path.cloned());
+        self.with_repo(app, move |repo| read::read(repo, &rev, path.as_ref())).await
+    }
+
+    async fn write(&self, app: AppId, request: WriteRequest) -> Result<Sha, Error> {
+        self.with_repo(app, move |repo| write::write(repo, request)).await
+    }
+
+    async fn squash(&self, app: AppId, request: SquashRequest) -> Result<Option<Sha>, Error> {
+        self.with_repo(app, move |repo| squash::squash(repo, request)).await
+    }
+
+    async fn sync(&self, app: AppId, request: SyncRequest) -> Result<SyncOutcome, Error> {
+        self.with_repo(app, move |repo| sync::sync(repo, request)).await
+    }
+
+    async fn update_ref(&self, app: AppId, name: &str, new: Option<&Sha>, expected: Option<&Sha>) -> Result<(), Error> {
+        let (name, new, expected) = (name.to_owned(), new.cloned(), expected.cloned());
+        self.with_repo(app, move |repo| refs::update(repo, &name, new.as_ref(), expected.as_ref())).await
+    }
+
+    async fn merge_base(&self, app: AppId, a: &Sha, b: &Sha) -> Result<Option<Sha>, Error> {
+        let (a, b) = (a.clone(), b.clone());
+        self.with_repo(app, move |repo| history::merge_base(repo, &a, &b)).await
+    }
+
+    async fn is_ancestor(&self, app: AppId, ancestor: &Sha, descendant: &Sha) -> Result<bool, Error> {
+        let (ancestor, descendant) = (ancestor.clone(), descendant.clone());
+        self.with_repo(app, move |repo| history::is_ancestor(repo, &ancestor, &descendant)).await
+    }
+}

@@ -1,0 +1,184 @@
+//! Ref names, commit ids and compare-and-swap ref updates.
+//!
+//! Invariants:
+//! - every ref this adapter moves is a full name under `refs/`;
+//! - a single ref moves only with libgit2's own compare-and-swap, checked
+//!   under the ref's lock (`reference_matching`, with the all-zero id for
+//!   "must not exist", or the value-checked `Reference::delete`);
+//! - several refs move together only inside a ref transaction that first
+//!   locks every ref involved and then checks each still holds the value the
+//!   operation was computed from.
+
+use std::time::Duration;
+
+use conman_core::ports::git::Sha;
+use conman_core::Error;
+use git2::{Commit, Oid, Repository};
+
+use crate::errors::{internal, is_lost_race, is_not_found, ref_moved, OrInternal};
+
+/// How many times a lost race is re-derived before answering `conflict`.
+pub(crate) const MAX_ATTEMPTS: u32 = 32;
+
+/// Reflog text for updates made by this adapter (reflogs are off in bare
+/// repositories by default; the text matters only if someone enables them).
+pub(crate) const REFLOG: &str = "conman";
+
+/// Refuses anything but a well-formed full ref name under `refs/`.
+pub(crate) fn check_name(name: &str) -> Result<(), Error> {
+    if name.starts_with("refs/") && git2::Reference::is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(Error::invalid("ref", "invalid_name", format!("{name:?} is not a valid ref name")))
+    }
+}
+
+/// The commit id named by `sha`; malformed or partial ids are unknown commits.
+pub(crate) fn oid_of(sha: &Sha) -> Result<Oid, Error> {
+    let hex = sha.as_str();
+    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::NotFound("commit"));
+    }
+    Oid::from_str(hex).map_err(|_| Error::NotFound("commit"))
+}
+
+/// The 40-hex form of `oid`.
+pub(crate) fn sha_of(oid: Oid) -> Sha {
+    Sha(oid.to_string())
+}
+
+/// The commit named by `sha`, or `NotFound("commit")`.
+pub(crate) fn find_commit<'r>(repo: &'r Repository, sha: &Sha) -> Result<Commit<'r>, Error> {
+    let oid = oid_of(sha)?;
+    repo.find_commit(oid).map_err(|e| if is_not_found(&e) { Error::NotFound("commit") } else { internal(e) })
+}
+
+/// The object a ref points to directly (symbolic refs followed), if the ref exists.
+pub(crate) fn target(repo: &Repository, name: &str) -> Result<Option<Oid>, Error> {
+    match repo.refname_to_id(name) {
+        Ok(oid) => Ok(Some(oid)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// The commit a ref resolves to, peeling annotated tags; `None` if absent.
+pub(crate) fn resolve(repo: &Repository, name: &str) -> Result<Option<Sha>, Error> {
+    check_name(name)?;
+    let reference = match repo.find_reference(name) {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(internal(e)),
+    };
+    Ok(Some(sha_of(reference.peel_to_commit().or_internal()?.id())))
+}
+
+/// Sleeps a little before retrying after a lost race: nothing when the ref
+/// simply moved (the winner is done), longer while another writer holds the
+/// ref's lock file.
+pub(crate) fn back_off(err: &git2::Error, attempt: u32) {
+    if err.code() == git2::ErrorCode::Locked {
+        pause(attempt);
+    }
+}
+
+/// Waits `100 µs × (attempt + 1)` before the next attempt.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "git work runs on tokio's blocking pool (never on an async worker), where a short sleep is the way to wait out another writer's ref lock"
+)]
+pub(crate) fn pause(attempt: u32) {
+    std::thread::sleep(Duration::from_micros(100 * u64::from(attempt + 1)));
+}
+
+/// Moves (`new = Some`) or deletes (`new = None`) one ref by CAS against
+/// `expected` (`None` = must not exist); a mismatch is `conflict`.
+pub(crate) fn update(repo: &Repository, name: &str, new: Option<&Sha>, expected: Option<&Sha>) -> Result<(), Error> {
+    check_name(name)?;
+    let new = new.map(oid_of).transpose()?;
+    let expected = expected.map(oid_of).transpose()?;
+    if let Some(oid) = new {
+        repo.find_object(oid, None)
+            .map_err(|e| if is_not_found(&e) { Error::NotFound("commit") } else { internal(e) })?;
+    }
+    // A held lock is transient: give its owner a moment before calling it a conflict.
+    for attempt in 0..8 {
+        let result = match new {
+            Some(new) => cas(repo, name, new, expected),
+            None => return delete(repo, name, expected),
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if e.code() == git2::ErrorCode::Locked => back_off(&e, attempt),
+            Err(e) if is_lost_race(&e) => return Err(ref_moved(name)),
+            Err(e) => return Err(internal(e)),
+        }
+    }
+    Err(ref_moved(name))
+}
+
+/// Points `name` at `new` if it holds `expected` (`None` = absent), checked
+/// under the ref's lock. (Not `reference(.., force = false)`: libgit2 checks
+/// absence there before taking the lock, so two creators can both succeed;
+/// the all-zero expected id is its atomic "must not exist".)
+pub(crate) fn cas(repo: &Repository, name: &str, new: Oid, expected: Option<Oid>) -> Result<(), git2::Error> {
+    repo.reference_matching(name, new, true, expected.unwrap_or_else(Oid::zero), REFLOG).map(drop)
+}
+
+/// Deletes `name` if it holds `expected`; `expected = None` only checks
+/// that the ref is absent.
+fn delete(repo: &Repository, name: &str, expected: Option<Oid>) -> Result<(), Error> {
+    let mut reference = match repo.find_reference(name) {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => {
+            return if expected.is_none() { Ok(()) } else { Err(ref_moved(name)) };
+        }
+        Err(e) => return Err(internal(e)),
+    };
+    if expected.is_none() || reference.target() != expected {
+        return Err(ref_moved(name));
+    }
+    // libgit2 re-checks the value under the ref lock.
+    reference.delete().map_err(|e| if is_lost_race(&e) { ref_moved(name) } else { internal(e) })
+}
+
+/// One ref of a multi-ref update: it must still hold `expected`
+/// (`None` = absent) and then holds `new` (`None` = deleted).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefMove<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) expected: Option<Oid>,
+    pub(crate) new: Option<Oid>,
+}
+
+/// Applies `moves` together: locks every ref, checks each holds its
+/// expected value, then writes them. Answers `Ok(false)`, changing nothing,
+/// when a ref is locked by someone else or no longer holds its expected value.
+pub(crate) fn move_together(
+    repo: &Repository,
+    who: &git2::Signature<'_>,
+    moves: &[RefMove<'_>],
+) -> Result<bool, Error> {
+    let mut tx = repo.transaction().or_internal()?;
+    for m in moves {
+        match tx.lock_ref(m.name) {
+            Ok(()) => {}
+            Err(e) if e.code() == git2::ErrorCode::Locked => return Ok(false),
+            Err(e) => return Err(internal(e)),
+        }
+    }
+    for m in moves {
+        if target(repo, m.name)? != m.expected {
+            return Ok(false);
+        }
+    }
+    for m in moves {
+        match m.new {
+            _ if m.new == m.expected => {}
+            Some(new) => tx.set_target(m.name, new, Some(who), REFLOG).or_internal()?,
+            None => tx.remove(m.name).or_internal()?,
+        }
+    }
+    tx.commit().or_internal()?;
+    Ok(true)
+}
