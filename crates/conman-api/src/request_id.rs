@@ -48,8 +48,11 @@ pub(crate) async fn layer(mut request: Request, next: Next) -> Response {
         }
         response = rendered;
     } else if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-        let error = conman_core::Error::invalid("method", "method_not_allowed", "method not allowed on this path");
-        let mut r = (StatusCode::METHOD_NOT_ALLOWED, axum::Json(envelope(&error, &id))).into_response();
+        // SPEC §7 has no code for a wrong method: the route does not exist
+        // for it, so it is `not_found` (the `Allow` header still says which
+        // methods exist).
+        let error = conman_core::Error::NotFound("route");
+        let mut r = (StatusCode::NOT_FOUND, axum::Json(envelope(&error, &id))).into_response();
         if let Some(allow) = response.headers().get(header::ALLOW) {
             r.headers_mut().insert(header::ALLOW, allow.clone());
         }

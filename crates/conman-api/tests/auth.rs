@@ -370,3 +370,27 @@ async fn sessions_expire_after_24_hours_and_api_tokens_at_their_expiry() {
     s.get("/api/me", &day_token).await.assert_error(401, "unauthorized");
     s.get("/api/me", &forever).await.assert_status(200);
 }
+
+#[tokio::test]
+async fn a_user_who_asked_for_several_resets_can_log_in_with_the_new_password() {
+    let s = TestServer::start().await;
+    let app = s.create_app(&s.admin_token, "impatient").await;
+    s.invite_and_accept(&s.admin_token, &app, "impatient@example.com", "user").await;
+    for _ in 0..5 {
+        let r =
+            s.req("POST", "/api/auth/forgot-password", None, Some(json!({ "email": "impatient@example.com" }))).await;
+        r.assert_status(202);
+    }
+    let token = token_in(&outbox(&s, "password_reset", "impatient@example.com").await[0]);
+    let r = s
+        .req(
+            "POST",
+            "/api/auth/reset-password",
+            None,
+            Some(json!({ "token": token, "new_password": "a brand new passphrase" })),
+        )
+        .await;
+    r.assert_status(200);
+    // Reset requests are throttled apart from login failures.
+    login_reply(&s, "impatient@example.com", "a brand new passphrase").await.assert_status(200);
+}

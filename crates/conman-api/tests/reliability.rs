@@ -498,3 +498,28 @@ async fn recovered_at_start() {
     let verification = installation.conman.verify_audit_chain().await.expect("verify");
     assert!(verification.is_intact(), "{:?}", verification.first_break);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_use_creates_exactly_one_default_workspace() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token.clone();
+    let app = s.create_app(&admin, "first-use").await;
+    let (base, stop, server) = serve(&s).await;
+    let http = client();
+    let url = format!("{base}/api/apps/{app}/workspaces");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url, token) = (http.clone(), url.clone(), admin.clone());
+            tokio::spawn(async move { call(&http, reqwest::Method::GET, &url, &token, None).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, body) = timeout(Duration::from_secs(30), task).await.expect("in time").expect("task");
+        assert_eq!(status, 200, "{body}");
+    }
+    let r = s.get(&format!("/api/apps/{app}/workspaces"), &admin).await;
+    assert_eq!(r.body["pagination"]["total"], 1, "{}", r.text);
+    assert_eq!(r.data()[0]["is_default"], true);
+    let _ = stop.send(());
+    timeout(Duration::from_secs(10), server).await.expect("server stops").expect("join").expect("serve");
+}

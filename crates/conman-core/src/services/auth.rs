@@ -188,10 +188,10 @@ impl Conman {
     pub async fn forgot_password(&self, email: &str, request: RequestContext) -> Result<(), Error> {
         let now = self.now();
         let account = email.trim().to_lowercase();
-        self.throttle.check(&account, request.ip.as_deref(), now)?;
+        self.reset_throttle.check(&account, request.ip.as_deref(), now)?;
         // Every request counts toward the limit, so the endpoint cannot be
-        // used to flood an inbox or to probe accounts.
-        self.throttle.record_failure(&account, request.ip.as_deref(), now);
+        // used to flood an inbox; it is counted apart from login failures.
+        self.reset_throttle.record_failure(&account, request.ip.as_deref(), now);
         let Ok(email) = Email::parse(email) else { return Ok(()) };
         let Some(user) = self.store().user_by_email(&email).await? else { return Ok(()) };
         let token = self.ports.tokens.new_token();

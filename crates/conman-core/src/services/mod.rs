@@ -59,14 +59,18 @@ pub struct Ports {
 pub struct Conman {
     ports: Ports,
     config: Config,
+    /// Failed logins and invite-password proofs.
     throttle: Throttle,
+    /// Password-reset requests (a separate namespace: see `throttle.rs`).
+    reset_throttle: Throttle,
 }
 
 impl Conman {
     /// Composes the services.
     pub fn new(ports: Ports, config: Config) -> Self {
         let throttle = Throttle::new(config.throttle);
-        Conman { ports, config, throttle }
+        let reset_throttle = Throttle::new(config.throttle);
+        Conman { ports, config, throttle, reset_throttle }
     }
 
     /// The configuration in force.

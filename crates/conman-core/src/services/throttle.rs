@@ -1,7 +1,9 @@
 //! In-process sliding-window throttle for login and password-reset
 //! attempts, keyed by account and by client IP. A throttled request is
 //! refused with `rate_limited` whatever the password, so the answer never
-//! reveals whether an account exists.
+//! reveals whether an account exists. Each [`Throttle`] is one namespace:
+//! login failures and reset requests are counted apart, so asking for
+//! resets can never lock anyone out of logging in.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -22,7 +22,7 @@ use crate::ids::{AppId, WorkspaceId};
 use crate::ports::git::{FileOp, Node, Sha, SquashRequest, SyncOutcome, SyncRequest, SyncStrategy, WriteRequest};
 use crate::ports::store::{Mutation, Page, PageRequest, UnitOfWork};
 use crate::rbac::Capability;
-use crate::validation::{validate_title, BlockedPaths, RepoPath, Slug, MAX_BATCH_OPS};
+use crate::validation::{validate_title, BlockedPaths, Handle, RepoPath, Slug, MAX_BATCH_OPS};
 
 /// One operation of a batch, as callers send it (`content` is base64).
 #[derive(Debug, Clone, Deserialize)]
@@ -105,23 +105,49 @@ impl Conman {
         match title {
             None => match self.store().default_workspace(app_id, actor.user.id).await? {
                 Some(_) => self.insert_workspace(&scope, Some("workspace".into()), false).await,
-                None => self.insert_workspace(&scope, None, true).await,
+                None => self.default_workspace(&scope).await,
             },
             Some(t) => self.insert_workspace(&scope, Some(t.trim().to_owned()), false).await,
         }
     }
 
-    async fn ensure_default_workspace(&self, scope: &AppScope) -> Result<(), Error> {
-        if self.store().default_workspace(scope.app.id, scope.actor.user.id).await?.is_none() {
-            match self.insert_workspace(scope, None, true).await {
-                Ok(_) => {}
-                // A concurrent request created it first.
-                Err(Error::Conflict { .. })
-                    if self.store().default_workspace(scope.app.id, scope.actor.user.id).await?.is_some() => {}
-                Err(e) => return Err(e),
-            }
+    /// The caller's default workspace, created on first use. Concurrent first
+    /// uses converge on one workspace: its branch name is deterministic, the
+    /// ref is adopted when it already exists, and the store keeps branch
+    /// names unique, so exactly one insert wins and the others read it.
+    async fn default_workspace(&self, scope: &AppScope) -> Result<Workspace, Error> {
+        let (app_id, owner) = (scope.app.id, scope.actor.user.id);
+        if let Some(ws) = self.store().default_workspace(app_id, owner).await? {
+            return Ok(ws);
         }
-        Ok(())
+        match self.insert_workspace(scope, None, true).await {
+            Err(Error::Conflict { .. }) => self
+                .store()
+                .default_workspace(app_id, owner)
+                .await?
+                .ok_or_else(|| Error::conflict("the default workspace is being created by another request; retry")),
+            other => other,
+        }
+    }
+
+    async fn ensure_default_workspace(&self, scope: &AppScope) -> Result<(), Error> {
+        self.default_workspace(scope).await.map(|_| ())
+    }
+
+    /// A branch name `ws/<handle>/<slug>[-N]` free in both the store and git.
+    async fn free_branch(&self, app_id: AppId, handle: &Handle, slug: &Slug) -> Result<String, Error> {
+        let mut candidate = slug.clone();
+        let mut n = 1;
+        loop {
+            let branch = Workspace::branch_name(handle, &candidate);
+            let taken_in_store = self.store().workspace_by_branch(app_id, &branch).await?.is_some();
+            let taken_in_git = self.git().resolve_ref(app_id, &format!("refs/heads/{branch}")).await?.is_some();
+            if !taken_in_store && !taken_in_git {
+                return Ok(branch);
+            }
+            n += 1;
+            candidate = slug.with_suffix(n);
+        }
     }
 
     async fn insert_workspace(
@@ -132,23 +158,11 @@ impl Conman {
     ) -> Result<Workspace, Error> {
         let app = &scope.app;
         let base = self.baseline(app).await?;
-        let slug =
-            if is_default { Slug::default_workspace() } else { Slug::from_title(title.as_deref().unwrap_or("ws")) };
         let handle = &scope.actor.user.handle;
-        let mut candidate = slug.clone();
-        let mut n = 1;
-        let branch = loop {
-            let branch = Workspace::branch_name(handle, &candidate);
-            let taken_in_store = self.store().workspace_by_branch(app.id, &branch).await?.is_some();
-            let taken_in_git = self.git().resolve_ref(app.id, &format!("refs/heads/{branch}")).await?.is_some();
-            if !taken_in_store && !taken_in_git {
-                break branch;
-            }
-            if is_default && taken_in_store {
-                return Err(Error::conflict("the default workspace already exists"));
-            }
-            n += 1;
-            candidate = slug.with_suffix(n);
+        let branch = if is_default {
+            Workspace::branch_name(handle, &Slug::default_workspace())
+        } else {
+            self.free_branch(app.id, handle, &Slug::from_title(title.as_deref().unwrap_or("ws"))).await?
         };
         let now = self.now();
         let ws = Workspace {
@@ -164,7 +178,13 @@ impl Conman {
             updated_at: now,
             version: 1,
         };
-        self.git().update_ref(app.id, &ws.branch_ref(), Some(&base), None).await?;
+        // The default branch may already exist (a concurrent first use, or a
+        // crash between the ref and the row): adopt it instead of failing.
+        let created_ref = match self.git().update_ref(app.id, &ws.branch_ref(), Some(&base), None).await {
+            Ok(()) => true,
+            Err(Error::Conflict { .. }) if is_default => false,
+            Err(e) => return Err(e),
+        };
         let audit = self.audit_entry(
             Some(&scope.actor),
             Some(app.id),
@@ -173,7 +193,9 @@ impl Conman {
         if let Err(e) =
             self.store().commit(UnitOfWork::new().mutate(Mutation::InsertWorkspace(ws.clone())).audit(audit)).await
         {
-            let _ = self.git().update_ref(app.id, &ws.branch_ref(), None, Some(&base)).await;
+            if created_ref {
+                let _ = self.git().update_ref(app.id, &ws.branch_ref(), None, Some(&base)).await;
+            }
             return Err(e);
         }
         Ok(ws)
