@@ -523,3 +523,36 @@ async fn concurrent_first_use_creates_exactly_one_default_workspace() {
     let _ = stop.send(());
     timeout(Duration::from_secs(10), server).await.expect("server stops").expect("join").expect("serve");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ref_lock_left_by_a_killed_server_does_not_make_the_workspace_unwritable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = settings_for(dir.path());
+    let (app, ws, lock) = {
+        let installation = compose::open_with_hasher(&settings, Argon2Hasher::insecure_fast_for_tests()).expect("open");
+        let conman = installation.conman;
+        conman.bootstrap_admin(ADMIN_EMAIL, "Ada Admin", PASSWORD).await.expect("bootstrap");
+        let actor = conman.local_actor(ADMIN_EMAIL, Default::default()).await.expect("actor");
+        let app = conman.create_app(&actor, NewApp { name: "locked".into(), ..Default::default() }).await.expect("app");
+        let ws = conman.create_workspace(&actor, app.id, None).await.expect("workspace");
+        let out = conman.write_file(&actor, app.id, ws.id, "a.yaml", b"a\n".to_vec(), None).await.expect("write");
+        // What SIGKILL leaves when it lands between libgit2's lock and rename.
+        let lock = dir.path().join("repos").join(format!("{}.git", app.id)).join(format!("{}.lock", ws.wip_ref()));
+        std::fs::write(&lock, format!("{}\n", out.head)).unwrap();
+        (app.id.to_string(), ws.id.to_string(), lock)
+    };
+    let server = ServerProcess::start(dir.path());
+    let http = client();
+    let base = server.base.clone();
+    let r = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": PASSWORD }))
+        .send()
+        .await;
+    let login: Value = r.expect("login").json().await.expect("login body");
+    let token = login["data"]["token"].as_str().expect("token").to_owned();
+    let url = format!("{base}/api/apps/{app}/workspaces/{ws}/files");
+    let (status, body) =
+        call(&http, reqwest::Method::PUT, &url, &token, Some(json!({ "path": "b.yaml", "content": b64("b\n") }))).await;
+    assert_eq!(status, 200, "a write after restart: {body} (stale lock still present: {})", lock.exists());
+}

@@ -73,12 +73,31 @@ pub(crate) fn resolve(repo: &Repository, name: &str) -> Result<Option<Sha>, Erro
     Ok(Some(sha_of(reference.peel_to_commit().or_internal()?.id())))
 }
 
-/// Sleeps a little before retrying after a lost race: nothing when the ref
-/// simply moved (the winner is done), longer while another writer holds the
-/// ref's lock file.
-pub(crate) fn back_off(err: &git2::Error, attempt: u32) {
-    if err.code() == git2::ErrorCode::Locked {
-        pause(attempt);
+/// How old a ref lock file must be to be taken for the leftover of a writer
+/// that died holding it. libgit2 holds a ref lock for microseconds (write
+/// the new value, rename), so a lock this old has no live owner.
+pub(crate) const STALE_LOCK_AGE: Duration = Duration::from_secs(2);
+
+/// Waits out another writer's lock on `name`: returns as soon as the lock
+/// is gone; a lock that lives to [`STALE_LOCK_AGE`] is the leftover of a
+/// crashed process (SIGKILL between lock and rename) and is removed, so a
+/// crash never leaves a workspace unwritable. Blocks at most about
+/// [`STALE_LOCK_AGE`]; runs on a blocking thread.
+pub(crate) fn wait_for_lock(repo: &Repository, name: &str) {
+    let path = repo.path().join(format!("{name}.lock"));
+    let mut attempt = 0;
+    loop {
+        let age = match std::fs::metadata(&path).and_then(|m| m.modified()) {
+            Ok(modified) => modified.elapsed().unwrap_or_default(),
+            Err(_) => return,
+        };
+        if age >= STALE_LOCK_AGE {
+            tracing::warn!(lock = %path.display(), "removing a ref lock left by a crashed writer");
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
+        pause(attempt.min(20));
+        attempt += 1;
     }
 }
 
@@ -102,14 +121,14 @@ pub(crate) fn update(repo: &Repository, name: &str, new: Option<&Sha>, expected:
             .map_err(|e| if is_not_found(&e) { Error::NotFound("commit") } else { internal(e) })?;
     }
     // A held lock is transient: give its owner a moment before calling it a conflict.
-    for attempt in 0..8 {
+    for _ in 0..8 {
         let result = match new {
             Some(new) => cas(repo, name, new, expected),
             None => return delete(repo, name, expected),
         };
         match result {
             Ok(()) => return Ok(()),
-            Err(e) if e.code() == git2::ErrorCode::Locked => back_off(&e, attempt),
+            Err(e) if e.code() == git2::ErrorCode::Locked => wait_for_lock(repo, name),
             Err(e) if is_lost_race(&e) => return Err(ref_moved(name)),
             Err(e) => return Err(internal(e)),
         }
@@ -163,7 +182,10 @@ pub(crate) fn move_together(
     for m in moves {
         match tx.lock_ref(m.name) {
             Ok(()) => {}
-            Err(e) if e.code() == git2::ErrorCode::Locked => return Ok(false),
+            Err(e) if e.code() == git2::ErrorCode::Locked => {
+                wait_for_lock(repo, m.name);
+                return Ok(false);
+            }
             Err(e) => return Err(internal(e)),
         }
     }

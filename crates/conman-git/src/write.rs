@@ -17,7 +17,7 @@ use conman_core::Error;
 use git2::Repository;
 
 use crate::errors::{internal, is_lost_race, signature, OrInternal};
-use crate::refs::{back_off, cas, check_name, move_together, pause, sha_of, target, RefMove, MAX_ATTEMPTS};
+use crate::refs::{cas, check_name, move_together, pause, sha_of, target, wait_for_lock, RefMove, MAX_ATTEMPTS};
 use crate::tree_edit;
 
 /// Applies `request` and returns the new head of its target ref.
@@ -44,7 +44,9 @@ pub(crate) fn write(repo: &Repository, request: WriteRequest) -> Result<Sha, Err
             Some(_) => match cas(repo, &request.target_ref, commit, current) {
                 Ok(()) => true,
                 Err(e) if is_lost_race(&e) => {
-                    back_off(&e, attempt);
+                    if e.code() == git2::ErrorCode::Locked {
+                        wait_for_lock(repo, &request.target_ref);
+                    }
                     false
                 }
                 Err(e) => return Err(internal(e)),

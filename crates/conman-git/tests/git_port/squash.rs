@@ -50,16 +50,20 @@ async fn squash_onto_a_missing_branch_is_not_found() {
     assert_eq!(fx.git.squash(fx.app, request()).await, Err(Error::NotFound("ref")));
 }
 
-#[tokio::test]
-async fn squash_while_another_writer_holds_the_branch_conflicts_and_changes_nothing() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn squash_waits_while_another_writer_holds_the_branch() {
     let fx = Fixture::with_workspace().await;
-    let wip = fx.write(vec![put("a.yaml", "1")]).await.unwrap();
-    // Another process holds the branch's lock for the whole squash.
+    fx.write(vec![put("a.yaml", "1")]).await.unwrap();
+    // Another process holds the branch's lock for a moment.
     let lock = fx.root().join(format!("{}.git", fx.app)).join(format!("{BRANCH}.lock"));
     std::fs::write(&lock, "").unwrap();
-    let squashed = fx.git.squash(fx.app, request()).await;
-    assert!(matches!(squashed, Err(Error::Conflict { .. })), "{squashed:?}");
-    std::fs::remove_file(lock).unwrap();
-    assert_eq!(fx.head(BRANCH).await, Some(fx.initial.clone()));
-    assert_eq!(fx.head(WIP).await, Some(wip));
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        std::fs::remove_file(lock).unwrap();
+    });
+    let squashed = fx.git.squash(fx.app, request()).await.unwrap().expect("a commit");
+    release.await.unwrap();
+    assert_eq!(fx.head(BRANCH).await, Some(squashed.clone()));
+    assert_eq!(fx.parents(&squashed), vec![fx.initial.clone()]);
+    assert_eq!(fx.head(WIP).await, None);
 }

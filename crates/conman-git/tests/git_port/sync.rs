@@ -131,18 +131,18 @@ async fn a_wip_ref_without_net_edits_is_dropped_by_a_fast_forward() {
     assert_eq!(fx.head(WIP).await, None);
 }
 
-#[tokio::test]
-async fn a_sync_that_cannot_lock_the_wip_ref_changes_nothing() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_waits_while_another_writer_holds_the_wip_ref() {
     let (fx, upstream) = diverged().await;
-    let (branch, wip) = (fx.head(BRANCH).await, fx.head(WIP).await);
-    // Another process is in the middle of updating the WIP ref (and never finishes).
+    // Another process is in the middle of updating the WIP ref, for a moment.
     let lock = fx.root().join(format!("{}.git", fx.app)).join(format!("{WIP}.lock"));
     std::fs::write(&lock, "").unwrap();
-    let outcome = fx.git.sync(fx.app, request(&upstream, SyncStrategy::Merge)).await;
-    assert!(matches!(outcome, Err(Error::Conflict { .. })), "{outcome:?}");
-    assert_eq!((fx.head(BRANCH).await, fx.head(WIP).await), (branch, wip));
-    // Once the other writer is done, the sync goes through.
-    std::fs::remove_file(lock).unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        std::fs::remove_file(lock).unwrap();
+    });
     let outcome = fx.git.sync(fx.app, request(&upstream, SyncStrategy::Merge)).await.unwrap();
-    assert!(matches!(outcome, SyncOutcome::Updated { .. }));
+    release.await.unwrap();
+    assert!(matches!(outcome, SyncOutcome::Updated { .. }), "{outcome:?}");
+    assert_eq!(fx.head(WIP).await, None);
 }
