@@ -112,9 +112,10 @@ impl Conman {
     }
 
     /// The caller's default workspace, created on first use. Concurrent first
-    /// uses converge on one workspace: its branch name is deterministic, the
-    /// ref is adopted when it already exists, and the store keeps branch
-    /// names unique, so exactly one insert wins and the others read it.
+    /// uses converge on one workspace: its branch name is deterministic, an
+    /// existing ref without a row restarts at the baseline, and the store
+    /// keeps branch names unique, so exactly one insert wins and the others
+    /// read it.
     async fn default_workspace(&self, scope: &AppScope) -> Result<Workspace, Error> {
         let (app_id, owner) = (scope.app.id, scope.actor.user.id);
         if let Some(ws) = self.store().default_workspace(app_id, owner).await? {
@@ -178,11 +179,22 @@ impl Conman {
             updated_at: now,
             version: 1,
         };
-        // The default branch may already exist (a concurrent first use, or a
-        // crash between the ref and the row): adopt it instead of failing.
         let created_ref = match self.git().update_ref(app.id, &ws.branch_ref(), Some(&base), None).await {
             Ok(()) => true,
-            Err(Error::Conflict { .. }) if is_default => false,
+            Err(Error::Conflict { .. }) if is_default => {
+                // The default branch exists without a row: a concurrent first
+                // use between its ref and its row, a crash at that point, or a
+                // branch that came with an imported repository. None of these
+                // can hold acknowledged edits (a workspace's row exists before
+                // any write to it), so the branch restarts at the baseline;
+                // the store's unique branch then lets one insert win.
+                if self.store().default_workspace(app.id, scope.actor.user.id).await?.is_some() {
+                    return Err(Error::conflict("the default workspace already exists"));
+                }
+                let current = self.git().resolve_ref(app.id, &ws.branch_ref()).await?;
+                self.git().update_ref(app.id, &ws.branch_ref(), Some(&base), current.as_ref()).await?;
+                false
+            }
             Err(e) => return Err(e),
         };
         let audit = self.audit_entry(
