@@ -85,6 +85,11 @@ pub enum Capability {
     ManageSettings,
     /// Reveal secret plaintext, rotate keys.
     ManageSecrets,
+    /// Cancel a job (not a SPEC §3 row: own jobs by anyone, any job by a
+    /// config manager, like queueing; see docs/decisions/0002-jobs.md).
+    CancelJob,
+    /// Start a gate run on any commit (config managers; see 0002-jobs.md).
+    RunGate,
 }
 
 /// Whether the actor acts on its own entity or someone else's.
@@ -127,6 +132,8 @@ pub const MATRIX: &[Rule] = &[
     Rule { capability: C::ManageMembers, own: Some(R::AppAdmin), any: Some(R::AppAdmin) },
     Rule { capability: C::ManageSettings, own: Some(R::AppAdmin), any: Some(R::AppAdmin) },
     Rule { capability: C::ManageSecrets, own: Some(R::AppAdmin), any: Some(R::AppAdmin) },
+    Rule { capability: C::CancelJob, own: Some(R::User), any: Some(R::ConfigManager) },
+    Rule { capability: C::RunGate, own: Some(R::ConfigManager), any: Some(R::ConfigManager) },
 ];
 
 fn rule(capability: Capability) -> &'static Rule {
@@ -169,6 +176,9 @@ mod tests {
         (C::ManageMembers, ["-", "-", "-", "Y"]),
         (C::ManageSettings, ["-", "-", "-", "Y"]),
         (C::ManageSecrets, ["-", "-", "-", "Y"]),
+        // Conman's own rows (docs/decisions/0002-jobs.md).
+        (C::CancelJob, ["O", "O", "Y", "Y"]),
+        (C::RunGate, ["-", "-", "Y", "Y"]),
     ];
 
     #[test]

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::machine::StateMachine;
+use super::Timestamp;
+use crate::ids::{AppId, JobId, UserId};
 
 /// The job types of SPEC §6.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,6 +91,176 @@ impl StateMachine for JobState {
         JOB_EDGES.iter().find(|(f, e, _)| *f == self && *e == event).map(|(_, _, t)| *t)
     }
 }
+
+impl JobType {
+    /// Every job type.
+    pub const ALL: [JobType; 11] = [
+        JobType::GateSubmit,
+        JobType::GateRelease,
+        JobType::GateDeploy,
+        JobType::RevalidateQueued,
+        JobType::ReleaseAssemble,
+        JobType::DeployRelease,
+        JobType::DriftCheck,
+        JobType::TempEnvProvision,
+        JobType::TempEnvExpire,
+        JobType::TempEnvCleanup,
+        JobType::Notify,
+    ];
+
+    /// The wire name (`gate_submit`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::GateSubmit => "gate_submit",
+            JobType::GateRelease => "gate_release",
+            JobType::GateDeploy => "gate_deploy",
+            JobType::RevalidateQueued => "revalidate_queued",
+            JobType::ReleaseAssemble => "release_assemble",
+            JobType::DeployRelease => "deploy_release",
+            JobType::DriftCheck => "drift_check",
+            JobType::TempEnvProvision => "temp_env_provision",
+            JobType::TempEnvExpire => "temp_env_expire",
+            JobType::TempEnvCleanup => "temp_env_cleanup",
+            JobType::Notify => "notify",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Result<Self, crate::Error> {
+        JobType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| crate::Error::invalid("type", "invalid_job_type", format!("unknown job type {s:?}")))
+    }
+}
+
+impl JobState {
+    /// Every state.
+    pub const ALL: [JobState; 5] =
+        [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed, JobState::Canceled];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Canceled => "canceled",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Result<Self, crate::Error> {
+        JobState::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| crate::Error::invalid("state", "invalid_job_state", format!("unknown job state {s:?}")))
+    }
+
+    /// Succeeded, failed or canceled.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Canceled)
+    }
+}
+
+/// A job: one asynchronous unit of work with its lease, attempts and result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Identity.
+    pub id: JobId,
+    /// Owning app.
+    pub app_id: AppId,
+    /// What it does.
+    pub job_type: JobType,
+    /// Where it is.
+    pub state: JobState,
+    /// Kind of the entity it concerns (`changeset`, `release`, `commit`...).
+    pub entity_type: Option<String>,
+    /// Id of that entity.
+    pub entity_id: Option<String>,
+    /// Handler input.
+    pub payload: serde_json::Value,
+    /// Attempts started so far (a claim starts one).
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Not to be claimed before this instant (backoff).
+    pub run_after: Timestamp,
+    /// Worker holding the lease while running.
+    pub lease_owner: Option<String>,
+    /// Lease expiry while running; an expired lease makes the job claimable again.
+    pub lease_expires_at: Option<Timestamp>,
+    /// Limit of one attempt, seconds.
+    pub timeout_secs: u64,
+    /// A user asked to cancel it while running.
+    pub cancel_requested: bool,
+    /// Terminal result payload.
+    pub result: Option<serde_json::Value>,
+    /// Last error.
+    pub error: Option<String>,
+    /// Who enqueued it (`None`: the system).
+    pub created_by: Option<UserId>,
+    /// Enqueue time.
+    pub created_at: Timestamp,
+    /// First start.
+    pub started_at: Option<Timestamp>,
+    /// Terminal time.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    /// Standard output of a command.
+    Stdout,
+    /// Standard error of a command.
+    Stderr,
+    /// Conman's own notes (start, exit code, truncation).
+    System,
+}
+
+impl LogStream {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::System => "system",
+        }
+    }
+}
+
+/// A log line to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogLine {
+    /// When it was produced.
+    pub at: Timestamp,
+    /// Stream.
+    pub stream: LogStream,
+    /// Text without the trailing newline (long lines are cut by the writer).
+    pub text: String,
+}
+
+/// A stored log line; `seq` increases per job, so clients follow with `after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobLogLine {
+    /// Position in the job's log.
+    pub seq: i64,
+    /// When.
+    pub at: Timestamp,
+    /// Stream.
+    pub stream: LogStream,
+    /// Text.
+    pub text: String,
+}
+
+/// Bound on a job's stored log (the tail is kept; truncation is marked).
+pub const JOB_LOG_LIMIT_BYTES: u64 = 1024 * 1024;
+
+/// Longest stored log line; longer lines are cut and marked.
+pub const JOB_LOG_MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// Delay before attempt `attempt + 1` after attempt `attempt` failed:
 /// `base * 2^(attempt-1)`, capped at `max`.

@@ -25,13 +25,14 @@ use async_trait::async_trait;
 use crate::domain::app::App;
 use crate::domain::audit::{AuditEntry, AuditRecord};
 use crate::domain::invite::Invite;
+use crate::domain::job::{Job, JobLogLine, JobState, JobType, NewLogLine};
 use crate::domain::membership::Membership;
 use crate::domain::outbox::OutboxMessage;
 use crate::domain::user::{Credential, PasswordReset, User};
 use crate::domain::workspace::Workspace;
 use crate::domain::Timestamp;
 use crate::error::Error;
-use crate::ids::{AppId, CredentialId, InviteId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId};
+use crate::ids::{AppId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId};
 use crate::validation::Email;
 
 /// A page request: `page` from 1, `limit` 1..=100 (SPEC §7).
@@ -114,6 +115,56 @@ pub struct AuditFilter {
     pub until: Option<Timestamp>,
 }
 
+/// Filter of the job listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Only this type.
+    pub job_type: Option<JobType>,
+    /// Only this state.
+    pub state: Option<JobState>,
+}
+
+/// A worker's request for the next job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobClaim {
+    /// The worker's id (unique per process and slot).
+    pub worker: String,
+    /// Now, by the core's clock.
+    pub now: Timestamp,
+    /// The lease expiry to set.
+    pub lease_until: Timestamp,
+    /// Only these types (`None`: any).
+    pub types: Option<Vec<JobType>>,
+}
+
+/// A page of a job's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLogPage {
+    /// Lines with `seq > after`, in order.
+    pub lines: Vec<JobLogLine>,
+    /// Older lines were dropped to keep the log within its bound.
+    pub truncated: bool,
+}
+
+/// How a running job ends its attempt (see [`Mutation::FinishJob`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobFinish {
+    /// The job.
+    pub id: JobId,
+    /// The worker that must still hold the lease.
+    pub worker: String,
+    /// `succeeded`, `failed`, `canceled`, or `queued` (retry after `run_after`).
+    pub state: JobState,
+    /// Result payload.
+    pub result: Option<serde_json::Value>,
+    /// Error text.
+    pub error: Option<String>,
+    /// Next attempt not before (retries only).
+    pub run_after: Option<Timestamp>,
+    /// Terminal time (terminal states only).
+    pub finished_at: Option<Timestamp>,
+}
+
 /// One change to the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mutation {
@@ -169,6 +220,32 @@ pub enum Mutation {
     UpdateWorkspace(Workspace),
     /// Queue a message in the outbox.
     InsertOutbox(OutboxMessage),
+    /// Enqueue a job.
+    InsertJob(Job),
+    /// End a running attempt: only while `worker` still holds the lease and
+    /// the job is running (else `conflict`, changing nothing — so the effects
+    /// committed in the same unit apply at most once). Clears the lease.
+    FinishJob(JobFinish),
+    /// Cancel a queued job (`conflict` unless it is queued).
+    CancelQueuedJob {
+        /// Which.
+        id: JobId,
+        /// When.
+        at: Timestamp,
+    },
+    /// Ask a running job to stop (`conflict` unless it is running).
+    RequestJobCancel {
+        /// Which.
+        id: JobId,
+    },
+    /// Give a running job back to the queue without using up its attempt
+    /// (graceful shutdown); only while `worker` holds the lease.
+    ReleaseJob {
+        /// Which.
+        id: JobId,
+        /// The worker holding it.
+        worker: String,
+    },
     /// Mark an outbox message delivered.
     MarkOutboxDelivered {
         /// Which.
@@ -283,9 +360,35 @@ pub trait AuditStore: Send + Sync {
     async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error>;
 }
 
+/// Jobs, their leases and logs (SPEC §6.2).
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// A job of an app.
+    async fn job(&self, app_id: AppId, id: JobId) -> Result<Option<Job>, Error>;
+    /// Jobs of an app, newest first.
+    async fn list_jobs(&self, app_id: AppId, filter: &JobFilter, page: PageRequest) -> Result<Page<Job>, Error>;
+    /// Atomically claims the oldest runnable job — queued with
+    /// `run_after <= now`, or running with `lease_expires_at < now` (its
+    /// worker died) — ordered by `run_after` then id. The claimed job is
+    /// running, leased to `claim.worker` until `claim.lease_until`, its
+    /// `attempts` + 1 and `started_at` set if unset. Two claimers never get
+    /// the same job. `None` when nothing is runnable.
+    async fn claim_job(&self, claim: &JobClaim) -> Result<Option<Job>, Error>;
+    /// Extends the lease while `worker` holds it and the job runs; answers
+    /// the job's cancel flag, or `None` when the lease is lost.
+    async fn renew_job_lease(&self, id: JobId, worker: &str, until: Timestamp) -> Result<Option<bool>, Error>;
+    /// Appends log lines, then drops the oldest lines while the job's log
+    /// exceeds `limit_bytes` (sum of text lengths), marking it truncated.
+    async fn append_job_log(&self, id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error>;
+    /// Up to `limit` lines with `seq > after`.
+    async fn job_log(&self, id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error>;
+    /// Count of jobs per (type, state), for metrics; zero rows omitted.
+    async fn job_counts(&self) -> Result<Vec<(JobType, JobState, u64)>, Error>;
+}
+
 /// The whole store: every aggregate's reads plus the atomic write path.
 #[async_trait]
-pub trait Store: UserStore + AppStore + WorkspaceStore + AuditStore {
+pub trait Store: UserStore + AppStore + WorkspaceStore + AuditStore + JobStore {
     /// Applies `unit` atomically (see the module docs).
     async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
 }

@@ -20,6 +20,52 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// Server-wide gate commands (SPEC §6.3); `None` means the gate passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateCommands {
+    /// Submit gate.
+    pub submit: Option<String>,
+    /// Release gate.
+    pub release: Option<String>,
+    /// Deploy gate.
+    pub deploy: Option<String>,
+    /// Timeout of one gate run.
+    pub timeout: Duration,
+}
+
+impl Default for GateCommands {
+    fn default() -> Self {
+        GateCommands { submit: None, release: None, deploy: None, timeout: Duration::from_secs(600) }
+    }
+}
+
+/// Job runner policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobConfig {
+    /// How long a claim lasts without renewal (workers renew at a third of it).
+    pub lease_ttl: Duration,
+    /// Attempts per job unless its type says otherwise.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Bound of one job's stored log.
+    pub log_limit_bytes: u64,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            lease_ttl: Duration::from_secs(30),
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(300),
+            log_limit_bytes: crate::domain::job::JOB_LOG_LIMIT_BYTES,
+        }
+    }
+}
+
 /// What the operator configures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -35,6 +81,10 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Base URL printed in invite and reset mails.
     pub public_url: String,
+    /// Server-wide gate commands.
+    pub gates: GateCommands,
+    /// Job runner policy.
+    pub jobs: JobConfig,
 }
 
 impl Default for Config {
@@ -46,6 +96,8 @@ impl Default for Config {
             allow_app_gate_commands: true,
             throttle: ThrottleConfig::default(),
             public_url: "http://127.0.0.1:3000".into(),
+            gates: GateCommands::default(),
+            jobs: JobConfig::default(),
         }
     }
 }

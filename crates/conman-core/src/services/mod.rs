@@ -15,26 +15,33 @@ mod audit_log;
 mod auth;
 mod baseline;
 mod config;
+mod gates;
 mod invites;
+mod jobs;
 mod members;
 mod throttle;
 mod tokens;
 mod users;
 mod workspaces;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use actor::{Actor, AppScope};
 pub use apps::NewApp;
 pub use audit_log::AuditVerification;
 pub use auth::{LoginOutcome, MeView, MembershipView};
-pub use config::{Config, ThrottleConfig};
+pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
+pub use gates::{GateKind, GatePayload, GATE_PATH};
 pub use invites::IssuedInvite;
+pub use jobs::{AttemptEnd, JobHandler, JobOutcome, LeaseStatus, NewJob};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
 pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, ReconcileReport, WriteOutcome};
 
 use crate::domain::audit::AuditEntry;
+use crate::domain::job::JobType;
 use crate::ids::{AppId, AuditEventId};
+use crate::ports::runner::{CommandRunner, JobWakeup, NoWakeup};
 use crate::ports::{Clock, GitPort, IdGenerator, PasswordHasher, Store, TokenGenerator};
 use throttle::Throttle;
 
@@ -63,6 +70,12 @@ pub struct Conman {
     throttle: Throttle,
     /// Password-reset requests (a separate namespace: see `throttle.rs`).
     reset_throttle: Throttle,
+    /// Job handlers by type.
+    handlers: HashMap<JobType, Arc<dyn jobs::JobHandler>>,
+    /// Wakes workers on enqueue.
+    wakeup: Arc<dyn JobWakeup>,
+    /// Runs gate commands (`None`: gate jobs with a command fail clearly).
+    commands: Option<Arc<dyn CommandRunner>>,
 }
 
 impl Conman {
@@ -70,7 +83,19 @@ impl Conman {
     pub fn new(ports: Ports, config: Config) -> Self {
         let throttle = Throttle::new(config.throttle);
         let reset_throttle = Throttle::new(config.throttle);
-        Conman { ports, config, throttle, reset_throttle }
+        let mut handlers: HashMap<JobType, Arc<dyn jobs::JobHandler>> = HashMap::new();
+        for gate in [JobType::GateSubmit, JobType::GateRelease, JobType::GateDeploy] {
+            handlers.insert(gate, Arc::new(gates::GateHandler));
+        }
+        Conman { ports, config, throttle, reset_throttle, handlers, wakeup: Arc::new(NoWakeup), commands: None }
+    }
+
+    /// Plugs in the job runtime: the command runner of gates and the
+    /// wake-up workers listen to.
+    pub fn with_job_runtime(mut self, commands: Arc<dyn CommandRunner>, wakeup: Arc<dyn JobWakeup>) -> Self {
+        self.commands = Some(commands);
+        self.wakeup = wakeup;
+        self
     }
 
     /// The configuration in force.

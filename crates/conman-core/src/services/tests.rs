@@ -63,6 +63,16 @@ mock! {
         async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error>;
     }
     #[async_trait]
+    impl JobStore for Store {
+        async fn job(&self, app_id: AppId, id: JobId) -> Result<Option<crate::domain::job::Job>, Error>;
+        async fn list_jobs(&self, app_id: AppId, filter: &JobFilter, page: PageRequest) -> Result<Page<crate::domain::job::Job>, Error>;
+        async fn claim_job(&self, claim: &JobClaim) -> Result<Option<crate::domain::job::Job>, Error>;
+        async fn renew_job_lease(&self, id: JobId, worker: &str, until: crate::domain::Timestamp) -> Result<Option<bool>, Error>;
+        async fn append_job_log(&self, id: JobId, lines: &[crate::domain::job::NewLogLine], limit_bytes: u64) -> Result<(), Error>;
+        async fn job_log(&self, id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error>;
+        async fn job_counts(&self) -> Result<Vec<(crate::domain::job::JobType, crate::domain::job::JobState, u64)>, Error>;
+    }
+    #[async_trait]
     impl Store for Store {
         async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
     }
@@ -280,4 +290,114 @@ async fn login_does_not_reveal_whether_the_account_exists_and_is_throttled() {
 #[test]
 fn every_repo_path_used_in_tests_is_valid() {
     assert!(RepoPath::parse("a.yaml").is_ok());
+}
+
+fn running_job(app_id: AppId, attempts: u32) -> crate::domain::job::Job {
+    let now = chrono::Utc::now();
+    crate::domain::job::Job {
+        id: JobId(uuid::Uuid::now_v7()),
+        app_id,
+        job_type: crate::domain::job::JobType::GateSubmit,
+        state: crate::domain::job::JobState::Running,
+        entity_type: None,
+        entity_id: None,
+        payload: serde_json::json!({}),
+        attempts,
+        max_attempts: 3,
+        run_after: now,
+        lease_owner: Some("w1".into()),
+        lease_expires_at: Some(now),
+        timeout_secs: 10,
+        cancel_requested: false,
+        result: None,
+        error: None,
+        created_by: None,
+        created_at: now,
+        started_at: Some(now),
+        finished_at: None,
+    }
+}
+
+/// A store that records the one unit committed.
+fn recording_store() -> (MockStore, Arc<std::sync::Mutex<Vec<UnitOfWork>>>) {
+    let units = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut store = MockStore::new();
+    let sink = units.clone();
+    store.expect_commit().returning(move |u| {
+        sink.lock().unwrap().push(u);
+        Ok(())
+    });
+    (store, units)
+}
+
+fn finish_of(unit: &UnitOfWork) -> JobFinish {
+    unit.mutations
+        .iter()
+        .find_map(|m| match m {
+            Mutation::FinishJob(f) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a FinishJob mutation")
+}
+
+#[tokio::test]
+async fn a_transient_failure_with_attempts_left_is_retried_after_a_backoff() {
+    let (store, units) = recording_store();
+    let c = conman(store);
+    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
+    let end = AttemptEnd::Finished(JobOutcome::Failed { error: "db hiccup".into(), retryable: true, result: None });
+    let state = c.complete_job(&job, "w1", end).await.unwrap();
+    assert_eq!(state, crate::domain::job::JobState::Queued);
+    let finish = finish_of(&units.lock().unwrap()[0]);
+    assert_eq!(finish.state, crate::domain::job::JobState::Queued);
+    assert!(finish.run_after.unwrap() > chrono::Utc::now(), "backoff puts the next attempt in the future");
+    assert_eq!(finish.finished_at, None);
+}
+
+#[tokio::test]
+async fn the_last_attempt_fails_for_good_and_a_gate_verdict_is_never_retried() {
+    let (store, units) = recording_store();
+    let c = conman(store);
+    let app = AppId(uuid::Uuid::now_v7());
+    let last = running_job(app, 3);
+    let end = AttemptEnd::Finished(JobOutcome::Failed { error: "boom".into(), retryable: true, result: None });
+    assert_eq!(c.complete_job(&last, "w1", end).await.unwrap(), crate::domain::job::JobState::Failed);
+    let first = running_job(app, 1);
+    let verdict = AttemptEnd::Finished(JobOutcome::Failed { error: "exit 1".into(), retryable: false, result: None });
+    assert_eq!(c.complete_job(&first, "w1", verdict).await.unwrap(), crate::domain::job::JobState::Failed);
+    let units = units.lock().unwrap();
+    assert!(units.iter().all(|u| finish_of(u).finished_at.is_some()));
+}
+
+#[tokio::test]
+async fn a_success_commits_its_effects_in_the_same_unit_as_the_finish() {
+    let (store, units) = recording_store();
+    let c = conman(store);
+    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
+    let effect = Mutation::RevokeCredential { id: CredentialId(uuid::Uuid::now_v7()), at: chrono::Utc::now() };
+    let end = AttemptEnd::Finished(JobOutcome::Succeeded {
+        result: serde_json::json!({ "ok": true }),
+        effects: UnitOfWork::new().mutate(effect.clone()),
+    });
+    c.complete_job(&job, "w1", end).await.unwrap();
+    let units = units.lock().unwrap();
+    assert_eq!(units.len(), 1, "one unit: finish and effects together");
+    assert!(units[0].mutations.contains(&effect));
+    assert_eq!(finish_of(&units[0]).worker, "w1");
+}
+
+#[tokio::test]
+async fn cancelling_a_finished_job_is_an_invalid_transition_and_writes_nothing() {
+    let app = app();
+    let mut store = store_with_member(&app, Role::AppAdmin);
+    let app_id = app.id;
+    store.expect_job().returning(move |_, id| {
+        let mut job = running_job(app_id, 1);
+        job.id = id;
+        job.state = crate::domain::job::JobState::Succeeded;
+        Ok(Some(job))
+    });
+    let c = conman(store);
+    let err = c.cancel_job(&actor(user(false)), app.id, JobId(uuid::Uuid::now_v7())).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::InvalidTransition);
 }

@@ -1,0 +1,360 @@
+//! Jobs (SPEC §6): enqueueing, reading, cancelling, and the worker side —
+//! claim with a lease, run the type's handler, finish with retry and
+//! backoff. The worker *loop* (timers, concurrency, signals) lives in the
+//! runtime of the binaries; every decision lives here.
+//!
+//! Idempotent effects: a handler does not write; it answers the effects of
+//! its success as a [`UnitOfWork`], committed together with the job's
+//! `FinishJob` — which only applies while the worker still holds the lease.
+//! A worker that died mid-job never commits, its job is reclaimed and run
+//! again, and the effects land exactly once.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::{Actor, AuditWhat, Conman};
+use crate::domain::job::{backoff, Job, JobEvent, JobState, JobType, LogStream, NewLogLine, JOB_LOG_MAX_LINE_BYTES};
+use crate::domain::StateMachine;
+use crate::error::Error;
+use crate::ids::{AppId, JobId};
+use crate::ports::runner::LogSink;
+use crate::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, Mutation, Page, PageRequest, UnitOfWork};
+use crate::rbac::Capability;
+
+/// What a handler's run came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    /// Done; `effects` are committed with the job's completion.
+    Succeeded {
+        /// Result payload.
+        result: Value,
+        /// Store changes the success causes (applied exactly once).
+        effects: UnitOfWork,
+    },
+    /// The attempt failed.
+    Failed {
+        /// Why.
+        error: String,
+        /// Whether another attempt may succeed (transient failure).
+        retryable: bool,
+        /// Result payload, if any (e.g. a gate's exit code).
+        result: Option<Value>,
+    },
+}
+
+/// Runs one job type.
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    /// Runs `job`, writing progress to `log`. Must not write to the store
+    /// itself: effects go into the outcome.
+    async fn run(&self, conman: &Conman, job: &Job, log: &dyn LogSink) -> JobOutcome;
+}
+
+/// Whether a worker still holds a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    /// Still ours; `cancel_requested` when a user asked it to stop.
+    Held {
+        /// A user asked to cancel.
+        cancel_requested: bool,
+    },
+    /// Someone else has it now, or it is no longer running.
+    Lost,
+}
+
+/// How an attempt ended, from the runtime's view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEnd {
+    /// The handler answered.
+    Finished(JobOutcome),
+    /// A user cancelled it; the handler was stopped.
+    Canceled,
+    /// The attempt ran past the job's timeout; the handler was stopped.
+    TimedOut,
+}
+
+/// A new job's description.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// App.
+    pub app_id: AppId,
+    /// Type.
+    pub job_type: JobType,
+    /// Entity kind.
+    pub entity_type: Option<String>,
+    /// Entity id.
+    pub entity_id: Option<String>,
+    /// Handler input.
+    pub payload: Value,
+    /// Attempt timeout, seconds.
+    pub timeout_secs: u64,
+}
+
+fn job_view(job: &Job) -> Value {
+    json!({
+        "type": job.job_type,
+        "state": job.state,
+        "attempts": job.attempts,
+        "entity_type": job.entity_type,
+        "entity_id": job.entity_id,
+        "error": job.error,
+    })
+}
+
+impl Conman {
+    /// Adds (or replaces) the handler of a job type. Later issues register
+    /// theirs here; a type without a handler fails its jobs with a clear error.
+    pub fn with_job_handler(mut self, job_type: JobType, handler: Arc<dyn JobHandler>) -> Self {
+        self.handlers.insert(job_type, handler);
+        self
+    }
+
+    /// A job record ready to be enqueued in a unit of work.
+    pub fn new_job(&self, actor: Option<&Actor>, spec: NewJob) -> Job {
+        let now = self.now();
+        Job {
+            id: self.new_id(),
+            app_id: spec.app_id,
+            job_type: spec.job_type,
+            state: JobState::Queued,
+            entity_type: spec.entity_type,
+            entity_id: spec.entity_id,
+            payload: spec.payload,
+            attempts: 0,
+            max_attempts: self.config.jobs.max_attempts,
+            run_after: now,
+            lease_owner: None,
+            lease_expires_at: None,
+            timeout_secs: spec.timeout_secs.max(1),
+            cancel_requested: false,
+            result: None,
+            error: None,
+            created_by: actor.map(|a| a.user.id),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// Adds `job` and its audit entry to `unit`.
+    pub fn enqueue_in(&self, unit: UnitOfWork, actor: Option<&Actor>, job: &Job) -> UnitOfWork {
+        let audit = self.audit_entry(
+            actor,
+            Some(job.app_id),
+            AuditWhat::new("job", job.id, "job.enqueued").after(job_view(job)),
+        );
+        unit.mutate(Mutation::InsertJob(job.clone())).audit(audit)
+    }
+
+    /// Commits a unit that enqueued jobs and wakes the workers.
+    pub async fn commit_and_wake(&self, unit: UnitOfWork) -> Result<(), Error> {
+        self.store().commit(unit).await?;
+        self.wakeup.job_enqueued();
+        Ok(())
+    }
+
+    /// A job of an app (any member).
+    pub async fn get_job(&self, actor: &Actor, app_id: AppId, id: JobId) -> Result<Job, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::Read, None)?;
+        self.store().job(app_id, id).await?.ok_or(Error::NotFound(JobId::KIND))
+    }
+
+    /// Jobs of an app, newest first (any member).
+    pub async fn list_jobs(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        filter: JobFilter,
+        page: PageRequest,
+    ) -> Result<Page<Job>, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::Read, None)?;
+        self.store().list_jobs(app_id, &filter, page).await
+    }
+
+    /// A job's log after line `after` (any member).
+    pub async fn job_log(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: JobId,
+        after: i64,
+        limit: u32,
+    ) -> Result<JobLogPage, Error> {
+        self.get_job(actor, app_id, id).await?;
+        if !(1..=5000).contains(&limit) || after < 0 {
+            return Err(Error::invalid("limit", "out_of_range", "limit must be 1-5000 and after >= 0"));
+        }
+        self.store().job_log(id, after, limit).await
+    }
+
+    /// Cancels a queued job at once, or asks a running one to stop (its
+    /// worker kills it at the next lease renewal). Own jobs by anyone, any
+    /// job by a config manager; a finished job is `invalid_transition`.
+    pub async fn cancel_job(&self, actor: &Actor, app_id: AppId, id: JobId) -> Result<Job, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        let job = self.store().job(app_id, id).await?.ok_or(Error::NotFound(JobId::KIND))?;
+        // System jobs belong to nobody: only config managers cancel them.
+        let owner = job.created_by.unwrap_or(crate::ids::UserId(uuid::Uuid::nil()));
+        scope.require(Capability::CancelJob, Some(owner))?;
+        let next = job.state.apply(JobEvent::Cancel)?;
+        let (mutation, after) = match job.state {
+            JobState::Queued => {
+                let at = self.now();
+                (Mutation::CancelQueuedJob { id, at }, Job { state: next, finished_at: Some(at), ..job.clone() })
+            }
+            _ => (Mutation::RequestJobCancel { id }, Job { cancel_requested: true, ..job.clone() }),
+        };
+        let audit = self.audit_entry(
+            Some(actor),
+            Some(app_id),
+            AuditWhat::new("job", id, "job.cancel_requested").before(job_view(&job)).after(job_view(&after)),
+        );
+        self.store().commit(UnitOfWork::new().mutate(mutation).audit(audit)).await?;
+        Ok(after)
+    }
+
+    /// Counts per (type, state), for metrics.
+    pub async fn job_counts(&self) -> Result<Vec<(JobType, JobState, u64)>, Error> {
+        self.store().job_counts().await
+    }
+
+    // ---- worker side -------------------------------------------------
+
+    /// Claims the next runnable job for `worker`. A job reclaimed after its
+    /// worker died once too often is failed here instead of run again.
+    pub async fn claim_next_job(&self, worker: &str) -> Result<Option<Job>, Error> {
+        loop {
+            let now = self.now();
+            let lease = chrono::Duration::from_std(self.config.jobs.lease_ttl).map_err(Error::internal)?;
+            let claim = JobClaim { worker: worker.to_owned(), now, lease_until: now + lease, types: None };
+            let Some(job) = self.store().claim_job(&claim).await? else { return Ok(None) };
+            if job.attempts > job.max_attempts {
+                let error = format!("gave up after {} attempts (workers lost)", job.max_attempts);
+                self.finish(&job, worker, JobState::Failed, None, Some(error), UnitOfWork::new(), None).await?;
+                continue;
+            }
+            return Ok(Some(job));
+        }
+    }
+
+    /// Renews `worker`'s lease on `job`.
+    pub async fn renew_job_lease(&self, job: &Job, worker: &str) -> Result<LeaseStatus, Error> {
+        let lease = chrono::Duration::from_std(self.config.jobs.lease_ttl).map_err(Error::internal)?;
+        Ok(match self.store().renew_job_lease(job.id, worker, self.now() + lease).await? {
+            Some(cancel_requested) => LeaseStatus::Held { cancel_requested },
+            None => LeaseStatus::Lost,
+        })
+    }
+
+    /// Runs the handler of `job`'s type.
+    pub async fn run_job_handler(&self, job: &Job, log: &dyn LogSink) -> JobOutcome {
+        match self.handlers.get(&job.job_type).cloned() {
+            Some(handler) => handler.run(self, job, log).await,
+            None => JobOutcome::Failed {
+                error: format!("no handler for job type {} in this build", job.job_type.as_str()),
+                retryable: false,
+                result: None,
+            },
+        }
+    }
+
+    /// Ends an attempt: success (with its effects), retry with backoff,
+    /// failure, cancellation or timeout. Answers the job's new state;
+    /// `conflict` when the lease was lost meanwhile (nothing is written).
+    pub async fn complete_job(&self, job: &Job, worker: &str, end: AttemptEnd) -> Result<JobState, Error> {
+        let (outcome_error, retryable, result, effects, canceled) = match end {
+            AttemptEnd::Finished(JobOutcome::Succeeded { result, effects }) => {
+                self.finish(job, worker, JobState::Succeeded, Some(result), None, effects, None).await?;
+                return Ok(JobState::Succeeded);
+            }
+            AttemptEnd::Finished(JobOutcome::Failed { error, retryable, result }) => {
+                (error, retryable, result, UnitOfWork::new(), false)
+            }
+            AttemptEnd::TimedOut => {
+                (format!("attempt timed out after {} s", job.timeout_secs), true, None, UnitOfWork::new(), false)
+            }
+            AttemptEnd::Canceled => ("canceled".to_owned(), false, None, UnitOfWork::new(), true),
+        };
+        if canceled {
+            self.finish(job, worker, JobState::Canceled, result, Some(outcome_error), effects, None).await?;
+            return Ok(JobState::Canceled);
+        }
+        if retryable && job.attempts < job.max_attempts {
+            let delay = backoff(job.attempts, self.config.jobs.backoff_base, self.config.jobs.backoff_max);
+            let run_after = self.now() + chrono::Duration::from_std(delay).map_err(Error::internal)?;
+            self.finish(job, worker, JobState::Queued, result, Some(outcome_error), effects, Some(run_after)).await?;
+            return Ok(JobState::Queued);
+        }
+        self.finish(job, worker, JobState::Failed, result, Some(outcome_error), effects, None).await?;
+        Ok(JobState::Failed)
+    }
+
+    /// Gives a running job back to the queue (graceful shutdown).
+    pub async fn release_job(&self, job: &Job, worker: &str) -> Result<(), Error> {
+        let unit = UnitOfWork::new().mutate(Mutation::ReleaseJob { id: job.id, worker: worker.to_owned() });
+        self.store().commit(unit).await?;
+        self.wakeup.job_enqueued();
+        Ok(())
+    }
+
+    /// Appends log lines to a job, cutting overlong lines and keeping the
+    /// log within its bound.
+    pub async fn append_job_log(&self, id: JobId, mut lines: Vec<NewLogLine>) -> Result<(), Error> {
+        for line in &mut lines {
+            if line.text.len() > JOB_LOG_MAX_LINE_BYTES {
+                let mut cut = JOB_LOG_MAX_LINE_BYTES;
+                while !line.text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                line.text.truncate(cut);
+                line.text.push_str(" …[line truncated]");
+            }
+        }
+        self.store().append_job_log(id, &lines, self.config.jobs.log_limit_bytes).await
+    }
+
+    /// A log line of Conman's own, stamped now.
+    pub fn system_line(&self, text: impl Into<String>) -> NewLogLine {
+        NewLogLine { at: self.now(), stream: LogStream::System, text: text.into() }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        job: &Job,
+        worker: &str,
+        state: JobState,
+        result: Option<Value>,
+        error: Option<String>,
+        effects: UnitOfWork,
+        run_after: Option<crate::domain::Timestamp>,
+    ) -> Result<(), Error> {
+        let now = self.now();
+        let finished_at = state.is_terminal().then_some(now);
+        let after = Job { state, result: result.clone(), error: error.clone(), finished_at, ..job.clone() };
+        let action = match state {
+            JobState::Succeeded => "job.succeeded",
+            JobState::Failed => "job.failed",
+            JobState::Canceled => "job.canceled",
+            _ => "job.retry_scheduled",
+        };
+        let audit = self.audit_entry(
+            None,
+            Some(job.app_id),
+            AuditWhat::new("job", job.id, action).before(job_view(job)).after(job_view(&after)),
+        );
+        let finish = JobFinish { id: job.id, worker: worker.to_owned(), state, result, error, run_after, finished_at };
+        let mut unit = UnitOfWork::new().mutate(Mutation::FinishJob(finish)).audit(audit);
+        unit.mutations.extend(effects.mutations);
+        unit.audit.extend(effects.audit);
+        self.store().commit(unit).await?;
+        if state == JobState::Queued {
+            self.wakeup.job_enqueued();
+        }
+        Ok(())
+    }
+}
