@@ -57,6 +57,8 @@ fn unique_conflict(message: &str) -> Error {
         "workspaces" if field == "branch" => "workspace in this app",
         "workspaces" => "workspace",
         "outbox" => "outbox message",
+        "jobs" => "job",
+        "job_logs" => "job log line",
         "audit" => "audit event",
         _ => "record",
     };
@@ -133,6 +135,12 @@ impl<'r, 's> Cols<'r, 's> {
     /// An integer column.
     pub(crate) fn int(&self, i: usize) -> Result<i64, Error> {
         self.row.get(i).map_err(|e| self.bad(i, "an integer", e))
+    }
+
+    /// A non-negative integer column of a narrower type (counts, seconds).
+    pub(crate) fn count<T: TryFrom<i64>>(&self, i: usize) -> Result<T, Error> {
+        let n = self.int(i)?;
+        T::try_from(n).map_err(|_| self.bad(i, "a count in range", n))
     }
 
     /// A `0`/`1` column.

@@ -28,6 +28,7 @@
 mod apps;
 mod audit;
 mod codec;
+mod jobs;
 mod migrate;
 mod unit_of_work;
 mod users;
@@ -39,7 +40,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use conman_core::Error;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::codec::Db as _;
 
@@ -139,6 +140,27 @@ impl SqliteStore {
     {
         let inner = Arc::clone(&self.inner);
         blocking(move || f(&mut inner.writer())).await
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer
+    /// connection (so writers of other processes are serialised too),
+    /// committing when it succeeds and rolling back when it fails.
+    async fn transaction<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, Error> + Send + 'static,
+    {
+        let out = self
+            .write(move |conn| {
+                // Dropping the transaction on any error rolls it back.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+                let out = f(&tx)?;
+                tx.commit().db()?;
+                Ok(out)
+            })
+            .await?;
+        self.committed();
+        Ok(out)
     }
 
     /// Counts a commit and, every [`CHECKPOINT_EVERY`], starts a passive

@@ -9,10 +9,9 @@
 use async_trait::async_trait;
 use conman_core::ports::store::{Mutation, Store, UnitOfWork};
 use conman_core::Error;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
-use crate::codec::Db as _;
-use crate::{apps, audit, users, workspaces, SqliteStore};
+use crate::{apps, audit, jobs, users, workspaces, SqliteStore};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -20,18 +19,13 @@ impl Store for SqliteStore {
         if unit.mutations.is_empty() && unit.audit.is_empty() {
             return Ok(());
         }
-        self.write(move |conn| {
-            // Dropping the transaction on any error rolls it back.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+        self.transaction(move |tx| {
             for mutation in &unit.mutations {
-                apply(&tx, mutation)?;
+                apply(tx, mutation)?;
             }
-            audit::append(&tx, &unit.audit)?;
-            tx.commit().db()
+            audit::append(tx, &unit.audit)
         })
-        .await?;
-        self.committed();
-        Ok(())
+        .await
     }
 }
 
@@ -54,6 +48,11 @@ fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), Error> {
         Mutation::InsertWorkspace(w) => workspaces::insert_workspace(conn, w),
         Mutation::UpdateWorkspace(w) => workspaces::update_workspace(conn, w),
         Mutation::InsertOutbox(m) => audit::insert_outbox(conn, m),
+        Mutation::InsertJob(j) => jobs::insert_job(conn, j),
+        Mutation::FinishJob(f) => jobs::finish_job(conn, f),
+        Mutation::CancelQueuedJob { id, at } => jobs::cancel_queued_job(conn, *id, at),
+        Mutation::RequestJobCancel { id } => jobs::request_job_cancel(conn, *id),
+        Mutation::ReleaseJob { id, worker } => jobs::release_job(conn, *id, worker),
         Mutation::MarkOutboxDelivered { id, at } => audit::mark_outbox_delivered(conn, *id, at),
     }
 }

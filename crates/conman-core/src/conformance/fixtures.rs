@@ -11,13 +11,16 @@ use uuid::Uuid;
 use crate::domain::app::{App, AppSettings};
 use crate::domain::audit::{AuditEntry, AuditRecord, RequestContext, GENESIS_HASH};
 use crate::domain::invite::{Invite, InviteState};
+use crate::domain::job::{Job, JobState, JobType};
 use crate::domain::membership::Membership;
 use crate::domain::outbox::OutboxMessage;
 use crate::domain::user::{Credential, CredentialKind, PasswordReset, User};
 use crate::domain::workspace::Workspace;
 use crate::domain::Timestamp;
 use crate::error::Error;
-use crate::ids::{AppId, AuditEventId, CredentialId, InviteId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId};
+use crate::ids::{
+    AppId, AuditEventId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId,
+};
 use crate::ports::store::{Mutation, Store, UnitOfWork};
 use crate::rbac::Role;
 use crate::validation::{Email, Handle};
@@ -106,6 +109,33 @@ pub fn workspace(app: &App, owner: &User, slug: &str) -> Workspace {
         created_at: at,
         updated_at: at,
         version: 1,
+    }
+}
+
+/// A queued system job of `app`, runnable now, never attempted.
+pub fn job(app: &App, job_type: JobType) -> Job {
+    let at = now();
+    Job {
+        id: JobId(Uuid::now_v7()),
+        app_id: app.id,
+        job_type,
+        state: JobState::Queued,
+        entity_type: None,
+        entity_id: None,
+        payload: serde_json::json!({}),
+        attempts: 0,
+        max_attempts: 3,
+        run_after: at,
+        lease_owner: None,
+        lease_expires_at: None,
+        timeout_secs: 600,
+        cancel_requested: false,
+        result: None,
+        error: None,
+        created_by: None,
+        created_at: at,
+        started_at: None,
+        finished_at: None,
     }
 }
 

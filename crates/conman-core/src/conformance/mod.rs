@@ -30,6 +30,7 @@ use crate::ports::store::Store;
 pub mod apps;
 pub mod audit;
 pub mod fixtures;
+pub mod jobs;
 pub mod units;
 pub mod users;
 pub mod workspaces;
@@ -121,6 +122,26 @@ macro_rules! store_conformance_tests {
             list_audit_pages_newest_first_with_totals,
             audit_has_sha_is_scoped_by_app,
         );
+        $crate::store_conformance_tests!(@module $make; jobs:
+            job_lookups_are_scoped_by_app,
+            list_jobs_filters_and_pages_newest_first,
+            claim_takes_the_oldest_runnable_job,
+            claim_can_be_limited_to_types,
+            claim_returns_none_when_nothing_is_runnable,
+            an_expired_lease_is_reclaimed,
+            renewal_extends_only_the_owners_lease,
+            finishing_by_the_owner_ends_the_attempt,
+            finishing_without_the_lease_changes_nothing,
+            a_retry_is_claimable_only_after_run_after,
+            cancelling_applies_only_to_queued_jobs,
+            a_cancel_request_flags_a_running_job,
+            a_released_job_is_queued_again_without_using_an_attempt,
+            job_mutations_of_an_unknown_id_are_not_found,
+            log_lines_are_numbered_per_job_and_followed_with_after,
+            the_log_keeps_its_newest_tail_within_the_bound,
+            one_oversized_append_keeps_only_its_tail,
+            job_counts_group_by_type_and_state,
+        );
         $crate::store_conformance_tests!(@module $make; units:
             a_failing_mutation_rolls_back_the_whole_unit,
             a_stale_update_rolls_back_earlier_mutations,
@@ -135,6 +156,19 @@ macro_rules! store_conformance_tests {
             async fn concurrent_units_all_land_on_one_unbroken_chain() {
                 let (store, _guard) = $crate::conformance::StoreFixture::into_parts($make.await);
                 $crate::conformance::units::concurrent_units_all_land_on_one_unbroken_chain(
+                    ::std::sync::Arc::new(store),
+                    |task| {
+                        let handle = ::tokio::spawn(task);
+                        ::std::boxed::Box::pin(async move { handle.await.expect("conformance task panicked") })
+                    },
+                )
+                .await;
+            }
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_claimers_take_each_job_exactly_once() {
+                let (store, _guard) = $crate::conformance::StoreFixture::into_parts($make.await);
+                $crate::conformance::jobs::concurrent_claimers_take_each_job_exactly_once(
                     ::std::sync::Arc::new(store),
                     |task| {
                         let handle = ::tokio::spawn(task);
