@@ -378,9 +378,10 @@ pub trait JobStore: Send + Sync {
     /// the job's cancel flag, or `None` when the lease is lost.
     async fn renew_job_lease(&self, id: JobId, worker: &str, until: Timestamp) -> Result<Option<bool>, Error>;
     /// Appends log lines, then drops the oldest lines while the job's log
-    /// exceeds `limit_bytes` (sum of text lengths), marking it truncated.
+    /// exceeds `limit_bytes` (sum of the lines' UTF-8 byte lengths), marking
+    /// it truncated. An unknown job is `not_found`.
     async fn append_job_log(&self, id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error>;
-    /// Up to `limit` lines with `seq > after`.
+    /// Up to `limit` lines with `seq > after` (an unknown job is `not_found`).
     async fn job_log(&self, id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error>;
     /// Count of jobs per (type, state), for metrics; zero rows omitted.
     async fn job_counts(&self) -> Result<Vec<(JobType, JobState, u64)>, Error>;

@@ -283,6 +283,15 @@ impl Conman {
             self.finish(job, worker, JobState::Canceled, result, Some(outcome_error), effects, None).await?;
             return Ok(JobState::Canceled);
         }
+        // A cancel asked for during the attempt wins over a retry.
+        let cancel_requested = match self.store().job(job.app_id, job.id).await? {
+            Some(current) => current.cancel_requested,
+            None => false,
+        };
+        if cancel_requested {
+            self.finish(job, worker, JobState::Canceled, result, Some(outcome_error), effects, None).await?;
+            return Ok(JobState::Canceled);
+        }
         if retryable && job.attempts < job.max_attempts {
             let delay = backoff(job.attempts, self.config.jobs.backoff_base, self.config.jobs.backoff_max);
             let run_after = self.now() + chrono::Duration::from_std(delay).map_err(Error::internal)?;

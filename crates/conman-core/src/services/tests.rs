@@ -323,6 +323,7 @@ fn recording_store() -> (MockStore, Arc<std::sync::Mutex<Vec<UnitOfWork>>>) {
     let units = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut store = MockStore::new();
     let sink = units.clone();
+    store.expect_job().returning(|_, _| Ok(None));
     store.expect_commit().returning(move |u| {
         sink.lock().unwrap().push(u);
         Ok(())
@@ -400,4 +401,26 @@ async fn cancelling_a_finished_job_is_an_invalid_transition_and_writes_nothing()
     let c = conman(store);
     let err = c.cancel_job(&actor(user(false)), app.id, JobId(uuid::Uuid::now_v7())).await.unwrap_err();
     assert_eq!(err.code(), crate::ErrorCode::InvalidTransition);
+}
+
+#[tokio::test]
+async fn a_cancel_requested_during_the_attempt_wins_over_a_retry() {
+    let units = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut store = MockStore::new();
+    let sink = units.clone();
+    let app_id = AppId(uuid::Uuid::now_v7());
+    store.expect_job().returning(move |_, _| {
+        let mut current = running_job(app_id, 1);
+        current.cancel_requested = true;
+        Ok(Some(current))
+    });
+    store.expect_commit().returning(move |u| {
+        sink.lock().unwrap().push(u);
+        Ok(())
+    });
+    let c = conman(store);
+    let job = running_job(app_id, 1);
+    let end = AttemptEnd::Finished(JobOutcome::Failed { error: "flaky".into(), retryable: true, result: None });
+    assert_eq!(c.complete_job(&job, "w1", end).await.unwrap(), crate::domain::job::JobState::Canceled);
+    assert_eq!(finish_of(&units.lock().unwrap()[0]).state, crate::domain::job::JobState::Canceled);
 }
