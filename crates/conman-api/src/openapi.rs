@@ -49,6 +49,11 @@ use crate::routes;
         routes::workspaces::changes,
         routes::workspaces::checkpoint,
         routes::audit::list,
+        routes::jobs::list,
+        routes::jobs::start,
+        routes::jobs::get,
+        routes::jobs::logs,
+        routes::jobs::cancel,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -60,6 +65,7 @@ use crate::routes;
         (name = "workspaces", description = "Workspaces, checkpoints, reset and sync"),
         (name = "files", description = "File reads and writes in a workspace"),
         (name = "audit", description = "The tamper-evident audit log"),
+        (name = "jobs", description = "Asynchronous jobs: gate runs, logs, cancellation"),
     )
 )]
 struct ApiDoc;

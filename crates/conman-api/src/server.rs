@@ -11,7 +11,7 @@ use conman_core::services::Conman;
 use tokio::net::TcpListener;
 
 use crate::request_id;
-use crate::routes::{apps, audit, auth, me, members, system, workspaces};
+use crate::routes::{apps, audit, auth, jobs, me, members, system, workspaces};
 
 /// Largest request body: file content travels as base64, so this is the
 /// hard ceiling of `file_size_limit_bytes` (64 MiB) plus base64 overhead.
@@ -50,6 +50,10 @@ pub fn router(conman: Arc<Conman>) -> Router {
         .route("/apps/{app_id}/workspaces/{ws_id}/changes", post(workspaces::changes))
         .route("/apps/{app_id}/workspaces/{ws_id}/checkpoints", post(workspaces::checkpoint))
         .route("/apps/{app_id}/audit", get(audit::list))
+        .route("/apps/{app_id}/jobs", get(jobs::list).post(jobs::start))
+        .route("/apps/{app_id}/jobs/{job_id}", get(jobs::get))
+        .route("/apps/{app_id}/jobs/{job_id}/logs", get(jobs::logs))
+        .route("/apps/{app_id}/jobs/{job_id}/cancel", post(jobs::cancel))
         .with_state(conman);
     Router::new()
         .nest("/api", api)

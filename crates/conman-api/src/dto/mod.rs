@@ -6,11 +6,13 @@
 mod apps;
 mod audit;
 mod auth;
+mod jobs;
 mod workspaces;
 
 pub use apps::*;
 pub use audit::*;
 pub use auth::*;
+pub use jobs::*;
 pub use workspaces::*;
 
 use serde::{Deserialize, Serialize};

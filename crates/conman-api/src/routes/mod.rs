@@ -4,6 +4,7 @@
 pub(crate) mod apps;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod jobs;
 pub(crate) mod me;
 pub(crate) mod members;
 pub(crate) mod system;

@@ -1,0 +1,175 @@
+//! Wire types of jobs and their logs.
+
+use chrono::{DateTime, Utc};
+use conman_core::domain::job::{Job, JobLogLine};
+use conman_core::ports::store::JobLogPage;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// A job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobDto {
+    /// Id.
+    pub id: Uuid,
+    /// App.
+    pub app_id: Uuid,
+    /// `gate_submit`, `gate_release`, `gate_deploy`, ... (SPEC §6.1).
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
+    pub state: String,
+    /// Kind of the entity it concerns.
+    pub entity_type: Option<String>,
+    /// Id of that entity.
+    pub entity_id: Option<String>,
+    /// Handler input.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Attempts started.
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Not before (backoff).
+    pub run_after: DateTime<Utc>,
+    /// Worker holding it.
+    pub lease_owner: Option<String>,
+    /// Lease expiry.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Attempt timeout, seconds.
+    pub timeout_secs: u64,
+    /// Cancellation requested.
+    pub cancel_requested: bool,
+    /// Result payload.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// Last error.
+    pub error: Option<String>,
+    /// Who started it (null: the system).
+    pub created_by: Option<Uuid>,
+    /// Enqueue time.
+    pub created_at: DateTime<Utc>,
+    /// First start.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Terminal time.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Job> for JobDto {
+    fn from(j: &Job) -> Self {
+        JobDto {
+            id: j.id.0,
+            app_id: j.app_id.0,
+            job_type: j.job_type.as_str().to_owned(),
+            state: j.state.as_str().to_owned(),
+            entity_type: j.entity_type.clone(),
+            entity_id: j.entity_id.clone(),
+            payload: j.payload.clone(),
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_after: j.run_after,
+            lease_owner: j.lease_owner.clone(),
+            lease_expires_at: j.lease_expires_at,
+            timeout_secs: j.timeout_secs,
+            cancel_requested: j.cancel_requested,
+            result: j.result.clone(),
+            error: j.error.clone(),
+            created_by: j.created_by.map(|u| u.0),
+            created_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        }
+    }
+}
+
+/// `{"job": ...}` (SPEC §7: `GET .../jobs/:jobId -> {job}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobEnvelope {
+    /// The job.
+    pub job: JobDto,
+}
+
+/// `?type=&state=` plus paging.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct JobQuery {
+    /// Job type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub job_type: Option<String>,
+    /// Job state.
+    pub state: Option<String>,
+    /// Page, from 1.
+    pub page: Option<u32>,
+    /// Items per page, 1-100.
+    pub limit: Option<u32>,
+}
+
+/// `?after=&limit=` of log reads.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Only lines after this sequence number (0: from the start).
+    pub after: Option<i64>,
+    /// Lines per answer, 1-5000 (default 1000).
+    pub limit: Option<u32>,
+}
+
+/// One log line.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LogLineDto {
+    /// Sequence number; follow with `after`.
+    pub seq: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `stdout`, `stderr` or `system`.
+    pub stream: String,
+    /// Text.
+    pub text: String,
+}
+
+impl From<JobLogLine> for LogLineDto {
+    fn from(l: JobLogLine) -> Self {
+        LogLineDto { seq: l.seq, at: l.at, stream: l.stream.as_str().to_owned(), text: l.text }
+    }
+}
+
+/// A page of a job's log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobLogDto {
+    /// Lines, in order.
+    pub lines: Vec<LogLineDto>,
+    /// Pass as `after` to get the next lines.
+    pub next_after: i64,
+    /// Older lines were dropped to keep the log within 1 MiB.
+    pub truncated: bool,
+    /// The job's state when read (stop following once it is terminal).
+    pub state: String,
+}
+
+impl JobLogDto {
+    /// Converts, given the `after` asked for and the job's state.
+    pub fn new(page: JobLogPage, after: i64, state: &str) -> Self {
+        let next_after = page.lines.last().map_or(after, |l| l.seq);
+        JobLogDto {
+            lines: page.lines.into_iter().map(LogLineDto::from).collect(),
+            next_after,
+            truncated: page.truncated,
+            state: state.to_owned(),
+        }
+    }
+}
+
+/// `POST /api/apps/:appId/jobs`: start a gate run.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartJobRequest {
+    /// `gate_submit`, `gate_release` or `gate_deploy`.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// Full commit sha (default: the app's baseline).
+    #[serde(default)]
+    pub commit: Option<String>,
+}
