@@ -11,7 +11,14 @@
 //!   port, against `git show REF:PATH`.
 //!
 //! Bars: write median ≤ 2 ms and ≥ 10× faster than the CLI sequence; read
-//! median ≤ 0.5 ms. Run with `--quick` for fewer iterations.
+//! median ≤ 0.5 ms.
+//!
+//! Scenario 2 (jobs issue): with an idle runner (one process, its poll
+//! interval 10 s so only the wake-up can start a job), the enqueue-to-start
+//! latency of a no-op job (bar: median ≤ 20 ms); and 1,000 no-op jobs
+//! through one worker process on SQLite (bar: ≤ 2 s).
+//!
+//! Run with `--quick` for fewer iterations.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -91,7 +98,145 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (writes, reads, cli_writes, cli_reads) = if quick { (100, 500, 10, 20) } else { (500, 2000, 30, 60) };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    rt.block_on(async move { scenario_workspace_io(writes, reads, cli_writes, cli_reads).await });
+    rt.block_on(async move {
+        scenario_workspace_io(writes, reads, cli_writes, cli_reads).await;
+        scenario_jobs(if quick { 50 } else { 200 }).await;
+    });
+}
+
+/// A job that does nothing: the runner's own overhead is what is measured.
+struct NoopHandler;
+
+#[async_trait::async_trait]
+impl conman_core::services::JobHandler for NoopHandler {
+    async fn run(
+        &self,
+        _: &Conman,
+        _: &conman_core::domain::job::Job,
+        _: &dyn conman_core::ports::LogSink,
+    ) -> conman_core::services::JobOutcome {
+        conman_core::services::JobOutcome::Succeeded {
+            result: serde_json::json!({}),
+            effects: conman_core::ports::store::UnitOfWork::new(),
+        }
+    }
+}
+
+async fn scenario_jobs(latency_samples: usize) {
+    use conman_api::runtime::wakeup::NotifyWakeup;
+    use conman_api::runtime::worker::{run_workers, WorkerOptions};
+    use conman_core::domain::job::{JobState, JobType};
+    use conman_core::ports::store::UnitOfWork;
+    use conman_core::services::NewJob;
+
+    println!("Scenario 2: job runner on SQLite");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = conman_store_sqlite::SqliteStore::open(&dir.path().join("conman.db")).expect("store");
+    let git_repos = Arc::new(conman_git::GitRepos::new(dir.path().join("repos")).expect("repos"));
+    let wakeup = Arc::new(NotifyWakeup::new());
+    let conman = Arc::new(
+        Conman::new(
+            Ports {
+                store: Arc::new(store),
+                git: git_repos.clone(),
+                clock: Arc::new(SystemClock),
+                ids: Arc::new(UuidV7Ids),
+                passwords: Arc::new(Argon2Hasher::insecure_fast_for_tests()),
+                tokens: Arc::new(OsRandomTokens),
+            },
+            Config::default(),
+        )
+        .with_job_runtime(
+            Arc::new(conman_api::runtime::command::ProcessRunner::new((*git_repos).clone())),
+            wakeup.clone(),
+        )
+        .with_job_handler(JobType::Notify, Arc::new(NoopHandler)),
+    );
+    let admin = conman.bootstrap_admin("jobs@example.com", "Jobs", "bench-password-123").await.expect("admin");
+    let actor = conman.local_actor(admin.email.as_str(), RequestContext::default()).await.expect("actor");
+    let app = conman.create_app(&actor, NewApp { name: "jobs".into(), ..Default::default() }).await.expect("app");
+    let noop = || NewJob {
+        app_id: app.id,
+        job_type: JobType::Notify,
+        entity_type: None,
+        entity_id: None,
+        payload: serde_json::json!({}),
+        timeout_secs: 60,
+    };
+    let store = conman.ports().store.clone();
+    let wait_done = |id| {
+        let store = store.clone();
+        async move {
+            loop {
+                let job = store.job(app.id, id).await.expect("job").expect("exists");
+                if job.state.is_terminal() {
+                    return job;
+                }
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+    };
+
+    // Latency with an idle runner: only the wake-up can start the job in time.
+    let options = WorkerOptions { concurrency: 1, poll_interval: Duration::from_secs(10), ..Default::default() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = tokio::spawn(run_workers(conman.clone(), wakeup.clone(), options, async {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut samples = Vec::with_capacity(latency_samples);
+    for _ in 0..latency_samples {
+        let job = conman.new_job(None, noop());
+        let t = Instant::now();
+        conman.commit_and_wake(conman.enqueue_in(UnitOfWork::new(), None, &job)).await.expect("enqueue");
+        let done = wait_done(job.id).await;
+        assert_eq!(done.state, JobState::Succeeded);
+        let started = done.started_at.expect("started");
+        let latency = (started - job.created_at).to_std().unwrap_or_default();
+        samples.push(latency.min(t.elapsed()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let latency = stats(samples);
+    let _ = stop.send(());
+    workers.await.expect("workers stop");
+
+    // Throughput: 1,000 queued no-op jobs through one worker process.
+    let mut ids = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let job = conman.new_job(None, noop());
+        ids.push(job.id);
+        conman.ports().store.commit(conman.enqueue_in(UnitOfWork::new(), None, &job)).await.expect("enqueue");
+    }
+    let options = WorkerOptions { concurrency: 4, poll_interval: Duration::from_millis(50), ..Default::default() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let t = Instant::now();
+    let workers = tokio::spawn(run_workers(conman.clone(), wakeup.clone(), options, async {
+        let _ = stopped.await;
+    }));
+    loop {
+        let counts = conman.job_counts().await.expect("counts");
+        let done: u64 = counts
+            .iter()
+            .filter(|(t, s, _)| *t == JobType::Notify && *s == JobState::Succeeded)
+            .map(|(_, _, n)| *n)
+            .sum();
+        if done >= 1000 + latency.n as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let through = t.elapsed();
+    let _ = stop.send(());
+    workers.await.expect("workers stop");
+
+    row("enqueue-to-start, idle runner (wake-up)", &latency);
+    println!(
+        "  1,000 no-op jobs through one worker process   {:>10}   ({:.0} jobs/s)",
+        ms(through),
+        1000.0 / through.as_secs_f64()
+    );
+    println!("  bar enqueue-to-start median ≤ 20 ms: {}", verdict(latency.median <= Duration::from_millis(20)));
+    println!("  bar 1,000 jobs ≤ 2 s: {}", verdict(through <= Duration::from_secs(2)));
 }
 
 async fn scenario_workspace_io(writes: usize, reads: usize, cli_writes: usize, cli_reads: usize) {
