@@ -1,6 +1,7 @@
 //! Composition: the one place that chooses adapters (SQLite or Postgres
 //! store, libgit2 repositories, system clock, ...) from the settings and
-//! builds the core. Both binaries call [`open`].
+//! builds the core. Both binaries call [`open`]; a Postgres URL must be
+//! opened from within their multi-threaded Tokio runtime.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use anyhow::{bail, Context};
 use conman_core::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
 use conman_core::services::{Conman, Ports};
 use conman_git::GitRepos;
+use conman_store_pg::PgStore;
 use conman_store_sqlite::SqliteStore;
 use rand::RngCore;
 
@@ -67,9 +69,7 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
         DatabaseTarget::Sqlite(path) => {
             Arc::new(SqliteStore::open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?)
         }
-        DatabaseTarget::Postgres(_) => {
-            bail!("this build has no Postgres store yet; unset CONMAN_DATABASE_URL to use the embedded SQLite store")
-        }
+        DatabaseTarget::Postgres(url) => Arc::new(open_postgres(&url)?),
     };
     let git = GitRepos::new(settings.data_dir.join("repos")).map_err(|e| anyhow::anyhow!("repositories: {e:?}"))?;
     let ports = Ports {
@@ -82,6 +82,20 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
     };
     let conman = Arc::new(Conman::new(ports, settings.core_config()));
     Ok(Installation { conman, master_key, master_key_source })
+}
+
+/// Connects to Postgres (migrating it) from this sync function. The pool
+/// must live on the runtime that will use it, so this blocks the calling
+/// worker thread of the binaries' multi-threaded runtime (`block_in_place`)
+/// rather than starting a runtime of its own.
+fn open_postgres(url: &str) -> anyhow::Result<PgStore> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| anyhow::anyhow!("opening a Postgres store needs a Tokio runtime"))?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        bail!("opening a Postgres store needs Tokio's multi-threaded runtime");
+    }
+    tokio::task::block_in_place(|| handle.block_on(PgStore::connect(url)))
+        .map_err(|e| anyhow::anyhow!("opening the Postgres database of CONMAN_DATABASE_URL: {e:?}"))
 }
 
 fn master_key(settings: &Settings) -> anyhow::Result<(MasterKey, MasterKeySource)> {

@@ -1,0 +1,387 @@
+//! Jobs: the `JobStore` reads, the claim and lease renewal, the bounded job
+//! logs, and the job mutations of a unit of work.
+//!
+//! Invariant: a job changes hands only through the claim's single
+//! `UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)`, so two claimers —
+//! in this process or another — never get the same job and never wait for
+//! each other; every change to a running job is a compare-and-set on its
+//! state and lease owner, so a worker that lost its lease changes nothing
+//! (and the unit carrying the change rolls back whole). A job's stored log
+//! never exceeds the bound it was last appended with: `log_bytes` on the job
+//! row tracks the stored UTF-8 size, the oldest lines go first, and appends
+//! to one job are serialised by a lock on its row.
+
+use async_trait::async_trait;
+use conman_core::domain::job::{Job, JobLogLine, JobState, JobType, NewLogLine};
+use conman_core::domain::Timestamp;
+use conman_core::ids::{AppId, JobId};
+use conman_core::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, JobStore, Page, PageRequest};
+use conman_core::Error;
+use sqlx::{query, PgConnection};
+
+use crate::codec::{self, all, exists, json, one, opt_ts, ts, Cols, Db as _};
+use crate::PgStore;
+
+macro_rules! job_columns {
+    () => {
+        "id, app_id, job_type, state, entity_type, entity_id, payload::text, attempts, max_attempts, run_after,
+         lease_owner, lease_expires_at, timeout_secs, cancel_requested, result::text, error, created_by,
+         created_at, started_at, finished_at"
+    };
+}
+
+/// The claim. `$1` is now, `$2` the worker, `$3` the lease expiry, `$4` the
+/// allowed types or NULL. The best queued job and the best job whose lease
+/// expired are each found by a seek on `jobs_runnable` and locked (skipping
+/// rows another claimer holds), then the older of the two is taken.
+const CLAIM: &str = concat!(
+    "WITH queued AS (
+        SELECT id, run_after FROM jobs
+         WHERE state = 'queued' AND run_after <= $1 AND ($4::text[] IS NULL OR job_type = ANY ($4))
+         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
+     ), expired AS (
+        SELECT id, run_after FROM jobs
+         WHERE state = 'running' AND lease_expires_at < $1 AND ($4::text[] IS NULL OR job_type = ANY ($4))
+         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
+     ), pick AS (
+        SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) candidates
+         ORDER BY run_after, id LIMIT 1
+     )
+     UPDATE jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1,
+        started_at = COALESCE(started_at, $1)
+       FROM pick WHERE jobs.id = pick.id
+     RETURNING ",
+    "jobs.id, jobs.app_id, jobs.job_type, jobs.state, jobs.entity_type, jobs.entity_id, jobs.payload::text,
+     jobs.attempts, jobs.max_attempts, jobs.run_after, jobs.lease_owner, jobs.lease_expires_at, jobs.timeout_secs,
+     jobs.cancel_requested, jobs.result::text, jobs.error, jobs.created_by, jobs.created_at, jobs.started_at,
+     jobs.finished_at"
+);
+
+fn job(c: &Cols<'_>) -> Result<Job, Error> {
+    Ok(Job {
+        id: c.id(0)?,
+        app_id: c.id(1)?,
+        job_type: JobType::parse(&c.text(2)?).map_err(|e| Error::internal(format!("column job_type: {e}")))?,
+        state: JobState::parse(&c.text(3)?).map_err(|e| Error::internal(format!("column state: {e}")))?,
+        entity_type: c.opt_text(4)?,
+        entity_id: c.opt_text(5)?,
+        payload: c.json(6)?,
+        attempts: c.count(7)?,
+        max_attempts: c.count(8)?,
+        run_after: c.ts(9)?,
+        lease_owner: c.opt_text(10)?,
+        lease_expires_at: c.opt_ts(11)?,
+        timeout_secs: c.count(12)?,
+        cancel_requested: c.flag(13)?,
+        result: c.opt_json(14)?,
+        error: c.opt_text(15)?,
+        created_by: c.opt_id(16)?,
+        created_at: c.ts(17)?,
+        started_at: c.opt_ts(18)?,
+        finished_at: c.opt_ts(19)?,
+    })
+}
+
+fn log_line(c: &Cols<'_>) -> Result<JobLogLine, Error> {
+    Ok(JobLogLine { seq: c.int(0)?, at: c.ts(1)?, stream: c.named(2)?, text: c.text(3)? })
+}
+
+/// A `bigint` of an unsigned count.
+fn int(n: u64) -> Result<i64, Error> {
+    i64::try_from(n).map_err(|_| Error::internal(format!("{n} does not fit a bigint")))
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn job(&self, app_id: AppId, job_id: JobId) -> Result<Option<Job>, Error> {
+        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1 AND app_id = $2");
+        one(&self.pool, query(sql).bind(job_id.0).bind(app_id.0), job).await
+    }
+
+    async fn list_jobs(&self, app_id: AppId, filter: &JobFilter, page: PageRequest) -> Result<Page<Job>, Error> {
+        // NULL filters match everything, so one statement serves every filter.
+        let clause = " WHERE app_id = $1 AND ($2::text IS NULL OR job_type = $2) AND ($3::text IS NULL OR state = $3)";
+        let count = format!("SELECT COUNT(*) FROM jobs{clause}");
+        let list = format!(
+            concat!("SELECT ", job_columns!(), " FROM jobs{} ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"),
+            clause
+        );
+        let job_type = filter.job_type.map(JobType::as_str);
+        let state = filter.state.map(JobState::as_str);
+        codec::page(
+            &self.pool,
+            query(&count).bind(app_id.0).bind(job_type).bind(state),
+            query(&list).bind(app_id.0).bind(job_type).bind(state),
+            page,
+            job,
+        )
+        .await
+    }
+
+    async fn claim_job(&self, claim: &JobClaim) -> Result<Option<Job>, Error> {
+        let types: Option<Vec<String>> =
+            claim.types.as_ref().map(|types| types.iter().map(|t| t.as_str().to_owned()).collect());
+        let claim_query =
+            query(CLAIM).bind(ts(&claim.now)).bind(&claim.worker).bind(ts(&claim.lease_until)).bind(types);
+        one(&self.pool, claim_query, job).await
+    }
+
+    async fn renew_job_lease(&self, job_id: JobId, worker: &str, until: Timestamp) -> Result<Option<bool>, Error> {
+        let sql = "UPDATE jobs SET lease_expires_at = $3 WHERE id = $1 AND state = 'running' AND lease_owner = $2
+                   RETURNING cancel_requested";
+        one(&self.pool, query(sql).bind(job_id.0).bind(worker).bind(ts(&until)), |c| c.flag(0)).await
+    }
+
+    async fn append_job_log(&self, job_id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.db()?;
+        match append_log(&mut tx, job_id, lines, limit_bytes).await {
+            Ok(()) => tx.commit().await.db(),
+            Err(err) => {
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn job_log(&self, job_id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error> {
+        let mut snapshot = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.db()?;
+        let truncated =
+            one(&mut *snapshot, query("SELECT log_truncated FROM jobs WHERE id = $1").bind(job_id.0), |c| c.flag(0))
+                .await?
+                .ok_or(Error::NotFound(JobId::KIND))?;
+        let lines = all(
+            &mut *snapshot,
+            query("SELECT seq, at, stream, text FROM job_logs WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                .bind(job_id.0)
+                .bind(after)
+                .bind(i64::from(limit)),
+            log_line,
+        )
+        .await?;
+        snapshot.commit().await.db()?;
+        Ok(JobLogPage { lines, truncated })
+    }
+
+    async fn job_counts(&self) -> Result<Vec<(JobType, JobState, u64)>, Error> {
+        let sql = "SELECT job_type, state, COUNT(*) FROM jobs GROUP BY job_type, state ORDER BY job_type, state";
+        all(&self.pool, query(sql), |c| {
+            let job_type = JobType::parse(&c.text(0)?).map_err(|e| Error::internal(format!("job_type: {e}")))?;
+            let state = JobState::parse(&c.text(1)?).map_err(|e| Error::internal(format!("state: {e}")))?;
+            Ok((job_type, state, c.count(2)?))
+        })
+        .await
+    }
+}
+
+/// Appends `lines` after the job's last line number, then drops the oldest
+/// lines while the stored log exceeds `limit_bytes`. Lines of the batch that
+/// could never fit are not even inserted (their numbers are used up all the
+/// same), so one append costs in proportion to its batch, not to the log.
+async fn append_log(
+    conn: &mut PgConnection,
+    job_id: JobId,
+    lines: &[NewLogLine],
+    limit_bytes: u64,
+) -> Result<(), Error> {
+    let (last_seq, stored, truncated) = one(
+        &mut *conn,
+        query("SELECT log_seq, log_bytes, log_truncated FROM jobs WHERE id = $1 FOR UPDATE").bind(job_id.0),
+        |c| Ok((c.int(0)?, c.int(1)?, c.flag(2)?)),
+    )
+    .await?
+    .ok_or(Error::NotFound(JobId::KIND))?;
+    let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
+    let sizes = lines.iter().map(|l| int(l.text.len() as u64)).collect::<Result<Vec<_>, _>>()?;
+
+    // The batch's own oldest lines that do not fit even in an empty log.
+    let mut batch: i64 = sizes.iter().sum();
+    let mut skip = 0;
+    while batch > limit {
+        batch -= sizes[skip];
+        skip += 1;
+    }
+    let kept = lines.iter().zip(&sizes).enumerate().skip(skip);
+    let (mut seqs, mut ats, mut streams, mut bytes, mut texts) = (vec![], vec![], vec![], vec![], vec![]);
+    for (i, (line, size)) in kept {
+        seqs.push(last_seq + int(i as u64)? + 1);
+        ats.push(ts(&line.at));
+        streams.push(line.stream.as_str());
+        bytes.push(*size);
+        texts.push(line.text.as_str());
+    }
+    if !seqs.is_empty() {
+        query(
+            "INSERT INTO job_logs (job_id, seq, at, stream, bytes, text)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::bigint[], $6::text[])",
+        )
+        .bind(job_id.0)
+        .bind(seqs)
+        .bind(ats)
+        .bind(streams)
+        .bind(bytes)
+        .bind(texts)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    }
+
+    // Then the stored lines, oldest first, until the log fits: the shortest
+    // prefix whose size covers the excess, or else every line (the last
+    // prefix).
+    let mut total = stored + batch;
+    let mut dropped_any = skip > 0;
+    if total > limit {
+        let cut = one(
+            &mut *conn,
+            query(
+                "SELECT seq, running FROM (
+                    SELECT seq, SUM(bytes) OVER (ORDER BY seq)::bigint AS running FROM job_logs WHERE job_id = $1
+                 ) prefix
+                 ORDER BY running >= $2 DESC, CASE WHEN running >= $2 THEN seq ELSE -seq END
+                 LIMIT 1",
+            )
+            .bind(job_id.0)
+            .bind(total - limit),
+            |c| Ok((c.int(0)?, c.int(1)?)),
+        )
+        .await?;
+        if let Some((seq, running)) = cut {
+            query("DELETE FROM job_logs WHERE job_id = $1 AND seq <= $2")
+                .bind(job_id.0)
+                .bind(seq)
+                .execute(&mut *conn)
+                .await
+                .db()?;
+            total -= running;
+            dropped_any = true;
+        }
+    }
+    query("UPDATE jobs SET log_seq = $2, log_bytes = $3, log_truncated = $4 WHERE id = $1")
+        .bind(job_id.0)
+        .bind(last_seq + int(lines.len() as u64)?)
+        .bind(total)
+        .bind(truncated || dropped_any)
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// `InsertJob`.
+pub(crate) async fn insert_job(conn: &mut PgConnection, j: &Job) -> Result<(), Error> {
+    let sql = "INSERT INTO jobs (id, app_id, job_type, state, entity_type, entity_id, payload, attempts, max_attempts,
+                   run_after, lease_owner, lease_expires_at, timeout_secs, cancel_requested, result, error, created_by,
+                   created_at, started_at, finished_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11, $12, $13, $14, $15::json, $16, $17, $18,
+                   $19, $20)";
+    query(sql)
+        .bind(j.id.0)
+        .bind(j.app_id.0)
+        .bind(j.job_type.as_str())
+        .bind(j.state.as_str())
+        .bind(&j.entity_type)
+        .bind(&j.entity_id)
+        .bind(json(&j.payload)?)
+        .bind(i64::from(j.attempts))
+        .bind(i64::from(j.max_attempts))
+        .bind(ts(&j.run_after))
+        .bind(&j.lease_owner)
+        .bind(opt_ts(&j.lease_expires_at))
+        .bind(int(j.timeout_secs)?)
+        .bind(j.cancel_requested)
+        .bind(j.result.as_ref().map(json).transpose()?)
+        .bind(&j.error)
+        .bind(j.created_by.map(|u| u.0))
+        .bind(ts(&j.created_at))
+        .bind(opt_ts(&j.started_at))
+        .bind(opt_ts(&j.finished_at))
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// `FinishJob`: compare-and-set on `running` and the lease owner; clears the
+/// lease. A retry (`queued`) moves `run_after` and stays unfinished.
+pub(crate) async fn finish_job(conn: &mut PgConnection, f: &JobFinish) -> Result<(), Error> {
+    if f.state == JobState::Running {
+        return Err(Error::internal("FinishJob cannot leave a job running"));
+    }
+    let finished_at = if f.state == JobState::Queued { None } else { opt_ts(&f.finished_at) };
+    let changed = query(
+        "UPDATE jobs SET state = $3, result = $4::json, error = $5, finished_at = $6,
+            run_after = COALESCE($7, run_after), lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+    )
+    .bind(f.id.0)
+    .bind(&f.worker)
+    .bind(f.state.as_str())
+    .bind(f.result.as_ref().map(json).transpose()?)
+    .bind(&f.error)
+    .bind(finished_at)
+    .bind(opt_ts(&f.run_after))
+    .execute(&mut *conn)
+    .await
+    .db()?
+    .rows_affected();
+    expect_job_cas(conn, changed, f.id, "lease_lost", "the worker no longer holds the job's lease").await
+}
+
+/// `CancelQueuedJob`: compare-and-set `queued` → `canceled`.
+pub(crate) async fn cancel_queued_job(conn: &mut PgConnection, job_id: JobId, at: &Timestamp) -> Result<(), Error> {
+    let changed = query("UPDATE jobs SET state = 'canceled', finished_at = $2 WHERE id = $1 AND state = 'queued'")
+        .bind(job_id.0)
+        .bind(ts(at))
+        .execute(&mut *conn)
+        .await
+        .db()?
+        .rows_affected();
+    expect_job_cas(conn, changed, job_id, "not_queued", "the job is no longer queued").await
+}
+
+/// `RequestJobCancel`: sets the cancel flag of a running job.
+pub(crate) async fn request_job_cancel(conn: &mut PgConnection, job_id: JobId) -> Result<(), Error> {
+    let changed = query("UPDATE jobs SET cancel_requested = true WHERE id = $1 AND state = 'running'")
+        .bind(job_id.0)
+        .execute(&mut *conn)
+        .await
+        .db()?
+        .rows_affected();
+    expect_job_cas(conn, changed, job_id, "not_running", "the job is not running").await
+}
+
+/// `ReleaseJob`: back to the queue, the lease cleared and the attempt not
+/// counted; only by the lease owner.
+pub(crate) async fn release_job(conn: &mut PgConnection, job_id: JobId, worker: &str) -> Result<(), Error> {
+    let changed = query(
+        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+            attempts = GREATEST(attempts - 1, 0)
+         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+    )
+    .bind(job_id.0)
+    .bind(worker)
+    .execute(&mut *conn)
+    .await
+    .db()?
+    .rows_affected();
+    expect_job_cas(conn, changed, job_id, "lease_lost", "the worker no longer holds the job's lease").await
+}
+
+/// One changed row is success; none is `conflict` (with `reason`) when the
+/// job exists and `not_found` otherwise.
+async fn expect_job_cas(
+    conn: &mut PgConnection,
+    changed: u64,
+    job_id: JobId,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
+    match changed {
+        1 => Ok(()),
+        0 if exists(conn, query("SELECT 1 FROM jobs WHERE id = $1").bind(job_id.0)).await? => {
+            Err(Error::Conflict { message: message.to_owned(), details: Some(serde_json::json!({ "reason": reason })) })
+        }
+        0 => Err(Error::NotFound(JobId::KIND)),
+        n => Err(Error::internal(format!("a compare-and-set update of one job changed {n} rows"))),
+    }
+}

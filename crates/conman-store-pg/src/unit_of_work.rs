@@ -1,0 +1,94 @@
+//! The one write path: [`Store::commit`] applies a unit of work in a single
+//! `READ COMMITTED` transaction on one pooled connection.
+//!
+//! Invariant: mutations apply in order, then the audit entries are chained
+//! under the audit advisory lock (see the crate docs); the transaction
+//! commits only if every step succeeded, and otherwise is rolled back before
+//! the error is returned, so a refused unit leaves no trace — not even an
+//! audit record — and holds no lock once `commit` returns.
+
+use async_trait::async_trait;
+use conman_core::ports::store::{Mutation, Store, UnitOfWork};
+use conman_core::Error;
+use sqlx::PgConnection;
+
+use crate::codec::{exists, Db as _, PgQuery};
+use crate::{apps, audit, jobs, users, workspaces, PgStore};
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit(&self, unit: UnitOfWork) -> Result<(), Error> {
+        if unit.mutations.is_empty() && unit.audit.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.db()?;
+        match apply_all(&mut tx, &unit).await {
+            Ok(()) => tx.commit().await.db(),
+            Err(err) => {
+                // Roll back now rather than when the pool recycles the
+                // connection, so the unit's row locks go with the error.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back a refused unit failed; the pool drops the connection");
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Applies every mutation, then appends the audit entries.
+async fn apply_all(conn: &mut PgConnection, unit: &UnitOfWork) -> Result<(), Error> {
+    for mutation in &unit.mutations {
+        apply(conn, mutation).await?;
+    }
+    audit::append(conn, &unit.audit).await
+}
+
+/// Applies one mutation inside the unit's transaction.
+async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Result<(), Error> {
+    match mutation {
+        Mutation::InsertUser(u) => users::insert_user(conn, u).await,
+        Mutation::UpdateUser(u) => users::update_user(conn, u).await,
+        Mutation::InsertCredential(c) => users::insert_credential(conn, c).await,
+        Mutation::RevokeCredential { id, at } => users::revoke_credential(conn, *id, at).await,
+        Mutation::RevokeUserCredentials { user_id, at } => users::revoke_user_credentials(conn, *user_id, at).await,
+        Mutation::InsertPasswordReset(r) => users::insert_password_reset(conn, r).await,
+        Mutation::UsePasswordReset { id, at } => users::use_password_reset(conn, *id, at).await,
+        Mutation::InsertApp(a) => apps::insert_app(conn, a).await,
+        Mutation::UpdateApp(a) => apps::update_app(conn, a).await,
+        Mutation::PutMembership(m) => apps::put_membership(conn, m).await,
+        Mutation::DeleteMembership { app_id, user_id } => apps::delete_membership(conn, *app_id, *user_id).await,
+        Mutation::InsertInvite(i) => apps::insert_invite(conn, i).await,
+        Mutation::UpdateInvite(i) => apps::update_invite(conn, i).await,
+        Mutation::InsertWorkspace(w) => workspaces::insert_workspace(conn, w).await,
+        Mutation::UpdateWorkspace(w) => workspaces::update_workspace(conn, w).await,
+        Mutation::InsertOutbox(m) => audit::insert_outbox(conn, m).await,
+        Mutation::InsertJob(j) => jobs::insert_job(conn, j).await,
+        Mutation::FinishJob(f) => jobs::finish_job(conn, f).await,
+        Mutation::CancelQueuedJob { id, at } => jobs::cancel_queued_job(conn, *id, at).await,
+        Mutation::RequestJobCancel { id } => jobs::request_job_cancel(conn, *id).await,
+        Mutation::ReleaseJob { id, worker } => jobs::release_job(conn, *id, worker).await,
+        Mutation::MarkOutboxDelivered { id, at } => audit::mark_outbox_delivered(conn, *id, at).await,
+    }
+}
+
+/// The outcome of a compare-and-set `UPDATE ... WHERE id = $1 AND version =
+/// $n - 1` that changed `changed` rows: one is success; none is `conflict`
+/// when `exists` finds the entity (someone else updated it first) and
+/// `not_found` otherwise.
+pub(crate) async fn expect_cas(
+    conn: &mut PgConnection,
+    changed: u64,
+    kind: &'static str,
+    exists_query: PgQuery<'_>,
+) -> Result<(), Error> {
+    match changed {
+        1 => Ok(()),
+        0 if exists(conn, exists_query).await? => Err(Error::Conflict {
+            message: format!("the {kind} was changed by someone else; reload it and retry"),
+            details: Some(serde_json::json!({ "reason": "stale_version" })),
+        }),
+        0 => Err(Error::NotFound(kind)),
+        n => Err(Error::internal(format!("a compare-and-set update of one {kind} changed {n} rows"))),
+    }
+}

@@ -1,0 +1,234 @@
+//! Postgres-specific behaviour beyond the shared conformance suite: the
+//! append-only triggers, one audit chain and exclusive claims across several
+//! pools (as several processes would hold), migrations across reconnects,
+//! refusal of a newer schema, schema isolation, and the error mapping of
+//! constraints the suite does not reach. Raw SQL goes through a plain
+//! connection on the test's scratch schema.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use conman_core::conformance::fixtures::{self, setup, user, user_created, verified_chain};
+use conman_core::domain::job::{Job, JobState, JobType};
+use conman_core::domain::user::CredentialKind;
+use conman_core::ids::JobId;
+use conman_core::ports::store::{JobClaim, JobStore, Mutation, PageRequest, Store, UnitOfWork, UserStore};
+use conman_core::ErrorCode;
+use conman_store_pg::{PgStore, SCHEMA_VERSION};
+use sqlx::Row as _;
+
+#[tokio::test]
+async fn the_audit_log_refuses_update_delete_and_truncate() {
+    let Some((store, scratch)) = common::fresh_store().await else { return };
+    let ada = user("ada");
+    store.commit(UnitOfWork::new().mutate(Mutation::InsertUser(ada.clone())).audit(user_created(&ada))).await.unwrap();
+    let before = verified_chain(&store, 10).await;
+
+    let mut conn = scratch.raw().await;
+    for sql in [
+        "UPDATE audit SET action = 'forged'",
+        "UPDATE audit SET hash = 'x' WHERE seq = 1",
+        "DELETE FROM audit",
+        "TRUNCATE audit",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.expect_err(sql).to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(verified_chain(&store, 10).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_pools_committing_concurrently_keep_one_chain() {
+    let Some(scratch) = common::scratch() else { return };
+    let stores = [Arc::new(scratch.store().await), Arc::new(scratch.store().await)];
+    const TASKS: usize = 8;
+    const UNITS: usize = 6;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let store = Arc::clone(&stores[t % 2]);
+            tokio::spawn(async move {
+                for u in 0..UNITS {
+                    let new = user(&format!("p{t}-u{u}"));
+                    // Two entries per unit: a unit's records stay adjacent.
+                    let unit = UnitOfWork::new()
+                        .mutate(Mutation::InsertUser(new.clone()))
+                        .audit(user_created(&new))
+                        .audit(fixtures::audit_entry("user.welcomed", "user", &new.id.to_string()));
+                    store.commit(unit).await.expect("every unit commits");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("writer task");
+    }
+
+    for store in &stores {
+        let chain = verified_chain(&**store, 13).await;
+        assert_eq!(chain.len(), TASKS * UNITS * 2);
+        for pair in chain.chunks(2) {
+            assert_eq!(pair[0].entry.entity_id, pair[1].entry.entity_id, "a unit's entries are adjacent");
+            assert_eq!(
+                (pair[0].entry.action.as_str(), pair[1].entry.action.as_str()),
+                ("user.created", "user.welcomed")
+            );
+        }
+    }
+    let users = stores[1].list_users(PageRequest { page: 1, limit: 100 }).await.unwrap();
+    assert_eq!(users.total, (TASKS * UNITS) as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claimers_on_two_pools_never_share_a_job() {
+    let Some(scratch) = common::scratch() else { return };
+    let stores = [Arc::new(scratch.store().await), Arc::new(scratch.store().await)];
+    let creator = user("ada");
+    let app = fixtures::app("billing", &creator);
+    setup(&*stores[0], [Mutation::InsertUser(creator.clone()), Mutation::InsertApp(app.clone())]).await;
+    const JOBS: usize = 60;
+    let t = fixtures::now();
+    let jobs: Vec<Job> = (0..JOBS)
+        .map(|i| Job {
+            id: JobId(uuid::Uuid::now_v7()),
+            app_id: app.id,
+            job_type: JobType::Notify,
+            state: JobState::Queued,
+            entity_type: None,
+            entity_id: Some(i.to_string()),
+            payload: serde_json::json!({ "n": i }),
+            attempts: 0,
+            max_attempts: 3,
+            run_after: fixtures::later(t, -1),
+            lease_owner: None,
+            lease_expires_at: None,
+            timeout_secs: 60,
+            cancel_requested: false,
+            result: None,
+            error: None,
+            created_by: None,
+            created_at: t,
+            started_at: None,
+            finished_at: None,
+        })
+        .collect();
+    setup(&*stores[0], jobs.iter().cloned().map(Mutation::InsertJob)).await;
+
+    let claimers: Vec<_> = (0..6)
+        .map(|w| {
+            let store = Arc::clone(&stores[w % 2]);
+            tokio::spawn(async move {
+                let claim =
+                    JobClaim { worker: format!("w{w}"), now: t, lease_until: fixtures::later(t, 3600), types: None };
+                let mut mine = Vec::new();
+                while let Some(job) = store.claim_job(&claim).await.expect("claim") {
+                    assert_eq!(job.lease_owner.as_deref(), Some(claim.worker.as_str()));
+                    mine.push(job.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.expect("claimer task"));
+    }
+    let unique: BTreeSet<JobId> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), JOBS, "every job is claimed exactly once");
+    assert_eq!(unique, jobs.iter().map(|j| j.id).collect());
+}
+
+#[tokio::test]
+async fn reconnecting_keeps_data_and_applies_migrations_once() {
+    let Some(scratch) = common::scratch() else { return };
+    let ada = user("ada");
+    {
+        let store = scratch.store().await;
+        setup(&store, [Mutation::InsertUser(ada.clone())]).await;
+        store.close().await;
+    }
+    let migrations = || async {
+        let mut conn = scratch.raw().await;
+        sqlx::query("SELECT version, installed_on::text FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+            .collect::<Vec<_>>()
+    };
+    let first = migrations().await;
+    assert_eq!(first.iter().map(|(v, _)| *v).collect::<Vec<_>>(), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+
+    for _ in 0..2 {
+        let store = scratch.store().await;
+        assert_eq!(store.user(ada.id).await.unwrap(), Some(ada.clone()));
+        assert_eq!(verified_chain(&store, 10).await.len(), 1);
+        assert_eq!(store.schema(), Some(scratch.schema()));
+    }
+    assert_eq!(migrations().await, first, "no migration ran again");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let Some((store, scratch)) = common::fresh_store().await else { return };
+    store.close().await;
+    let mut conn = scratch.raw().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES ($1, 'from the future', true, '\\x00', 0)",
+    )
+    .bind(SCHEMA_VERSION + 1)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let err = PgStore::connect_with_schema(scratch.url(), scratch.schema()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Internal);
+    assert!(format!("{err:?}").contains("upgrade conman"), "{err:?}");
+}
+
+#[tokio::test]
+async fn schemas_isolate_installations_in_one_database() {
+    let Some((left, _left_scratch)) = common::fresh_store().await else { return };
+    let Some((right, _right_scratch)) = common::fresh_store().await else { return };
+    let ada = user("ada");
+    setup(&left, [Mutation::InsertUser(ada.clone())]).await;
+    // The same user (same email, handle and id) fits in the other schema.
+    setup(&right, [Mutation::InsertUser(ada.clone())]).await;
+    setup(&right, [Mutation::InsertUser(user("bob"))]).await;
+
+    assert_eq!(left.list_users(PageRequest::default()).await.unwrap().total, 1);
+    assert_eq!(right.list_users(PageRequest::default()).await.unwrap().total, 2);
+    assert_eq!(verified_chain(&left, 10).await.len(), 1);
+    assert_eq!(verified_chain(&right, 10).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_reference_to_a_missing_entity_is_a_conflict() {
+    let Some((store, _scratch)) = common::fresh_store().await else { return };
+    let orphan = fixtures::credential(&user("ghost"), CredentialKind::Session);
+    let err = fixtures::commit(&store, [Mutation::InsertCredential(orphan)]).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err:?}");
+    assert_eq!(verified_chain(&store, 10).await, vec![], "the refused unit left no audit record");
+}
+
+#[tokio::test]
+async fn bad_urls_and_schema_names_are_refused_before_connecting() {
+    let cases = [
+        ("mysql://localhost/db", None),
+        ("postgres://localhost/db", Some("Public")),
+        ("postgres://localhost/db", Some("x; DROP TABLE users")),
+        ("postgres://localhost/db", Some("1abc")),
+        ("postgres://localhost/db", Some("")),
+    ];
+    for (url, schema) in cases {
+        let opened = match schema {
+            None => PgStore::connect(url).await,
+            Some(schema) => PgStore::connect_with_schema(url, schema).await,
+        };
+        let err = opened.expect_err(url);
+        assert_eq!(err.code(), ErrorCode::Validation, "{url} {schema:?}: {err:?}");
+    }
+}
