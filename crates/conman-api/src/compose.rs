@@ -15,6 +15,7 @@ use conman_store_sqlite::SqliteStore;
 use rand::RngCore;
 
 use crate::config::{DatabaseTarget, Settings};
+use crate::runtime::{NotifyWakeup, ProcessRunner};
 
 /// An opened installation.
 pub struct Installation {
@@ -24,6 +25,9 @@ pub struct Installation {
     pub master_key: MasterKey,
     /// Where the master key came from.
     pub master_key_source: MasterKeySource,
+    /// Wakes this process's job workers on enqueue (pass it to
+    /// [`run_workers`](crate::runtime::run_workers)).
+    pub wakeup: Arc<NotifyWakeup>,
 }
 
 /// A 256-bit master key. Its bytes are never logged.
@@ -74,14 +78,17 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
     let git = GitRepos::new(settings.data_dir.join("repos")).map_err(|e| anyhow::anyhow!("repositories: {e:?}"))?;
     let ports = Ports {
         store,
-        git: Arc::new(git),
+        git: Arc::new(git.clone()),
         clock: Arc::new(SystemClock),
         ids: Arc::new(UuidV7Ids),
         passwords: Arc::new(hasher),
         tokens: Arc::new(OsRandomTokens),
     };
-    let conman = Arc::new(Conman::new(ports, settings.core_config()));
-    Ok(Installation { conman, master_key, master_key_source })
+    let wakeup = Arc::new(NotifyWakeup::new());
+    let conman = Arc::new(
+        Conman::new(ports, settings.core_config()).with_job_runtime(Arc::new(ProcessRunner::new(git)), wakeup.clone()),
+    );
+    Ok(Installation { conman, master_key, master_key_source, wakeup })
 }
 
 /// Connects to Postgres (migrating it) from this sync function. The pool

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use conman_core::services::{GateCommands, JobConfig};
+
+use crate::runtime::WorkerOptions;
 
 /// Every setting, as flags with `CONMAN_*` environment fallbacks.
 #[derive(Debug, Clone, Args)]
@@ -46,6 +49,21 @@ pub struct Settings {
     /// Gate timeout in seconds.
     #[arg(long, env = "CONMAN_GATE_TIMEOUT_SECS", default_value_t = 600, global = true)]
     pub gate_timeout_secs: u64,
+    /// Job worker slots in this process (`conman worker`, and the server
+    /// next to HTTP); 0: the server runs no jobs.
+    #[arg(long, env = "CONMAN_WORKERS", default_value_t = 2, global = true)]
+    pub workers: usize,
+    /// Job lease in seconds: workers renew at a third of it; a dead
+    /// worker's job is reclaimed once it expires.
+    #[arg(long, env = "CONMAN_JOB_LEASE_SECS", default_value_t = 30, global = true)]
+    pub job_lease_secs: u64,
+    /// How often idle workers look for jobs enqueued by other processes, in milliseconds.
+    #[arg(long, env = "CONMAN_JOB_POLL_MS", default_value_t = 1000, global = true)]
+    pub job_poll_ms: u64,
+    /// On shutdown, how long running jobs may finish before they are
+    /// released back to the queue, in seconds.
+    #[arg(long, env = "CONMAN_JOB_SHUTDOWN_GRACE_SECS", default_value_t = 10, global = true)]
+    pub job_shutdown_grace_secs: u64,
     /// Let `app_admin` override gate commands per app.
     #[arg(long, env = "CONMAN_ALLOW_APP_GATE_COMMANDS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub allow_app_gate_commands: bool,
@@ -94,7 +112,25 @@ impl Settings {
             invite_ttl: Duration::from_secs(self.invite_ttl_days.max(1) * 24 * 3600),
             allow_app_gate_commands: self.allow_app_gate_commands,
             public_url: self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)),
+            gates: GateCommands {
+                submit: command(&self.gate_submit_cmd),
+                release: command(&self.gate_release_cmd),
+                deploy: command(&self.gate_deploy_cmd),
+                timeout: Duration::from_secs(self.gate_timeout_secs.max(1)),
+            },
+            jobs: JobConfig { lease_ttl: Duration::from_secs(self.job_lease_secs.max(1)), ..JobConfig::default() },
             ..Default::default()
+        }
+    }
+
+    /// How this process runs jobs (`--workers`, `CONMAN_JOB_POLL_MS`,
+    /// `CONMAN_JOB_SHUTDOWN_GRACE_SECS`).
+    pub fn worker_options(&self) -> WorkerOptions {
+        WorkerOptions {
+            concurrency: self.workers,
+            poll_interval: Duration::from_millis(self.job_poll_ms.max(10)),
+            shutdown_grace: Duration::from_secs(self.job_shutdown_grace_secs),
+            ..WorkerOptions::default()
         }
     }
 
@@ -106,6 +142,11 @@ impl Settings {
             self.listen.clone()
         }
     }
+}
+
+/// A configured command; blank means none.
+fn command(value: &Option<String>) -> Option<String> {
+    value.clone().filter(|c| !c.trim().is_empty())
 }
 
 /// Loads `.env` and `conman.toml` into the process environment, without

@@ -1,9 +1,15 @@
 //! Starting the server: open the installation, repair what a crash may
 //! have left (workspace heads without audit), bind, serve until SIGINT or
-//! SIGTERM. Shared by `conman-server` and `conman serve`.
+//! SIGTERM, with the job workers (`--workers`) running beside the HTTP
+//! server on the same shutdown signal. Shared by `conman-server` and
+//! `conman serve`; [`run_worker`] is `conman worker` (workers only).
+
+use anyhow::bail;
+use tokio::sync::watch;
 
 use crate::compose::{self, MasterKeySource};
 use crate::config::Settings;
+use crate::runtime::run_workers;
 
 /// Runs the server with `settings` until a shutdown signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -17,6 +23,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         MasterKeySource::Environment => tracing::info!("secrets master key read from CONMAN_SECRETS_MASTER_KEY"),
     }
     let conman = installation.conman;
+    let wakeup = installation.wakeup;
     let report = conman.reconcile_workspaces().await.map_err(|e| anyhow::anyhow!("reconcile: {e:?}"))?;
     if report.recovered > 0 {
         tracing::warn!(recovered = report.recovered, "audited workspace heads left unaudited by a crash");
@@ -33,9 +40,37 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             settings.data_dir.display()
         );
     }
-    crate::serve(listener, conman, shutdown_signal()).await?;
+    // One signal, two listeners: the HTTP server and the workers.
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let workers = (settings.workers > 0).then(|| {
+        tokio::spawn(run_workers(conman.clone(), wakeup, settings.worker_options(), stop_requested(stopped.clone())))
+    });
+    crate::serve(listener, conman, stop_requested(stopped)).await?;
+    if let Some(workers) = workers {
+        workers.await?;
+    }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Runs only the job workers of the installation until SIGINT or SIGTERM
+/// (`conman worker`).
+pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    if settings.workers == 0 {
+        bail!("conman worker needs at least one slot: --workers N (or CONMAN_WORKERS) with N >= 1");
+    }
+    let installation = compose::open(&settings)?;
+    tracing::info!(data_dir = %settings.data_dir.display(), slots = settings.workers, "Conman worker starting");
+    run_workers(installation.conman, installation.wakeup, settings.worker_options(), shutdown_signal()).await;
+    Ok(())
+}
+
+async fn stop_requested(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Resolves on SIGINT or SIGTERM.

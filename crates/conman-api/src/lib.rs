@@ -18,6 +18,7 @@ pub mod launch;
 pub mod openapi;
 mod request_id;
 mod routes;
+pub mod runtime;
 mod server;
 
 pub use server::{router, serve};

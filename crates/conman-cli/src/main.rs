@@ -36,6 +36,8 @@ enum Command {
     },
     /// Run the HTTP server (same as conman-server).
     Serve,
+    /// Run only the job workers (`--workers N` slots) until SIGINT or SIGTERM.
+    Worker,
     /// Apply store migrations and exit.
     Migrate,
     /// Log in and print a session token (password from stdin or CONMAN_PASSWORD).
@@ -89,6 +91,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             init_tracing("info");
             conman_api::launch::run(cli.settings).await
+        }
+        Command::Worker => {
+            init_tracing("info");
+            conman_api::launch::run_worker(cli.settings).await
         }
         Command::Migrate => cmd::admin::migrate(&cli.settings, &out),
         Command::BootstrapAdmin { email, name } => cmd::admin::bootstrap(&cli.settings, &out, &email, &name).await,

@@ -23,6 +23,7 @@
 
 mod create;
 mod errors;
+mod export;
 mod history;
 mod port;
 mod read;
