@@ -21,6 +21,7 @@ pub(crate) const MAX_BODY_BYTES: usize = 90 * 1024 * 1024;
 pub fn router(conman: Arc<Conman>) -> Router {
     let api = Router::new()
         .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi_json))
         .route("/docs", get(system::docs))
         .route("/auth/login", post(auth::login))

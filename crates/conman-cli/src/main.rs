@@ -63,6 +63,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// Jobs: list, show, follow logs, cancel, start gate runs.
+    #[command(subcommand)]
+    Jobs(cmd::jobs::JobsCmd),
     /// Messages waiting in the outbox (operators).
     Outbox {
         /// How many, newest first.
@@ -105,6 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invite(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Ws(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Audit(c) => c.run(&cli.settings, &cli.session, &out).await,
+        Command::Jobs(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Outbox { limit } => {
             cmd::admin::outbox(&session::open(&cli.settings, &cli.session).await?, &out, limit).await
         }

@@ -1,4 +1,4 @@
-//! `/api/health`, `/api/openapi.json` and `/api/docs`.
+//! `/api/health`, `/api/metrics`, `/api/openapi.json` and `/api/docs`.
 
 use axum::response::{Html, IntoResponse};
 
@@ -9,6 +9,18 @@ use crate::envelope::{ok, Data};
 #[utoipa::path(get, path = "/api/health", tag = "system", responses((status = 200, body = crate::dto::Envelope<Health>)))]
 pub(crate) async fn health() -> Data<Health> {
     ok(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+}
+
+/// Prometheus metrics: jobs by type and state (read from the store at
+/// scrape time), queue-wait and run-time histograms of this process.
+pub(crate) async fn metrics(
+    axum::extract::State(c): axum::extract::State<std::sync::Arc<conman_core::services::Conman>>,
+) -> Result<impl IntoResponse, crate::error::ApiError> {
+    let counts = c.job_counts().await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, crate::runtime::metrics::CONTENT_TYPE)],
+        crate::runtime::metrics::render(&counts),
+    ))
 }
 
 /// The OpenAPI 3 document.

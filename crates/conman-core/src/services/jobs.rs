@@ -314,6 +314,10 @@ impl Conman {
     /// log within its bound.
     pub async fn append_job_log(&self, id: JobId, mut lines: Vec<NewLogLine>) -> Result<(), Error> {
         for line in &mut lines {
+            if line.text.contains('\0') {
+                // Text columns (Postgres) refuse NUL; it carries no meaning in a log.
+                line.text = line.text.replace('\0', "\u{FFFD}");
+            }
             if line.text.len() > JOB_LOG_MAX_LINE_BYTES {
                 let mut cut = JOB_LOG_MAX_LINE_BYTES;
                 while !line.text.is_char_boundary(cut) {
