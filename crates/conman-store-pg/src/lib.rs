@@ -29,6 +29,11 @@
 //! entries take it, and a writer holding it waits for nothing else, so it
 //! cannot deadlock with row locks.
 //!
+//! Wake-ups across processes: a unit that makes a job runnable also
+//! `pg_notify`s the store's job channel in its transaction, and
+//! [`PgStore::listen_for_jobs`] turns those notifications into calls back
+//! in any process (see [`JobListener`]); polling remains the fallback.
+//!
 //! Schemas: [`PgStore::connect`] uses the URL's default `search_path`;
 //! [`PgStore::connect_with`] can pin every pooled connection to one schema
 //! (created if missing), which is how one database holds isolated
@@ -43,6 +48,9 @@ mod audit;
 mod codec;
 mod jobs;
 mod migrate;
+mod notify;
+#[cfg(feature = "scratch")]
+pub mod scratch;
 mod unit_of_work;
 mod users;
 mod workspaces;
@@ -56,6 +64,7 @@ use sqlx::Executor as _;
 
 pub use audit::AUDIT_LOCK_CLASS;
 pub use migrate::SCHEMA_VERSION;
+pub use notify::JobListener;
 
 /// The URL schemes this store accepts.
 pub const URL_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
@@ -86,6 +95,8 @@ impl PgOptions {
 pub struct PgStore {
     pool: PgPool,
     schema: Option<String>,
+    /// Where units that make a job runnable notify (see [`JobListener`]).
+    job_channel: Arc<str>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -129,7 +140,8 @@ impl PgStore {
         }
         let pool = pool.connect_with(connect).await.map_err(connect_error)?;
         migrate::run(&pool).await?;
-        Ok(PgStore { pool, schema: options.schema.clone() })
+        let job_channel = notify::job_channel(options.schema.as_deref()).into();
+        Ok(PgStore { pool, schema: options.schema.clone(), job_channel })
     }
 
     /// The schema the connections are pinned to, if any.

@@ -5,7 +5,8 @@
 //! under the audit advisory lock (see the crate docs); the transaction
 //! commits only if every step succeeded, and otherwise is rolled back before
 //! the error is returned, so a refused unit leaves no trace — not even an
-//! audit record — and holds no lock once `commit` returns.
+//! audit record or a job notification — and holds no lock once `commit`
+//! returns.
 
 use async_trait::async_trait;
 use conman_core::ports::store::{Mutation, Store, UnitOfWork};
@@ -13,7 +14,7 @@ use conman_core::Error;
 use sqlx::PgConnection;
 
 use crate::codec::{exists, Db as _, PgQuery};
-use crate::{apps, audit, jobs, users, workspaces, PgStore};
+use crate::{apps, audit, jobs, notify, users, workspaces, PgStore};
 
 #[async_trait]
 impl Store for PgStore {
@@ -22,7 +23,7 @@ impl Store for PgStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.db()?;
-        match apply_all(&mut tx, &unit).await {
+        match apply_all(&mut tx, &unit, &self.job_channel).await {
             Ok(()) => tx.commit().await.db(),
             Err(err) => {
                 // Roll back now rather than when the pool recycles the
@@ -36,10 +37,14 @@ impl Store for PgStore {
     }
 }
 
-/// Applies every mutation, then appends the audit entries.
-async fn apply_all(conn: &mut PgConnection, unit: &UnitOfWork) -> Result<(), Error> {
+/// Applies every mutation, queues the job notification if the unit makes a
+/// job runnable (Postgres sends it at commit), then appends the audit entries.
+async fn apply_all(conn: &mut PgConnection, unit: &UnitOfWork, job_channel: &str) -> Result<(), Error> {
     for mutation in &unit.mutations {
         apply(conn, mutation).await?;
+    }
+    if notify::makes_job_runnable(unit) {
+        notify::notify(conn, job_channel).await?;
     }
     audit::append(conn, &unit.audit).await
 }

@@ -1,0 +1,205 @@
+//! Job wake-ups across processes with `LISTEN/NOTIFY`: a unit of work that
+//! makes a job runnable notifies the store's job channel, and a
+//! [`JobListener`] calls back in every process listening on it, so idle
+//! workers anywhere claim at once instead of at their next poll.
+//!
+//! Invariant: the notification is sent inside the unit's own transaction
+//! (`pg_notify`), so Postgres delivers it exactly when the unit commits and
+//! never for a unit that rolled back; a worker woken by it therefore always
+//! finds the job committed. Notifications are only a hint — a listener that
+//! is not connected misses them, which is why workers keep polling and why
+//! the listener calls back once after every (re)connection.
+//!
+//! Channels: `conman_jobs` for the default schema, `conman_jobs_<schema>`
+//! for a store pinned to a schema (a hash of the schema when that would
+//! exceed Postgres's 63-byte identifiers), so installations sharing one
+//! database — and parallel tests — never wake each other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conman_core::domain::job::JobState;
+use conman_core::ports::store::{Mutation, UnitOfWork};
+use conman_core::Error;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{Executor as _, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::codec::Db as _;
+use crate::PgStore;
+
+/// The job channel of the default schema, and the prefix of the others.
+const CHANNEL: &str = "conman_jobs";
+/// Postgres truncates identifiers (channel names included) past 63 bytes.
+const MAX_IDENTIFIER: usize = 63;
+/// First wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a quiet listener checks its connection is still alive.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// How long that check may take before the connection counts as lost.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The job channel of a store on `schema`.
+pub(crate) fn job_channel(schema: Option<&str>) -> String {
+    match schema {
+        None => CHANNEL.to_owned(),
+        Some(schema) if CHANNEL.len() + 1 + schema.len() <= MAX_IDENTIFIER => format!("{CHANNEL}_{schema}"),
+        Some(schema) => format!("{CHANNEL}_{:016x}", fnv1a(schema.as_bytes())),
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms (unlike `std`'s hasher).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Whether committing `unit` can give an idle worker something to claim: a
+/// new job, a retry put back in the queue, or a job released at shutdown.
+pub(crate) fn makes_job_runnable(unit: &UnitOfWork) -> bool {
+    unit.mutations.iter().any(|m| match m {
+        Mutation::InsertJob(_) | Mutation::ReleaseJob { .. } => true,
+        Mutation::FinishJob(finish) => finish.state == JobState::Queued,
+        _ => false,
+    })
+}
+
+/// Queues a notification on `channel`, delivered when the caller's
+/// transaction commits.
+pub(crate) async fn notify(conn: &mut PgConnection, channel: &str) -> Result<(), Error> {
+    sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(conn).await.db()?;
+    Ok(())
+}
+
+/// Listens for job notifications on a connection of its own, in a task of
+/// the Tokio runtime it was started on. Dropping it stops listening.
+///
+/// Its connection shows in `pg_stat_activity` as `conman-listener` (or
+/// `conman/<schema>/listener`); if it drops, the listener logs it and
+/// reconnects with backoff (100 ms doubling to 30 s) while workers poll.
+#[derive(Debug)]
+pub struct JobListener {
+    task: JoinHandle<()>,
+}
+
+impl Drop for JobListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PgStore {
+    /// The channel this store's job notifications use.
+    pub fn job_channel(&self) -> &str {
+        &self.job_channel
+    }
+
+    /// Starts a [`JobListener`] calling `on_job` whenever a unit of work
+    /// that made a job runnable commits — in this process or any other on
+    /// the same database and schema — and once after every (re)connection,
+    /// for what may have been missed meanwhile. `on_job` runs on the
+    /// listener's task, so it should only signal (e.g. wake the workers).
+    /// Must be called within a Tokio runtime; it does not wait for the
+    /// connection.
+    pub fn listen_for_jobs(&self, on_job: impl Fn() + Send + Sync + 'static) -> JobListener {
+        let name = match &self.schema {
+            Some(schema) => format!("conman/{schema}/listener"),
+            None => "conman-listener".to_owned(),
+        };
+        let options = (*self.pool.connect_options()).clone().application_name(&name);
+        // A pool of one: `PgListener` takes its connection from a pool.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(PING_TIMEOUT)
+            .connect_lazy_with(options);
+        let channel: Arc<str> = self.job_channel.clone();
+        JobListener { task: tokio::spawn(listen(pool, channel, on_job)) }
+    }
+}
+
+/// Connects, listens and calls back until aborted; reconnects with backoff.
+async fn listen(pool: PgPool, channel: Arc<str>, on_job: impl Fn()) {
+    let mut backoff = FIRST_BACKOFF;
+    let mut reconnecting = false;
+    loop {
+        match subscribe(&pool, &channel).await {
+            Ok(mut listener) => {
+                if reconnecting {
+                    tracing::info!(%channel, "listening for job notifications again");
+                } else {
+                    tracing::info!(%channel, "listening for job notifications");
+                }
+                let connected = Instant::now();
+                on_job();
+                let lost = receive(&mut listener, &on_job).await;
+                drop(listener);
+                // A connection that held a while earns a quick reconnect.
+                if connected.elapsed() > MAX_BACKOFF {
+                    backoff = FIRST_BACKOFF;
+                }
+                tracing::warn!(
+                    %channel, reason = %lost, retry_in_ms = backoff.as_millis() as u64,
+                    "lost the job notification connection; reconnecting (workers poll meanwhile)"
+                );
+            }
+            Err(e) => tracing::warn!(
+                %channel, error = %e, retry_in_ms = backoff.as_millis() as u64,
+                "cannot listen for job notifications; retrying (workers poll meanwhile)"
+            ),
+        }
+        reconnecting = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// A listener connected and subscribed to `channel`.
+async fn subscribe(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // A lost connection ends `receive`; reconnecting is ours, with backoff.
+    listener.eager_reconnect(false);
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
+/// Calls back per notification until the connection is lost; says why.
+async fn receive(listener: &mut PgListener, on_job: &impl Fn()) -> String {
+    loop {
+        tokio::select! {
+            received = listener.try_recv() => match received {
+                Ok(Some(_)) => on_job(),
+                Ok(None) => return "the connection closed".to_owned(),
+                Err(e) => return e.to_string(),
+            },
+            // `try_recv` is cancel-safe: a quiet connection is pinged, so one
+            // that died silently is noticed within a minute.
+            () = tokio::time::sleep(PING_EVERY) => {
+                match tokio::time::timeout(PING_TIMEOUT, listener.execute("SELECT 1")).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return e.to_string(),
+                    Err(_) => return format!("no answer to a ping within {} s", PING_TIMEOUT.as_secs()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_are_per_schema_and_valid_identifiers() {
+        assert_eq!(job_channel(None), "conman_jobs");
+        assert_eq!(job_channel(Some("tenant_a")), "conman_jobs_tenant_a");
+        let long = "s".repeat(63);
+        let hashed = job_channel(Some(&long));
+        assert!(hashed.len() <= MAX_IDENTIFIER, "{hashed}");
+        assert_ne!(hashed, job_channel(Some(&"s".repeat(62))));
+        assert_eq!(hashed, job_channel(Some(&long)), "stable");
+    }
+}
