@@ -1,16 +1,19 @@
 //! Composition: the one place that chooses adapters (SQLite or Postgres
 //! store, libgit2 repositories, system clock, ...) from the settings and
 //! builds the core. Both binaries call [`open`]; a Postgres URL must be
-//! opened from within their multi-threaded Tokio runtime.
+//! opened from within their multi-threaded Tokio runtime, which also runs
+//! the job listener that wakes this process's workers for jobs enqueued by
+//! other processes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use conman_core::ports::runner::JobWakeup as _;
 use conman_core::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
 use conman_core::services::{Conman, Ports};
 use conman_git::GitRepos;
-use conman_store_pg::PgStore;
+use conman_store_pg::{JobListener, PgStore};
 use conman_store_sqlite::SqliteStore;
 use rand::RngCore;
 
@@ -28,6 +31,9 @@ pub struct Installation {
     /// Wakes this process's job workers on enqueue (pass it to
     /// [`run_workers`](crate::runtime::run_workers)).
     pub wakeup: Arc<NotifyWakeup>,
+    /// On Postgres, when this process runs workers: turns jobs enqueued by
+    /// any process (`LISTEN/NOTIFY`) into `wakeup` calls. Stops when dropped.
+    pub job_listener: Option<JobListener>,
 }
 
 /// A 256-bit master key. Its bytes are never logged.
@@ -69,11 +75,18 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let (master_key, master_key_source) = master_key(settings)?;
-    let store: Arc<dyn conman_core::ports::Store> = match settings.database()? {
+    let wakeup = Arc::new(NotifyWakeup::new());
+    let (store, job_listener): (Arc<dyn conman_core::ports::Store>, _) = match settings.database()? {
         DatabaseTarget::Sqlite(path) => {
-            Arc::new(SqliteStore::open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?)
+            let store = SqliteStore::open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
+            (Arc::new(store), None)
         }
-        DatabaseTarget::Postgres(url) => Arc::new(open_postgres(&url)?),
+        DatabaseTarget::Postgres(url) => {
+            let store = open_postgres(&url)?;
+            let wakeup = Arc::clone(&wakeup);
+            let listener = (settings.workers > 0).then(|| store.listen_for_jobs(move || wakeup.job_enqueued()));
+            (Arc::new(store), listener)
+        }
     };
     let git = GitRepos::new(settings.data_dir.join("repos")).map_err(|e| anyhow::anyhow!("repositories: {e:?}"))?;
     let ports = Ports {
@@ -84,11 +97,10 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
         passwords: Arc::new(hasher),
         tokens: Arc::new(OsRandomTokens),
     };
-    let wakeup = Arc::new(NotifyWakeup::new());
     let conman = Arc::new(
         Conman::new(ports, settings.core_config()).with_job_runtime(Arc::new(ProcessRunner::new(git)), wakeup.clone()),
     );
-    Ok(Installation { conman, master_key, master_key_source, wakeup })
+    Ok(Installation { conman, master_key, master_key_source, wakeup, job_listener })
 }
 
 /// Connects to Postgres (migrating it) from this sync function. The pool

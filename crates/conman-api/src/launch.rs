@@ -24,6 +24,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let conman = installation.conman;
     let wakeup = installation.wakeup;
+    // Wakes `wakeup` for jobs enqueued by other processes until we return.
+    let _job_listener = installation.job_listener;
     let report = conman.reconcile_workspaces().await.map_err(|e| anyhow::anyhow!("reconcile: {e:?}"))?;
     if report.recovered > 0 {
         tracing::warn!(recovered = report.recovered, "audited workspace heads left unaudited by a crash");
@@ -65,6 +67,7 @@ pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     }
     let installation = compose::open(&settings)?;
     tracing::info!(data_dir = %settings.data_dir.display(), slots = settings.workers, "Conman worker starting");
+    let _job_listener = installation.job_listener;
     run_workers(installation.conman, installation.wakeup, settings.worker_options(), shutdown_signal()).await;
     Ok(())
 }

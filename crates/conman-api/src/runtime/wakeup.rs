@@ -3,8 +3,10 @@
 //!
 //! Invariant: a wake-up is never lost between a slot's empty claim and its
 //! wait, because slots arm their [`Notified`] future *before* claiming (see
-//! `worker.rs`). Other processes are not woken: their slots find the job at
-//! their next poll.
+//! `worker.rs`). Other processes learn of the job at their next poll — or
+//! at once on Postgres, where the composition's job listener calls
+//! [`JobWakeup::job_enqueued`] here for every job any process enqueues
+//! (`LISTEN/NOTIFY`).
 
 use conman_core::ports::runner::JobWakeup;
 use tokio::sync::futures::Notified;
