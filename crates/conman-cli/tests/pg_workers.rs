@@ -392,9 +392,12 @@ async fn four_worker_processes_run_2000_jobs_exactly_once_and_reclaim_the_jobs_o
     for job in &held {
         let reclaimed = inst.job(job.id).await;
         assert_eq!(reclaimed.attempts, 2, "the victim's job {} was reclaimed: {reclaimed:#?}", job.id);
+        // The victim may die before its batched log line about the attempt
+        // is flushed, so only the finishing attempt's line is certain.
         let workers = inst.attempt_workers(job.id).await;
-        assert_eq!(workers.len(), 2, "{workers:?}");
-        assert!(workers[0].contains(&victim_infix) && !workers[1].contains(&victim_infix), "{workers:?}");
+        let last = workers.last().unwrap_or_else(|| panic!("no attempt line for job {}", job.id));
+        assert!(!last.contains(&victim_infix), "a surviving worker finished it: {workers:?}");
+        assert!(workers.len() <= 2, "{workers:?}");
     }
     for (n, commit) in commits[..HANGING].iter().enumerate() {
         assert_eq!(runs[&commit.to_string()], 2, "hanging job {n} ran once per attempt");
