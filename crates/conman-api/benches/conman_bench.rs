@@ -18,19 +18,33 @@
 //! latency of a no-op job (bar: median ≤ 20 ms); and 1,000 no-op jobs
 //! through one worker process on SQLite (bar: ≤ 2 s).
 //!
+//! Postgres rows (Postgres issue): when `CONMAN_BENCH_DATABASE_URL` (or else
+//! `CONMAN_TEST_DATABASE_URL`) names a Postgres server, scenario 1's core
+//! write and read and scenario 2 run again on scratch databases created
+//! beside the named one (with `psql`) and dropped afterwards, printed beside
+//! the SQLite figures; then 2,000 no-op gate jobs (no gate command is
+//! configured, so each gate passes without starting a process) go through 4
+//! `conman worker` processes — the release binary next to this bench, which
+//! `cargo xtask bench` builds first — timed from the workers' start until
+//! every job succeeded. Bars: Postgres write median ≤ 4 ms; 2,000 jobs
+//! through 4 worker processes ≤ 4 s.
+//!
 //! Run with `--quick` for fewer iterations.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conman_core::domain::audit::RequestContext;
+use conman_core::ids::{AppId, WorkspaceId};
 use conman_core::ports::git::{FileOp, Signature, WriteRequest};
 use conman_core::ports::store::PageRequest;
 use conman_core::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
-use conman_core::services::{Config, Conman, NewApp, Ports};
+use conman_core::ports::Store;
+use conman_core::services::{Actor, Config, Conman, NewApp, Ports};
 use conman_core::validation::RepoPath;
+use conman_store_pg::PgStore;
 
 struct Stats {
     median: Duration,
@@ -97,11 +111,52 @@ fn cli_write(repo: &Path, index: &Path, refname: &str, path: &str, content: &[u8
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (writes, reads, cli_writes, cli_reads) = if quick { (100, 500, 10, 20) } else { (500, 2000, 30, 60) };
+    let latency_samples = if quick { 50 } else { 200 };
+    let postgres = ["CONMAN_BENCH_DATABASE_URL", "CONMAN_TEST_DATABASE_URL"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|url| !url.trim().is_empty()));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async move {
-        scenario_workspace_io(writes, reads, cli_writes, cli_reads).await;
-        scenario_jobs(if quick { 50 } else { 200 }).await;
+        let io = scenario_workspace_io(writes, reads, cli_writes, cli_reads).await;
+        let jobs = scenario_jobs(latency_samples).await;
+        match postgres {
+            Some(url) => postgres_rows(&url, &Figures { io, jobs }, writes, reads, latency_samples).await,
+            None => println!("postgres rows skipped (set CONMAN_BENCH_DATABASE_URL)"),
+        }
     });
+}
+
+/// The core's workspace write and read timings.
+struct IoFigures {
+    write: Stats,
+    read: Stats,
+}
+
+/// Scenario 2's figures: enqueue-to-start latency and 1,000 jobs' time.
+struct JobFigures {
+    latency: Stats,
+    through: Duration,
+}
+
+/// One store's figures, for the side-by-side rows.
+struct Figures {
+    io: IoFigures,
+    jobs: JobFigures,
+}
+
+/// The core over `store`, with repositories under `dir`.
+fn core_on(store: Arc<dyn Store>, dir: &Path) -> Conman {
+    Conman::new(
+        Ports {
+            store,
+            git: Arc::new(conman_git::GitRepos::new(dir.join("repos")).expect("repos")),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Ids),
+            passwords: Arc::new(Argon2Hasher::insecure_fast_for_tests()),
+            tokens: Arc::new(OsRandomTokens),
+        },
+        Config::default(),
+    )
 }
 
 /// A job that does nothing: the runner's own overhead is what is measured.
@@ -122,22 +177,37 @@ impl conman_core::services::JobHandler for NoopHandler {
     }
 }
 
-async fn scenario_jobs(latency_samples: usize) {
+async fn scenario_jobs(latency_samples: usize) -> JobFigures {
+    println!("Scenario 2: job runner on SQLite");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = conman_store_sqlite::SqliteStore::open(&dir.path().join("conman.db")).expect("store");
+    let figures = job_runner(Arc::new(store), dir.path(), latency_samples).await;
+    row("enqueue-to-start, idle runner (wake-up)", &figures.latency);
+    println!(
+        "  1,000 no-op jobs through one worker process   {:>10}   ({:.0} jobs/s)",
+        ms(figures.through),
+        1000.0 / figures.through.as_secs_f64()
+    );
+    println!("  bar enqueue-to-start median ≤ 20 ms: {}", verdict(figures.latency.median <= Duration::from_millis(20)));
+    println!("  bar 1,000 jobs ≤ 2 s: {}", verdict(figures.through <= Duration::from_secs(2)));
+    figures
+}
+
+/// Scenario 2 on `store`: the enqueue-to-start latency with an idle runner,
+/// then 1,000 queued no-op jobs through one in-process runner of 4 slots.
+async fn job_runner(store: Arc<dyn Store>, dir: &Path, latency_samples: usize) -> JobFigures {
     use conman_api::runtime::wakeup::NotifyWakeup;
     use conman_api::runtime::worker::{run_workers, WorkerOptions};
     use conman_core::domain::job::{JobState, JobType};
     use conman_core::ports::store::UnitOfWork;
     use conman_core::services::NewJob;
 
-    println!("Scenario 2: job runner on SQLite");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = conman_store_sqlite::SqliteStore::open(&dir.path().join("conman.db")).expect("store");
-    let git_repos = Arc::new(conman_git::GitRepos::new(dir.path().join("repos")).expect("repos"));
+    let git_repos = Arc::new(conman_git::GitRepos::new(dir.join("repos")).expect("repos"));
     let wakeup = Arc::new(NotifyWakeup::new());
     let conman = Arc::new(
         Conman::new(
             Ports {
-                store: Arc::new(store),
+                store,
                 git: git_repos.clone(),
                 clock: Arc::new(SystemClock),
                 ids: Arc::new(UuidV7Ids),
@@ -229,36 +299,25 @@ async fn scenario_jobs(latency_samples: usize) {
     let _ = stop.send(());
     workers.await.expect("workers stop");
 
-    row("enqueue-to-start, idle runner (wake-up)", &latency);
-    println!(
-        "  1,000 no-op jobs through one worker process   {:>10}   ({:.0} jobs/s)",
-        ms(through),
-        1000.0 / through.as_secs_f64()
-    );
-    println!("  bar enqueue-to-start median ≤ 20 ms: {}", verdict(latency.median <= Duration::from_millis(20)));
-    println!("  bar 1,000 jobs ≤ 2 s: {}", verdict(through <= Duration::from_secs(2)));
+    JobFigures { latency, through }
 }
 
-async fn scenario_workspace_io(writes: usize, reads: usize, cli_writes: usize, cli_reads: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = conman_store_sqlite::SqliteStore::open(&dir.path().join("conman.db")).expect("store");
-    let git_repos = conman_git::GitRepos::new(dir.path().join("repos")).expect("repos");
-    let conman = Arc::new(Conman::new(
-        Ports {
-            store: Arc::new(store),
-            git: Arc::new(git_repos),
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(UuidV7Ids),
-            passwords: Arc::new(Argon2Hasher::insecure_fast_for_tests()),
-            tokens: Arc::new(OsRandomTokens),
-        },
-        Config::default(),
-    ));
+/// An app whose repository holds 10,000 files, and its default workspace.
+struct SeededApp {
+    conman: Arc<Conman>,
+    actor: Actor,
+    app: AppId,
+    ws: WorkspaceId,
+}
+
+/// Creates the scenario 1 app on `store` (repositories under `dir`) and
+/// seeds its repository; answers it and the seeding time.
+async fn seeded_app(store: Arc<dyn Store>, dir: &Path) -> (SeededApp, Duration) {
+    let conman = Arc::new(core_on(store, dir));
     let admin = conman.bootstrap_admin("bench@example.com", "Bench", "bench-password-123").await.expect("admin");
     let actor = conman.local_actor(admin.email.as_str(), RequestContext::default()).await.expect("actor");
     let app = conman.create_app(&actor, NewApp { name: "bench".into(), ..Default::default() }).await.expect("app");
 
-    println!("Scenario 1: workspace write and read on a 10,000-file repository");
     let t = Instant::now();
     let author = Signature { name: "Bench".into(), email: "bench@example.com".into() };
     for d in 0..100 {
@@ -278,47 +337,62 @@ async fn scenario_workspace_io(writes: usize, reads: usize, cli_writes: usize, c
         };
         conman.ports().git.write(app.id, request).await.expect("seed");
     }
-    println!("  seeded 10,000 files in {:.2} s", t.elapsed().as_secs_f64());
+    let seeding = t.elapsed();
 
     let workspaces = conman.list_workspaces(&actor, app.id, PageRequest::default()).await.expect("ws");
     let ws = workspaces.items.into_iter().find(|w| w.is_default).expect("default workspace");
+    (SeededApp { conman, actor, app: app.id, ws: ws.id }, seeding)
+}
 
-    // Warm-up, then measure the core write path (git commit on the WIP ref + audit row).
+/// The core's single-file write (git commit on the WIP ref + audit row)
+/// after a warm-up, and its file read.
+async fn core_io(s: &SeededApp, writes: usize, reads: usize) -> IoFigures {
+    let (conman, actor) = (&s.conman, &s.actor);
     for i in 0..20 {
         let path = format!("svc{:03}/warm{i}.yaml", i % 100);
-        conman.write_file(&actor, app.id, ws.id, &path, b"warm: 1\n".to_vec(), None).await.expect("warm");
+        conman.write_file(actor, s.app, s.ws, &path, b"warm: 1\n".to_vec(), None).await.expect("warm");
     }
     let mut samples = Vec::with_capacity(writes);
     for i in 0..writes {
         let path = format!("svc{:03}/config{:03}.yaml", i % 100, (i * 7) % 100);
         let content = format!("service: x\nrevision: {i}\n").into_bytes();
         let t = Instant::now();
-        conman.write_file(&actor, app.id, ws.id, &path, content, None).await.expect("write");
+        conman.write_file(actor, s.app, s.ws, &path, content, None).await.expect("write");
         samples.push(t.elapsed());
     }
-    let core_write = stats(samples);
+    let write = stats(samples);
 
     let mut samples = Vec::with_capacity(reads);
     for i in 0..reads {
         let path = format!("svc{:03}/config{:03}.yaml", i % 100, (i * 13) % 100);
         let t = Instant::now();
-        conman.read_workspace_path(&actor, app.id, ws.id, Some(&path)).await.expect("read");
+        conman.read_workspace_path(actor, s.app, s.ws, Some(&path)).await.expect("read");
         samples.push(t.elapsed());
     }
-    let core_read = stats(samples);
+    IoFigures { write, read: stats(samples) }
+}
 
-    let head = conman.get_workspace(&actor, app.id, ws.id).await.expect("ws").1;
+async fn scenario_workspace_io(writes: usize, reads: usize, cli_writes: usize, cli_reads: usize) -> IoFigures {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = conman_store_sqlite::SqliteStore::open(&dir.path().join("conman.db")).expect("store");
+    println!("Scenario 1: workspace write and read on a 10,000-file repository");
+    let (seeded, seeding) = seeded_app(Arc::new(store), dir.path()).await;
+    println!("  seeded 10,000 files in {:.2} s", seeding.as_secs_f64());
+    let IoFigures { write: core_write, read: core_read } = core_io(&seeded, writes, reads).await;
+    let SeededApp { conman, actor, app, ws } = seeded;
+
+    let head = conman.get_workspace(&actor, app, ws).await.expect("ws").1;
     let mut samples = Vec::with_capacity(reads);
     for i in 0..reads {
         let path = RepoPath::parse(&format!("svc{:03}/config{:03}.yaml", i % 100, (i * 13) % 100)).expect("path");
         let t = Instant::now();
-        conman.ports().git.read(app.id, &head, Some(&path)).await.expect("read");
+        conman.ports().git.read(app, &head, Some(&path)).await.expect("read");
         samples.push(t.elapsed());
     }
     let port_read = stats(samples);
 
     // Baselines with the git command line on the same repository.
-    let repo = dir.path().join("repos").join(format!("{}.git", app.id));
+    let repo = dir.path().join("repos").join(format!("{}.git", app));
     assert!(repo.exists(), "repository at {}", repo.display());
     let index = dir.path().join("bench.index");
     let bench_ref = "refs/heads/bench-cli";
@@ -353,4 +427,260 @@ async fn scenario_workspace_io(writes: usize, reads: usize, cli_writes: usize, c
     let read_ok = core_read.median <= Duration::from_micros(500);
     println!("  bar write median ≤ 2 ms and ≥ 10× CLI: {}", verdict(write_ok));
     println!("  bar read median ≤ 0.5 ms: {}", verdict(read_ok));
+    IoFigures { write: core_write, read: core_read }
+}
+
+/// A database of its own on the Postgres server of `admin_url`, created and
+/// dropped (`WITH (FORCE)`, ending any connection left) with `psql`.
+struct ScratchDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDb {
+    fn create(admin_url: &str, tag: &str) -> Result<ScratchDb, String> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let name = format!("conman_bench_{tag}_{}_{nanos}", std::process::id());
+        psql(admin_url, &format!("CREATE DATABASE \"{name}\""))?;
+        let url = with_database(admin_url, &name);
+        Ok(ScratchDb { admin_url: admin_url.to_owned(), name, url })
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if let Err(e) = psql(&self.admin_url, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)) {
+            eprintln!("warning: could not drop the scratch database {}: {e}", self.name);
+        }
+    }
+}
+
+fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run psql ({e}); it creates the scratch databases"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("psql: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`, query kept.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+    let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
+        None => format!("{scheme}://{authority}/{name}"),
+    }
+}
+
+/// `url` without the password of its `user:password@` part.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A connected Postgres store on a fresh scratch database.
+async fn scratch_store(admin_url: &str, tag: &str) -> Result<(PgStore, ScratchDb), String> {
+    let db = ScratchDb::create(admin_url, tag)?;
+    let store = PgStore::connect(&db.url).await.map_err(|e| format!("connecting to the scratch database: {e:?}"))?;
+    Ok((store, db))
+}
+
+/// Scenario 1's core write and read and scenario 2 on Postgres, printed
+/// beside the SQLite figures, then 2,000 jobs through 4 worker processes.
+async fn postgres_rows(url: &str, sqlite: &Figures, writes: usize, reads: usize, latency_samples: usize) {
+    println!("Postgres rows (scratch databases on {}, dropped afterwards)", redacted(&with_database(url, "…")));
+    let io = async {
+        let (store, db) = scratch_store(url, "io").await?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let (seeded, _) = seeded_app(Arc::new(store.clone()), dir.path()).await;
+        let figures = core_io(&seeded, writes, reads).await;
+        drop(seeded);
+        store.close().await;
+        drop(db);
+        Ok::<_, String>(figures)
+    };
+    let io = match io.await {
+        Ok(io) => io,
+        Err(e) => {
+            println!("  postgres rows failed: {e}");
+            return;
+        }
+    };
+    let jobs = async {
+        let (store, db) = scratch_store(url, "jobs").await?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let figures = job_runner(Arc::new(store.clone()), dir.path(), latency_samples).await;
+        store.close().await;
+        drop(db);
+        Ok::<_, String>(figures)
+    };
+    let jobs = match jobs.await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            println!("  postgres rows failed: {e}");
+            return;
+        }
+    };
+    let processes = worker_processes(url, 2000, 4, 4).await;
+
+    let side = |name: &str, sqlite: Option<Duration>, postgres: Duration, note: String| {
+        let sqlite = sqlite.map_or_else(|| "—".to_owned(), ms);
+        println!("  {name:<44} sqlite {sqlite:>10}   postgres {:>10}{note}", ms(postgres));
+    };
+    let p90 = |s: &Stats| format!("   (postgres p90 {}, n={})", ms(s.p90), s.n);
+    side("write via core (commit + audit), median", Some(sqlite.io.write.median), io.write.median, p90(&io.write));
+    side("read via core (auth + ref + blob), median", Some(sqlite.io.read.median), io.read.median, p90(&io.read));
+    side(
+        "enqueue-to-start, idle runner, median",
+        Some(sqlite.jobs.latency.median),
+        jobs.latency.median,
+        p90(&jobs.latency),
+    );
+    let rate = |d: Duration, n: f64| format!("   ({:.0} jobs/s on postgres)", n / d.as_secs_f64());
+    side(
+        "1,000 no-op jobs through one worker process",
+        Some(sqlite.jobs.through),
+        jobs.through,
+        rate(jobs.through, 1000.0),
+    );
+    match &processes {
+        Ok(took) => {
+            side("2,000 no-op jobs through 4 worker processes", None, *took, rate(*took, 2000.0) + ", 4 slots each")
+        }
+        Err(e) => println!("  2,000 no-op jobs through 4 worker processes: {e}"),
+    }
+    println!("  bar postgres write median ≤ 4 ms: {}", verdict(io.write.median <= Duration::from_millis(4)));
+    let within = processes.as_ref().is_ok_and(|d| *d <= Duration::from_secs(4));
+    println!("  bar 2,000 jobs through 4 worker processes ≤ 4 s: {}", verdict(within));
+}
+
+/// `conman worker` children, killed when dropped.
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The release `conman` binary beside this bench (`target/release/deps/..`).
+fn conman_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let binary = exe.parent().and_then(Path::parent).map(|dir| dir.join("conman")).ok_or("no target directory")?;
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "skipped: no {} (cargo build --release -p conman-cli --bin conman; cargo xtask bench does)",
+            binary.display()
+        ))
+    }
+}
+
+/// Enqueues `jobs` no-op gate jobs on a scratch database, starts `processes`
+/// `conman worker` processes of `slots` slots on it (polling every 10 ms),
+/// and answers the time from their start until every job succeeded.
+async fn worker_processes(url: &str, jobs: usize, processes: usize, slots: usize) -> Result<Duration, String> {
+    use conman_core::domain::job::{JobState, JobType};
+    use conman_core::ports::store::UnitOfWork;
+    use conman_core::services::{GateKind, GatePayload, NewJob};
+
+    let binary = conman_binary()?;
+    let (store, db) = scratch_store(url, "workers").await?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let conman = core_on(Arc::new(store.clone()), dir.path());
+    let admin = conman.bootstrap_admin("workers@example.com", "Workers", "bench-password-123").await.expect("admin");
+    let actor = conman.local_actor(admin.email.as_str(), RequestContext::default()).await.expect("actor");
+    let app = conman.create_app(&actor, NewApp { name: "gates".into(), ..Default::default() }).await.expect("app");
+    // No gate command anywhere: each gate passes without starting a process.
+    let payload = GatePayload {
+        gate: GateKind::Submit,
+        commit: "0".repeat(40),
+        changeset_id: None,
+        release_id: None,
+        environment: None,
+    };
+    let payload = serde_json::to_value(&payload).expect("payload");
+    for _ in 0..jobs.div_ceil(100) {
+        let mut unit = UnitOfWork::new();
+        for _ in 0..100 {
+            let spec = NewJob {
+                app_id: app.id,
+                job_type: JobType::GateSubmit,
+                entity_type: None,
+                entity_id: None,
+                payload: payload.clone(),
+                timeout_secs: 60,
+            };
+            unit = conman.enqueue_in(unit, None, &conman.new_job(None, spec));
+        }
+        store.commit(unit).await.expect("enqueue");
+    }
+
+    let start = Instant::now();
+    let mut workers = Workers(Vec::new());
+    for n in 0..processes {
+        let log = std::fs::File::create(dir.path().join(format!("worker{n}.log"))).map_err(|e| e.to_string())?;
+        let child = Command::new(&binary)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--database-url")
+            .arg(&db.url)
+            .args(["worker", "--workers", &slots.to_string()])
+            .current_dir(dir.path())
+            .env_remove("CONMAN_CONFIG")
+            .env_remove("CONMAN_GATE_SUBMIT_CMD")
+            .env("CONMAN_JOB_POLL_MS", "10")
+            .env("CONMAN_SECRETS_MASTER_KEY", "00".repeat(32))
+            .env("CONMAN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        workers.0.push(child);
+    }
+    let outcome = loop {
+        let counts = conman.job_counts().await.map_err(|e| format!("{e:?}"))?;
+        let count =
+            |state| counts.iter().filter(|(t, s, _)| *t == JobType::GateSubmit && *s == state).map(|c| c.2).sum();
+        let (succeeded, failed): (u64, u64) = (count(JobState::Succeeded), count(JobState::Failed));
+        if succeeded == jobs as u64 {
+            break Ok(start.elapsed());
+        }
+        if failed > 0 {
+            break Err(format!("{failed} jobs failed (see the worker logs)"));
+        }
+        if let Some(exited) = workers.0.iter_mut().find_map(|c| c.try_wait().ok().flatten()) {
+            let log = std::fs::read_to_string(dir.path().join("worker0.log")).unwrap_or_default();
+            break Err(format!("a worker exited ({exited}); worker0.log:\n{log}"));
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            break Err(format!("only {succeeded} of {jobs} jobs succeeded after 120 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    drop(workers);
+    store.close().await;
+    drop(db);
+    outcome
 }

@@ -38,8 +38,16 @@ enum Command {
     Serve,
     /// Run only the job workers (`--workers N` slots) until SIGINT or SIGTERM.
     Worker,
-    /// Apply store migrations and exit.
-    Migrate,
+    /// Apply store migrations and exit; with `--from URL --to URL`, copy a
+    /// whole installation's metadata (audit chain verified) into an empty store.
+    Migrate {
+        /// Store to copy from (`sqlite://PATH` or `postgres://...`); stop every server and worker on it first.
+        #[arg(long, requires = "to", value_name = "URL")]
+        from: Option<String>,
+        /// Empty store to copy into (`postgres://...` or `sqlite://PATH`).
+        #[arg(long, requires = "from", value_name = "URL")]
+        to: Option<String>,
+    },
     /// Log in and print a session token (password from stdin or CONMAN_PASSWORD).
     Login {
         /// Email.
@@ -99,7 +107,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing("info");
             conman_api::launch::run_worker(cli.settings).await
         }
-        Command::Migrate => cmd::admin::migrate(&cli.settings, &out),
+        Command::Migrate { from: Some(from), to: Some(to) } => cmd::admin::copy_installation(&out, &from, &to).await,
+        Command::Migrate { .. } => cmd::admin::migrate(&cli.settings, &out),
         Command::BootstrapAdmin { email, name } => cmd::admin::bootstrap(&cli.settings, &out, &email, &name).await,
         Command::Login { email } => cmd::admin::login(&cli.settings, &out, &email).await,
         Command::User(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,

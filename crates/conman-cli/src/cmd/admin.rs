@@ -1,14 +1,25 @@
-//! Operator commands: bootstrap-admin, migrate, login, users, outbox.
+//! Operator commands: bootstrap-admin, migrate (and copying an installation
+//! between stores), login, users, outbox.
 
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 use clap::Subcommand;
 use conman_api::compose;
 use conman_api::config::Settings;
 use conman_api::dto::{SessionDto, UserDto};
 use conman_core::ports::store::PageRequest;
+use conman_core::ports::Store;
+use conman_core::services::copy_store;
+use conman_core::Error;
+use conman_store_pg::PgStore;
+use conman_store_sqlite::SqliteStore;
 use serde::Serialize;
 
 use super::read_secret;
-use crate::output::{CoreResult, Output};
+use crate::output::{CoreError, CoreResult, Output};
 use crate::session::{request_context, Session};
 
 /// `conman bootstrap-admin`.
@@ -33,6 +44,113 @@ pub(crate) fn migrate(settings: &Settings, out: &Output) -> anyhow::Result<()> {
         format!("store is migrated ({db:?})")
     });
     Ok(())
+}
+
+/// `conman migrate --from URL --to URL`: copies every row and the audit
+/// chain of one store into another, empty one, and verifies the copy.
+pub(crate) async fn copy_installation(out: &Output, from: &str, to: &str) -> anyhow::Result<()> {
+    let source = open_store(from, true).await.with_context(|| format!("opening --from {}", redact(from)))?;
+    let target = open_store(to, false).await.with_context(|| format!("opening --to {}", redact(to)))?;
+    let mut progress = Progress::on_terminal();
+    let copied = copy_store(source.as_ref(), target.as_ref(), &mut |stage, n| progress.show(stage, n)).await;
+    progress.finish();
+    let report = copied.map_err(|e| match e {
+        // The operator runs this on their own machine: show the cause.
+        Error::Internal(cause) => anyhow::anyhow!("internal: {cause}"),
+        e => anyhow::Error::new(CoreError(e)),
+    })?;
+    let (from, to) = (redact(from), redact(to));
+    out.show(&report, |r| {
+        let mut text = format!(
+            "copied {from} into {to}\n  \
+             users {}, credentials {}, apps {}, memberships {}, invites {}, workspaces {}, outbox messages {}\n  \
+             jobs {} ({} running: their leases expire and workers reclaim them), job log lines {}\n  \
+             audit chain: {} records, verified on the target, head {}",
+            r.users,
+            r.credentials,
+            r.apps,
+            r.memberships,
+            r.invites,
+            r.workspaces,
+            r.outbox,
+            r.jobs,
+            r.running_jobs,
+            r.job_log_lines,
+            r.audit_records,
+            r.audit_head,
+        );
+        for skipped in &r.not_copied {
+            text.push_str(&format!("\n  not copied: {skipped}"));
+        }
+        text.push_str(&format!(
+            "\nnext: set CONMAN_DATABASE_URL to {to} and keep the same data directory \
+             (repositories and master key live there, not in the store)"
+        ));
+        text
+    });
+    Ok(())
+}
+
+/// Opens the store a `sqlite://PATH` or `postgres://` URL names (and
+/// migrates it). A source SQLite file must exist: opening creates one.
+async fn open_store(url: &str, must_exist: bool) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = Path::new(path);
+        if must_exist && !path.is_file() {
+            anyhow::bail!("no SQLite database at {}", path.display());
+        }
+        return Ok(Arc::new(SqliteStore::open(path).map_err(|e| anyhow::anyhow!("{e:?}"))?));
+    }
+    if conman_store_pg::URL_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+        return Ok(Arc::new(PgStore::connect(url).await.map_err(|e| anyhow::anyhow!("{e:?}"))?));
+    }
+    anyhow::bail!("a store URL starts with sqlite:// or postgres://")
+}
+
+/// `url` without the password of its `user:password@` part.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Progress of a long copy on stderr: one line rewritten at most every
+/// 100 ms (and at each new stage), only on a terminal.
+struct Progress {
+    terminal: bool,
+    stage: String,
+    shown: Option<Instant>,
+}
+
+impl Progress {
+    fn on_terminal() -> Self {
+        use std::io::IsTerminal as _;
+        Progress { terminal: std::io::stderr().is_terminal(), stage: String::new(), shown: None }
+    }
+
+    fn show(&mut self, stage: &str, count: u64) {
+        if !self.terminal {
+            return;
+        }
+        let due = self.shown.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if stage != self.stage || due {
+            eprint!("\r  {stage}: {count}\x1b[K");
+            self.stage = stage.to_owned();
+            self.shown = Some(Instant::now());
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal && !self.stage.is_empty() {
+            eprintln!();
+        }
+    }
 }
 
 /// `conman login`.
@@ -127,5 +245,23 @@ impl UserCmd {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn store_urls_are_shown_without_their_password() {
+        let cases = [
+            ("postgres://conman:s3cret@db:5432/conman", "postgres://conman:***@db:5432/conman"),
+            ("postgres://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1:5432/test"),
+            ("postgresql://db/conman?sslmode=require", "postgresql://db/conman?sslmode=require"),
+            ("sqlite:///var/lib/conman/conman.db", "sqlite:///var/lib/conman/conman.db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact(url), shown, "{url}");
+        }
     }
 }

@@ -19,6 +19,7 @@ mod gates;
 mod invites;
 mod jobs;
 mod members;
+mod migrate;
 mod throttle;
 mod tokens;
 mod users;
@@ -35,6 +36,7 @@ pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
 pub use gates::{GateKind, GatePayload, GATE_PATH};
 pub use invites::IssuedInvite;
 pub use jobs::{AttemptEnd, JobHandler, JobOutcome, LeaseStatus, NewJob};
+pub use migrate::{copy_store, CopyReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
 pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, ReconcileReport, WriteOutcome};
 
