@@ -62,6 +62,10 @@ typed_id! {
     PasswordResetId => "password_reset",
     /// Identifies a changeset.
     ChangesetId => "changeset",
+    /// Identifies a review vote.
+    ReviewId => "review",
+    /// Identifies a changeset comment.
+    CommentId => "comment",
     /// Identifies a release.
     ReleaseId => "release",
     /// Identifies an environment.

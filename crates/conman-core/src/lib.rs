@@ -8,6 +8,7 @@
 //! only here, so the HTTP API and the CLI behave the same.
 #![deny(missing_docs)]
 
+pub mod diff;
 pub mod domain;
 pub mod error;
 pub mod ids;

@@ -1,12 +1,17 @@
 //! Changesets: reviewable proposals with frozen revisions (SPEC §2.3, §4).
-//! This slice defines the entity and its state machine; the use cases come
-//! with the changesets issue.
+//!
+//! Invariants: a changeset's `revision` is the number of its latest frozen
+//! [`ChangesetRevision`] (0 before the first submit) and `head_sha` that
+//! revision's commit; revisions are append-only and numbered 1, 2, ... with
+//! no gaps; at most one changeset per workspace is open (not released or
+//! rejected) — the store refuses a second. The use cases live in
+//! `services::changesets`.
 
 use serde::{Deserialize, Serialize};
 
 use super::machine::StateMachine;
 use super::Timestamp;
-use crate::ids::{AppId, ChangesetId, UserId, WorkspaceId};
+use crate::ids::{AppId, ChangesetId, JobId, UserId, WorkspaceId};
 
 /// Where a changeset is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -127,6 +132,35 @@ impl ChangesetState {
     pub fn is_open(self) -> bool {
         !matches!(self, S::Released | S::Rejected)
     }
+
+    /// The wire name (`in_review`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            S::Draft => "draft",
+            S::Submitted => "submitted",
+            S::InReview => "in_review",
+            S::Approved => "approved",
+            S::ChangesRequested => "changes_requested",
+            S::Rejected => "rejected",
+            S::Queued => "queued",
+            S::Released => "released",
+            S::Conflicted => "conflicted",
+            S::NeedsRevalidation => "needs_revalidation",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Result<Self, crate::Error> {
+        Self::STATES.iter().copied().find(|state| state.as_str() == s).ok_or_else(|| {
+            crate::Error::invalid("state", "unknown_state", format!("unknown changeset state {s:?}"))
+        })
+    }
+
+    /// Title, description and `depends_on` may still change (before
+    /// approval; afterwards a new changeset is needed).
+    pub fn is_editable(self) -> bool {
+        matches!(self, S::Draft | S::Submitted | S::InReview | S::ChangesRequested)
+    }
 }
 
 /// A changeset record.
@@ -148,12 +182,52 @@ pub struct Changeset {
     pub state: ChangesetState,
     /// Latest frozen revision number (0 before the first submit).
     pub revision: u32,
+    /// Commit of the latest revision (`None` before the first submit).
+    pub head_sha: Option<String>,
     /// Changesets that must be released together with or before this one.
     pub depends_on: Vec<ChangesetId>,
+    /// The submit gate job of the latest revision.
+    pub gate_job_id: Option<JobId>,
+    /// Why the latest submit gate failed (cleared by the next submit).
+    pub gate_failure: Option<String>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+/// A frozen revision: the commit a changeset proposed at one submit.
+///
+/// Git keeps the commit reachable under `refs/conman/changesets/<id>/<n>`
+/// so later workspace resets or rebases never lose it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangesetRevision {
+    /// The changeset.
+    pub changeset_id: ChangesetId,
+    /// 1, 2, ...
+    pub number: u32,
+    /// The frozen commit.
+    pub head_sha: String,
+    /// Its merge base with the integration branch at freeze time.
+    pub base_sha: String,
+    /// Paths the revision changes against `base_sha`, sorted (both sides of
+    /// a rename); path rules match against these.
+    pub files: Vec<String>,
+    /// The submit gate job started for it.
+    pub gate_job_id: Option<JobId>,
+    /// Who froze it.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+impl ChangesetRevision {
+    /// The ref that keeps revision `number` of `changeset` reachable.
+    pub fn ref_name(changeset: ChangesetId, number: u32) -> String {
+        format!("refs/conman/changesets/{changeset}/{number}")
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +252,15 @@ mod tests {
     fn refusal_names_the_state_and_event() {
         let err = S::Draft.apply(E::Approve).unwrap_err();
         assert_eq!(err.to_string(), "cannot approve a changeset that is draft");
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for state in S::STATES {
+            assert_eq!(S::parse(state.as_str()).unwrap(), *state);
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        assert!(S::parse("merged").is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod audit;
 pub mod changeset;
+pub mod comment;
 pub mod deployment;
 pub mod environment;
 pub mod invite;
@@ -14,6 +15,7 @@ mod machine;
 pub mod membership;
 pub mod outbox;
 pub mod release;
+pub mod review;
 pub mod runtime_profile;
 pub mod temp_env;
 pub mod user;

@@ -186,6 +186,61 @@ pub enum Node {
     Dir(Vec<DirEntry>),
 }
 
+/// How much a [`GitPort::diff`] reports per changed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffDetail {
+    /// Paths and status only.
+    Paths,
+    /// Also the unified patch text and the added/removed line counts.
+    Patch,
+    /// Also both sides' full contents (for semantic diffs).
+    Contents,
+}
+
+/// How a file changed between two commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeStatus {
+    /// Only in the new commit.
+    Added,
+    /// In both, with different content or mode.
+    Modified,
+    /// Only in the old commit.
+    Deleted,
+    /// Moved with identical content (exact renames only).
+    Renamed,
+}
+
+/// Largest patch text kept per file; longer patches are cut at a line
+/// boundary and flagged `patch_truncated`.
+pub const MAX_PATCH_BYTES: usize = 1024 * 1024;
+
+/// One changed file of a diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// Path in the new commit (the old path for deletions).
+    pub path: String,
+    /// Path in the old commit, for renames.
+    pub old_path: Option<String>,
+    /// What happened.
+    pub status: ChangeStatus,
+    /// Either side is binary (no patch, no line counts, no contents parse).
+    pub binary: bool,
+    /// Lines added (`Patch` detail; 0 otherwise or for binaries).
+    pub additions: u32,
+    /// Lines removed (`Patch` detail; 0 otherwise or for binaries).
+    pub deletions: u32,
+    /// Unified diff text of this file, starting at its `diff --git` header
+    /// (`Patch` detail only).
+    pub patch: Option<String>,
+    /// The patch text was cut at [`MAX_PATCH_BYTES`].
+    pub patch_truncated: bool,
+    /// Old content (`Contents` detail; `None` when added).
+    pub old_content: Option<Vec<u8>>,
+    /// New content (`Contents` detail; `None` when deleted).
+    pub new_content: Option<Vec<u8>>,
+}
+
 /// Where a new repository comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepoSource {
@@ -221,4 +276,8 @@ pub trait GitPort: Send + Sync {
     async fn merge_base(&self, app: AppId, a: &Sha, b: &Sha) -> Result<Option<Sha>, Error>;
     /// True when `ancestor` is `descendant` or one of its ancestors.
     async fn is_ancestor(&self, app: AppId, ancestor: &Sha, descendant: &Sha) -> Result<bool, Error>;
+    /// The files that differ between the trees of commits `from` and `to`,
+    /// sorted by path, at the given level of detail. Identical subtrees are
+    /// skipped by object id, so the cost follows the change, not the repo.
+    async fn diff(&self, app: AppId, from: &Sha, to: &Sha, detail: DiffDetail) -> Result<Vec<FileChange>, Error>;
 }

@@ -18,12 +18,18 @@
 //! `not_found`; revoking a credential or delivering a message twice keeps
 //! the first time; `PutMembership` replaces the whole row; "newest first"
 //! for audit means descending chain position; `until` is exclusive; a unit
-//! holding only audit entries is valid.
+//! holding only audit entries is valid; at most one open (neither released
+//! nor rejected) changeset per workspace — inserting or updating into a
+//! second is `conflict`; `PutReview` replaces the vote of the same
+//! (changeset, revision, reviewer).
 
 use async_trait::async_trait;
 
 use crate::domain::app::App;
 use crate::domain::audit::{AuditEntry, AuditRecord};
+use crate::domain::changeset::{Changeset, ChangesetRevision, ChangesetState};
+use crate::domain::comment::Comment;
+use crate::domain::review::Review;
 use crate::domain::invite::Invite;
 use crate::domain::job::{Job, JobLogLine, JobState, JobType, NewLogLine};
 use crate::domain::membership::Membership;
@@ -32,7 +38,10 @@ use crate::domain::user::{Credential, PasswordReset, User};
 use crate::domain::workspace::Workspace;
 use crate::domain::Timestamp;
 use crate::error::Error;
-use crate::ids::{AppId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId};
+use crate::ids::{
+    AppId, ChangesetId, CommentId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId, UserId,
+    WorkspaceId,
+};
 use crate::validation::Email;
 
 /// A page request: `page` from 1, `limit` 1..=100 (SPEC §7).
@@ -122,6 +131,15 @@ pub struct JobFilter {
     pub job_type: Option<JobType>,
     /// Only this state.
     pub state: Option<JobState>,
+}
+
+/// Filter of the changeset listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangesetFilter {
+    /// Only this state.
+    pub state: Option<ChangesetState>,
+    /// Only this author.
+    pub author_id: Option<UserId>,
 }
 
 /// A worker's request for the next job.
@@ -246,6 +264,20 @@ pub enum Mutation {
         /// The worker holding it.
         worker: String,
     },
+    /// Insert a changeset (`conflict` when its workspace already has an
+    /// open one).
+    InsertChangeset(Changeset),
+    /// Update a changeset (CAS on version; `conflict` when it would reopen a
+    /// second open changeset on its workspace).
+    UpdateChangeset(Changeset),
+    /// Insert a frozen revision (`conflict` if that number exists).
+    InsertRevision(ChangesetRevision),
+    /// Record a vote, replacing the same reviewer's vote on the same revision.
+    PutReview(Review),
+    /// Insert a comment.
+    InsertComment(Comment),
+    /// Update a comment (CAS on version).
+    UpdateComment(Comment),
     /// Mark an outbox message delivered.
     MarkOutboxDelivered {
         /// Which.
@@ -347,6 +379,32 @@ pub trait WorkspaceStore: Send + Sync {
     async fn all_workspaces(&self) -> Result<Vec<Workspace>, Error>;
 }
 
+/// Changesets, their revisions, votes and comments.
+#[async_trait]
+pub trait ChangesetStore: Send + Sync {
+    /// A changeset of an app.
+    async fn changeset(&self, app_id: AppId, id: ChangesetId) -> Result<Option<Changeset>, Error>;
+    /// Changesets of an app matching `filter`, newest first (creation time,
+    /// then id, descending).
+    async fn list_changesets(
+        &self,
+        app_id: AppId,
+        filter: &ChangesetFilter,
+        page: PageRequest,
+    ) -> Result<Page<Changeset>, Error>;
+    /// The open changeset of a workspace, if any.
+    async fn open_changeset_of_workspace(&self, app_id: AppId, ws_id: WorkspaceId)
+        -> Result<Option<Changeset>, Error>;
+    /// Revisions of a changeset, by number.
+    async fn changeset_revisions(&self, id: ChangesetId) -> Result<Vec<ChangesetRevision>, Error>;
+    /// Every vote on a changeset, by revision then time.
+    async fn changeset_reviews(&self, id: ChangesetId) -> Result<Vec<Review>, Error>;
+    /// A comment of a changeset.
+    async fn comment(&self, changeset_id: ChangesetId, id: CommentId) -> Result<Option<Comment>, Error>;
+    /// Comments of a changeset, oldest first (creation time, then id).
+    async fn list_comments(&self, changeset_id: ChangesetId, page: PageRequest) -> Result<Page<Comment>, Error>;
+}
+
 /// The audit log and the outbox.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -389,7 +447,7 @@ pub trait JobStore: Send + Sync {
 
 /// The whole store: every aggregate's reads plus the atomic write path.
 #[async_trait]
-pub trait Store: UserStore + AppStore + WorkspaceStore + AuditStore + JobStore {
+pub trait Store: UserStore + AppStore + WorkspaceStore + ChangesetStore + AuditStore + JobStore {
     /// Applies `unit` atomically (see the module docs).
     async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
 }

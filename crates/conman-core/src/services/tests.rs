@@ -56,6 +56,17 @@ mock! {
         async fn all_workspaces(&self) -> Result<Vec<Workspace>, Error>;
     }
     #[async_trait]
+    impl ChangesetStore for Store {
+        async fn changeset(&self, app_id: AppId, id: ChangesetId) -> Result<Option<crate::domain::changeset::Changeset>, Error>;
+        async fn list_changesets(&self, app_id: AppId, filter: &ChangesetFilter, page: PageRequest) -> Result<Page<crate::domain::changeset::Changeset>, Error>;
+        async fn open_changeset_of_workspace(&self, app_id: AppId, ws_id: WorkspaceId) -> Result<Option<crate::domain::changeset::Changeset>, Error>;
+        async fn changeset_revisions(&self, id: ChangesetId) -> Result<Vec<crate::domain::changeset::ChangesetRevision>, Error>;
+        async fn changeset_reviews(&self, id: ChangesetId) -> Result<Vec<crate::domain::review::Review>, Error>;
+        async fn comment(&self, changeset_id: ChangesetId, id: CommentId) -> Result<Option<crate::domain::comment::Comment>, Error>;
+        async fn list_comments(&self, changeset_id: ChangesetId, page: PageRequest) -> Result<Page<crate::domain::comment::Comment>, Error>;
+    }
+
+    #[async_trait]
     impl AuditStore for Store {
         async fn list_audit(&self, filter: &AuditFilter, page: PageRequest) -> Result<Page<AuditRecord>, Error>;
         async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
@@ -111,6 +122,9 @@ impl GitPort for UntouchableGit {
         panic!("git must not be touched")
     }
     async fn is_ancestor(&self, _: AppId, _: &Sha, _: &Sha) -> Result<bool, Error> {
+        panic!("git must not be touched")
+    }
+    async fn diff(&self, _: AppId, _: &Sha, _: &Sha, _: DiffDetail) -> Result<Vec<FileChange>, Error> {
         panic!("git must not be touched")
     }
 }
