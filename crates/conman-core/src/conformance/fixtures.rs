@@ -10,16 +10,20 @@ use uuid::Uuid;
 
 use crate::domain::app::{App, AppSettings};
 use crate::domain::audit::{AuditEntry, AuditRecord, RequestContext, GENESIS_HASH};
+use crate::domain::changeset::{Changeset, ChangesetRevision, ChangesetState};
+use crate::domain::comment::Comment;
 use crate::domain::invite::{Invite, InviteState};
 use crate::domain::job::{Job, JobState, JobType};
 use crate::domain::membership::Membership;
 use crate::domain::outbox::OutboxMessage;
+use crate::domain::review::{Review, ReviewAction};
 use crate::domain::user::{Credential, CredentialKind, PasswordReset, User};
 use crate::domain::workspace::Workspace;
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{
-    AppId, AuditEventId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId,
+    AppId, AuditEventId, ChangesetId, CommentId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId,
+    ReviewId, UserId, WorkspaceId,
 };
 use crate::ports::store::{Mutation, Store, UnitOfWork};
 use crate::rbac::Role;
@@ -136,6 +140,77 @@ pub fn job(app: &App, job_type: JobType) -> Job {
         created_at: at,
         started_at: None,
         finished_at: None,
+    }
+}
+
+/// A draft changeset of `author` on `ws` (never submitted: revision 0, no
+/// head, no dependencies).
+pub fn changeset(ws: &Workspace, author: &User, title: &str) -> Changeset {
+    let at = now();
+    Changeset {
+        id: ChangesetId(Uuid::now_v7()),
+        app_id: ws.app_id,
+        workspace_id: ws.id,
+        author_id: author.id,
+        title: title.into(),
+        description: String::new(),
+        state: ChangesetState::Draft,
+        revision: 0,
+        head_sha: None,
+        depends_on: Vec::new(),
+        gate_job_id: None,
+        gate_failure: None,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+/// A fresh, unique 40-hex commit id.
+pub fn sha() -> String {
+    format!("{:040x}", Uuid::now_v7().as_u128())
+}
+
+/// Revision `number` of `cs`, frozen by `by`, changing `a.yaml`.
+pub fn revision(cs: &Changeset, number: u32, by: &User) -> ChangesetRevision {
+    ChangesetRevision {
+        changeset_id: cs.id,
+        number,
+        head_sha: sha(),
+        base_sha: sha(),
+        files: vec!["a.yaml".into()],
+        gate_job_id: None,
+        created_by: by.id,
+        created_at: now(),
+    }
+}
+
+/// `reviewer`'s vote `action` on revision `revision` of `cs`, without comment.
+pub fn review(cs: &Changeset, revision: u32, reviewer: &User, action: ReviewAction) -> Review {
+    Review {
+        id: ReviewId(Uuid::now_v7()),
+        changeset_id: cs.id,
+        revision,
+        reviewer_id: reviewer.id,
+        action,
+        comment: None,
+        created_at: now(),
+    }
+}
+
+/// An unanchored, never edited comment of `author` on `cs`.
+pub fn comment(cs: &Changeset, author: &User, body: &str) -> Comment {
+    let at = now();
+    Comment {
+        id: CommentId(Uuid::now_v7()),
+        changeset_id: cs.id,
+        author_id: author.id,
+        body: body.into(),
+        anchor: None,
+        edits: Vec::new(),
+        created_at: at,
+        updated_at: at,
+        version: 1,
     }
 }
 

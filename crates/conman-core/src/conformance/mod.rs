@@ -29,6 +29,7 @@ use crate::ports::store::Store;
 
 pub mod apps;
 pub mod audit;
+pub mod changesets;
 pub mod fixtures;
 pub mod jobs;
 pub mod units;
@@ -113,6 +114,19 @@ macro_rules! store_conformance_tests {
             list_workspaces_filters_by_owner_and_pages_oldest_first,
             workspace_update_is_compare_and_set,
             all_workspaces_spans_every_app,
+        );
+        $crate::store_conformance_tests!(@module $make; changesets:
+            changeset_round_trips_every_field_and_is_scoped_by_app,
+            list_changesets_filters_and_pages_newest_first,
+            a_workspace_has_at_most_one_open_changeset,
+            reopening_beside_an_open_changeset_is_a_conflict,
+            changeset_update_is_compare_and_set,
+            open_changeset_of_workspace_is_scoped_by_app_and_workspace,
+            revisions_list_by_number_and_refuse_duplicates,
+            a_revision_of_an_unknown_changeset_is_refused,
+            put_review_replaces_only_the_same_reviewers_vote_on_the_same_revision,
+            comments_round_trip_and_list_oldest_first,
+            comment_update_is_compare_and_set,
         );
         $crate::store_conformance_tests!(@module $make; audit:
             outbox_lists_newest_first_and_marks_delivery,
