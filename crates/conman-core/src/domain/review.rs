@@ -162,11 +162,7 @@ pub fn approval_status(input: ApprovalInput<'_>) -> Result<ApprovalStatus, Error
 /// Changed paths matching the rule's glob.
 fn matched_paths(rule: &PathRule, files: &[String]) -> Result<Vec<String>, Error> {
     let globs = GlobList::new(std::slice::from_ref(&rule.glob))?;
-    Ok(files
-        .iter()
-        .filter(|f| RepoPath::parse(f).is_ok_and(|p| globs.matches(&p)))
-        .cloned()
-        .collect())
+    Ok(files.iter().filter(|f| RepoPath::parse(f).is_ok_and(|p| globs.matches(&p))).cloned().collect())
 }
 
 /// Whether `user`'s approval satisfies `rule`.
@@ -200,10 +196,24 @@ mod tests {
         pairs.iter().map(|(u, r)| (user(*u), *r)).collect()
     }
 
-    fn status(settings: &AppSettings, required: u32, files: &[&str], reviews: &[Review], roles: &HashMap<UserId, Role>) -> ApprovalStatus {
+    fn status(
+        settings: &AppSettings,
+        required: u32,
+        files: &[&str],
+        reviews: &[Review],
+        roles: &HashMap<UserId, Role>,
+    ) -> ApprovalStatus {
         let files: Vec<String> = files.iter().map(|f| (*f).to_owned()).collect();
-        approval_status(ApprovalInput { settings, required, author: user(1), revision: 2, files: &files, reviews, roles })
-            .unwrap()
+        approval_status(ApprovalInput {
+            settings,
+            required,
+            author: user(1),
+            revision: 2,
+            files: &files,
+            reviews,
+            roles,
+        })
+        .unwrap()
     }
 
     #[test]
@@ -211,12 +221,12 @@ mod tests {
         let settings = AppSettings { required_approvals: 2, ..Default::default() };
         let team = roles(&[(1, Role::Reviewer), (2, Role::Reviewer), (3, Role::User), (4, Role::AppAdmin)]);
         let reviews = [
-            vote(1, 2, ReviewAction::Approve),         // the author: not eligible
-            vote(2, 1, ReviewAction::Approve),         // an old revision
-            vote(3, 2, ReviewAction::Approve),         // a plain user
-            vote(4, 2, ReviewAction::Approve),         // counts
-            vote(5, 2, ReviewAction::Approve),         // no longer a member
-            vote(2, 2, ReviewAction::RequestChanges),  // not an approval
+            vote(1, 2, ReviewAction::Approve),        // the author: not eligible
+            vote(2, 1, ReviewAction::Approve),        // an old revision
+            vote(3, 2, ReviewAction::Approve),        // a plain user
+            vote(4, 2, ReviewAction::Approve),        // counts
+            vote(5, 2, ReviewAction::Approve),        // no longer a member
+            vote(2, 2, ReviewAction::RequestChanges), // not an approval
         ];
         let s = status(&settings, 2, &["a.yaml"], &reviews, &team);
         assert_eq!((s.approvals, s.required, s.approved), (1, 2, false));

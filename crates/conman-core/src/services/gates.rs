@@ -19,9 +19,9 @@ use serde_json::json;
 use super::jobs::{JobHandler, JobOutcome, NewJob};
 use super::{Actor, Conman};
 use crate::domain::app::App;
-use crate::domain::job::{Job, JobType, LogStream};
+use crate::domain::job::{Job, JobState, JobType, LogStream};
 use crate::error::Error;
-use crate::ids::AppId;
+use crate::ids::{AppId, ChangesetId};
 use crate::ports::git::Sha;
 use crate::ports::runner::{CommandOutcome, CommandSpec, LogSink};
 use crate::ports::store::UnitOfWork;
@@ -80,7 +80,7 @@ pub struct GatePayload {
 }
 
 /// The command and timeout in force for `gate` of `app`.
-fn gate_command(conman: &Conman, app: &App, gate: GateKind) -> (Option<String>, Duration) {
+pub(super) fn gate_command(conman: &Conman, app: &App, gate: GateKind) -> (Option<String>, Duration) {
     let server = &conman.config.gates;
     let app_gates = &app.settings.gates;
     let allow = conman.config.allow_app_gate_commands;
@@ -189,6 +189,26 @@ impl JobHandler for GateHandler {
                 failed(format!("gate command could not start: {reason}"), json!({ "passed": false }))
             }
             Err(e) => JobOutcome::Failed { error: e.to_string(), retryable: true, result: None },
+        }
+    }
+
+    /// A submit gate of a changeset moves it on (see
+    /// `Conman::settle_submit_gate`); other gates settle nothing yet.
+    async fn settle(
+        &self,
+        conman: &Conman,
+        job: &Job,
+        state: JobState,
+        error: Option<&str>,
+    ) -> Result<UnitOfWork, Error> {
+        let Ok(payload) = serde_json::from_value::<GatePayload>(job.payload.clone()) else {
+            return Ok(UnitOfWork::new());
+        };
+        match (payload.gate, payload.changeset_id.as_deref().map(str::parse::<ChangesetId>)) {
+            (GateKind::Submit, Some(Ok(changeset_id))) => {
+                conman.settle_submit_gate(job, changeset_id, state, error).await
+            }
+            _ => Ok(UnitOfWork::new()),
         }
     }
 }

@@ -50,6 +50,20 @@ pub trait JobHandler: Send + Sync {
     /// Runs `job`, writing progress to `log`. Must not write to the store
     /// itself: effects go into the outcome.
     async fn run(&self, conman: &Conman, job: &Job, log: &dyn LogSink) -> JobOutcome;
+
+    /// Store changes caused by the job reaching the terminal `state`
+    /// (succeeded, failed — retries exhausted or not retryable — or
+    /// canceled), committed with its `FinishJob` so they apply exactly once.
+    /// Reads only. The default causes none.
+    async fn settle(
+        &self,
+        _conman: &Conman,
+        _job: &Job,
+        _state: JobState,
+        _error: Option<&str>,
+    ) -> Result<UnitOfWork, Error> {
+        Ok(UnitOfWork::new())
+    }
 }
 
 /// Whether a worker still holds a job.
@@ -360,10 +374,16 @@ impl Conman {
             Some(job.app_id),
             AuditWhat::new("job", job.id, action).before(job_view(job)).after(job_view(&after)),
         );
+        let settled = match self.handlers.get(&job.job_type) {
+            Some(handler) if state.is_terminal() => handler.settle(self, job, state, error.as_deref()).await?,
+            _ => UnitOfWork::new(),
+        };
         let finish = JobFinish { id: job.id, worker: worker.to_owned(), state, result, error, run_after, finished_at };
         let mut unit = UnitOfWork::new().mutate(Mutation::FinishJob(finish)).audit(audit);
-        unit.mutations.extend(effects.mutations);
-        unit.audit.extend(effects.audit);
+        for effects in [effects, settled] {
+            unit.mutations.extend(effects.mutations);
+            unit.audit.extend(effects.audit);
+        }
         self.store().commit(unit).await?;
         if state == JobState::Queued {
             self.wakeup.job_enqueued();

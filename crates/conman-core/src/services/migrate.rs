@@ -28,8 +28,8 @@ use crate::domain::audit::{verify_segment, AuditRecord, GENESIS_HASH};
 use crate::domain::job::{JobState, LogStream, NewLogLine};
 use crate::domain::Timestamp;
 use crate::error::Error;
-use crate::ids::{AppId, JobId};
-use crate::ports::store::{JobFilter, Mutation, Page, PageRequest, UnitOfWork};
+use crate::ids::{AppId, ChangesetId, JobId};
+use crate::ports::store::{ChangesetFilter, JobFilter, Mutation, Page, PageRequest, UnitOfWork};
 use crate::ports::Store;
 
 /// Rows per unit of work (and per page read).
@@ -58,6 +58,14 @@ pub struct CopyReport {
     pub workspaces: u64,
     /// Outbox messages (delivered ones too).
     pub outbox: u64,
+    /// Changesets (every state).
+    pub changesets: u64,
+    /// Their frozen revisions.
+    pub revisions: u64,
+    /// Their review votes.
+    pub reviews: u64,
+    /// Their comments (with edit history).
+    pub comments: u64,
     /// Jobs (every state).
     pub jobs: u64,
     /// Of those, jobs that were running: their leases expire and a worker
@@ -74,7 +82,8 @@ pub struct CopyReport {
 }
 
 /// Copies every user, credential, app, membership, invite, workspace,
-/// outbox message, job (with its log) and audit record of `from` into the
+/// outbox message, job (with its log), changeset (with its revisions, votes
+/// and comments) and audit record of `from` into the
 /// empty store `to`, then verifies the target's audit chain against the
 /// source's. `progress` is told each stage's running count after every unit.
 ///
@@ -104,6 +113,7 @@ pub async fn copy_store(
     copy_workspaces_and_outbox(from, to, &mut report, progress).await?;
     for &app in &apps {
         copy_jobs(from, to, app, &mut report, progress).await?;
+        copy_changesets(from, to, app, &mut report, progress).await?;
     }
     report.audit_records = copy_audit(from, to, source_records, progress).await?;
 
@@ -378,6 +388,40 @@ enum ChainError {
     Broken { seq: i64, reason: String },
 }
 
+/// The changesets of one app, a page per unit, each page followed by its
+/// changesets' revisions, votes and comments.
+async fn copy_changesets(
+    from: &dyn Store,
+    to: &dyn Store,
+    app: AppId,
+    report: &mut CopyReport,
+    progress: &mut dyn FnMut(&str, u64),
+) -> Result<(), Error> {
+    let all = ChangesetFilter::default();
+    let mut pages = Pages::new();
+    while let Some(request) = pages.request() {
+        let page = from.list_changesets(app, &all, request).await?;
+        pages.advance(&page);
+        let ids: Vec<ChangesetId> = page.items.iter().map(|c| c.id).collect();
+        let rows = page.items.into_iter().map(Mutation::InsertChangeset).collect();
+        commit_rows(to, rows, "changesets", &mut report.changesets, progress).await?;
+        for id in ids {
+            let revisions = from.changeset_revisions(id).await?.into_iter().map(Mutation::InsertRevision).collect();
+            commit_rows(to, revisions, "revisions", &mut report.revisions, progress).await?;
+            let reviews = from.changeset_reviews(id).await?.into_iter().map(Mutation::PutReview).collect();
+            commit_rows(to, reviews, "reviews", &mut report.reviews, progress).await?;
+            let mut comment_pages = Pages::new();
+            while let Some(request) = comment_pages.request() {
+                let comments = from.list_comments(id, request).await?;
+                comment_pages.advance(&comments);
+                let rows = comments.items.into_iter().map(Mutation::InsertComment).collect();
+                commit_rows(to, rows, "comments", &mut report.comments, progress).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Walks `store`'s whole chain, answering its record count and head hash.
 async fn walk_chain(
     store: &dyn Store,
@@ -402,12 +446,22 @@ async fn walk_chain(
 async fn check_counts(to: &dyn Store, report: &CopyReport) -> Result<(), Error> {
     let one = PageRequest { page: 1, limit: 1 };
     let jobs: u64 = to.job_counts().await?.iter().map(|(_, _, n)| n).sum();
+    let mut changesets = 0;
+    let mut pages = Pages::new();
+    while let Some(request) = pages.request() {
+        let page = to.list_all_apps(request).await?;
+        pages.advance(&page);
+        for app in &page.items {
+            changesets += to.list_changesets(app.id, &ChangesetFilter::default(), one).await?.total;
+        }
+    }
     let found = [
         ("users", to.list_users(one).await?.total, report.users),
         ("apps", to.list_all_apps(one).await?.total, report.apps),
         ("workspaces", to.all_workspaces().await?.len() as u64, report.workspaces),
         ("outbox messages", to.list_outbox(one).await?.total, report.outbox),
         ("jobs", jobs, report.jobs),
+        ("changesets", changesets, report.changesets),
     ];
     for (what, stored, copied) in found {
         if stored != copied {

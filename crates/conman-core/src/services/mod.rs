@@ -14,12 +14,17 @@ mod apps;
 mod audit_log;
 mod auth;
 mod baseline;
+mod changesets;
+mod comments;
 mod config;
+mod diffs;
 mod gates;
 mod invites;
 mod jobs;
 mod members;
 mod migrate;
+mod notifications;
+mod reviews;
 mod throttle;
 mod tokens;
 mod users;
@@ -32,11 +37,17 @@ pub use actor::{Actor, AppScope};
 pub use apps::NewApp;
 pub use audit_log::AuditVerification;
 pub use auth::{LoginOutcome, MeView, MembershipView};
+pub use changesets::{
+    ChangesetPatch, ChangesetView, NewChangeset, SubmitOutcome, MAX_DEPENDENCIES, MAX_DESCRIPTION_BYTES,
+};
+pub use comments::NewComment;
 pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
+pub use diffs::{ChangesetDiff, DiffMode, DiffRange, DiffStats, RawFileDiff};
 pub use gates::{GateKind, GatePayload, GATE_PATH};
 pub use invites::IssuedInvite;
 pub use jobs::{AttemptEnd, JobHandler, JobOutcome, LeaseStatus, NewJob};
 pub use migrate::{copy_store, CopyReport};
+pub use reviews::{ReviewInput, ReviewOutcome};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
 pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, ReconcileReport, WriteOutcome};
 

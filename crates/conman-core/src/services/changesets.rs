@@ -1,0 +1,550 @@
+//! Changesets (SPEC §2.3, §4): create, edit, list, show, submit, resubmit,
+//! queue, move to draft, and the submit gate's verdict.
+//!
+//! Invariants:
+//! - every state change goes through [`ChangesetState::apply`], so an edge
+//!   outside the SPEC table is `invalid_transition` before anything is
+//!   written; the new state is stored by compare-and-set on `version`;
+//! - a revision is frozen in git first (a protecting ref
+//!   `refs/conman/changesets/<id>/<n>` on the head), then recorded together
+//!   with the changeset update, the gate job and the audit entry in one unit;
+//!   a crash between the two leaves only a ref that the next submit moves;
+//! - the gate's verdict applies only to the revision it tested: a verdict of
+//!   an older revision's job (the author resubmitted meanwhile) changes
+//!   nothing; it is committed with the job's own completion, exactly once.
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::apps::signature_of;
+use super::gates::{gate_command, GateKind, GatePayload};
+use super::jobs::NewJob;
+use super::notifications::ChangesetNotice;
+use super::{Actor, AppScope, AuditWhat, Conman};
+use crate::domain::app::{App, CommitMode};
+use crate::domain::changeset::{Changeset, ChangesetEvent, ChangesetRevision, ChangesetState};
+use crate::domain::job::{Job, JobState};
+use crate::domain::review::{ApprovalStatus, Review};
+use crate::domain::workspace::Workspace;
+use crate::domain::StateMachine;
+use crate::error::Error;
+use crate::ids::{AppId, ChangesetId, WorkspaceId};
+use crate::ports::git::{DiffDetail, Sha, SquashRequest};
+use crate::ports::store::{ChangesetFilter, Mutation, Page, PageRequest, UnitOfWork};
+use crate::rbac::Capability;
+use crate::validation::validate_title;
+
+/// Longest description, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 64 * 1024;
+/// Most dependencies one changeset may declare.
+pub const MAX_DEPENDENCIES: usize = 50;
+
+/// Input of changeset creation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewChangeset {
+    /// The author's workspace.
+    pub workspace_id: WorkspaceId,
+    /// Title.
+    pub title: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Changesets of the same app released with or before this one.
+    #[serde(default)]
+    pub depends_on: Vec<ChangesetId>,
+}
+
+/// Input of a changeset edit; absent fields stay.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesetPatch {
+    /// New title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// New description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// New dependency list (replaces the old one).
+    #[serde(default)]
+    pub depends_on: Option<Vec<ChangesetId>>,
+}
+
+/// A changeset with its revisions, votes and approval status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangesetView {
+    /// The record.
+    #[serde(flatten)]
+    pub changeset: Changeset,
+    /// Frozen revisions, oldest first.
+    pub revisions: Vec<ChangesetRevision>,
+    /// Votes on every revision.
+    pub reviews: Vec<Review>,
+    /// Approval status of the latest revision (`None` before the first submit).
+    pub approval: Option<ApprovalStatus>,
+}
+
+/// What a submit or resubmit produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmitOutcome {
+    /// The changeset, now `submitted`.
+    pub changeset: Changeset,
+    /// The frozen revision.
+    pub revision: ChangesetRevision,
+    /// The submit gate job.
+    pub job: Job,
+    /// Profile overrides included with the revision (none until runtime
+    /// profiles exist).
+    pub included_profile_overrides: Vec<serde_json::Value>,
+}
+
+impl Conman {
+    /// Loads a changeset of the app the actor may read.
+    pub(super) async fn changeset_in_scope(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ChangesetId,
+    ) -> Result<(AppScope, Changeset), Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        let cs = self.store().changeset(app_id, id).await?.ok_or(Error::NotFound(ChangesetId::KIND))?;
+        Ok((scope, cs))
+    }
+
+    /// Opens a changeset on the actor's own workspace (one open per workspace).
+    pub async fn create_changeset(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        input: NewChangeset,
+    ) -> Result<Changeset, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        let ws = self.store().workspace(app_id, input.workspace_id).await?.ok_or(Error::NotFound(WorkspaceId::KIND))?;
+        scope.require(Capability::EditChangeset, Some(ws.owner_id))?;
+        validate_title(&input.title)?;
+        let description = check_description(input.description.as_deref().unwrap_or(""))?;
+        let depends_on = self.checked_dependencies(app_id, None, &input.depends_on).await?;
+        if let Some(open) = self.store().open_changeset_of_workspace(app_id, ws.id).await? {
+            return Err(open_changeset_conflict(&open));
+        }
+        let now = self.now();
+        let cs = Changeset {
+            id: self.new_id(),
+            app_id,
+            workspace_id: ws.id,
+            author_id: actor.user.id,
+            title: input.title.trim().to_owned(),
+            description,
+            state: ChangesetState::Draft,
+            revision: 0,
+            head_sha: None,
+            depends_on,
+            gate_job_id: None,
+            gate_failure: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let audit = self.audit_entry(
+            Some(actor),
+            Some(app_id),
+            AuditWhat::new("changeset", cs.id, "changeset.created").after(&cs),
+        );
+        self.store().commit(UnitOfWork::new().mutate(Mutation::InsertChangeset(cs.clone())).audit(audit)).await?;
+        Ok(cs)
+    }
+
+    /// Changesets of an app, newest first.
+    pub async fn list_changesets(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        filter: ChangesetFilter,
+        page: PageRequest,
+    ) -> Result<Page<Changeset>, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::Read, None)?;
+        self.store().list_changesets(app_id, &filter, page).await
+    }
+
+    /// One changeset with its revisions, votes and approval status.
+    pub async fn get_changeset(&self, actor: &Actor, app_id: AppId, id: ChangesetId) -> Result<ChangesetView, Error> {
+        let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
+        scope.require(Capability::Read, None)?;
+        let revisions = self.store().changeset_revisions(cs.id).await?;
+        let reviews = self.store().changeset_reviews(cs.id).await?;
+        let approval = match revisions.last() {
+            Some(latest) => Some(self.approval_of(&scope.app, &cs, latest, &reviews).await?),
+            None => None,
+        };
+        Ok(ChangesetView { changeset: cs, revisions, reviews, approval })
+    }
+
+    /// Edits title, description or dependencies (the author, before approval).
+    pub async fn update_changeset(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ChangesetId,
+        patch: ChangesetPatch,
+    ) -> Result<Changeset, Error> {
+        let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
+        scope.require(Capability::EditChangeset, Some(cs.author_id))?;
+        if let Some(title) = &patch.title {
+            validate_title(title)?;
+        }
+        let description = patch.description.as_deref().map(check_description).transpose()?;
+        let depends_on = match &patch.depends_on {
+            Some(deps) => Some(self.checked_dependencies(app_id, Some(cs.id), deps).await?),
+            None => None,
+        };
+        if !cs.state.is_editable() {
+            return Err(Error::InvalidTransition {
+                entity: "changeset",
+                from: cs.state.as_str().into(),
+                event: "edit".into(),
+            });
+        }
+        let updated = Changeset {
+            title: patch.title.map(|t| t.trim().to_owned()).unwrap_or_else(|| cs.title.clone()),
+            description: description.unwrap_or_else(|| cs.description.clone()),
+            depends_on: depends_on.unwrap_or_else(|| cs.depends_on.clone()),
+            updated_at: self.now(),
+            version: cs.version + 1,
+            ..cs.clone()
+        };
+        if updated.title == cs.title && updated.description == cs.description && updated.depends_on == cs.depends_on {
+            return Ok(cs);
+        }
+        let audit = self.audit_entry(
+            Some(actor),
+            Some(app_id),
+            AuditWhat::new("changeset", cs.id, "changeset.updated").before(&cs).after(&updated),
+        );
+        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateChangeset(updated.clone())).audit(audit)).await?;
+        Ok(updated)
+    }
+
+    /// Freezes revision 1 and starts the submit gate (`draft` only).
+    pub async fn submit_changeset(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ChangesetId,
+    ) -> Result<SubmitOutcome, Error> {
+        self.freeze(actor, app_id, id, ChangesetEvent::Submit).await
+    }
+
+    /// Freezes a new revision, resets approvals and re-runs the gate
+    /// (`submitted`, `in_review` or `changes_requested`).
+    pub async fn resubmit_changeset(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ChangesetId,
+    ) -> Result<SubmitOutcome, Error> {
+        self.freeze(actor, app_id, id, ChangesetEvent::Resubmit).await
+    }
+
+    /// Submit and resubmit: see the module docs.
+    async fn freeze(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ChangesetId,
+        event: ChangesetEvent,
+    ) -> Result<SubmitOutcome, Error> {
+        let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
+        scope.require(Capability::EditChangeset, Some(cs.author_id))?;
+        let state = cs.state.apply(event)?;
+        let ws = self
+            .store()
+            .workspace(app_id, cs.workspace_id)
+            .await?
+            .ok_or_else(|| Error::internal(format!("workspace of changeset {} is missing", cs.id)))?;
+        let number = cs.revision + 1;
+        let (head, base, files) = self.frozen_head(actor, &scope.app, &ws, &cs, number).await?;
+        let (_, timeout) = gate_command(self, &scope.app, GateKind::Submit);
+        let payload = GatePayload {
+            gate: GateKind::Submit,
+            commit: head.to_string(),
+            changeset_id: Some(cs.id.to_string()),
+            release_id: None,
+            environment: None,
+        };
+        let job = self.new_job(
+            Some(actor),
+            NewJob {
+                app_id,
+                job_type: GateKind::Submit.job_type(),
+                entity_type: Some("changeset".into()),
+                entity_id: Some(cs.id.to_string()),
+                payload: serde_json::to_value(&payload).map_err(Error::internal)?,
+                timeout_secs: timeout.as_secs() + 60,
+            },
+        );
+        let now = self.now();
+        let revision = ChangesetRevision {
+            changeset_id: cs.id,
+            number,
+            head_sha: head.to_string(),
+            base_sha: base.to_string(),
+            files,
+            gate_job_id: Some(job.id),
+            created_by: actor.user.id,
+            created_at: now,
+        };
+        let updated = Changeset {
+            state,
+            revision: number,
+            head_sha: Some(head.to_string()),
+            gate_job_id: Some(job.id),
+            gate_failure: None,
+            updated_at: now,
+            version: cs.version + 1,
+            ..cs.clone()
+        };
+        let action = if event == ChangesetEvent::Submit { "changeset.submitted" } else { "changeset.resubmitted" };
+        let audit = self.audit_entry(
+            Some(actor),
+            Some(app_id),
+            AuditWhat::new("changeset", cs.id, action).before(&cs).after(&updated).sha(&head),
+        );
+        let unit = UnitOfWork::new()
+            .mutate(Mutation::UpdateChangeset(updated.clone()))
+            .mutate(Mutation::InsertRevision(revision.clone()))
+            .audit(audit);
+        let unit = self.enqueue_in(unit, Some(actor), &job);
+        let unit = self
+            .notify_changeset(unit, &scope.app, &updated, ChangesetNotice::Submitted, Some(actor.user.id), None)
+            .await?;
+        self.commit_and_wake(unit).await?;
+        Ok(SubmitOutcome { changeset: updated, revision, job, included_profile_overrides: Vec::new() })
+    }
+
+    /// Makes the workspace's edits the revision's commit: in `submit_commit`
+    /// mode the saved edits become one branch commit first; the branch head
+    /// is protected by the revision's ref. Answers (head, merge base with
+    /// the integration branch, changed paths); an empty change is refused.
+    async fn frozen_head(
+        &self,
+        actor: &Actor,
+        app: &App,
+        ws: &Workspace,
+        cs: &Changeset,
+        number: u32,
+    ) -> Result<(Sha, Sha, Vec<String>), Error> {
+        if ws.effective_commit_mode(app.settings.commit_mode_default) == CommitMode::SubmitCommit {
+            let request = SquashRequest {
+                source_ref: ws.wip_ref(),
+                branch_ref: ws.branch_ref(),
+                message: cs.title.clone(),
+                author: signature_of(actor),
+            };
+            if let Some(sha) = self.git().squash(app.id, request).await? {
+                let audit = self.audit_entry(
+                    Some(actor),
+                    Some(app.id),
+                    AuditWhat::new("workspace", ws.id, "workspace.committed")
+                        .after(serde_json::json!({ "message": cs.title, "changeset_id": cs.id }))
+                        .sha(&sha),
+                );
+                self.store().commit(UnitOfWork::new().audit(audit)).await?;
+            }
+        }
+        let head = self
+            .git()
+            .resolve_ref(app.id, &ws.branch_ref())
+            .await?
+            .ok_or_else(|| Error::internal(format!("branch of workspace {} is missing", ws.id)))?;
+        let integration = self.baseline(app).await?;
+        let base = self.git().merge_base(app.id, &head, &integration).await?.unwrap_or(integration);
+        let mut files = BTreeSet::new();
+        for change in self.git().diff(app.id, &base, &head, DiffDetail::Paths).await? {
+            files.extend(change.old_path);
+            files.insert(change.path);
+        }
+        if files.is_empty() {
+            return Err(Error::invalid(
+                "workspace_id",
+                "no_changes",
+                "the workspace has no committed changes against the integration branch to submit",
+            ));
+        }
+        let protect = ChangesetRevision::ref_name(cs.id, number);
+        let leftover = self.git().resolve_ref(app.id, &protect).await?;
+        if leftover.as_ref() != Some(&head) {
+            self.git().update_ref(app.id, &protect, Some(&head), leftover.as_ref()).await?;
+        }
+        Ok((head, base, files.into_iter().collect()))
+    }
+
+    /// Puts an approved changeset into the release queue (its author, or a
+    /// config manager for anyone's).
+    pub async fn queue_changeset(&self, actor: &Actor, app_id: AppId, id: ChangesetId) -> Result<Changeset, Error> {
+        let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
+        scope.require(Capability::QueueChangeset, Some(cs.author_id))?;
+        let updated = self.transition(&cs, ChangesetEvent::Queue)?;
+        let unit = self.transition_unit(actor, &cs, &updated, "changeset.queued");
+        let unit = self
+            .notify_changeset(unit, &scope.app, &updated, ChangesetNotice::Queued, Some(actor.user.id), None)
+            .await?;
+        self.store().commit(unit).await?;
+        Ok(updated)
+    }
+
+    /// Sends a changeset back to draft (own; any for config managers).
+    pub async fn move_changeset_to_draft(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ChangesetId,
+    ) -> Result<Changeset, Error> {
+        let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
+        scope.require(Capability::MoveToDraft, Some(cs.author_id))?;
+        let updated = self.transition(&cs, ChangesetEvent::MoveToDraft)?;
+        let unit = self.transition_unit(actor, &cs, &updated, "changeset.moved_to_draft");
+        self.store().commit(unit).await?;
+        Ok(updated)
+    }
+
+    /// `cs` after `event`, or `invalid_transition`.
+    pub(super) fn transition(&self, cs: &Changeset, event: ChangesetEvent) -> Result<Changeset, Error> {
+        let state = cs.state.apply(event)?;
+        Ok(Changeset { state, updated_at: self.now(), version: cs.version + 1, ..cs.clone() })
+    }
+
+    /// The update of `before` to `after` with its audit entry.
+    pub(super) fn transition_unit(
+        &self,
+        actor: &Actor,
+        before: &Changeset,
+        after: &Changeset,
+        action: &str,
+    ) -> UnitOfWork {
+        let mut what = AuditWhat::new("changeset", before.id, action).before(before).after(after);
+        if let Some(sha) = &after.head_sha {
+            what = what.sha(sha);
+        }
+        let audit = self.audit_entry(Some(actor), Some(before.app_id), what);
+        UnitOfWork::new().mutate(Mutation::UpdateChangeset(after.clone())).audit(audit)
+    }
+
+    /// The effects of a finished submit gate on its changeset: `submitted →
+    /// in_review` when it passed, `→ draft` with the failure recorded
+    /// otherwise — only while the changeset still waits for this very job.
+    pub(super) async fn settle_submit_gate(
+        &self,
+        job: &Job,
+        changeset_id: ChangesetId,
+        state: JobState,
+        error: Option<&str>,
+    ) -> Result<UnitOfWork, Error> {
+        let Some(cs) = self.store().changeset(job.app_id, changeset_id).await? else { return Ok(UnitOfWork::new()) };
+        if cs.state != ChangesetState::Submitted || cs.gate_job_id != Some(job.id) {
+            return Ok(UnitOfWork::new());
+        }
+        let passed = state == JobState::Succeeded;
+        let event = if passed { ChangesetEvent::GatePassed } else { ChangesetEvent::GateFailed };
+        let failure = (!passed).then(|| match state {
+            JobState::Canceled => "the submit gate was canceled".to_owned(),
+            _ => error.unwrap_or("the submit gate failed").to_owned(),
+        });
+        let updated = Changeset { gate_failure: failure.clone(), ..self.transition(&cs, event)? };
+        let action = if passed { "changeset.gate_passed" } else { "changeset.gate_failed" };
+        let mut what = AuditWhat::new("changeset", cs.id, action).before(&cs).after(&updated);
+        if let Some(sha) = &cs.head_sha {
+            what = what.sha(sha);
+        }
+        let audit = self.audit_entry(None, Some(cs.app_id), what);
+        let unit = UnitOfWork::new().mutate(Mutation::UpdateChangeset(updated.clone())).audit(audit);
+        let Some(app) = self.store().app(cs.app_id).await? else { return Ok(unit) };
+        let notice = if passed { ChangesetNotice::ReviewRequested } else { ChangesetNotice::GateFailed };
+        self.notify_changeset(unit, &app, &updated, notice, None, failure.as_deref()).await
+    }
+
+    /// Validates a dependency list: distinct changesets of the same app,
+    /// not `this` one, and no cycle through `this`.
+    async fn checked_dependencies(
+        &self,
+        app_id: AppId,
+        this: Option<ChangesetId>,
+        deps: &[ChangesetId],
+    ) -> Result<Vec<ChangesetId>, Error> {
+        if deps.len() > MAX_DEPENDENCIES {
+            return Err(Error::invalid(
+                "depends_on",
+                "too_many",
+                format!("a changeset may depend on at most {MAX_DEPENDENCIES} others"),
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut checked = Vec::new();
+        for dep in deps {
+            if !seen.insert(*dep) {
+                continue;
+            }
+            if Some(*dep) == this {
+                return Err(Error::invalid("depends_on", "cycle", "a changeset cannot depend on itself"));
+            }
+            if self.store().changeset(app_id, *dep).await?.is_none() {
+                return Err(Error::invalid(
+                    "depends_on",
+                    "unknown_changeset",
+                    format!("changeset {dep} does not exist in this app"),
+                ));
+            }
+            checked.push(*dep);
+        }
+        if let Some(this) = this {
+            self.refuse_cycle(app_id, this, &checked).await?;
+        }
+        Ok(checked)
+    }
+
+    /// Walks the dependency graph from `deps`; reaching `this` is a cycle.
+    async fn refuse_cycle(&self, app_id: AppId, this: ChangesetId, deps: &[ChangesetId]) -> Result<(), Error> {
+        let mut stack: Vec<ChangesetId> = deps.to_vec();
+        let mut visited = HashSet::new();
+        while let Some(next) = stack.pop() {
+            if next == this {
+                return Err(Error::invalid(
+                    "depends_on",
+                    "cycle",
+                    "these dependencies would make a cycle back to this changeset",
+                ));
+            }
+            if !visited.insert(next) {
+                continue;
+            }
+            if let Some(cs) = self.store().changeset(app_id, next).await? {
+                stack.extend(cs.depends_on);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `conflict` of a second open changeset on a workspace.
+fn open_changeset_conflict(open: &Changeset) -> Error {
+    Error::Conflict {
+        message: format!("the workspace already has an open changeset ({}, {})", open.id, open.state.as_str()),
+        details: Some(serde_json::json!({ "reason": "open_changeset_exists", "changeset_id": open.id })),
+    }
+}
+
+fn check_description(description: &str) -> Result<String, Error> {
+    let description = description.trim();
+    if description.len() > MAX_DESCRIPTION_BYTES {
+        return Err(Error::invalid(
+            "description",
+            "too_long",
+            format!("description is at most {MAX_DESCRIPTION_BYTES} bytes"),
+        ));
+    }
+    if description.contains('\0') {
+        return Err(Error::invalid("description", "nul", "description may not contain NUL"));
+    }
+    Ok(description.to_owned())
+}

@@ -1,0 +1,144 @@
+//! Changeset notifications (SPEC §2.8): messages written to the outbox in
+//! the same unit of work as the transition that causes them.
+//!
+//! Invariants: a notification never goes to the actor who caused it, nor to
+//! a user who turned `email_notifications` off; every recipient gets at most
+//! one message per event; building the messages only reads.
+
+use std::collections::BTreeSet;
+
+use super::Conman;
+use crate::domain::app::App;
+use crate::domain::changeset::Changeset;
+use crate::domain::outbox::OutboxMessage;
+use crate::error::Error;
+use crate::ids::UserId;
+use crate::ports::store::{Mutation, PageRequest, UnitOfWork};
+use crate::rbac::Role;
+
+/// What happened to a changeset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChangesetNotice {
+    /// A revision was frozen and its gate started (to reviewers).
+    Submitted,
+    /// The gate passed: reviewers may vote (to reviewers).
+    ReviewRequested,
+    /// The submit gate failed (to the author).
+    GateFailed,
+    /// Approval reached (to the author).
+    Approved,
+    /// A reviewer asked for changes (to the author).
+    ChangesRequested,
+    /// A reviewer rejected (to the author).
+    Rejected,
+    /// Put into the release queue (to the author and config managers).
+    Queued,
+}
+
+impl ChangesetNotice {
+    fn kind(self) -> &'static str {
+        match self {
+            ChangesetNotice::Submitted => "changeset_submitted",
+            ChangesetNotice::ReviewRequested => "review_requested",
+            ChangesetNotice::GateFailed => "changeset_gate_failed",
+            ChangesetNotice::Approved => "changeset_approved",
+            ChangesetNotice::ChangesRequested => "changeset_changes_requested",
+            ChangesetNotice::Rejected => "changeset_rejected",
+            ChangesetNotice::Queued => "changeset_queued",
+        }
+    }
+
+    fn headline(self) -> &'static str {
+        match self {
+            ChangesetNotice::Submitted => "submitted for review",
+            ChangesetNotice::ReviewRequested => "is ready for review (submit gate passed)",
+            ChangesetNotice::GateFailed => "failed its submit gate and is back in draft",
+            ChangesetNotice::Approved => "was approved",
+            ChangesetNotice::ChangesRequested => "needs changes",
+            ChangesetNotice::Rejected => "was rejected",
+            ChangesetNotice::Queued => "was queued for release",
+        }
+    }
+
+    /// The lowest role of members told besides the author, if any.
+    fn members_from(self) -> Option<Role> {
+        match self {
+            ChangesetNotice::Submitted | ChangesetNotice::ReviewRequested => Some(Role::Reviewer),
+            ChangesetNotice::Queued => Some(Role::ConfigManager),
+            _ => None,
+        }
+    }
+
+    fn tells_author(self) -> bool {
+        !matches!(self, ChangesetNotice::Submitted | ChangesetNotice::ReviewRequested)
+    }
+}
+
+impl Conman {
+    /// Adds the outbox messages of `notice` about `cs` to `unit`; `actor` (the
+    /// user who caused it, `None` for the system) is never told.
+    pub(super) async fn notify_changeset(
+        &self,
+        unit: UnitOfWork,
+        app: &App,
+        cs: &Changeset,
+        notice: ChangesetNotice,
+        actor: Option<UserId>,
+        detail: Option<&str>,
+    ) -> Result<UnitOfWork, Error> {
+        let mut recipients = BTreeSet::new();
+        if notice.tells_author() {
+            recipients.insert(cs.author_id);
+        }
+        if let Some(lowest) = notice.members_from() {
+            let mut page = PageRequest { page: 1, limit: PageRequest::MAX_LIMIT };
+            loop {
+                let members = self.store().list_members(app.id, page).await?;
+                let seen = u64::from(page.page) * u64::from(page.limit);
+                recipients
+                    .extend(members.items.iter().filter(|m| m.membership.role >= lowest).map(|m| m.membership.user_id));
+                if members.items.is_empty() || seen >= members.total {
+                    break;
+                }
+                page.page += 1;
+            }
+        }
+        if let Some(actor) = actor {
+            recipients.remove(&actor);
+        }
+        let mut unit = unit;
+        for user_id in recipients {
+            let Some(user) = self.store().user(user_id).await? else { continue };
+            if !user.email_notifications {
+                continue;
+            }
+            let mut body = format!(
+                "Changeset \"{}\" of app {} {} (revision {}, state {}).\n\n{}/api/apps/{}/changesets/{}",
+                cs.title,
+                app.name,
+                notice.headline(),
+                cs.revision,
+                cs.state.as_str(),
+                self.config.public_url,
+                app.id,
+                cs.id
+            );
+            if let Some(detail) = detail {
+                body.push_str("\n\n");
+                body.push_str(detail);
+            }
+            let message = OutboxMessage {
+                id: self.new_id(),
+                recipient: user.email.clone(),
+                app_id: Some(app.id),
+                kind: notice.kind().into(),
+                subject: format!("[{}] {} {}", app.name, cs.title, notice.headline()),
+                body,
+                created_at: self.now(),
+                delivered_at: None,
+            };
+            unit = unit.mutate(Mutation::InsertOutbox(message));
+        }
+        Ok(unit)
+    }
+}
