@@ -151,9 +151,11 @@ impl ChangesetState {
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Result<Self, crate::Error> {
-        Self::STATES.iter().copied().find(|state| state.as_str() == s).ok_or_else(|| {
-            crate::Error::invalid("state", "unknown_state", format!("unknown changeset state {s:?}"))
-        })
+        Self::STATES
+            .iter()
+            .copied()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| crate::Error::invalid("state", "unknown_state", format!("unknown changeset state {s:?}")))
     }
 
     /// Title, description and `depends_on` may still change (before

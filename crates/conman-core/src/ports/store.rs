@@ -29,18 +29,17 @@ use crate::domain::app::App;
 use crate::domain::audit::{AuditEntry, AuditRecord};
 use crate::domain::changeset::{Changeset, ChangesetRevision, ChangesetState};
 use crate::domain::comment::Comment;
-use crate::domain::review::Review;
 use crate::domain::invite::Invite;
 use crate::domain::job::{Job, JobLogLine, JobState, JobType, NewLogLine};
 use crate::domain::membership::Membership;
 use crate::domain::outbox::OutboxMessage;
+use crate::domain::review::Review;
 use crate::domain::user::{Credential, PasswordReset, User};
 use crate::domain::workspace::Workspace;
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{
-    AppId, ChangesetId, CommentId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId, UserId,
-    WorkspaceId,
+    AppId, ChangesetId, CommentId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId, UserId, WorkspaceId,
 };
 use crate::validation::Email;
 
@@ -393,8 +392,7 @@ pub trait ChangesetStore: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<Changeset>, Error>;
     /// The open changeset of a workspace, if any.
-    async fn open_changeset_of_workspace(&self, app_id: AppId, ws_id: WorkspaceId)
-        -> Result<Option<Changeset>, Error>;
+    async fn open_changeset_of_workspace(&self, app_id: AppId, ws_id: WorkspaceId) -> Result<Option<Changeset>, Error>;
     /// Revisions of a changeset, by number.
     async fn changeset_revisions(&self, id: ChangesetId) -> Result<Vec<ChangesetRevision>, Error>;
     /// Every vote on a changeset, by revision then time.
