@@ -29,6 +29,9 @@
 //! every job succeeded. Bars: Postgres write median ≤ 4 ms; 2,000 jobs
 //! through 4 worker processes ≤ 4 s.
 //!
+//! Scenario 3 (changesets issue): diffs and listing, see
+//! `scenarios/changesets.rs`.
+//!
 //! Run with `--quick` for fewer iterations.
 
 use std::path::{Path, PathBuf};
@@ -45,6 +48,9 @@ use conman_core::ports::Store;
 use conman_core::services::{Actor, Config, Conman, NewApp, Ports};
 use conman_core::validation::RepoPath;
 use conman_store_pg::PgStore;
+
+#[path = "scenarios/changesets.rs"]
+mod changesets_scenario;
 
 struct Stats {
     median: Duration,
@@ -119,6 +125,7 @@ fn main() {
     rt.block_on(async move {
         let io = scenario_workspace_io(writes, reads, cli_writes, cli_reads).await;
         let jobs = scenario_jobs(latency_samples).await;
+        changesets_scenario::scenario_changesets(if quick { 30 } else { 200 }).await;
         match postgres {
             Some(url) => postgres_rows(&url, &Figures { io, jobs }, writes, reads, latency_samples).await,
             None => println!("postgres rows skipped (set CONMAN_BENCH_DATABASE_URL)"),

@@ -438,3 +438,153 @@ async fn a_cancel_requested_during_the_attempt_wins_over_a_retry() {
     assert_eq!(c.complete_job(&job, "w1", end).await.unwrap(), crate::domain::job::JobState::Canceled);
     assert_eq!(finish_of(&units.lock().unwrap()[0]).state, crate::domain::job::JobState::Canceled);
 }
+
+// ---- changesets ------------------------------------------------------
+
+fn changeset(app: &App, author: UserId, state: crate::domain::changeset::ChangesetState) -> crate::domain::changeset::Changeset {
+    let now = chrono::Utc::now();
+    crate::domain::changeset::Changeset {
+        id: ChangesetId(uuid::Uuid::now_v7()),
+        app_id: app.id,
+        workspace_id: WorkspaceId(uuid::Uuid::now_v7()),
+        author_id: author,
+        title: "Raise the pool size".into(),
+        description: String::new(),
+        state,
+        revision: 1,
+        head_sha: Some("a".repeat(40)),
+        depends_on: Vec::new(),
+        gate_job_id: None,
+        gate_failure: None,
+        created_at: now,
+        updated_at: now,
+        version: 3,
+    }
+}
+
+/// A store holding `cs` in `app`, where the actor has `role` and nothing may be committed.
+fn store_with_changeset(app: &App, role: Role, cs: &crate::domain::changeset::Changeset) -> MockStore {
+    let mut store = store_with_member(app, role);
+    let cs = cs.clone();
+    store.expect_changeset().returning(move |_, _| Ok(Some(cs.clone())));
+    store.expect_changeset_revisions().returning(|_| Ok(Vec::new()));
+    store.expect_changeset_reviews().returning(|_| Ok(Vec::new()));
+    store
+}
+
+fn vote(action: &str) -> ReviewInput {
+    ReviewInput { action: action.into(), comment: None, revision: None }
+}
+
+#[tokio::test]
+async fn a_plain_user_cannot_review_and_nothing_is_written() {
+    use crate::domain::changeset::ChangesetState;
+    let app = app();
+    let author = UserId(uuid::Uuid::now_v7());
+    let cs = changeset(&app, author, ChangesetState::InReview);
+    let c = conman(store_with_changeset(&app, Role::User, &cs));
+    for action in ["approve", "request_changes", "reject"] {
+        let err = c.review_changeset(&actor(user(false)), app.id, cs.id, vote(action)).await.unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Forbidden, "{action}");
+    }
+}
+
+#[tokio::test]
+async fn the_author_cannot_approve_unless_the_app_allows_it() {
+    use crate::domain::changeset::ChangesetState;
+    let app = app();
+    let me = user(false);
+    let cs = changeset(&app, me.id, ChangesetState::InReview);
+    let c = conman(store_with_changeset(&app, Role::AppAdmin, &cs));
+    let err = c.review_changeset(&actor(me), app.id, cs.id, vote("approve")).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn votes_outside_in_review_or_on_an_old_revision_are_refused_before_any_write() {
+    use crate::domain::changeset::ChangesetState;
+    let app = app();
+    let author = UserId(uuid::Uuid::now_v7());
+    for state in [ChangesetState::Draft, ChangesetState::Submitted, ChangesetState::Approved, ChangesetState::Queued] {
+        let cs = changeset(&app, author, state);
+        let c = conman(store_with_changeset(&app, Role::Reviewer, &cs));
+        let err = c.review_changeset(&actor(user(false)), app.id, cs.id, vote("approve")).await.unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "{state:?}");
+    }
+    let cs = changeset(&app, author, ChangesetState::InReview);
+    let c = conman(store_with_changeset(&app, Role::Reviewer, &cs));
+    let old = ReviewInput { revision: Some(0), ..vote("approve") };
+    let err = c.review_changeset(&actor(user(false)), app.id, cs.id, old).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Conflict);
+    let err = c.review_changeset(&actor(user(false)), app.id, cs.id, vote("lgtm")).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Validation);
+}
+
+#[tokio::test]
+async fn someone_elses_changeset_cannot_be_submitted_edited_or_queued() {
+    use crate::domain::changeset::ChangesetState;
+    let app = app();
+    let author = UserId(uuid::Uuid::now_v7());
+    let draft = changeset(&app, author, ChangesetState::Draft);
+    let c = conman(store_with_changeset(&app, Role::AppAdmin, &draft));
+    let me = actor(user(false));
+    assert_eq!(c.submit_changeset(&me, app.id, draft.id).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+    let patch = ChangesetPatch { title: Some("mine now".into()), ..Default::default() };
+    assert_eq!(c.update_changeset(&me, app.id, draft.id, patch).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+    let approved = changeset(&app, author, ChangesetState::Approved);
+    let c = conman(store_with_changeset(&app, Role::Reviewer, &approved));
+    assert_eq!(c.queue_changeset(&me, app.id, approved.id).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+    let queued = changeset(&app, author, ChangesetState::Queued);
+    let c = conman(store_with_changeset(&app, Role::Reviewer, &queued));
+    assert_eq!(
+        c.move_changeset_to_draft(&me, app.id, queued.id).await.unwrap_err().code(),
+        crate::ErrorCode::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn transitions_outside_the_machine_are_refused_before_git() {
+    use crate::domain::changeset::ChangesetState;
+    let app = app();
+    let me = user(false);
+    let me_actor = actor(me.clone());
+    for state in [ChangesetState::Approved, ChangesetState::Queued, ChangesetState::Rejected, ChangesetState::Released] {
+        let cs = changeset(&app, me.id, state);
+        let c = conman(store_with_changeset(&app, Role::User, &cs));
+        let err = c.submit_changeset(&me_actor, app.id, cs.id).await.unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "submit from {state:?}");
+        let err = c.resubmit_changeset(&me_actor, app.id, cs.id).await.unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "resubmit from {state:?}");
+    }
+    let draft = changeset(&app, me.id, ChangesetState::Draft);
+    let c = conman(store_with_changeset(&app, Role::User, &draft));
+    assert_eq!(c.queue_changeset(&me_actor, app.id, draft.id).await.unwrap_err().code(), crate::ErrorCode::InvalidTransition);
+    let approved = changeset(&app, me.id, ChangesetState::Approved);
+    let c = conman(store_with_changeset(&app, Role::User, &approved));
+    let patch = ChangesetPatch { title: Some("late".into()), ..Default::default() };
+    assert_eq!(
+        c.update_changeset(&me_actor, app.id, approved.id, patch).await.unwrap_err().code(),
+        crate::ErrorCode::InvalidTransition
+    );
+}
+
+#[tokio::test]
+async fn bad_comment_input_is_refused_before_any_write() {
+    use crate::domain::changeset::ChangesetState;
+    use crate::domain::comment::CommentAnchor;
+    let app = app();
+    let cs = changeset(&app, UserId(uuid::Uuid::now_v7()), ChangesetState::InReview);
+    let c = conman(store_with_changeset(&app, Role::User, &cs));
+    let me = actor(user(false));
+    let empty = NewComment { body: "  ".into(), anchor: None };
+    assert_eq!(c.add_comment(&me, app.id, cs.id, empty).await.unwrap_err().code(), crate::ErrorCode::Validation);
+    for anchor in [
+        CommentAnchor { path: "a.yaml".into(), line: Some(1), revision: 2 },
+        CommentAnchor { path: "../a.yaml".into(), line: Some(1), revision: 1 },
+        CommentAnchor { path: "a.yaml".into(), line: Some(0), revision: 1 },
+    ] {
+        let input = NewComment { body: "why?".into(), anchor: Some(anchor.clone()) };
+        let err = c.add_comment(&me, app.id, cs.id, input).await.unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Validation, "{anchor:?}");
+    }
+}
