@@ -6,12 +6,14 @@
 mod apps;
 mod audit;
 mod auth;
+mod changesets;
 mod jobs;
 mod workspaces;
 
 pub use apps::*;
 pub use audit::*;
 pub use auth::*;
+pub use changesets::*;
 pub use jobs::*;
 pub use workspaces::*;
 
