@@ -90,6 +90,11 @@ fn unique_conflict(table: &str, detail: Option<&str>, constraint: Option<&str>) 
         "jobs" => "job",
         "job_logs" => "job log line",
         "audit" => "audit event",
+        "changesets" if field == "workspace_id" => "still-open changeset",
+        "changesets" => "changeset",
+        "changeset_revisions" => "changeset revision",
+        "changeset_reviews" => "review",
+        "changeset_comments" => "comment",
         _ => "record",
     };
     Error::Conflict {
@@ -157,6 +162,11 @@ impl<'r> Cols<'r> {
 
     /// A `bigint` column.
     pub(crate) fn int(&self, i: usize) -> Result<i64, Error> {
+        self.get(i, "a bigint")
+    }
+
+    /// A nullable `bigint` column.
+    pub(crate) fn opt_int(&self, i: usize) -> Result<Option<i64>, Error> {
         self.get(i, "a bigint")
     }
 
@@ -304,6 +314,13 @@ mod tests {
                 Some("workspaces_branch_key"),
                 "a workspace in this app with this branch already exists",
             ),
+            (
+                "changesets",
+                Some("Key (workspace_id)=(x) already exists."),
+                Some("changesets_workspace_id_key"),
+                "a still-open changeset with this workspace_id already exists",
+            ),
+            ("changeset_reviews", None, Some("changeset_reviews_pkey"), "a review with this id already exists"),
             ("mystery", None, None, "a record with this key already exists"),
         ];
         for (table, detail, constraint, message) in cases {

@@ -45,6 +45,7 @@
 
 mod apps;
 mod audit;
+mod changesets;
 mod codec;
 mod jobs;
 mod migrate;

@@ -14,7 +14,7 @@ use conman_core::Error;
 use sqlx::PgConnection;
 
 use crate::codec::{exists, Db as _, PgQuery};
-use crate::{apps, audit, jobs, notify, users, workspaces, PgStore};
+use crate::{apps, audit, changesets, jobs, notify, users, workspaces, PgStore};
 
 #[async_trait]
 impl Store for PgStore {
@@ -73,6 +73,12 @@ async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Result<(), Error
         Mutation::CancelQueuedJob { id, at } => jobs::cancel_queued_job(conn, *id, at).await,
         Mutation::RequestJobCancel { id } => jobs::request_job_cancel(conn, *id).await,
         Mutation::ReleaseJob { id, worker } => jobs::release_job(conn, *id, worker).await,
+        Mutation::InsertChangeset(c) => changesets::insert_changeset(conn, c).await,
+        Mutation::UpdateChangeset(c) => changesets::update_changeset(conn, c).await,
+        Mutation::InsertRevision(r) => changesets::insert_revision(conn, r).await,
+        Mutation::PutReview(r) => changesets::put_review(conn, r).await,
+        Mutation::InsertComment(c) => changesets::insert_comment(conn, c).await,
+        Mutation::UpdateComment(c) => changesets::update_comment(conn, c).await,
         Mutation::MarkOutboxDelivered { id, at } => audit::mark_outbox_delivered(conn, *id, at).await,
     }
 }
