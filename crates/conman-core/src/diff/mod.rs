@@ -2,7 +2,18 @@
 //! YAML, JSON and TOML files. Pure: it works on the contents the git port
 //! hands over and never fails — a file that does not parse is reported at
 //! file level with a note.
+//!
+//! Invariants: only the types of `semantic` and [`semantic_diff`] are public;
+//! the helpers (`path` spelling, `parse` into JSON trees, `tree` walk and
+//! move pairing, `lines` index) are private and free of I/O.
 
+mod lines;
+mod parse;
+mod path;
 mod semantic;
+mod tree;
+
+#[cfg(test)]
+mod tests;
 
 pub use semantic::*;
