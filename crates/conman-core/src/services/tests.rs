@@ -441,7 +441,11 @@ async fn a_cancel_requested_during_the_attempt_wins_over_a_retry() {
 
 // ---- changesets ------------------------------------------------------
 
-fn changeset(app: &App, author: UserId, state: crate::domain::changeset::ChangesetState) -> crate::domain::changeset::Changeset {
+fn changeset(
+    app: &App,
+    author: UserId,
+    state: crate::domain::changeset::ChangesetState,
+) -> crate::domain::changeset::Changeset {
     let now = chrono::Utc::now();
     crate::domain::changeset::Changeset {
         id: ChangesetId(uuid::Uuid::now_v7()),
@@ -548,7 +552,8 @@ async fn transitions_outside_the_machine_are_refused_before_git() {
     let app = app();
     let me = user(false);
     let me_actor = actor(me.clone());
-    for state in [ChangesetState::Approved, ChangesetState::Queued, ChangesetState::Rejected, ChangesetState::Released] {
+    for state in [ChangesetState::Approved, ChangesetState::Queued, ChangesetState::Rejected, ChangesetState::Released]
+    {
         let cs = changeset(&app, me.id, state);
         let c = conman(store_with_changeset(&app, Role::User, &cs));
         let err = c.submit_changeset(&me_actor, app.id, cs.id).await.unwrap_err();
@@ -558,7 +563,10 @@ async fn transitions_outside_the_machine_are_refused_before_git() {
     }
     let draft = changeset(&app, me.id, ChangesetState::Draft);
     let c = conman(store_with_changeset(&app, Role::User, &draft));
-    assert_eq!(c.queue_changeset(&me_actor, app.id, draft.id).await.unwrap_err().code(), crate::ErrorCode::InvalidTransition);
+    assert_eq!(
+        c.queue_changeset(&me_actor, app.id, draft.id).await.unwrap_err().code(),
+        crate::ErrorCode::InvalidTransition
+    );
     let approved = changeset(&app, me.id, ChangesetState::Approved);
     let c = conman(store_with_changeset(&app, Role::User, &approved));
     let patch = ChangesetPatch { title: Some("late".into()), ..Default::default() };
