@@ -5,7 +5,9 @@
 //! under the audit advisory lock, each at `seq` = last + 1 with `prev_hash` =
 //! the last record's hash and `hash` = [`chain_hash`] — so the chain is
 //! gap-free and verifiable however many processes write, and the schema's
-//! triggers refuse any later UPDATE, DELETE or TRUNCATE.
+//! triggers refuse any later UPDATE, DELETE or TRUNCATE. A unit's records
+//! cost two round trips however many there are: lock and tail read in one
+//! message, then one batched insert.
 
 use async_trait::async_trait;
 use conman_core::domain::audit::{chain_hash, AuditEntry, AuditRecord, GENESIS_HASH};
@@ -15,7 +17,7 @@ use conman_core::ids::{AppId, OutboxMessageId};
 use conman_core::ports::store::{AuditFilter, AuditStore, Page, PageRequest};
 use conman_core::validation::Email;
 use conman_core::Error;
-use sqlx::{query, PgConnection, Row as _};
+use sqlx::{query, Executor as _, PgConnection, Row as _};
 use uuid::Uuid;
 
 use crate::codec::{self, all, exists, json, opt_ts, ts, Cols, Db as _, PgQuery};
@@ -163,53 +165,93 @@ impl AuditStore for PgStore {
     }
 }
 
-/// Appends `entries` to the chain, after the last stored record.
+/// Appends `entries` to the chain, after the last stored record, in two
+/// round trips whatever their number.
 ///
 /// The lock comes first, in its own statement: in `READ COMMITTED` each
 /// statement reads a fresh snapshot, so the `SELECT` after it sees the
-/// record the previous lock holder committed.
+/// record the previous lock holder committed. Both statements travel in one
+/// simple-protocol message (no parameters: the lock key is a constant and
+/// the table's oid), so the lock costs no round trip of its own; then every
+/// record goes in with one `INSERT ... SELECT FROM UNNEST`.
 pub(crate) async fn append(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<(), Error> {
     if entries.is_empty() {
         return Ok(());
     }
-    query("SELECT pg_advisory_xact_lock($1, 'audit'::regclass::oid::int4)")
-        .bind(AUDIT_LOCK_CLASS)
-        .execute(&mut *conn)
-        .await
-        .db()?;
-    let last = query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await.db()?;
-    let (mut seq, mut prev_hash) = match last {
+    let lock_then_tail = format!(
+        "SELECT pg_advisory_xact_lock({AUDIT_LOCK_CLASS}, 'audit'::regclass::oid::int4);
+         SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+    );
+    // Without arguments, sqlx sends the text as one simple query.
+    let rows = conn.fetch_all(lock_then_tail.as_str()).await.db()?;
+    // The lock's row has one column; the tail's, if any, two.
+    let (mut seq, mut prev_hash) = match rows.iter().find(|row| row.len() == 2) {
         Some(row) => (row.try_get::<i64, _>(0).db()?, row.try_get::<String, _>(1).db()?),
         None => (0, GENESIS_HASH.to_owned()),
     };
-    let insert =
-        "INSERT INTO audit (seq, id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state,
-                            after_state, git_sha, request, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, $12::json, $13, $14)";
+    let mut records = Records::default();
     for e in entries {
         seq += 1;
         let hash = chain_hash(&prev_hash, e);
-        query(insert)
-            .bind(seq)
-            .bind(e.id.0)
-            .bind(ts(&e.occurred_at))
-            .bind(e.actor_id.map(|u| u.0))
-            .bind(e.app_id.map(|a| a.0))
-            .bind(&e.entity_type)
-            .bind(&e.entity_id)
-            .bind(&e.action)
-            .bind(e.before.as_ref().map(json).transpose()?)
-            .bind(e.after.as_ref().map(json).transpose()?)
-            .bind(&e.git_sha)
-            .bind(json(&e.request)?)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await
-            .db()?;
-        prev_hash = hash;
+        records.seqs.push(seq);
+        records.ids.push(e.id.0);
+        records.occurred.push(ts(&e.occurred_at));
+        records.actors.push(e.actor_id.map(|u| u.0));
+        records.apps.push(e.app_id.map(|a| a.0));
+        records.entity_types.push(e.entity_type.as_str());
+        records.entity_ids.push(e.entity_id.as_str());
+        records.actions.push(e.action.as_str());
+        records.befores.push(e.before.as_ref().map(json).transpose()?);
+        records.afters.push(e.after.as_ref().map(json).transpose()?);
+        records.shas.push(e.git_sha.as_deref());
+        records.requests.push(json(&e.request)?);
+        records.prev_hashes.push(std::mem::replace(&mut prev_hash, hash.clone()));
+        records.hashes.push(hash);
     }
+    query(
+        "INSERT INTO audit (seq, id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state,
+                            after_state, git_sha, request, prev_hash, hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::timestamptz[], $4::uuid[], $5::uuid[], $6::text[],
+                              $7::text[], $8::text[], $9::text[]::json[], $10::text[]::json[], $11::text[],
+                              $12::text[]::json[], $13::text[], $14::text[])",
+    )
+    .bind(records.seqs)
+    .bind(records.ids)
+    .bind(records.occurred)
+    .bind(records.actors)
+    .bind(records.apps)
+    .bind(records.entity_types)
+    .bind(records.entity_ids)
+    .bind(records.actions)
+    .bind(records.befores)
+    .bind(records.afters)
+    .bind(records.shas)
+    .bind(records.requests)
+    .bind(records.prev_hashes)
+    .bind(records.hashes)
+    .execute(&mut *conn)
+    .await
+    .db()?;
     Ok(())
+}
+
+/// The columns of the audit records one unit appends, for one `UNNEST`.
+#[derive(Default)]
+struct Records<'a> {
+    seqs: Vec<i64>,
+    ids: Vec<Uuid>,
+    occurred: Vec<Timestamp>,
+    actors: Vec<Option<Uuid>>,
+    apps: Vec<Option<Uuid>>,
+    entity_types: Vec<&'a str>,
+    entity_ids: Vec<&'a str>,
+    actions: Vec<&'a str>,
+    befores: Vec<Option<String>>,
+    afters: Vec<Option<String>>,
+    shas: Vec<Option<&'a str>>,
+    requests: Vec<String>,
+    prev_hashes: Vec<String>,
+    hashes: Vec<String>,
 }
 
 /// `InsertOutbox`.

@@ -9,7 +9,9 @@
 //! (and the unit carrying the change rolls back whole). A job's stored log
 //! never exceeds the bound it was last appended with: `log_bytes` on the job
 //! row tracks the stored UTF-8 size, the oldest lines go first, and appends
-//! to one job are serialised by a lock on its row.
+//! to one job are serialised by a lock on its row. An append that fits is
+//! one statement (lock, numbering, insert and counters together); only one
+//! that must drop older lines takes the multi-statement transaction.
 
 use async_trait::async_trait;
 use conman_core::domain::job::{Job, JobLogLine, JobState, JobType, NewLogLine};
@@ -133,8 +135,35 @@ impl JobStore for PgStore {
     }
 
     async fn append_job_log(&self, job_id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
+        let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
+        let batch = Batch::new(lines, limit)?;
+        // Usually the log has room: one statement, its own transaction.
+        let (appended, exists) = one(
+            &self.pool,
+            query(APPEND_FITTING)
+                .bind(job_id.0)
+                .bind(batch.count)
+                .bind(batch.bytes)
+                .bind(batch.skipped)
+                .bind(limit)
+                .bind(&batch.offsets)
+                .bind(&batch.ats)
+                .bind(&batch.streams)
+                .bind(&batch.sizes)
+                .bind(&batch.texts),
+            |c| Ok((c.opt_int(0)?.is_some(), c.flag(1)?)),
+        )
+        .await?
+        .ok_or_else(|| Error::internal("the log append answered no row"))?;
+        if appended {
+            return Ok(());
+        }
+        if !exists {
+            return Err(Error::NotFound(JobId::KIND));
+        }
+        // Older lines must go: the general path, in a transaction.
         let mut tx = self.pool.begin().await.db()?;
-        match append_log(&mut tx, job_id, lines, limit_bytes).await {
+        match append_trimming(&mut tx, job_id, &batch, limit).await {
             Ok(()) => tx.commit().await.db(),
             Err(err) => {
                 let _ = tx.rollback().await;
@@ -173,16 +202,81 @@ impl JobStore for PgStore {
     }
 }
 
-/// Appends `lines` after the job's last line number, then drops the oldest
-/// lines while the stored log exceeds `limit_bytes`. Lines of the batch that
-/// could never fit are not even inserted (their numbers are used up all the
-/// same), so one append costs in proportion to its batch, not to the log.
-async fn append_log(
-    conn: &mut PgConnection,
-    job_id: JobId,
-    lines: &[NewLogLine],
-    limit_bytes: u64,
-) -> Result<(), Error> {
+/// An append whose batch fits beside the stored log, in one statement (so
+/// in one round trip and its own transaction). `$1` is the job, `$2` the
+/// number of lines in the batch (all of them use up a number), `$3` the size
+/// of the lines kept, `$4` whether the batch's own oldest lines were left
+/// out, `$5` the bound; `$6..$10` are the kept lines (number relative to the
+/// job's last line, time, stream, size, text). The `UPDATE` locks the job
+/// row and hands out the numbers — re-checked on the newest row version
+/// when a concurrent append got there first — and applies only while the
+/// log stays within the bound. Answers the job's previous last line number
+/// (NULL when nothing was written) and whether the job exists.
+const APPEND_FITTING: &str = "WITH head AS (
+        UPDATE jobs SET log_seq = log_seq + $2, log_bytes = log_bytes + $3, log_truncated = log_truncated OR $4
+         WHERE id = $1 AND log_bytes + $3 <= $5
+         RETURNING log_seq - $2 AS last_seq
+     ), appended AS (
+        INSERT INTO job_logs (job_id, seq, at, stream, bytes, text)
+        SELECT $1, head.last_seq + line.n, line.at, line.stream, line.bytes, line.text
+          FROM head, UNNEST($6::bigint[], $7::timestamptz[], $8::text[], $9::bigint[], $10::text[])
+               AS line (n, at, stream, bytes, text)
+     )
+     SELECT (SELECT last_seq FROM head), EXISTS (SELECT 1 FROM jobs WHERE id = $1)";
+
+/// The lines of one append that go in: those that fit in an empty log (the
+/// batch's own oldest lines that could never fit are left out, their
+/// numbers used up all the same), as the columns of an `UNNEST`.
+struct Batch<'a> {
+    /// Lines in the batch, kept or not.
+    count: i64,
+    /// Whether some of the batch's own lines were left out.
+    skipped: bool,
+    /// UTF-8 size of the kept lines.
+    bytes: i64,
+    /// Each kept line's number after the job's last line (1 = the next).
+    offsets: Vec<i64>,
+    ats: Vec<Timestamp>,
+    streams: Vec<&'a str>,
+    sizes: Vec<i64>,
+    texts: Vec<&'a str>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(lines: &'a [NewLogLine], limit: i64) -> Result<Self, Error> {
+        let sizes = lines.iter().map(|l| int(l.text.len() as u64)).collect::<Result<Vec<_>, _>>()?;
+        let mut bytes: i64 = sizes.iter().sum();
+        let mut skip = 0;
+        while bytes > limit {
+            bytes -= sizes[skip];
+            skip += 1;
+        }
+        let mut batch = Batch {
+            count: int(lines.len() as u64)?,
+            skipped: skip > 0,
+            bytes,
+            offsets: vec![],
+            ats: vec![],
+            streams: vec![],
+            sizes: vec![],
+            texts: vec![],
+        };
+        for (i, (line, size)) in lines.iter().zip(sizes).enumerate().skip(skip) {
+            batch.offsets.push(int(i as u64)? + 1);
+            batch.ats.push(ts(&line.at));
+            batch.streams.push(line.stream.as_str());
+            batch.sizes.push(size);
+            batch.texts.push(line.text.as_str());
+        }
+        Ok(batch)
+    }
+}
+
+/// Appends `batch` after the job's last line number, then drops the oldest
+/// lines while the stored log exceeds `limit`: the general path, for an
+/// append that [`APPEND_FITTING`] refused. One append costs in proportion to
+/// its batch, not to the log.
+async fn append_trimming(conn: &mut PgConnection, job_id: JobId, batch: &Batch<'_>, limit: i64) -> Result<(), Error> {
     let (last_seq, stored, truncated) = one(
         &mut *conn,
         query("SELECT log_seq, log_bytes, log_truncated FROM jobs WHERE id = $1 FOR UPDATE").bind(job_id.0),
@@ -190,36 +284,20 @@ async fn append_log(
     )
     .await?
     .ok_or(Error::NotFound(JobId::KIND))?;
-    let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
-    let sizes = lines.iter().map(|l| int(l.text.len() as u64)).collect::<Result<Vec<_>, _>>()?;
-
-    // The batch's own oldest lines that do not fit even in an empty log.
-    let mut batch: i64 = sizes.iter().sum();
-    let mut skip = 0;
-    while batch > limit {
-        batch -= sizes[skip];
-        skip += 1;
-    }
-    let kept = lines.iter().zip(&sizes).enumerate().skip(skip);
-    let (mut seqs, mut ats, mut streams, mut bytes, mut texts) = (vec![], vec![], vec![], vec![], vec![]);
-    for (i, (line, size)) in kept {
-        seqs.push(last_seq + int(i as u64)? + 1);
-        ats.push(ts(&line.at));
-        streams.push(line.stream.as_str());
-        bytes.push(*size);
-        texts.push(line.text.as_str());
-    }
-    if !seqs.is_empty() {
+    if !batch.offsets.is_empty() {
         query(
             "INSERT INTO job_logs (job_id, seq, at, stream, bytes, text)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::timestamptz[], $4::text[], $5::bigint[], $6::text[])",
+             SELECT $1, $2 + line.n, line.at, line.stream, line.bytes, line.text
+               FROM UNNEST($3::bigint[], $4::timestamptz[], $5::text[], $6::bigint[], $7::text[])
+                    AS line (n, at, stream, bytes, text)",
         )
         .bind(job_id.0)
-        .bind(seqs)
-        .bind(ats)
-        .bind(streams)
-        .bind(bytes)
-        .bind(texts)
+        .bind(last_seq)
+        .bind(&batch.offsets)
+        .bind(&batch.ats)
+        .bind(&batch.streams)
+        .bind(&batch.sizes)
+        .bind(&batch.texts)
         .execute(&mut *conn)
         .await
         .db()?;
@@ -228,8 +306,8 @@ async fn append_log(
     // Then the stored lines, oldest first, until the log fits: the shortest
     // prefix whose size covers the excess, or else every line (the last
     // prefix).
-    let mut total = stored + batch;
-    let mut dropped_any = skip > 0;
+    let mut total = stored + batch.bytes;
+    let mut dropped_any = batch.skipped;
     if total > limit {
         let cut = one(
             &mut *conn,
@@ -258,7 +336,7 @@ async fn append_log(
     }
     query("UPDATE jobs SET log_seq = $2, log_bytes = $3, log_truncated = $4 WHERE id = $1")
         .bind(job_id.0)
-        .bind(last_seq + int(lines.len() as u64)?)
+        .bind(last_seq + batch.count)
         .bind(total)
         .bind(truncated || dropped_any)
         .execute(conn)

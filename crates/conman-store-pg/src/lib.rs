@@ -67,6 +67,11 @@ pub use audit::AUDIT_LOCK_CLASS;
 pub use migrate::SCHEMA_VERSION;
 pub use notify::JobListener;
 
+/// A pooled connection idle at least this long is pinged before it is handed
+/// out (a dead one is replaced); one back from use more recently passed the
+/// ping sqlx sends on every return to the pool.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// The URL schemes this store accepts.
 pub const URL_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 
@@ -128,7 +133,20 @@ impl PgStore {
         }
         let mut pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout);
+            .acquire_timeout(options.acquire_timeout)
+            // sqlx pings every connection it hands out (one round trip per
+            // acquire, several per job on a busy worker) besides the ping it
+            // sends whenever a connection comes back. Only a connection that
+            // sat idle for a while can have died unseen, so only it is pinged.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
         if let Some(schema) = &options.schema {
             let set_path: Arc<str> = format!("SET search_path TO {}", quote_ident(schema)).into();
             pool = pool.after_connect(move |conn, _meta| {

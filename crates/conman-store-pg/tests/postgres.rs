@@ -1,6 +1,7 @@
 //! Postgres-specific behaviour beyond the shared conformance suite: the
 //! append-only triggers, one audit chain and exclusive claims across several
-//! pools (as several processes would hold), migrations across reconnects,
+//! pools (as several processes would hold), job-log appends racing on one
+//! job from two pools, migrations across reconnects,
 //! refusal of a newer schema, schema isolation, and the error mapping of
 //! constraints the suite does not reach. Raw SQL goes through a plain
 //! connection on the test's scratch schema.
@@ -231,4 +232,60 @@ async fn bad_urls_and_schema_names_are_refused_before_connecting() {
         let err = opened.expect_err(url);
         assert_eq!(err.code(), ErrorCode::Validation, "{url} {schema:?}: {err:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_log_appends_on_two_pools_number_lines_once_and_keep_the_bound() {
+    use conman_core::domain::job::{LogStream, NewLogLine};
+    let Some(scratch) = common::scratch() else { return };
+    let stores = [Arc::new(scratch.store().await), Arc::new(scratch.store().await)];
+    let creator = user("ada");
+    let app = fixtures::app("billing", &creator);
+    let job = fixtures::job(&app, JobType::Notify);
+    setup(
+        &*stores[0],
+        [Mutation::InsertUser(creator.clone()), Mutation::InsertApp(app.clone()), Mutation::InsertJob(job.clone())],
+    )
+    .await;
+    // Lines of 10 bytes; 8 writers × 25 appends × 3 lines = 600 lines, 6,000
+    // bytes, against a bound of 1,000: most appends fit, many must trim.
+    const WRITERS: usize = 8;
+    const APPENDS: usize = 25;
+    const BOUND: u64 = 1_000;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = Arc::clone(&stores[w % 2]);
+            let id = job.id;
+            tokio::spawn(async move {
+                for a in 0..APPENDS {
+                    let lines: Vec<NewLogLine> = (0..3)
+                        .map(|l| NewLogLine {
+                            at: fixtures::now(),
+                            stream: LogStream::Stdout,
+                            text: format!("w{w}a{a:02}l{l}----")[..10].to_owned(),
+                        })
+                        .collect();
+                    store.append_job_log(id, &lines, BOUND).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer task");
+    }
+    let total = (WRITERS * APPENDS * 3) as i64;
+    let page = stores[1].job_log(job.id, 0, 10_000).await.expect("log reads");
+    assert!(page.truncated);
+    let seqs: Vec<i64> = page.lines.iter().map(|l| l.seq).collect();
+    assert_eq!(seqs.last().copied(), Some(total), "every line got a number, none twice");
+    assert_eq!(seqs, ((total - seqs.len() as i64 + 1)..=total).collect::<Vec<_>>(), "the newest tail, no gap");
+    let stored: u64 = page.lines.iter().map(|l| l.text.len() as u64).sum();
+    assert!(stored <= BOUND && stored > BOUND - 30, "{stored} bytes kept");
+    let mut conn = scratch.raw().await;
+    let row = sqlx::query("SELECT log_seq, log_bytes FROM jobs WHERE id = $1")
+        .bind(job.id.0)
+        .fetch_one(&mut conn)
+        .await
+        .expect("job row");
+    assert_eq!((row.get::<i64, _>(0), row.get::<i64, _>(1)), (total, stored as i64));
 }
