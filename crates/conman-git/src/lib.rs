@@ -17,11 +17,13 @@
 //!
 //! Module map: `repos` (handle cache, paths), `create` (init and import),
 //! `refs` (CAS updates, ref transactions), `read`, `history` (merge base,
-//! ancestry), `tree_edit` (in-memory tree editing), `write`, `squash`,
-//! `sync`, `port` (the trait impl), `errors` (libgit2 → core errors).
+//! ancestry), `diff` (changed files between two commits), `tree_edit`
+//! (in-memory tree editing), `write`, `squash`, `sync`, `port` (the trait
+//! impl), `errors` (libgit2 → core errors).
 #![deny(missing_docs)]
 
 mod create;
+mod diff;
 mod errors;
 mod export;
 mod history;

@@ -7,13 +7,14 @@
 use async_trait::async_trait;
 use conman_core::ids::AppId;
 use conman_core::ports::git::{
-    GitPort, Node, RepoSource, Sha, Signature, SquashRequest, SyncOutcome, SyncRequest, WriteRequest,
+    DiffDetail, FileChange, GitPort, Node, RepoSource, Sha, Signature, SquashRequest, SyncOutcome, SyncRequest,
+    WriteRequest,
 };
 use conman_core::validation::RepoPath;
 use conman_core::Error;
 
 use crate::repos::{blocking, repo_dir, GitRepos};
-use crate::{create, history, read, refs, squash, sync, write};
+use crate::{create, diff, history, read, refs, squash, sync, write};
 
 #[async_trait]
 impl GitPort for GitRepos {
@@ -72,5 +73,10 @@ impl GitPort for GitRepos {
     async fn is_ancestor(&self, app: AppId, ancestor: &Sha, descendant: &Sha) -> Result<bool, Error> {
         let (ancestor, descendant) = (ancestor.clone(), descendant.clone());
         self.with_repo(app, move |repo| history::is_ancestor(repo, &ancestor, &descendant)).await
+    }
+
+    async fn diff(&self, app: AppId, from: &Sha, to: &Sha, detail: DiffDetail) -> Result<Vec<FileChange>, Error> {
+        let (from, to) = (from.clone(), to.clone());
+        self.with_repo(app, move |repo| diff::diff(repo, &from, &to, detail)).await
     }
 }

@@ -3,6 +3,7 @@
 //! under concurrent writers (in one process and across two handle caches).
 
 mod concurrency;
+mod diff;
 mod export;
 mod files;
 mod import;
