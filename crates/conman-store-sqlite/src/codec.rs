@@ -3,7 +3,9 @@
 //!
 //! Invariant: decoding never panics — a value the schema should not hold
 //! (a malformed id, timestamp or JSON) becomes `Error::Internal`; a UNIQUE
-//! violation becomes `Error::Conflict` naming the field, and every other
+//! violation becomes `Error::Conflict` naming the field (a second open
+//! changeset of a workspace names the reason `open_changeset_exists`), a
+//! foreign-key violation `Error::Conflict` too, and every other
 //! SQLite failure `Error::Internal` with the cause for the logs.
 
 use conman_core::domain::{format_timestamp, Timestamp};
@@ -47,6 +49,13 @@ pub(crate) fn db_error(err: rusqlite::Error) -> Error {
 fn unique_conflict(message: &str) -> Error {
     let columns = message.rsplit(": ").next().unwrap_or_default();
     let (table, field) = columns.rsplit(", ").next().and_then(|c| c.split_once('.')).unwrap_or(("", "key"));
+    if (table, field) == ("changesets", "workspace_id") {
+        // The partial index `changesets_one_open_per_workspace`.
+        return Error::Conflict {
+            message: "the workspace already has an open changeset".into(),
+            details: Some(serde_json::json!({ "reason": "open_changeset_exists" })),
+        };
+    }
     let entity = match table {
         "users" => "user",
         "credentials" => "token",
@@ -59,6 +68,10 @@ fn unique_conflict(message: &str) -> Error {
         "outbox" => "outbox message",
         "jobs" => "job",
         "job_logs" => "job log line",
+        "changesets" => "changeset",
+        "changeset_revisions" => "changeset revision",
+        "changeset_reviews" => "review",
+        "changeset_comments" => "comment",
         "audit" => "audit event",
         _ => "record",
     };

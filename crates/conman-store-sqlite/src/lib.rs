@@ -27,6 +27,7 @@
 
 mod apps;
 mod audit;
+mod changesets;
 mod codec;
 mod jobs;
 mod migrate;

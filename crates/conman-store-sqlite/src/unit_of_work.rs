@@ -11,7 +11,7 @@ use conman_core::ports::store::{Mutation, Store, UnitOfWork};
 use conman_core::Error;
 use rusqlite::Connection;
 
-use crate::{apps, audit, jobs, users, workspaces, SqliteStore};
+use crate::{apps, audit, changesets, jobs, users, workspaces, SqliteStore};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -53,6 +53,12 @@ fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), Error> {
         Mutation::CancelQueuedJob { id, at } => jobs::cancel_queued_job(conn, *id, at),
         Mutation::RequestJobCancel { id } => jobs::request_job_cancel(conn, *id),
         Mutation::ReleaseJob { id, worker } => jobs::release_job(conn, *id, worker),
+        Mutation::InsertChangeset(c) => changesets::insert_changeset(conn, c),
+        Mutation::UpdateChangeset(c) => changesets::update_changeset(conn, c),
+        Mutation::InsertRevision(r) => changesets::insert_revision(conn, r),
+        Mutation::PutReview(r) => changesets::put_review(conn, r),
+        Mutation::InsertComment(c) => changesets::insert_comment(conn, c),
+        Mutation::UpdateComment(c) => changesets::update_comment(conn, c),
         Mutation::MarkOutboxDelivered { id, at } => audit::mark_outbox_delivered(conn, *id, at),
     }
 }
