@@ -68,6 +68,9 @@ enum Command {
     /// Workspaces and their files.
     #[command(subcommand)]
     Ws(cmd::ws::WsCmd),
+    /// Changesets: create, list, show, edit, submit, review, queue, diff, comment.
+    #[command(subcommand)]
+    Cs(cmd::cs::CsCmd),
     /// The audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
@@ -116,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Member(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Invite(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Ws(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Cs(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Audit(c) => c.run(&cli.settings, &cli.session, &out).await,
         Command::Jobs(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Outbox { limit } => {

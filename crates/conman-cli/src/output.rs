@@ -1,6 +1,7 @@
 //! Output: JSON for scripts (`--json`, the same wire types as the HTTP API)
 //! or short human lines; errors as the SPEC §7 code and message on stderr,
-//! with exit codes by error class.
+//! with exit codes by error class; a spinner for waits and ANSI colours,
+//! both only on a terminal.
 
 use conman_core::{Error, ErrorCode};
 use serde::Serialize;
@@ -23,6 +24,55 @@ impl Output {
             // A closed pipe (`conman ... | head`) is not an error.
             let _ = writeln!(std::io::stdout().lock(), "{text}");
         }
+    }
+}
+
+/// Whether to colour stdout: it is a terminal, `--no-color` was not given
+/// and `NO_COLOR` is unset or empty (<https://no-color.org>).
+pub(crate) fn colors_on_stdout(no_color: bool) -> bool {
+    use std::io::IsTerminal as _;
+    !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// A one-line spinner on stderr while waiting, drawn only when stderr is a
+/// terminal (scripts and pipes see nothing).
+pub(crate) struct Spinner {
+    terminal: bool,
+    frame: usize,
+    shown: bool,
+}
+
+impl Spinner {
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+    /// A spinner that draws if stderr is a terminal.
+    pub(crate) fn on_terminal() -> Self {
+        use std::io::IsTerminal as _;
+        Spinner { terminal: std::io::stderr().is_terminal(), frame: 0, shown: false }
+    }
+
+    /// Draws the next frame with `label`.
+    pub(crate) fn tick(&mut self, label: &str) {
+        if self.terminal {
+            let frame = Self::FRAMES[self.frame % Self::FRAMES.len()];
+            eprint!("\r{frame} {label}\x1b[K");
+            self.frame += 1;
+            self.shown = true;
+        }
+    }
+
+    /// Erases the line, before other output or when done.
+    pub(crate) fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 

@@ -100,7 +100,8 @@ pub(crate) enum MemberCmd {
     },
 }
 
-async fn resolve_user(s: &Session, user: &str) -> anyhow::Result<UserId> {
+/// Resolves a user given by id or by email.
+pub(crate) async fn resolve_user(s: &Session, user: &str) -> anyhow::Result<UserId> {
     if let Ok(id) = user.parse::<UserId>() {
         return Ok(id);
     }

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use conman_api::dto::{JobDto, JobLogDto};
-use conman_core::domain::job::{JobState, JobType};
+use conman_core::domain::job::{Job, JobState, JobType};
 use conman_core::ids::JobId;
 use conman_core::ports::store::{JobFilter, PageRequest};
 use conman_core::services::GateKind;
 
 use super::resolve_app;
-use crate::output::{CoreResult, Output};
+use crate::output::{CoreResult, Output, Spinner};
 use crate::session::Session;
 
 /// `conman jobs ...`.
@@ -139,24 +139,59 @@ async fn follow_log(
     job_id: JobId,
     follow: bool,
 ) -> anyhow::Result<()> {
-    let mut after = 0;
-    loop {
-        let page = s.conman.job_log(&s.actor, app_id, job_id, after, 1000).await.core()?;
-        let got = page.lines.len();
-        let job = s.conman.get_job(&s.actor, app_id, job_id).await.core()?;
-        let dto = JobLogDto::new(page, after, job.state.as_str());
-        if dto.truncated && after == 0 && !out.json {
+    let show = |d: &JobLogDto, first: bool| {
+        if d.truncated && first && !out.json {
             eprintln!("[older lines were dropped: the log keeps its last 1 MiB]");
         }
-        after = dto.next_after;
-        out.show(&dto, |d| d.lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>().join("\n"));
-        if !follow || (job.state.is_terminal() && got == 0) {
-            if follow && job.state != JobState::Succeeded {
-                anyhow::bail!("job {job_id} ended {}", job.state.as_str());
-            }
-            return Ok(());
+        out.show(d, |d| d.lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>().join("\n"));
+    };
+    if !follow {
+        let page = s.conman.job_log(&s.actor, app_id, job_id, 0, 1000).await.core()?;
+        let job = s.conman.get_job(&s.actor, app_id, job_id).await.core()?;
+        show(&JobLogDto::new(page, 0, job.state.as_str()), true);
+        return Ok(());
+    }
+    let job = follow_job(s, app_id, job_id, show).await?;
+    if job.state != JobState::Succeeded {
+        anyhow::bail!("job {job_id} ended {}", job.state.as_str());
+    }
+    Ok(())
+}
+
+/// Follows a job's log from the start until the job is finished and no
+/// line is left, handing `on_page` every page that has lines, the first
+/// page and the last (both even when empty; `true` marks the first), and
+/// answers the finished job. While nothing arrives, a spinner on a
+/// terminal's stderr says whether the job waits for a worker or runs.
+pub(crate) async fn follow_job(
+    s: &Session,
+    app_id: conman_core::ids::AppId,
+    job_id: JobId,
+    mut on_page: impl FnMut(&JobLogDto, bool),
+) -> anyhow::Result<Job> {
+    let mut spinner = Spinner::on_terminal();
+    let (mut after, mut first) = (0, true);
+    loop {
+        // The state first: a job seen finished has written its last line.
+        let job = s.conman.get_job(&s.actor, app_id, job_id).await.core()?;
+        let page = s.conman.job_log(&s.actor, app_id, job_id, after, 1000).await.core()?;
+        let got = page.lines.len();
+        let dto = JobLogDto::new(page, after, job.state.as_str());
+        let last = job.state.is_terminal() && got == 0;
+        if got > 0 || first || last {
+            spinner.clear();
+            on_page(&dto, first);
+            first = false;
         }
+        if last {
+            return Ok(job);
+        }
+        after = dto.next_after;
         if got == 0 {
+            spinner.tick(match job.state {
+                JobState::Queued => "queued, waiting for a worker",
+                _ => "running",
+            });
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }

@@ -129,9 +129,15 @@ async fn resolve(s: &Session, t: &Target) -> anyhow::Result<(AppId, WorkspaceId)
     if let Some(ws) = &t.ws {
         return Ok((app_id, ws.parse::<WorkspaceId>().core()?));
     }
+    Ok((app_id, default_workspace(s, app_id, "--ws").await?))
+}
+
+/// The caller's default workspace of the app (listing creates it on first
+/// use); `flag` names the option to pass instead when none is found.
+pub(crate) async fn default_workspace(s: &Session, app_id: AppId, flag: &str) -> anyhow::Result<WorkspaceId> {
     let list = s.conman.list_workspaces(&s.actor, app_id, PageRequest { page: 1, limit: 100 }).await.core()?;
     let mine = list.items.iter().find(|w| w.owner_id == s.actor.user.id && w.is_default);
-    mine.map(|w| (app_id, w.id)).ok_or_else(|| anyhow::anyhow!("no default workspace found; pass --ws"))
+    mine.map(|w| w.id).ok_or_else(|| anyhow::anyhow!("no default workspace found; pass {flag}"))
 }
 
 fn write_line(r: &WriteResultDto) -> String {
