@@ -247,8 +247,26 @@ impl Conman {
         self.freeze(actor, app_id, id, ChangesetEvent::Resubmit).await
     }
 
-    /// Submit and resubmit: see the module docs.
+    /// Submit and resubmit: see the module docs. A lost compare-and-set
+    /// (typically the previous revision's gate verdict landing at the same
+    /// moment) is retried on the reloaded changeset, a few times.
     async fn freeze(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ChangesetId,
+        event: ChangesetEvent,
+    ) -> Result<SubmitOutcome, Error> {
+        let mut tries = 0;
+        loop {
+            match self.freeze_once(actor, app_id, id, event).await {
+                Err(e) if is_stale_version(&e) && tries < 3 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn freeze_once(
         &self,
         actor: &Actor,
         app_id: AppId,
@@ -524,6 +542,11 @@ impl Conman {
         }
         Ok(())
     }
+}
+
+/// A compare-and-set lost to a concurrent update.
+fn is_stale_version(e: &Error) -> bool {
+    matches!(e, Error::Conflict { details: Some(d), .. } if d["reason"] == "stale_version")
 }
 
 /// The `conflict` of a second open changeset on a workspace.

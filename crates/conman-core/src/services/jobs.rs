@@ -374,17 +374,33 @@ impl Conman {
             Some(job.app_id),
             AuditWhat::new("job", job.id, action).before(job_view(job)).after(job_view(&after)),
         );
-        let settled = match self.handlers.get(&job.job_type) {
-            Some(handler) if state.is_terminal() => handler.settle(self, job, state, error.as_deref()).await?,
-            _ => UnitOfWork::new(),
-        };
         let finish = JobFinish { id: job.id, worker: worker.to_owned(), state, result, error, run_after, finished_at };
-        let mut unit = UnitOfWork::new().mutate(Mutation::FinishJob(finish)).audit(audit);
-        for effects in [effects, settled] {
-            unit.mutations.extend(effects.mutations);
-            unit.audit.extend(effects.audit);
+        let mut tries = 0;
+        loop {
+            // The settlement reads entities other writers may change; a lost
+            // compare-and-set on one of them recomputes it on fresh state.
+            let settled = match self.handlers.get(&job.job_type) {
+                Some(handler) if state.is_terminal() => {
+                    handler.settle(self, job, state, finish.error.as_deref()).await?
+                }
+                _ => UnitOfWork::new(),
+            };
+            let retry_possible = !settled.mutations.is_empty();
+            let mut unit = UnitOfWork::new().mutate(Mutation::FinishJob(finish.clone())).audit(audit.clone());
+            for effects in [effects.clone(), settled] {
+                unit.mutations.extend(effects.mutations);
+                unit.audit.extend(effects.audit);
+            }
+            match self.store().commit(unit).await {
+                Err(Error::Conflict { details: Some(d), .. })
+                    if retry_possible && d["reason"] == "stale_version" && tries < 3 =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => break,
+            }
         }
-        self.store().commit(unit).await?;
         if state == JobState::Queued {
             self.wakeup.job_enqueued();
         }
