@@ -11,7 +11,7 @@ use conman_core::services::Conman;
 use tokio::net::TcpListener;
 
 use crate::request_id;
-use crate::routes::{apps, audit, auth, jobs, me, members, system, workspaces};
+use crate::routes::{apps, audit, auth, changesets, comments, diffs, jobs, me, members, reviews, system, workspaces};
 
 /// Largest request body: file content travels as base64, so this is the
 /// hard ceiling of `file_size_limit_bytes` (64 MiB) plus base64 overhead.
@@ -50,6 +50,16 @@ pub fn router(conman: Arc<Conman>) -> Router {
         )
         .route("/apps/{app_id}/workspaces/{ws_id}/changes", post(workspaces::changes))
         .route("/apps/{app_id}/workspaces/{ws_id}/checkpoints", post(workspaces::checkpoint))
+        .route("/apps/{app_id}/changesets", get(changesets::list).post(changesets::create))
+        .route("/apps/{app_id}/changesets/{cs_id}", get(changesets::get).patch(changesets::update))
+        .route("/apps/{app_id}/changesets/{cs_id}/submit", post(changesets::submit))
+        .route("/apps/{app_id}/changesets/{cs_id}/resubmit", post(changesets::resubmit))
+        .route("/apps/{app_id}/changesets/{cs_id}/review", post(reviews::review))
+        .route("/apps/{app_id}/changesets/{cs_id}/queue", post(changesets::queue))
+        .route("/apps/{app_id}/changesets/{cs_id}/move-to-draft", post(changesets::move_to_draft))
+        .route("/apps/{app_id}/changesets/{cs_id}/diff", get(diffs::diff))
+        .route("/apps/{app_id}/changesets/{cs_id}/comments", get(comments::list).post(comments::create))
+        .route("/apps/{app_id}/changesets/{cs_id}/comments/{comment_id}", axum::routing::patch(comments::edit))
         .route("/apps/{app_id}/audit", get(audit::list))
         .route("/apps/{app_id}/jobs", get(jobs::list).post(jobs::start))
         .route("/apps/{app_id}/jobs/{job_id}", get(jobs::get))

@@ -432,12 +432,10 @@ pub struct KeyChangeDto {
     /// Value before (`modified`, `removed`, `moved`); absent when there is
     /// none, `null` when the value was null.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub old_value: Option<serde_json::Value>,
     /// Value after (`added`, `modified`, `moved`); absent when there is
     /// none, `null` when the value is null.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub new_value: Option<serde_json::Value>,
     /// 1-based line in the new file (the old file for `removed`), where known.
     pub line: Option<u32>,

@@ -4,9 +4,13 @@
 pub(crate) mod apps;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod changesets;
+pub(crate) mod comments;
+pub(crate) mod diffs;
 pub(crate) mod jobs;
 pub(crate) mod me;
 pub(crate) mod members;
+pub(crate) mod reviews;
 pub(crate) mod system;
 pub(crate) mod workspaces;
 
