@@ -34,7 +34,7 @@ fn rich_yaml(n: usize) -> String {
 }
 
 /// Runs scenario 3 with `samples` timed calls per figure and prints it.
-pub async fn scenario_changesets(samples: usize) {
+pub(super) async fn scenario_changesets(samples: usize) {
     println!("Scenario 3: changeset diffs and listing on a 10,000-file repository (SQLite)");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(conman_store_sqlite::SqliteStore::open(&dir.path().join("conman.db")).expect("store"));
@@ -45,7 +45,8 @@ pub async fn scenario_changesets(samples: usize) {
         let path = format!("svc{:03}/config{:03}.yaml", n * 5, n);
         conman.write_file(actor, app, ws, &path, rich_yaml(n).into_bytes(), None).await.expect("edit");
     }
-    let input = NewChangeset { workspace_id: ws, title: "Twenty services".into(), description: None, depends_on: vec![] };
+    let input =
+        NewChangeset { workspace_id: ws, title: "Twenty services".into(), description: None, depends_on: vec![] };
     let cs = conman.create_changeset(actor, app, input).await.expect("changeset");
     let submitted = conman.submit_changeset(actor, app, cs.id).await.expect("submit");
 
