@@ -191,6 +191,13 @@ impl Conman {
     ) -> Result<Changeset, Error> {
         let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
         scope.require(Capability::EditChangeset, Some(cs.author_id))?;
+        if !cs.state.is_editable() {
+            return Err(Error::InvalidTransition {
+                entity: "changeset",
+                from: cs.state.as_str().into(),
+                event: "edit".into(),
+            });
+        }
         if let Some(title) = &patch.title {
             validate_title(title)?;
         }
@@ -199,13 +206,6 @@ impl Conman {
             Some(deps) => Some(self.checked_dependencies(app_id, Some(cs.id), deps).await?),
             None => None,
         };
-        if !cs.state.is_editable() {
-            return Err(Error::InvalidTransition {
-                entity: "changeset",
-                from: cs.state.as_str().into(),
-                event: "edit".into(),
-            });
-        }
         let updated = Changeset {
             title: patch.title.map(|t| t.trim().to_owned()).unwrap_or_else(|| cs.title.clone()),
             description: description.unwrap_or_else(|| cs.description.clone()),
