@@ -6,18 +6,19 @@
 //! the last record's hash and `hash` = [`chain_hash`] — so the chain is
 //! gap-free and verifiable however many processes write, and the schema's
 //! triggers refuse any later UPDATE, DELETE or TRUNCATE. A unit's records
-//! cost two round trips however many there are: lock and tail read in one
-//! message, then one batched insert.
+//! cost one statement however many there are: it takes the lock, reads the
+//! tail, chains and inserts, and every hash it computed is checked against
+//! [`chain_hash`] before the unit may commit.
 
 use async_trait::async_trait;
 use conman_core::domain::audit::{chain_hash, AuditEntry, AuditRecord, GENESIS_HASH};
 use conman_core::domain::outbox::OutboxMessage;
-use conman_core::domain::Timestamp;
+use conman_core::domain::{format_timestamp, Timestamp};
 use conman_core::ids::{AppId, OutboxMessageId};
 use conman_core::ports::store::{AuditFilter, AuditStore, Page, PageRequest};
 use conman_core::validation::Email;
 use conman_core::Error;
-use sqlx::{query, Executor as _, PgConnection, Row as _};
+use sqlx::{query, PgConnection};
 use uuid::Uuid;
 
 use crate::codec::{self, all, exists, json, opt_ts, ts, Cols, Db as _, PgQuery};
@@ -165,35 +166,25 @@ impl AuditStore for PgStore {
     }
 }
 
-/// Appends `entries` to the chain, after the last stored record, in two
-/// round trips whatever their number.
+/// Appends `entries` to the chain, after the last stored record, in one
+/// statement (so one round trip) however many there are.
 ///
-/// The lock comes first, in its own statement: in `READ COMMITTED` each
-/// statement reads a fresh snapshot, so the `SELECT` after it sees the
-/// record the previous lock holder committed. Both statements travel in one
-/// simple-protocol message (no parameters: the lock key is a constant and
-/// the table's oid), so the lock costs no round trip of its own; then every
-/// record goes in with one `INSERT ... SELECT FROM UNNEST`.
+/// The statement first calls `audit_tail_locked` (migration 0004), which
+/// takes the audit lock and then reads the last record on a snapshot taken
+/// after the lock was granted — so it sees the record the previous lock
+/// holder committed. The records are then chained in SQL (`hash` =
+/// SHA-256 of `prev_hash`, a newline and the entry's canonical content, hex)
+/// and inserted; the statement answers each record's `seq`, `prev_hash` and
+/// `hash`, and every hash is checked against [`chain_hash`], the one
+/// definition: a mismatch refuses the unit rather than write a chain the
+/// verifier would reject. The lock is thus held for one round trip, the
+/// commit's, instead of three.
 pub(crate) async fn append(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<(), Error> {
     if entries.is_empty() {
         return Ok(());
     }
-    let lock_then_tail = format!(
-        "SELECT pg_advisory_xact_lock({AUDIT_LOCK_CLASS}, 'audit'::regclass::oid::int4);
-         SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-    );
-    // Without arguments, sqlx sends the text as one simple query.
-    let rows = conn.fetch_all(lock_then_tail.as_str()).await.db()?;
-    // The lock's row has one column; the tail's, if any, two.
-    let (mut seq, mut prev_hash) = match rows.iter().find(|row| row.len() == 2) {
-        Some(row) => (row.try_get::<i64, _>(0).db()?, row.try_get::<String, _>(1).db()?),
-        None => (0, GENESIS_HASH.to_owned()),
-    };
     let mut records = Records::default();
     for e in entries {
-        seq += 1;
-        let hash = chain_hash(&prev_hash, e);
-        records.seqs.push(seq);
         records.ids.push(e.id.0);
         records.occurred.push(ts(&e.occurred_at));
         records.actors.push(e.actor_id.map(|u| u.0));
@@ -205,40 +196,88 @@ pub(crate) async fn append(conn: &mut PgConnection, entries: &[AuditEntry]) -> R
         records.afters.push(e.after.as_ref().map(json).transpose()?);
         records.shas.push(e.git_sha.as_deref());
         records.requests.push(json(&e.request)?);
-        records.prev_hashes.push(std::mem::replace(&mut prev_hash, hash.clone()));
-        records.hashes.push(hash);
+        records.contents.push(hashed_content(e));
     }
-    query(
-        "INSERT INTO audit (seq, id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state,
-                            after_state, git_sha, request, prev_hash, hash)
-         SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::timestamptz[], $4::uuid[], $5::uuid[], $6::text[],
-                              $7::text[], $8::text[], $9::text[]::json[], $10::text[]::json[], $11::text[],
-                              $12::text[]::json[], $13::text[], $14::text[])",
+    let mut appended = all(
+        &mut *conn,
+        query(APPEND)
+            .bind(AUDIT_LOCK_CLASS)
+            .bind(records.ids)
+            .bind(records.occurred)
+            .bind(records.actors)
+            .bind(records.apps)
+            .bind(records.entity_types)
+            .bind(records.entity_ids)
+            .bind(records.actions)
+            .bind(records.befores)
+            .bind(records.afters)
+            .bind(records.shas)
+            .bind(records.requests)
+            .bind(records.contents)
+            .bind(GENESIS_HASH),
+        |c| Ok((c.int(0)?, c.text(1)?, c.text(2)?)),
     )
-    .bind(records.seqs)
-    .bind(records.ids)
-    .bind(records.occurred)
-    .bind(records.actors)
-    .bind(records.apps)
-    .bind(records.entity_types)
-    .bind(records.entity_ids)
-    .bind(records.actions)
-    .bind(records.befores)
-    .bind(records.afters)
-    .bind(records.shas)
-    .bind(records.requests)
-    .bind(records.prev_hashes)
-    .bind(records.hashes)
-    .execute(&mut *conn)
-    .await
-    .db()?;
+    .await?;
+    appended.sort_by_key(|(seq, _, _)| *seq);
+    if appended.len() != entries.len() {
+        return Err(Error::internal(format!("{} audit records written for {} entries", appended.len(), entries.len())));
+    }
+    for ((seq, prev_hash, hash), entry) in appended.iter().zip(entries) {
+        if *hash != chain_hash(prev_hash, entry) {
+            return Err(Error::internal(format!(
+                "the audit hash Postgres computed for record {seq} differs from chain_hash; the unit is refused"
+            )));
+        }
+    }
     Ok(())
 }
 
-/// The columns of the audit records one unit appends, for one `UNNEST`.
+/// The append statement (see [`append`]): `$1` is the lock class, `$2..$13`
+/// the entries' columns (JSON as text) and hashed contents, `$14` the hash
+/// before the first record.
+const APPEND: &str = "WITH RECURSIVE tail AS (
+        SELECT seq, hash FROM audit_tail_locked($1)
+     ), entry AS (
+        SELECT * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
+                             $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+            WITH ORDINALITY AS e (id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state,
+                                  after_state, git_sha, request, content, n)
+     ), chain (n, seq, prev_hash, hash) AS (
+        SELECT 0::bigint, COALESCE((SELECT seq FROM tail), 0), NULL::text, COALESCE((SELECT hash FROM tail), $14)
+        UNION ALL
+        SELECT e.n, c.seq + 1, c.hash, encode(sha256(convert_to(c.hash || chr(10) || e.content, 'UTF8')), 'hex')
+          FROM chain c JOIN entry e ON e.n = c.n + 1
+     )
+     INSERT INTO audit (seq, id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state,
+                        after_state, git_sha, request, prev_hash, hash)
+     SELECT c.seq, e.id, e.occurred_at, e.actor_id, e.app_id, e.entity_type, e.entity_id, e.action,
+            e.before_state::json, e.after_state::json, e.git_sha, e.request::json, c.prev_hash, c.hash
+       FROM chain c JOIN entry e ON e.n = c.n
+     RETURNING seq, prev_hash, hash";
+
+/// The content [`chain_hash`] hashes after the previous hash and a newline:
+/// the entry's canonical JSON (keys sorted, compact). Every hash the
+/// database computes from it is checked against [`chain_hash`] itself.
+fn hashed_content(entry: &AuditEntry) -> String {
+    serde_json::json!({
+        "id": entry.id,
+        "occurred_at": format_timestamp(&entry.occurred_at),
+        "actor_id": entry.actor_id,
+        "app_id": entry.app_id,
+        "entity_type": entry.entity_type,
+        "entity_id": entry.entity_id,
+        "action": entry.action,
+        "before": entry.before,
+        "after": entry.after,
+        "git_sha": entry.git_sha,
+        "request": entry.request,
+    })
+    .to_string()
+}
+
+/// The columns of the audit entries one unit appends, for one `UNNEST`.
 #[derive(Default)]
 struct Records<'a> {
-    seqs: Vec<i64>,
     ids: Vec<Uuid>,
     occurred: Vec<Timestamp>,
     actors: Vec<Option<Uuid>>,
@@ -250,8 +289,7 @@ struct Records<'a> {
     afters: Vec<Option<String>>,
     shas: Vec<Option<&'a str>>,
     requests: Vec<String>,
-    prev_hashes: Vec<String>,
-    hashes: Vec<String>,
+    contents: Vec<String>,
 }
 
 /// `InsertOutbox`.

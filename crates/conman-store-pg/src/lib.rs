@@ -19,7 +19,10 @@
 //! The audit chain across processes: appends are serialised by a
 //! transaction-scoped advisory lock, `pg_advisory_xact_lock(AUDIT_LOCK_CLASS,
 //! <oid of this schema's audit table>)`, taken inside [`Store::commit`]
-//! after the unit's mutations and before the last record is read. The lock is
+//! after the unit's mutations and before the last record is read (both by
+//! the function `audit_tail_locked`, within the statement that appends the
+//! unit's records, so the lock is held for that statement and the commit's
+//! round trip only). The lock is
 //! held until commit or rollback, so the next writer reads the record this
 //! one appended: one gap-free chain however many processes write. Chosen over
 //! `LOCK TABLE audit IN EXCLUSIVE MODE` because an advisory lock never
