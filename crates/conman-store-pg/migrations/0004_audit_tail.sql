@@ -1,7 +1,8 @@
 -- Conman metadata store on Postgres, schema 4: the audit chain's tail, read
 -- under the audit advisory lock by the very statement that appends, so a
--- writer holds the lock for one round trip (its insert's answer) instead of
--- two. No table changes.
+-- writer holds the lock across that statement's answer and its commit
+-- rather than across a lock statement, a tail read, an insert and the
+-- commit. No table changes.
 --
 -- `audit_tail_locked(lock_class)` takes `pg_advisory_xact_lock(lock_class,
 -- <oid of this schema's audit table>)` — the lock described in the crate
