@@ -11,9 +11,9 @@
 //! [`chain_hash`] before the unit may commit.
 
 use async_trait::async_trait;
-use conman_core::domain::audit::{chain_hash, AuditEntry, AuditRecord, GENESIS_HASH};
+use conman_core::domain::audit::{chain_content, chain_hash, AuditEntry, AuditRecord, GENESIS_HASH};
 use conman_core::domain::outbox::OutboxMessage;
-use conman_core::domain::{format_timestamp, Timestamp};
+use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, OutboxMessageId};
 use conman_core::ports::store::{AuditFilter, AuditStore, Page, PageRequest};
 use conman_core::validation::Email;
@@ -197,7 +197,7 @@ pub(crate) async fn append(conn: &mut PgConnection, entries: &[AuditEntry]) -> R
         records.afters.push(e.after.as_ref().map(json).transpose()?);
         records.shas.push(e.git_sha.as_deref());
         records.requests.push(json(&e.request)?);
-        records.contents.push(hashed_content(e));
+        records.contents.push(chain_content(e));
     }
     let mut appended = all(
         &mut *conn,
@@ -255,26 +255,6 @@ const APPEND: &str = "WITH RECURSIVE tail AS (
             e.before_state::json, e.after_state::json, e.git_sha, e.request::json, c.prev_hash, c.hash
        FROM chain c JOIN entry e ON e.n = c.n
      RETURNING seq, prev_hash, hash";
-
-/// The content [`chain_hash`] hashes after the previous hash and a newline:
-/// the entry's canonical JSON (keys sorted, compact). Every hash the
-/// database computes from it is checked against [`chain_hash`] itself.
-fn hashed_content(entry: &AuditEntry) -> String {
-    serde_json::json!({
-        "id": entry.id,
-        "occurred_at": format_timestamp(&entry.occurred_at),
-        "actor_id": entry.actor_id,
-        "app_id": entry.app_id,
-        "entity_type": entry.entity_type,
-        "entity_id": entry.entity_id,
-        "action": entry.action,
-        "before": entry.before,
-        "after": entry.after,
-        "git_sha": entry.git_sha,
-        "request": entry.request,
-    })
-    .to_string()
-}
 
 /// The columns of the audit entries one unit appends, for one `UNNEST`.
 #[derive(Default)]

@@ -67,9 +67,11 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
-/// The chain hash of `entry` following `prev_hash`.
-pub fn chain_hash(prev_hash: &str, entry: &AuditEntry) -> String {
-    let content = serde_json::json!({
+/// The canonical text of `entry` that the chain hashes: a JSON object of
+/// every field with sorted keys (serde_json maps are sorted without
+/// `preserve_order`). Stores that compute hashes themselves hash exactly this.
+pub fn chain_content(entry: &AuditEntry) -> String {
+    serde_json::json!({
         "id": entry.id,
         "occurred_at": format_timestamp(&entry.occurred_at),
         "actor_id": entry.actor_id,
@@ -81,12 +83,17 @@ pub fn chain_hash(prev_hash: &str, entry: &AuditEntry) -> String {
         "after": entry.after,
         "git_sha": entry.git_sha,
         "request": entry.request,
-    });
+    })
+    .to_string()
+}
+
+/// The chain hash of `entry` following `prev_hash`: hex SHA-256 of
+/// `prev_hash`, a newline and [`chain_content`].
+pub fn chain_hash(prev_hash: &str, entry: &AuditEntry) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(b"\n");
-    // serde_json maps are sorted (no `preserve_order`), so this is canonical.
-    hasher.update(content.to_string().as_bytes());
+    hasher.update(chain_content(entry).as_bytes());
     hex::encode(hasher.finalize())
 }
 
