@@ -278,6 +278,8 @@ async fn a_yaml_edit_goes_from_draft_through_gate_review_and_resubmit_to_the_que
     assert!(!t.outbox("changeset_submitted", "rita@example.com").await.is_empty());
     assert!(!t.outbox("review_requested", "rob@example.com").await.is_empty());
     assert!(t.outbox("changeset_submitted", "dana@example.com").await.is_empty(), "never to the actor");
+    let to_author = t.outbox("review_requested", "dana@example.com").await;
+    assert!(to_author.is_empty(), "review requests skip the author: {to_author:?}");
     assert_eq!(t.outbox("changeset_approved", "dana@example.com").await.len(), 1);
     assert_eq!(t.outbox("changeset_queued", "admin@example.com").await.len(), 1);
 

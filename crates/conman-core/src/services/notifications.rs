@@ -2,7 +2,8 @@
 //! the same unit of work as the transition that causes them.
 //!
 //! Invariants: a notification never goes to the actor who caused it, nor to
-//! a user who turned `email_notifications` off; every recipient gets at most
+//! a user who turned `email_notifications` off; review requests never go to
+//! the changeset's own author; every recipient gets at most
 //! one message per event; building the messages only reads.
 
 use std::collections::BTreeSet;
@@ -91,12 +92,19 @@ impl Conman {
             recipients.insert(cs.author_id);
         }
         if let Some(lowest) = notice.members_from() {
+            let to_reviewers = lowest == Role::Reviewer;
             let mut page = PageRequest { page: 1, limit: PageRequest::MAX_LIMIT };
             loop {
                 let members = self.store().list_members(app.id, page).await?;
                 let seen = u64::from(page.page) * u64::from(page.limit);
-                recipients
-                    .extend(members.items.iter().filter(|m| m.membership.role >= lowest).map(|m| m.membership.user_id));
+                recipients.extend(
+                    members
+                        .items
+                        .iter()
+                        .filter(|m| m.membership.role >= lowest)
+                        .map(|m| m.membership.user_id)
+                        .filter(|user| !(to_reviewers && *user == cs.author_id)),
+                );
                 if members.items.is_empty() || seen >= members.total {
                     break;
                 }
