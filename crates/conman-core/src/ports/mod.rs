@@ -4,6 +4,8 @@
 //! beyond the OS clock and random source.
 
 pub mod clock;
+pub mod crypto;
+pub mod envelope;
 pub mod git;
 pub mod ids;
 pub mod mailer;
@@ -14,6 +16,8 @@ pub mod system;
 pub mod tokens;
 
 pub use clock::Clock;
+pub use crypto::{SealedSecret, SecretBinding, SecretBytes, SecretCipher};
+pub use envelope::EnvelopeCipher;
 pub use git::GitPort;
 pub use ids::IdGenerator;
 pub use mailer::Mailer;
