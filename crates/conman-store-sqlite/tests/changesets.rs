@@ -1,12 +1,11 @@
 //! SQLite-specific checks of the changeset aggregate beyond the shared
-//! conformance suite: the listing stays fast on a large app.
+//! conformance suite: the listing of a large app.
 //!
 //! Invariant pinned: listing 10,000 changesets of one app, 20 per page,
-//! answers page 1 and page 500 (and filtered first and last pages) well
-//! under 5 ms each — the count and the page both walk an index, so the cost
-//! does not grow with a sort of the whole app.
-
-use std::time::{Duration, Instant};
+//! answers exactly the right rows and totals on page 1, a middle page and
+//! the last page (page 500), unfiltered and filtered. The plans (an index
+//! walk, no sort of the app) are pinned by the crate's unit tests; the
+//! timing is measured by `cargo xtask bench`, never asserted in a test.
 
 use conman_core::conformance::fixtures::{self, app, changeset, later, setup, workspace};
 use conman_core::domain::changeset::{Changeset, ChangesetState};
@@ -16,28 +15,13 @@ use conman_store_sqlite::SqliteStore;
 /// Changesets in the big app.
 const COUNT: usize = 10_000;
 
-/// The fastest of `runs` timed calls of `list_changesets`, and its page.
-async fn fastest(
-    store: &SqliteStore,
-    cs: &Changeset,
-    filter: &ChangesetFilter,
-    page: u32,
-    runs: usize,
-) -> (Duration, Page<Changeset>) {
-    let mut best = (Duration::MAX, None);
-    for _ in 0..runs {
-        let start = Instant::now();
-        let listed = store.list_changesets(cs.app_id, filter, PageRequest { page, limit: 20 }).await.unwrap();
-        let took = start.elapsed();
-        if took < best.0 {
-            best = (took, Some(listed));
-        }
-    }
-    (best.0, best.1.expect("at least one run"))
+/// One page of `list_changesets`.
+async fn listed(store: &SqliteStore, cs: &Changeset, filter: &ChangesetFilter, page: u32) -> Page<Changeset> {
+    store.list_changesets(cs.app_id, filter, PageRequest { page, limit: 20 }).await.unwrap()
 }
 
 #[tokio::test]
-async fn listing_ten_thousand_changesets_stays_fast_on_every_page() {
+async fn listing_ten_thousand_changesets_answers_every_page_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("conman.db")).unwrap();
     let users = fixtures::users(&store, &["ada", "bob"]).await;
@@ -79,19 +63,16 @@ async fn listing_ten_thousand_changesets_stays_fast_on_every_page() {
         ("released", ChangesetFilter { state: Some(ChangesetState::Released), author_id: None }, released),
         ("ada's", ChangesetFilter { state: None, author_id: Some(users[0].id) }, adas),
     ];
-    let limit = Duration::from_millis(5);
     for (name, filter, expected) in cases {
         let last = u32::try_from(expected.len().div_ceil(20)).unwrap();
         for page in [1, last / 2, last] {
-            let (took, listed) = fastest(&store, &all[0], &filter, page, 5).await;
+            let got = listed(&store, &all[0], &filter, page).await;
             let from = (page as usize - 1) * 20;
-            assert_eq!(listed.total, expected.len() as u64, "{name} total");
-            assert_eq!(listed.items, expected[from..(from + 20).min(expected.len())].to_vec(), "{name} page {page}");
-            eprintln!("{name}: page {page} of {last} in {took:?}");
-            assert!(took < limit, "{name}: page {page} took {took:?}");
+            assert_eq!(got.total, expected.len() as u64, "{name} total");
+            assert_eq!(got.items, expected[from..(from + 20).min(expected.len())].to_vec(), "{name} page {page}");
         }
     }
     assert_eq!(newest_first.len(), COUNT);
-    let (_, page_500) = fastest(&store, &all[0], &ChangesetFilter::default(), 500, 1).await;
+    let page_500 = listed(&store, &all[0], &ChangesetFilter::default(), 500).await;
     assert_eq!(page_500.items, newest_first[COUNT - 20..].to_vec(), "page 500 holds the oldest 20");
 }
