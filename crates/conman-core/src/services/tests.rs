@@ -67,6 +67,21 @@ mock! {
     }
 
     #[async_trait]
+    impl ProfileStore for Store {
+        async fn runtime_profile(&self, app_id: AppId, id: RuntimeProfileId) -> Result<Option<crate::domain::runtime_profile::RuntimeProfile>, Error>;
+        async fn runtime_profile_by_name(&self, app_id: AppId, name: &str) -> Result<Option<crate::domain::runtime_profile::RuntimeProfile>, Error>;
+        async fn list_runtime_profiles(&self, app_id: AppId, page: PageRequest) -> Result<Page<crate::domain::runtime_profile::RuntimeProfile>, Error>;
+        async fn profile_revisions(&self, id: RuntimeProfileId, page: PageRequest) -> Result<Page<crate::domain::runtime_profile::revision::ProfileRevision>, Error>;
+        async fn profile_revision(&self, id: RuntimeProfileId, number: u32) -> Result<Option<crate::domain::runtime_profile::revision::ProfileRevision>, Error>;
+        async fn secret(&self, owner: SecretOwner, name: &str, revision: u32) -> Result<Option<StoredSecret>, Error>;
+        async fn secrets_of(&self, owner: SecretOwner) -> Result<Vec<StoredSecret>, Error>;
+        async fn all_secrets(&self, after: Option<(SecretOwner, String, u32)>, limit: u32) -> Result<Vec<StoredSecret>, Error>;
+        async fn secrets_key_id(&self) -> Result<Option<String>, Error>;
+        async fn environments(&self, app_id: AppId) -> Result<Vec<crate::domain::environment::Environment>, Error>;
+        async fn changeset_overrides(&self, changeset_id: ChangesetId) -> Result<Vec<crate::domain::runtime_profile::overrides::ProfileOverride>, Error>;
+    }
+
+    #[async_trait]
     impl AuditStore for Store {
         async fn list_audit(&self, filter: &AuditFilter, page: PageRequest) -> Result<Page<AuditRecord>, Error>;
         async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
