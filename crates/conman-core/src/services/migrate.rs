@@ -29,7 +29,7 @@ use crate::domain::job::{JobState, LogStream, NewLogLine};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, JobId};
-use crate::ports::store::{ChangesetFilter, JobFilter, Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{ChangesetFilter, JobFilter, Mutation, Page, PageRequest, SecretOwner, UnitOfWork};
 use crate::ports::Store;
 
 /// Rows per unit of work (and per page read).
@@ -66,6 +66,16 @@ pub struct CopyReport {
     pub reviews: u64,
     /// Their comments (with edit history).
     pub comments: u64,
+    /// Runtime profiles.
+    pub runtime_profiles: u64,
+    /// Their revisions.
+    pub profile_revisions: u64,
+    /// Sealed secret values (copied sealed: the same master key opens them).
+    pub secrets: u64,
+    /// Environments.
+    pub environments: u64,
+    /// Changeset profile-override lists.
+    pub changeset_overrides: u64,
     /// Jobs (every state).
     pub jobs: u64,
     /// Of those, jobs that were running: their leases expire and a worker
@@ -82,8 +92,9 @@ pub struct CopyReport {
 }
 
 /// Copies every user, credential, app, membership, invite, workspace,
-/// outbox message, job (with its log), changeset (with its revisions, votes
-/// and comments) and audit record of `from` into the
+/// outbox message, runtime profile (with its revisions and sealed secrets),
+/// environment, job (with its log), changeset (with its revisions, votes,
+/// comments and profile overrides) and audit record of `from` into the
 /// empty store `to`, then verifies the target's audit chain against the
 /// source's. `progress` is told each stage's running count after every unit.
 ///
@@ -111,7 +122,9 @@ pub async fn copy_store(
         copy_members_and_invites(from, to, app, &mut report, progress).await?;
     }
     copy_workspaces_and_outbox(from, to, &mut report, progress).await?;
+    copy_secrets_key_id(from, to).await?;
     for &app in &apps {
+        copy_profiles(from, to, app, &mut report, progress).await?;
         copy_jobs(from, to, app, &mut report, progress).await?;
         copy_changesets(from, to, app, &mut report, progress).await?;
     }
@@ -388,6 +401,52 @@ enum ChainError {
     Broken { seq: i64, reason: String },
 }
 
+/// The key id the sealed secrets are wrapped with (they are copied sealed).
+async fn copy_secrets_key_id(from: &dyn Store, to: &dyn Store) -> Result<(), Error> {
+    if let Some(key_id) = from.secrets_key_id().await? {
+        to.commit(UnitOfWork::new().mutate(Mutation::SetSecretsKeyId { expected: None, key_id })).await?;
+    }
+    Ok(())
+}
+
+/// The runtime profiles of one app with their revisions and sealed
+/// secrets, then its environments (which refer to the profiles).
+async fn copy_profiles(
+    from: &dyn Store,
+    to: &dyn Store,
+    app: AppId,
+    report: &mut CopyReport,
+    progress: &mut dyn FnMut(&str, u64),
+) -> Result<(), Error> {
+    let mut pages = Pages::new();
+    while let Some(request) = pages.request() {
+        let page = from.list_runtime_profiles(app, request).await?;
+        pages.advance(&page);
+        let ids: Vec<_> = page.items.iter().map(|p| p.id).collect();
+        let rows = page.items.into_iter().map(Mutation::InsertRuntimeProfile).collect();
+        commit_rows(to, rows, "runtime profiles", &mut report.runtime_profiles, progress).await?;
+        for id in ids {
+            let mut revision_pages = Pages::new();
+            while let Some(request) = revision_pages.request() {
+                let revisions = from.profile_revisions(id, request).await?;
+                revision_pages.advance(&revisions);
+                let rows = revisions.items.into_iter().map(Mutation::InsertProfileRevision).collect();
+                commit_rows(to, rows, "profile revisions", &mut report.profile_revisions, progress).await?;
+            }
+            let secrets =
+                from.secrets_of(SecretOwner::Profile(id)).await?.into_iter().map(Mutation::InsertSecret).collect();
+            commit_rows(to, secrets, "secrets", &mut report.secrets, progress).await?;
+        }
+    }
+    let environments = from.environments(app).await?;
+    if !environments.is_empty() {
+        report.environments += environments.len() as u64;
+        to.commit(UnitOfWork::new().mutate(Mutation::ReplaceEnvironments { app_id: app, environments })).await?;
+        progress("environments", report.environments);
+    }
+    Ok(())
+}
+
 /// The changesets of one app, a page per unit, each page followed by its
 /// changesets' revisions, votes and comments.
 async fn copy_changesets(
@@ -406,6 +465,14 @@ async fn copy_changesets(
         let rows = page.items.into_iter().map(Mutation::InsertChangeset).collect();
         commit_rows(to, rows, "changesets", &mut report.changesets, progress).await?;
         for id in ids {
+            let overrides = from.changeset_overrides(id).await?;
+            if !overrides.is_empty() {
+                let rows = vec![Mutation::PutChangesetOverrides { changeset_id: id, overrides }];
+                commit_rows(to, rows, "changeset overrides", &mut report.changeset_overrides, progress).await?;
+            }
+            let secrets =
+                from.secrets_of(SecretOwner::Changeset(id)).await?.into_iter().map(Mutation::InsertSecret).collect();
+            commit_rows(to, secrets, "secrets", &mut report.secrets, progress).await?;
             let revisions = from.changeset_revisions(id).await?.into_iter().map(Mutation::InsertRevision).collect();
             commit_rows(to, revisions, "revisions", &mut report.revisions, progress).await?;
             let reviews = from.changeset_reviews(id).await?.into_iter().map(Mutation::PutReview).collect();

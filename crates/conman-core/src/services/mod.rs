@@ -18,13 +18,16 @@ mod changesets;
 mod comments;
 mod config;
 mod diffs;
+mod environments;
 mod gates;
 mod invites;
 mod jobs;
 mod members;
 mod migrate;
 mod notifications;
+mod profiles;
 mod reviews;
+mod secrets_key;
 mod throttle;
 mod tokens;
 mod users;
@@ -43,11 +46,14 @@ pub use changesets::{
 pub use comments::NewComment;
 pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
 pub use diffs::{ChangesetDiff, DiffMode, DiffRange, DiffStats, RawFileDiff};
+pub use environments::EnvironmentInput;
 pub use gates::{GateKind, GatePayload, GATE_PATH};
 pub use invites::IssuedInvite;
 pub use jobs::{AttemptEnd, JobHandler, JobOutcome, LeaseStatus, NewJob};
 pub use migrate::{copy_store, CopyReport};
+pub use profiles::{MaskedSecret, ProfileView};
 pub use reviews::{ReviewInput, ReviewOutcome};
+pub use secrets_key::{secret_binding, RotationReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
 pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, ReconcileReport, WriteOutcome};
 
@@ -55,7 +61,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::job::JobType;
 use crate::ids::{AppId, AuditEventId};
 use crate::ports::runner::{CommandRunner, JobWakeup, NoWakeup};
-use crate::ports::{Clock, GitPort, IdGenerator, PasswordHasher, Store, TokenGenerator};
+use crate::ports::{Clock, GitPort, IdGenerator, PasswordHasher, SecretCipher, Store, TokenGenerator};
 use throttle::Throttle;
 
 /// The adapters a [`Conman`] runs on.
@@ -89,6 +95,8 @@ pub struct Conman {
     wakeup: Arc<dyn JobWakeup>,
     /// Runs gate commands (`None`: gate jobs with a command fail clearly).
     commands: Option<Arc<dyn CommandRunner>>,
+    /// Seals and opens secrets (`None`: secret operations fail clearly).
+    secrets: Option<Arc<dyn SecretCipher>>,
 }
 
 impl Conman {
@@ -100,7 +108,16 @@ impl Conman {
         for gate in [JobType::GateSubmit, JobType::GateRelease, JobType::GateDeploy] {
             handlers.insert(gate, Arc::new(gates::GateHandler));
         }
-        Conman { ports, config, throttle, reset_throttle, handlers, wakeup: Arc::new(NoWakeup), commands: None }
+        Conman {
+            ports,
+            config,
+            throttle,
+            reset_throttle,
+            handlers,
+            wakeup: Arc::new(NoWakeup),
+            commands: None,
+            secrets: None,
+        }
     }
 
     /// Plugs in the job runtime: the command runner of gates and the
@@ -108,6 +125,12 @@ impl Conman {
     pub fn with_job_runtime(mut self, commands: Arc<dyn CommandRunner>, wakeup: Arc<dyn JobWakeup>) -> Self {
         self.commands = Some(commands);
         self.wakeup = wakeup;
+        self
+    }
+
+    /// Plugs in the secrets cipher (the master key's envelope encryption).
+    pub fn with_secrets(mut self, cipher: Arc<dyn SecretCipher>) -> Self {
+        self.secrets = Some(cipher);
         self
     }
 

@@ -611,3 +611,42 @@ async fn bad_comment_input_is_refused_before_any_write() {
         assert_eq!(err.code(), crate::ErrorCode::Validation, "{anchor:?}");
     }
 }
+
+// ---- runtime profiles --------------------------------------------------
+
+#[tokio::test]
+async fn only_app_admins_reveal_secrets_and_nothing_is_read_or_written_otherwise() {
+    let app = app();
+    for role in [Role::User, Role::Reviewer, Role::ConfigManager] {
+        // No profile or secret read is expected: the mock panics on any.
+        let c = conman(store_with_member(&app, role));
+        let id = RuntimeProfileId(uuid::Uuid::now_v7());
+        let err = c.reveal_secret(&actor(user(false)), app.id, id, "DB_PASSWORD").await.unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::Forbidden, "{role:?}");
+    }
+}
+
+#[tokio::test]
+async fn profiles_and_environments_are_managed_by_app_admins_only() {
+    let app = app();
+    let c = conman(store_with_member(&app, Role::ConfigManager));
+    let me = actor(user(false));
+    let input: crate::domain::runtime_profile::input::ProfileInput =
+        serde_json::from_value(serde_json::json!({ "name": "dev", "kind": "persistent_env" })).unwrap();
+    assert_eq!(c.create_runtime_profile(&me, app.id, input).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+    let id = RuntimeProfileId(uuid::Uuid::now_v7());
+    let patch = crate::domain::runtime_profile::input::ProfilePatch { name: Some("qa".into()), ..Default::default() };
+    assert_eq!(c.patch_runtime_profile(&me, app.id, id, patch).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+    assert_eq!(c.revert_runtime_profile(&me, app.id, id, 1).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+    assert_eq!(c.replace_environments(&me, app.id, vec![]).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn only_operators_rotate_the_master_key() {
+    let mut store = MockStore::new();
+    store.expect_commit().never();
+    let c = conman(store).with_secrets(Arc::new(crate::ports::EnvelopeCipher::new([1; 32])));
+    let new = crate::ports::EnvelopeCipher::new([2; 32]);
+    let err = c.rotate_master_key(&actor(user(false)), &new).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+}

@@ -1,0 +1,107 @@
+//! The secrets master key: the start-up check and rotation (SPEC §2.6).
+//!
+//! Invariants:
+//! - the store records the key id of the master key every sealed value is
+//!   wrapped with; a process whose key has another id refuses to start
+//!   (`check_master_key`) rather than serve undecryptable secrets;
+//! - rotation re-wraps every data key from the current master key to the new
+//!   one and moves the recorded key id, all in one unit of work: either
+//!   every secret is under the new key or none is; the value ciphertexts are
+//!   untouched;
+//! - [`secret_binding`] is the one place that says what a sealed value is
+//!   bound to.
+
+use serde::Serialize;
+
+use super::{Actor, AuditWhat, Conman};
+use crate::error::Error;
+use crate::ids::RuntimeProfileId;
+use crate::ports::crypto::{check_master_key, SecretBinding, SecretCipher};
+use crate::ports::store::{Mutation, SecretOwner, StoredSecret, UnitOfWork};
+
+/// Sealed values read per page during a rotation.
+const ROTATION_PAGE: u32 = 1000;
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RotationReport {
+    /// Sealed values re-wrapped.
+    pub rewrapped: u64,
+    /// Key id before.
+    pub from_key_id: String,
+    /// Key id after.
+    pub to_key_id: String,
+}
+
+/// What a stored value is bound to: its app, its owner and its key name. A
+/// changeset's override secrets are bound with the changeset's id in the
+/// profile-id slot (ids are UUIDv7, unique across kinds).
+pub fn secret_binding(stored: &StoredSecret) -> SecretBinding {
+    let owner = match stored.owner {
+        SecretOwner::Profile(id) => id,
+        SecretOwner::Changeset(id) => RuntimeProfileId(id.0),
+    };
+    SecretBinding::new(stored.app_id, owner, stored.name.clone())
+}
+
+impl Conman {
+    /// Start-up: refuses a master key other than the one the stored secrets
+    /// are wrapped with, and records the key id on a fresh installation.
+    pub async fn ensure_secrets_key(&self) -> Result<(), Error> {
+        let cipher = self.cipher()?;
+        let stored = self.store().secrets_key_id().await?;
+        check_master_key(cipher, stored.as_deref())?;
+        if stored.is_none() {
+            let audit = self.audit_entry(
+                None,
+                None,
+                AuditWhat::new("installation", "secrets", "secrets.key_recorded")
+                    .after(serde_json::json!({ "key_id": cipher.key_id() })),
+            );
+            let unit = UnitOfWork::new()
+                .mutate(Mutation::SetSecretsKeyId { expected: None, key_id: cipher.key_id().to_owned() })
+                .audit(audit);
+            self.store().commit(unit).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-wraps every sealed value under `new` in one unit (operators).
+    /// Afterwards only `new` opens them; restart every process with it.
+    pub async fn rotate_master_key(&self, actor: &Actor, new: &dyn SecretCipher) -> Result<RotationReport, Error> {
+        actor.require_operator()?;
+        let cipher = self.cipher()?;
+        let stored = self.store().secrets_key_id().await?;
+        check_master_key(cipher, stored.as_deref())?;
+        if new.key_id() == cipher.key_id() {
+            return Err(Error::invalid("key", "same_key", "the new master key is the current one"));
+        }
+        let mut rewrapped = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store().all_secrets(after.clone(), ROTATION_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.owner, last.name.clone(), last.revision));
+            for stored in page {
+                let sealed = cipher.rewrap(&stored.sealed, &secret_binding(&stored), new)?;
+                rewrapped.push(StoredSecret { sealed, ..stored });
+            }
+        }
+        let report = RotationReport {
+            rewrapped: rewrapped.len() as u64,
+            from_key_id: cipher.key_id().to_owned(),
+            to_key_id: new.key_id().to_owned(),
+        };
+        let audit = self.audit_entry(
+            Some(actor),
+            None,
+            AuditWhat::new("installation", "secrets", "secrets.master_key_rotated").after(&report),
+        );
+        let unit = UnitOfWork::new()
+            .mutate(Mutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: rewrapped })
+            .mutate(Mutation::SetSecretsKeyId { expected: stored, key_id: report.to_key_id.clone() })
+            .audit(audit);
+        self.store().commit(unit).await?;
+        Ok(report)
+    }
+}
