@@ -12,20 +12,26 @@ use crate::domain::app::{App, AppSettings};
 use crate::domain::audit::{AuditEntry, AuditRecord, RequestContext, GENESIS_HASH};
 use crate::domain::changeset::{Changeset, ChangesetRevision, ChangesetState};
 use crate::domain::comment::Comment;
+use crate::domain::environment::Environment;
 use crate::domain::invite::{Invite, InviteState};
 use crate::domain::job::{Job, JobState, JobType};
 use crate::domain::membership::Membership;
 use crate::domain::outbox::OutboxMessage;
 use crate::domain::review::{Review, ReviewAction};
+use crate::domain::runtime_profile::{
+    DataStrategy, DatabaseSettings, Lifecycle, MigrationSettings, ProfileKind, ProfileRevision, RevisionReason,
+    RuntimeProfile,
+};
 use crate::domain::user::{Credential, CredentialKind, PasswordReset, User};
 use crate::domain::workspace::Workspace;
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{
-    AppId, AuditEventId, ChangesetId, CommentId, CredentialId, InviteId, JobId, OutboxMessageId, PasswordResetId,
-    ReviewId, UserId, WorkspaceId,
+    AppId, AuditEventId, ChangesetId, CommentId, CredentialId, EnvironmentId, InviteId, JobId, OutboxMessageId,
+    PasswordResetId, ReviewId, RuntimeProfileId, UserId, WorkspaceId,
 };
-use crate::ports::store::{Mutation, Store, UnitOfWork};
+use crate::ports::crypto::{SealedSecret, SEALED_FORMAT_VERSION};
+use crate::ports::store::{Mutation, SecretOwner, Store, StoredSecret, UnitOfWork};
 use crate::rbac::Role;
 use crate::validation::{Email, Handle};
 
@@ -328,5 +334,71 @@ pub async fn verified_chain<S: Store + ?Sized>(store: &S, page: u32) -> Vec<Audi
         (seq, hash) = crate::domain::audit::verify_segment(seq, &hash, &records)
             .unwrap_or_else(|b| panic!("audit chain broken at {}: {}", b.seq, b.reason));
         all.extend(records);
+    }
+}
+
+/// A minimal persistent-env runtime profile `name` of `app` at revision 1:
+/// no vars, no secrets, every section at its default.
+pub fn runtime_profile(app: &App, name: &str) -> RuntimeProfile {
+    let at = now();
+    RuntimeProfile {
+        id: RuntimeProfileId(Uuid::now_v7()),
+        app_id: app.id,
+        name: name.into(),
+        kind: ProfileKind::PersistentEnv,
+        base_url: None,
+        env_vars: Default::default(),
+        secrets: Default::default(),
+        database: DatabaseSettings::default(),
+        migrations: MigrationSettings::default(),
+        data_strategy: DataStrategy::None,
+        lifecycle: Lifecycle::default(),
+        revision: 1,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+/// Revision `number` of `profile` (its current document), a patch by `author`.
+pub fn profile_revision(profile: &RuntimeProfile, number: u32, author: &User) -> ProfileRevision {
+    ProfileRevision {
+        number,
+        created_at: now(),
+        ..ProfileRevision::snapshot(profile, author.id, RevisionReason::Patch)
+    }
+}
+
+/// A sealed value wrapped by `key_id`: literal, unique bytes (with NUL and
+/// 0xFF bytes in them), never opened by the store.
+pub fn sealed(key_id: &str) -> SealedSecret {
+    let unique = Uuid::now_v7();
+    let mut ciphertext = vec![0x00, 0xff, 0x7f, 0x80];
+    ciphertext.extend_from_slice(unique.as_bytes());
+    ciphertext.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0x00]);
+    SealedSecret {
+        version: SEALED_FORMAT_VERSION,
+        key_id: key_id.into(),
+        wrap_nonce: [unique.as_bytes().as_slice(), &[0u8; 8]].concat(),
+        wrapped_key: [[0xffu8; 16].as_slice(), unique.as_bytes(), &[1u8; 16]].concat(),
+        value_nonce: [&[0u8; 8], unique.as_bytes().as_slice()].concat(),
+        ciphertext,
+    }
+}
+
+/// A sealed secret `name` of `owner` (in `app_id`) at `revision`, wrapped by `key_id`.
+pub fn stored_secret(app_id: AppId, owner: SecretOwner, name: &str, revision: u32, key_id: &str) -> StoredSecret {
+    StoredSecret { app_id, owner, name: name.into(), revision, sealed: sealed(key_id), created_at: now() }
+}
+
+/// An environment `name` of `app` at `position`, without a profile.
+pub fn environment(app: &App, name: &str, position: u32, is_canonical: bool) -> Environment {
+    Environment {
+        id: EnvironmentId(Uuid::now_v7()),
+        app_id: app.id,
+        name: name.into(),
+        position,
+        is_canonical,
+        runtime_profile_id: None,
     }
 }

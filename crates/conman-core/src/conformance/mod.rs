@@ -32,6 +32,7 @@ pub mod audit;
 pub mod changesets;
 pub mod fixtures;
 pub mod jobs;
+pub mod profiles;
 pub mod units;
 pub mod users;
 pub mod workspaces;
@@ -127,6 +128,21 @@ macro_rules! store_conformance_tests {
             put_review_replaces_only_the_same_reviewers_vote_on_the_same_revision,
             comments_round_trip_and_list_oldest_first,
             comment_update_is_compare_and_set,
+        );
+        $crate::store_conformance_tests!(@module $make; profiles:
+            runtime_profile_round_trips_every_field_and_is_scoped_by_app,
+            duplicate_profile_name_conflicts_only_within_an_app,
+            runtime_profile_update_is_compare_and_set,
+            list_runtime_profiles_pages_by_name,
+            profile_revisions_list_newest_first_and_refuse_duplicates,
+            secrets_are_keyed_by_owner_name_and_revision,
+            all_secrets_visits_every_row_once_in_keyset_order,
+            rewrap_replaces_only_rows_still_wrapped_by_the_expected_key,
+            secrets_key_id_is_compare_and_set,
+            deleting_changeset_secrets_spares_every_other_owner,
+            replace_environments_inserts_updates_and_removes,
+            duplicate_environment_names_are_a_conflict,
+            changeset_overrides_are_replaced_whole_in_order,
         );
         $crate::store_conformance_tests!(@module $make; audit:
             outbox_lists_newest_first_and_marks_delivery,
