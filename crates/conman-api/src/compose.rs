@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use conman_core::ports::runner::JobWakeup as _;
 use conman_core::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
+use conman_core::ports::EnvelopeCipher;
 use conman_core::services::{Conman, Ports};
 use conman_git::GitRepos;
 use conman_store_pg::{JobListener, PgStore};
@@ -98,7 +99,9 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
         tokens: Arc::new(OsRandomTokens),
     };
     let conman = Arc::new(
-        Conman::new(ports, settings.core_config()).with_job_runtime(Arc::new(ProcessRunner::new(git)), wakeup.clone()),
+        Conman::new(ports, settings.core_config())
+            .with_job_runtime(Arc::new(ProcessRunner::new(git)), wakeup.clone())
+            .with_secrets(Arc::new(EnvelopeCipher::new(*master_key.bytes()))),
     );
     Ok(Installation { conman, master_key, master_key_source, wakeup, job_listener })
 }

@@ -1,5 +1,6 @@
-//! Starting the server: open the installation, repair what a crash may
-//! have left (workspace heads without audit), bind, serve until SIGINT or
+//! Starting the server: open the installation, refuse a secrets master key
+//! other than the one the stored secrets are wrapped with, repair what a
+//! crash may have left (workspace heads without audit), bind, serve until SIGINT or
 //! SIGTERM, with the job workers (`--workers`) running beside the HTTP
 //! server on the same shutdown signal. Shared by `conman-server` and
 //! `conman serve`; [`run_worker`] is `conman worker` (workers only).
@@ -26,6 +27,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let wakeup = installation.wakeup;
     // Wakes `wakeup` for jobs enqueued by other processes until we return.
     let _job_listener = installation.job_listener;
+    check_secrets_key(&conman).await?;
     let report = conman.reconcile_workspaces().await.map_err(|e| anyhow::anyhow!("reconcile: {e:?}"))?;
     if report.recovered > 0 {
         tracing::warn!(recovered = report.recovered, "audited workspace heads left unaudited by a crash");
@@ -66,10 +68,20 @@ pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
         bail!("conman worker needs at least one slot: --workers N (or CONMAN_WORKERS) with N >= 1");
     }
     let installation = compose::open(&settings)?;
+    check_secrets_key(&installation.conman).await?;
     tracing::info!(data_dir = %settings.data_dir.display(), slots = settings.workers, "Conman worker starting");
     let _job_listener = installation.job_listener;
     run_workers(installation.conman, installation.wakeup, settings.worker_options(), shutdown_signal()).await;
     Ok(())
+}
+
+/// Refuses to start with a master key that cannot open the stored secrets
+/// (and records the key on a fresh installation).
+async fn check_secrets_key(conman: &conman_core::services::Conman) -> anyhow::Result<()> {
+    conman.ensure_secrets_key().await.map_err(|e| match e {
+        conman_core::Error::Conflict { message, .. } => anyhow::anyhow!("refusing to start: {message}"),
+        other => anyhow::anyhow!("checking the secrets master key: {other:?}"),
+    })
 }
 
 async fn stop_requested(mut stop: watch::Receiver<bool>) {

@@ -236,7 +236,7 @@ pub struct SubmitDto {
     /// The submit gate job (poll `/api/apps/:appId/jobs/:jobId`).
     pub job: JobDto,
     /// Summary of the workspace's profile overrides included with the
-    /// revision (empty until runtime profiles exist).
+    /// revision: `{target, env_vars, secrets}` with secret names only.
     #[schema(value_type = Vec<Object>)]
     pub included_profile_overrides: Vec<serde_json::Value>,
 }
@@ -247,7 +247,11 @@ impl From<&SubmitOutcome> for SubmitDto {
             changeset: ChangesetDto::from(&s.changeset),
             revision: RevisionDto::from(&s.revision),
             job: JobDto::from(&s.job),
-            included_profile_overrides: s.included_profile_overrides.clone(),
+            included_profile_overrides: s
+                .included_profile_overrides
+                .iter()
+                .map(|o| serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
+                .collect(),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::domain::app::{App, CommitMode};
 use crate::domain::changeset::{Changeset, ChangesetEvent, ChangesetRevision, ChangesetState};
 use crate::domain::job::{Job, JobState};
 use crate::domain::review::{ApprovalStatus, Review};
+use crate::domain::runtime_profile::overrides::ProfileOverride;
 use crate::domain::workspace::Workspace;
 use crate::domain::StateMachine;
 use crate::error::Error;
@@ -94,9 +95,9 @@ pub struct SubmitOutcome {
     pub revision: ChangesetRevision,
     /// The submit gate job.
     pub job: Job,
-    /// Profile overrides included with the revision (none until runtime
-    /// profiles exist).
-    pub included_profile_overrides: Vec<serde_json::Value>,
+    /// The changeset's profile overrides, included with the revision
+    /// (secret names only).
+    pub included_profile_overrides: Vec<ProfileOverride>,
 }
 
 impl Conman {
@@ -338,7 +339,8 @@ impl Conman {
             .notify_changeset(unit, &scope.app, &updated, ChangesetNotice::Submitted, Some(actor.user.id), None)
             .await?;
         self.commit_and_wake(unit).await?;
-        Ok(SubmitOutcome { changeset: updated, revision, job, included_profile_overrides: Vec::new() })
+        let included_profile_overrides = self.store().changeset_overrides(cs.id).await?;
+        Ok(SubmitOutcome { changeset: updated, revision, job, included_profile_overrides })
     }
 
     /// Makes the workspace's edits the revision's commit: in `submit_commit`

@@ -144,19 +144,12 @@ impl Conman {
         }
         approval_status(ApprovalInput {
             settings: &app.settings,
-            required: self.required_approvals(app, cs),
+            required: self.required_approvals(app, cs).await?,
             author: cs.author_id,
             revision: latest.number,
             files: &latest.files,
             reviews,
             roles: &roles,
         })
-    }
-
-    /// Approvals `cs` needs: the app's `required_approvals`. (Raised to 2
-    /// under `stricter_two_approvals` once changesets carry profile
-    /// overrides of the canonical environment — runtime profiles.)
-    fn required_approvals(&self, app: &App, _cs: &Changeset) -> u32 {
-        app.settings.required_approvals
     }
 }
