@@ -121,6 +121,15 @@ fn gate_env(app_id: AppId, payload: &GatePayload) -> BTreeMap<String, String> {
     env
 }
 
+/// `A B C`, or `(none)`.
+fn names_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(" ")
+    }
+}
+
 fn failed(error: String, result: serde_json::Value) -> JobOutcome {
     JobOutcome::Failed { error, retryable: false, result: Some(result) }
 }
@@ -155,8 +164,34 @@ impl JobHandler for GateHandler {
         let Some(runner) = conman.commands.clone() else {
             return failed("this process has no command runner".into(), json!({ "passed": false }));
         };
-        let env = gate_env(job.app_id, &payload);
-        let names: Vec<&str> = env.keys().map(String::as_str).collect();
+        let mut env = BTreeMap::new();
+        if let (GateKind::Submit, Some(Ok(changeset_id))) =
+            (payload.gate, payload.changeset_id.as_deref().map(str::parse::<ChangesetId>))
+        {
+            match conman.submit_gate_env(job.app_id, changeset_id).await {
+                Ok(resolved) => {
+                    log.line(
+                        LogStream::System,
+                        format!(
+                            "runtime profile: variables {} ; secrets {}",
+                            names_or_none(&resolved.var_names),
+                            names_or_none(&resolved.secret_names)
+                        ),
+                    )
+                    .await;
+                    env.extend(resolved.values);
+                }
+                Err(e) => {
+                    let msg = format!("the gate's runtime profile could not be resolved: {e}");
+                    log.line(LogStream::System, msg.clone()).await;
+                    return failed(msg, json!({ "passed": false }));
+                }
+            }
+        }
+        // The SPEC §6.3 variables and PATH win over profile variables.
+        env.extend(gate_env(job.app_id, &payload));
+        let names: Vec<&str> =
+            env.keys().map(String::as_str).filter(|n| n.starts_with("CONMAN_") || *n == "PATH").collect();
         log.line(
             LogStream::System,
             format!(

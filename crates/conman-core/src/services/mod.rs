@@ -28,6 +28,7 @@ mod notifications;
 mod overrides;
 mod profiles;
 mod reviews;
+mod runtime_env;
 mod secrets_key;
 mod throttle;
 mod tokens;

@@ -1,0 +1,103 @@
+//! The variables a gate process runs with, resolved from runtime profiles
+//! (SPEC §2.6 precedence, §6.3 scopes).
+//!
+//! Invariants:
+//! - resolution goes through `effective_variables` / `effective_secrets`,
+//!   the one precedence function: app defaults (the canonical environment's
+//!   profile) < the target environment's profile < the overrides that apply
+//!   to the target;
+//! - a submit gate's target is the canonical environment: it runs with a
+//!   temp profile derived from that base plus the changeset's overrides that
+//!   apply to it;
+//! - secret values are decrypted only here (into zeroizing buffers, copied
+//!   once into the process environment map) and only their *names* are ever
+//!   reported (job log, errors, `Debug`).
+
+use std::collections::BTreeMap;
+
+use super::overrides::changeset_binding;
+use super::Conman;
+use crate::domain::runtime_profile::precedence::{effective_secrets, effective_variables, Layer};
+use crate::domain::runtime_profile::{EnvValue, EnvVars, Secrets};
+use crate::error::Error;
+use crate::ids::{AppId, ChangesetId};
+use crate::ports::store::SecretOwner;
+
+/// A resolved environment for a process.
+#[derive(Default)]
+pub(super) struct ResolvedEnv {
+    /// Variable and secret values, by name.
+    pub values: BTreeMap<String, String>,
+    /// Names of the plain variables.
+    pub var_names: Vec<String>,
+    /// Names of the secrets.
+    pub secret_names: Vec<String>,
+}
+
+impl std::fmt::Debug for ResolvedEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedEnv").field("vars", &self.var_names).field("secrets", &self.secret_names).finish()
+    }
+}
+
+/// The text form of a typed value in a process environment.
+fn env_text(value: &EnvValue) -> String {
+    match value {
+        EnvValue::String(s) => s.clone(),
+        EnvValue::Number(n) => n.to_string(),
+        EnvValue::Boolean(b) => b.to_string(),
+        EnvValue::Json(v) => v.to_string(),
+    }
+}
+
+impl Conman {
+    /// The environment of a submit gate of `changeset` (see the module doc).
+    /// An app without environments (or whose canonical environment has no
+    /// profile) resolves to the changeset's applicable overrides alone.
+    pub(super) async fn submit_gate_env(&self, app_id: AppId, changeset: ChangesetId) -> Result<ResolvedEnv, Error> {
+        let envs = self.store().environments(app_id).await?;
+        let Some(canonical) = envs.iter().find(|e| e.is_canonical) else { return Ok(ResolvedEnv::default()) };
+        let base = match canonical.runtime_profile_id {
+            Some(id) => self.store().runtime_profile(app_id, id).await?,
+            None => None,
+        };
+        let overrides: Vec<_> = self
+            .store()
+            .changeset_overrides(changeset)
+            .await?
+            .into_iter()
+            .filter(|o| o.applies_to(canonical))
+            .collect();
+        let (no_vars, no_secrets) = (EnvVars::new(), Secrets::new());
+        let (base_vars, base_secrets) = match &base {
+            Some(p) => (&p.env_vars, &p.secrets),
+            None => (&no_vars, &no_secrets),
+        };
+        let vars = effective_variables(base_vars, None, &overrides);
+        let secrets = effective_secrets(base_secrets, None, &overrides);
+        let mut resolved = ResolvedEnv::default();
+        for (name, var) in &vars {
+            resolved.values.insert(name.clone(), env_text(&var.value));
+            resolved.var_names.push(name.clone());
+        }
+        for (name, layer) in &secrets {
+            let value = match (layer, &base) {
+                (Layer::AppDefaults | Layer::Environment, Some(profile)) => {
+                    let revision = profile.secrets.get(name).map_or(1, |m| m.revision);
+                    self.open_profile_secret(profile, name, revision).await?
+                }
+                (Layer::Override { .. }, _) => {
+                    let stored =
+                        self.store().secret(SecretOwner::Changeset(changeset), name, 1).await?.ok_or_else(|| {
+                            Error::internal(format!("the sealed override secret {name:?} is missing"))
+                        })?;
+                    self.cipher()?.open(&stored.sealed, &changeset_binding(app_id, changeset, name))?
+                }
+                _ => continue,
+            };
+            resolved.values.insert(name.clone(), String::from_utf8_lossy(value.expose()).into_owned());
+            resolved.secret_names.push(name.clone());
+        }
+        Ok(resolved)
+    }
+}
