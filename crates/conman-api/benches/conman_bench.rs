@@ -30,7 +30,9 @@
 //! through 4 worker processes ≤ 4 s.
 //!
 //! Scenario 3 (changesets issue): diffs and listing, see
-//! `scenarios/changesets.rs`.
+//! `scenarios/changesets.rs`. Scenario 4 (runtime-profiles issue):
+//! decrypting a profile's 100 secrets and rotating 10,000, see
+//! `scenarios/profiles.rs`.
 //!
 //! Run with `--quick` for fewer iterations.
 
@@ -51,6 +53,8 @@ use conman_store_pg::PgStore;
 
 #[path = "scenarios/changesets.rs"]
 mod changesets_scenario;
+#[path = "scenarios/profiles.rs"]
+mod profiles_scenario;
 
 struct Stats {
     median: Duration,
@@ -126,6 +130,7 @@ fn main() {
         let io = scenario_workspace_io(writes, reads, cli_writes, cli_reads).await;
         let jobs = scenario_jobs(latency_samples).await;
         changesets_scenario::scenario_changesets(if quick { 30 } else { 200 }).await;
+        profiles_scenario::scenario_profiles(if quick { 30 } else { 200 }).await;
         match postgres {
             Some(url) => postgres_rows(&url, &Figures { io, jobs }, writes, reads, latency_samples).await,
             None => println!("postgres rows skipped (set CONMAN_BENCH_DATABASE_URL)"),
@@ -164,6 +169,23 @@ fn core_on(store: Arc<dyn Store>, dir: &Path) -> Conman {
         },
         Config::default(),
     )
+}
+
+/// A core on `store` (with `cipher` as its secrets cipher) holding an
+/// operator who administers one app (scenario 4).
+async fn seeded_core(
+    store: Arc<dyn Store>,
+    dir: &Path,
+    cipher: Option<Arc<dyn conman_core::ports::SecretCipher>>,
+) -> (Arc<Conman>, Actor, AppId) {
+    let mut conman = core_on(store, dir);
+    if let Some(cipher) = cipher {
+        conman = conman.with_secrets(cipher);
+    }
+    let admin = conman.bootstrap_admin("keys@example.com", "Keys", "bench-password-123").await.expect("admin");
+    let actor = conman.local_actor(admin.email.as_str(), RequestContext::default()).await.expect("actor");
+    let app = conman.create_app(&actor, NewApp { name: "profiles".into(), ..Default::default() }).await.expect("app");
+    (Arc::new(conman), actor, app.id)
 }
 
 /// A job that does nothing: the runner's own overhead is what is measured.
