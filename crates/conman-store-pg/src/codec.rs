@@ -95,6 +95,11 @@ fn unique_conflict(table: &str, detail: Option<&str>, constraint: Option<&str>) 
         "changeset_revisions" => "changeset revision",
         "changeset_reviews" => "review",
         "changeset_comments" => "comment",
+        "runtime_profiles" => "runtime profile",
+        "profile_revisions" => "profile revision",
+        "secrets" => "secret",
+        "environments" => "environment",
+        "changeset_overrides" => "changeset override",
         _ => "record",
     };
     Error::Conflict {
@@ -168,6 +173,16 @@ impl<'r> Cols<'r> {
     /// A nullable `bigint` column.
     pub(crate) fn opt_int(&self, i: usize) -> Result<Option<i64>, Error> {
         self.get(i, "a bigint")
+    }
+
+    /// A `smallint` column.
+    pub(crate) fn small(&self, i: usize) -> Result<i16, Error> {
+        self.get(i, "a smallint")
+    }
+
+    /// A `bytea` column.
+    pub(crate) fn bytes(&self, i: usize) -> Result<Vec<u8>, Error> {
+        self.get(i, "bytes")
     }
 
     /// A non-negative `bigint` column of a narrower type (counts, seconds).

@@ -53,6 +53,7 @@ mod codec;
 mod jobs;
 mod migrate;
 mod notify;
+mod profiles;
 #[cfg(feature = "scratch")]
 pub mod scratch;
 mod unit_of_work;

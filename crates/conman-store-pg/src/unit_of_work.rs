@@ -14,7 +14,7 @@ use conman_core::Error;
 use sqlx::PgConnection;
 
 use crate::codec::{exists, Db as _, PgQuery};
-use crate::{apps, audit, changesets, jobs, notify, users, workspaces, PgStore};
+use crate::{apps, audit, changesets, jobs, notify, profiles, users, workspaces, PgStore};
 
 #[async_trait]
 impl Store for PgStore {
@@ -79,6 +79,23 @@ async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Result<(), Error
         Mutation::PutReview(r) => changesets::put_review(conn, r).await,
         Mutation::InsertComment(c) => changesets::insert_comment(conn, c).await,
         Mutation::UpdateComment(c) => changesets::update_comment(conn, c).await,
+        Mutation::InsertRuntimeProfile(p) => profiles::insert_runtime_profile(conn, p).await,
+        Mutation::UpdateRuntimeProfile(p) => profiles::update_runtime_profile(conn, p).await,
+        Mutation::InsertProfileRevision(r) => profiles::insert_profile_revision(conn, r).await,
+        Mutation::InsertSecret(s) => profiles::insert_secret(conn, s).await,
+        Mutation::DeleteChangesetSecrets { changeset_id } => {
+            profiles::delete_changeset_secrets(conn, *changeset_id).await
+        }
+        Mutation::RewrapSecrets { from_key_id, secrets } => profiles::rewrap_secrets(conn, from_key_id, secrets).await,
+        Mutation::SetSecretsKeyId { expected, key_id } => {
+            profiles::set_secrets_key_id(conn, expected.as_deref(), key_id).await
+        }
+        Mutation::ReplaceEnvironments { app_id, environments } => {
+            profiles::replace_environments(conn, *app_id, environments).await
+        }
+        Mutation::PutChangesetOverrides { changeset_id, overrides } => {
+            profiles::put_changeset_overrides(conn, *changeset_id, overrides).await
+        }
         Mutation::MarkOutboxDelivered { id, at } => audit::mark_outbox_delivered(conn, *id, at).await,
     }
 }
