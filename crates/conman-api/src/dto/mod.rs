@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod changesets;
 mod jobs;
+mod profiles;
 mod workspaces;
 
 pub use apps::*;
@@ -15,6 +16,7 @@ pub use audit::*;
 pub use auth::*;
 pub use changesets::*;
 pub use jobs::*;
+pub use profiles::*;
 pub use workspaces::*;
 
 use serde::{Deserialize, Serialize};

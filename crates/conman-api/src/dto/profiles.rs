@@ -1,0 +1,566 @@
+//! Wire types of runtime profiles (SPEC §2.6), their revisions and secret
+//! reveal, of environments (SPEC §2.5), and of changeset profile overrides.
+//!
+//! Secret plaintexts travel only *into* the server, as JSON strings held in
+//! [`SecretPlaintext`] (which prints as `[redacted]` and cannot be
+//! serialised). Every answer carries secret names, metadata and masks only —
+//! except [`RevealedSecretDto`], the audited `app_admin` reveal, whose
+//! `Debug` output redacts the value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use conman_core::domain::environment::Environment;
+use conman_core::domain::runtime_profile::input::{
+    DatabasePatch, LifecyclePatch, MigrationsInput, MigrationsPatch, ProfileInput, ProfilePatch,
+};
+use conman_core::domain::runtime_profile::values::{nullable, unique_map};
+use conman_core::domain::runtime_profile::{
+    DataStrategy, DatabaseSettings, EnvValue, Lifecycle, MigrationSettings, OverrideTarget, ProfileKind,
+    ProfileOverride, ProfileOverrideInput, ProfileRevision, SecretPlaintext, TypedValueInput,
+};
+use conman_core::ids::RuntimeProfileId;
+use conman_core::services::{EnvironmentInput, ProfileView};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The wire name of a serde enum value (`persistent_env`, `none`, ...).
+fn wire_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// A typed env var value: `{"type": "number", "value": 3}`. Types are
+/// `string`, `number` (finite; `"NaN"`/`"Infinity"` are refused), `boolean`
+/// and `json` (any document). In requests the value must match the type.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EnvValueDto {
+    /// `string`, `number`, `boolean` or `json`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The value (a JSON number for `number`, any document for `json`).
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+}
+
+impl From<&EnvValue> for EnvValueDto {
+    fn from(v: &EnvValue) -> Self {
+        let value = match v {
+            EnvValue::String(s) => serde_json::Value::String(s.clone()),
+            // Integral numbers travel as JSON integers (5, not 5.0).
+            EnvValue::Number(n) if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 => {
+                serde_json::Value::from(*n as i64)
+            }
+            EnvValue::Number(n) => serde_json::Number::from_f64(*n).map_or(serde_json::Value::Null, Into::into),
+            EnvValue::Boolean(b) => serde_json::Value::Bool(*b),
+            EnvValue::Json(j) => j.clone(),
+        };
+        EnvValueDto { ty: v.env_type().as_str().to_owned(), value }
+    }
+}
+
+fn env_vars_dto(vars: &BTreeMap<String, EnvValue>) -> BTreeMap<String, EnvValueDto> {
+    vars.iter().map(|(k, v)| (k.clone(), EnvValueDto::from(v))).collect()
+}
+
+/// What a profile records about a secret (never its value).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SecretMetaDto {
+    /// The profile revision that set the current value.
+    pub revision: u32,
+    /// When the current value was set.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A secret as every reader sees it (SPEC §2.6 mask: up to 8 characters →
+/// only the last 4 shown; longer → first 4 and last 4).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MaskedSecretDto {
+    /// The mask.
+    pub mask: String,
+    /// The profile revision that set the value.
+    pub revision: u32,
+}
+
+/// Database settings. Also the shape accepted by create (every field optional).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DatabaseDto {
+    /// `none` (default), `postgres`, `mysql` or `sqlite`.
+    pub engine: String,
+    /// Name of the *secret* holding the connection string.
+    pub connection_ref: Option<String>,
+    /// `external` (default), `create_empty` or `clone_from_base`.
+    pub provisioning_mode: String,
+    /// Profile whose database or data is copied.
+    pub base_profile_id: Option<Uuid>,
+}
+
+impl From<&DatabaseSettings> for DatabaseDto {
+    fn from(d: &DatabaseSettings) -> Self {
+        DatabaseDto {
+            engine: wire_name(&d.engine),
+            connection_ref: d.connection_ref.clone(),
+            provisioning_mode: wire_name(&d.provisioning_mode),
+            base_profile_id: d.base_profile_id.map(|p| p.0),
+        }
+    }
+}
+
+/// Migration settings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MigrationsDto {
+    /// Repository paths holding migrations.
+    pub paths: Vec<String>,
+    /// The command that applies them.
+    pub command: Option<String>,
+    /// What the last deployment applied (`{last_applied, checksum, recorded_at}`); read-only.
+    #[schema(value_type = Option<Object>)]
+    pub applied_state: Option<serde_json::Value>,
+}
+
+impl From<&MigrationSettings> for MigrationsDto {
+    fn from(m: &MigrationSettings) -> Self {
+        MigrationsDto {
+            paths: m.paths.clone(),
+            command: m.command.clone(),
+            applied_state: m.applied_state.as_ref().and_then(|a| serde_json::to_value(a).ok()),
+        }
+    }
+}
+
+/// Temp-environment lifecycle.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LifecycleDto {
+    /// Idle hours before expiry (1-720, default 24).
+    pub idle_ttl_hours: u32,
+    /// Grace hours after expiry (1-168, default 1).
+    pub grace_hours: u32,
+    /// Cleanup runs by itself after grace (default true).
+    pub auto_cleanup: bool,
+}
+
+impl From<&Lifecycle> for LifecycleDto {
+    fn from(l: &Lifecycle) -> Self {
+        LifecycleDto { idle_ttl_hours: l.idle_ttl_hours, grace_hours: l.grace_hours, auto_cleanup: l.auto_cleanup }
+    }
+}
+
+/// A runtime profile as every reader sees it: env vars, secret names with
+/// metadata and masks — never a secret value.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RuntimeProfileDto {
+    /// Id.
+    pub id: Uuid,
+    /// App.
+    pub app_id: Uuid,
+    /// Name (slug, unique within the app).
+    pub name: String,
+    /// `persistent_env`, `temp_workspace` or `temp_changeset`.
+    pub kind: String,
+    /// Base URL.
+    pub base_url: Option<String>,
+    /// Typed env vars, by name.
+    pub env_vars: BTreeMap<String, EnvValueDto>,
+    /// Secret metadata, by name.
+    pub secrets: BTreeMap<String, SecretMetaDto>,
+    /// Masked secret values, by name.
+    pub masked_secrets: BTreeMap<String, MaskedSecretDto>,
+    /// Database settings.
+    pub database: DatabaseDto,
+    /// Migration settings.
+    pub migrations: MigrationsDto,
+    /// `none`, `seed` or `copy_from_base`.
+    pub data_strategy: String,
+    /// Lifecycle.
+    pub lifecycle: LifecycleDto,
+    /// Latest revision, from 1.
+    pub revision: u32,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Time of the latest revision.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&ProfileView> for RuntimeProfileDto {
+    fn from(v: &ProfileView) -> Self {
+        let p = &v.profile;
+        RuntimeProfileDto {
+            id: p.id.0,
+            app_id: p.app_id.0,
+            name: p.name.clone(),
+            kind: wire_name(&p.kind),
+            base_url: p.base_url.clone(),
+            env_vars: env_vars_dto(&p.env_vars),
+            secrets: p
+                .secrets
+                .iter()
+                .map(|(k, m)| (k.clone(), SecretMetaDto { revision: m.revision, updated_at: m.updated_at }))
+                .collect(),
+            masked_secrets: v
+                .masked_secrets
+                .iter()
+                .map(|(k, m)| (k.clone(), MaskedSecretDto { mask: m.mask.clone(), revision: m.revision }))
+                .collect(),
+            database: DatabaseDto::from(&p.database),
+            migrations: MigrationsDto::from(&p.migrations),
+            data_strategy: wire_name(&p.data_strategy),
+            lifecycle: LifecycleDto::from(&p.lifecycle),
+            revision: p.revision,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// One append-only revision of a profile.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProfileRevisionDto {
+    /// The profile.
+    pub profile_id: Uuid,
+    /// Revision number, from 1.
+    pub number: u32,
+    /// The profile's document at this revision: `{name, kind, base_url,
+    /// env_vars, secrets, database, migrations, data_strategy, lifecycle}`
+    /// (secrets as names and metadata only).
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+    /// Who made the change.
+    pub author: Uuid,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Why: `{"type": "create"}`, `{"type": "patch"}` or `{"type": "revert", "to_revision": n}`.
+    #[schema(value_type = Object)]
+    pub reason: serde_json::Value,
+}
+
+impl From<&ProfileRevision> for ProfileRevisionDto {
+    fn from(r: &ProfileRevision) -> Self {
+        let mut document = serde_json::to_value(&r.document).unwrap_or(serde_json::Value::Null);
+        if let Some(vars) = document.get_mut("env_vars") {
+            *vars = serde_json::to_value(env_vars_dto(&r.document.env_vars)).unwrap_or(serde_json::Value::Null);
+        }
+        ProfileRevisionDto {
+            profile_id: r.profile_id.0,
+            number: r.number,
+            document,
+            author: r.author.0,
+            created_at: r.created_at,
+            reason: serde_json::to_value(r.reason).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// Migration settings as written (the applied state is never written).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationsInputDto {
+    /// Repository paths holding migrations.
+    pub paths: Vec<String>,
+    /// The command that applies them.
+    pub command: Option<String>,
+}
+
+/// `POST /api/apps/:appId/runtime-profiles` (app admins). Only `name` and
+/// `kind` are required; unknown fields are refused at every level. Secret
+/// values are plaintext strings; they are sealed at once and never echoed.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProfileRequest {
+    /// Name (slug, unique within the app).
+    pub name: String,
+    /// `persistent_env`, `temp_workspace` or `temp_changeset`.
+    #[schema(value_type = String)]
+    pub kind: ProfileKind,
+    /// Base URL (`http`/`https`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Typed env vars, by name.
+    #[serde(default, deserialize_with = "unique_map")]
+    #[schema(value_type = BTreeMap<String, EnvValueDto>)]
+    pub env_vars: BTreeMap<String, TypedValueInput>,
+    /// Secret plaintexts, by name.
+    #[serde(default, deserialize_with = "unique_map")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub secrets: BTreeMap<String, SecretPlaintext>,
+    /// Database settings (missing fields take their defaults).
+    #[serde(default)]
+    #[schema(value_type = Option<DatabaseDto>)]
+    pub database: DatabaseSettings,
+    /// Migration settings.
+    #[serde(default)]
+    pub migrations: MigrationsInputDto,
+    /// `none` (default), `seed` or `copy_from_base`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub data_strategy: DataStrategy,
+    /// Lifecycle (missing fields take their defaults).
+    #[serde(default)]
+    #[schema(value_type = Option<LifecycleDto>)]
+    pub lifecycle: Lifecycle,
+}
+
+impl From<CreateProfileRequest> for ProfileInput {
+    fn from(r: CreateProfileRequest) -> Self {
+        ProfileInput {
+            name: r.name,
+            kind: r.kind,
+            base_url: r.base_url,
+            env_vars: r.env_vars,
+            secrets: r.secrets,
+            database: r.database,
+            migrations: MigrationsInput { paths: r.migrations.paths, command: r.migrations.command },
+            data_strategy: r.data_strategy,
+            lifecycle: r.lifecycle,
+        }
+    }
+}
+
+/// `PATCH /api/apps/:appId/runtime-profiles/:profileId` (app admins): one
+/// new revision. Absent fields stay; `null` clears a clearable field. An env
+/// var never changes type unless listed in `retype_env_vars` (else 400
+/// `type_change`); unsetting an unknown key is refused; an empty patch is
+/// refused. Unknown fields are refused at every level.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchProfileRequest {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New base URL (`null` clears).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub base_url: Option<Option<String>>,
+    /// Env vars to add or overwrite.
+    #[serde(default, deserialize_with = "unique_map")]
+    #[schema(value_type = BTreeMap<String, EnvValueDto>)]
+    pub set_env_vars: BTreeMap<String, TypedValueInput>,
+    /// Env vars to remove (each must exist).
+    #[serde(default)]
+    pub unset_env_vars: Vec<String>,
+    /// Keys of `set_env_vars` whose type may change in this patch.
+    #[serde(default)]
+    pub retype_env_vars: Vec<String>,
+    /// Secret plaintexts to add or overwrite, by name.
+    #[serde(default, deserialize_with = "unique_map")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub set_secrets: BTreeMap<String, SecretPlaintext>,
+    /// Secrets to remove (each must exist).
+    #[serde(default)]
+    pub unset_secrets: Vec<String>,
+    /// `{engine?, connection_ref?, provisioning_mode?, base_profile_id?}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub database: Option<DatabasePatch>,
+    /// `{paths?, command?}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub migrations: Option<MigrationsPatch>,
+    /// New data strategy.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub data_strategy: Option<DataStrategy>,
+    /// `{idle_ttl_hours?, grace_hours?, auto_cleanup?}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub lifecycle: Option<LifecyclePatch>,
+}
+
+impl From<PatchProfileRequest> for ProfilePatch {
+    fn from(r: PatchProfileRequest) -> Self {
+        ProfilePatch {
+            name: r.name,
+            base_url: r.base_url,
+            set_env_vars: r.set_env_vars,
+            unset_env_vars: r.unset_env_vars,
+            retype_env_vars: r.retype_env_vars,
+            set_secrets: r.set_secrets,
+            unset_secrets: r.unset_secrets,
+            database: r.database,
+            migrations: r.migrations,
+            data_strategy: r.data_strategy,
+            lifecycle: r.lifecycle,
+        }
+    }
+}
+
+/// `POST .../runtime-profiles/:profileId/revert`: restore an older revision
+/// as a new one.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevertProfileRequest {
+    /// The revision to restore (older than the current one).
+    pub revision: u32,
+}
+
+/// Answer of `POST .../secrets/:key/reveal` (app admins; audited without
+/// the value). `Debug` redacts the value.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct RevealedSecretDto {
+    /// Secret name.
+    pub key: String,
+    /// Plaintext value.
+    pub value: String,
+}
+
+impl fmt::Debug for RevealedSecretDto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevealedSecretDto").field("key", &self.key).field("value", &"[redacted]").finish()
+    }
+}
+
+/// One deploy stage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EnvironmentDto {
+    /// Id (kept as long as the name is kept).
+    pub id: Uuid,
+    /// App.
+    pub app_id: Uuid,
+    /// Name (lower-case slug, unique).
+    pub name: String,
+    /// Order, from 0.
+    pub position: u32,
+    /// The user-facing environment (exactly one).
+    pub is_canonical: bool,
+    /// Its runtime profile.
+    pub runtime_profile_id: Option<Uuid>,
+}
+
+impl From<&Environment> for EnvironmentDto {
+    fn from(e: &Environment) -> Self {
+        EnvironmentDto {
+            id: e.id.0,
+            app_id: e.app_id.0,
+            name: e.name.clone(),
+            position: e.position,
+            is_canonical: e.is_canonical,
+            runtime_profile_id: e.runtime_profile_id.map(|p| p.0),
+        }
+    }
+}
+
+/// One environment of `PATCH .../environments`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentInputDto {
+    /// Name (lower-case slug, unique).
+    pub name: String,
+    /// Order, from 0 (unique).
+    pub position: u32,
+    /// The user-facing environment; exactly one must be.
+    #[serde(default)]
+    pub is_canonical: bool,
+    /// A `persistent_env` profile of the same app.
+    #[serde(default)]
+    pub runtime_profile_id: Option<Uuid>,
+}
+
+impl From<EnvironmentInputDto> for EnvironmentInput {
+    fn from(e: EnvironmentInputDto) -> Self {
+        EnvironmentInput {
+            name: e.name,
+            position: e.position,
+            is_canonical: e.is_canonical,
+            runtime_profile_id: e.runtime_profile_id.map(RuntimeProfileId),
+        }
+    }
+}
+
+/// `PATCH /api/apps/:appId/environments` (app admins): replaces the whole
+/// list. Environments keep their ids when their names are kept.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceEnvironmentsRequest {
+    /// The new list: unique names and positions, exactly one canonical.
+    pub environments: Vec<EnvironmentInputDto>,
+}
+
+impl ReplaceEnvironmentsRequest {
+    /// The core's input.
+    pub fn into_input(self) -> Vec<EnvironmentInput> {
+        self.environments.into_iter().map(EnvironmentInput::from).collect()
+    }
+}
+
+/// A changeset profile override as stored and shown: secret names only.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProfileOverrideDto {
+    /// `{"environment": "prod"}`, `{"environment_id": "…"}` or `{"profile_id": "…"}`.
+    #[schema(value_type = Object)]
+    pub target: serde_json::Value,
+    /// Typed env var values it sets.
+    pub env_vars: BTreeMap<String, EnvValueDto>,
+    /// Names of the secrets it sets.
+    pub secrets: Vec<String>,
+}
+
+impl From<&ProfileOverride> for ProfileOverrideDto {
+    fn from(o: &ProfileOverride) -> Self {
+        ProfileOverrideDto {
+            target: serde_json::to_value(&o.target).unwrap_or(serde_json::Value::Null),
+            env_vars: env_vars_dto(&o.env_vars),
+            secrets: o.secrets.iter().cloned().collect(),
+        }
+    }
+}
+
+/// One override as written: a target, typed env var values and secret
+/// plaintexts (sealed at once, never echoed). An override sets keys; it
+/// never removes one nor changes a key's type.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileOverrideInputDto {
+    /// `{"environment": "prod"}`, `{"environment_id": "…"}` or `{"profile_id": "…"}`.
+    #[schema(value_type = Object)]
+    pub target: OverrideTarget,
+    /// Typed env var values, by name.
+    #[serde(default, deserialize_with = "unique_map")]
+    #[schema(value_type = BTreeMap<String, EnvValueDto>)]
+    pub env_vars: BTreeMap<String, TypedValueInput>,
+    /// Secret plaintexts, by name.
+    #[serde(default, deserialize_with = "unique_map")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub secrets: BTreeMap<String, SecretPlaintext>,
+}
+
+impl From<ProfileOverrideInputDto> for ProfileOverrideInput {
+    fn from(o: ProfileOverrideInputDto) -> Self {
+        ProfileOverrideInput { target: o.target, env_vars: o.env_vars, secrets: o.secrets }
+    }
+}
+
+/// `PUT /api/apps/:appId/changesets/:csId/profile-overrides` (the author,
+/// `draft` only): the body is an object `{"profile_overrides": [...]}` (a
+/// bare list is refused); it replaces the whole list (at most 20, one per
+/// target). An empty list removes every override.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutProfileOverridesRequest {
+    /// The new overrides.
+    pub profile_overrides: Vec<ProfileOverrideInputDto>,
+}
+
+impl PutProfileOverridesRequest {
+    /// The core's input.
+    pub fn into_input(self) -> Vec<ProfileOverrideInput> {
+        self.profile_overrides.into_iter().map(ProfileOverrideInput::from).collect()
+    }
+}
+
+/// Answer of `GET`/`PUT .../profile-overrides`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProfileOverridesDto {
+    /// The overrides, in order (secret names only).
+    pub profile_overrides: Vec<ProfileOverrideDto>,
+}
+
+impl ProfileOverridesDto {
+    /// Converts a stored list.
+    pub fn new(list: &[ProfileOverride]) -> Self {
+        ProfileOverridesDto { profile_overrides: list.iter().map(ProfileOverrideDto::from).collect() }
+    }
+}
