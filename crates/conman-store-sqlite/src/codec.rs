@@ -72,6 +72,13 @@ fn unique_conflict(message: &str) -> Error {
         "changeset_revisions" => "changeset revision",
         "changeset_reviews" => "review",
         "changeset_comments" => "comment",
+        "runtime_profiles" => "runtime profile in this app",
+        "profile_revisions" => "profile revision",
+        "secrets" => "secret value",
+        "installation_meta" => "installation setting",
+        "environments" if field == "name" => "environment in this app",
+        "environments" => "environment",
+        "changeset_overrides" => "changeset override",
         "audit" => "audit event",
         _ => "record",
     };
@@ -143,6 +150,11 @@ impl<'r, 's> Cols<'r, 's> {
     /// A nullable text column.
     pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>, Error> {
         self.row.get(i).map_err(|e| self.bad(i, "text", e))
+    }
+
+    /// A BLOB column.
+    pub(crate) fn blob(&self, i: usize) -> Result<Vec<u8>, Error> {
+        self.row.get(i).map_err(|e| self.bad(i, "bytes", e))
     }
 
     /// An integer column.

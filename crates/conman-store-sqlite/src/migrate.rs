@@ -26,10 +26,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
     Migration { version: 2, name: "jobs", sql: include_str!("../migrations/0002_jobs.sql") },
     Migration { version: 3, name: "changesets", sql: include_str!("../migrations/0003_changesets.sql") },
+    Migration { version: 4, name: "profiles", sql: include_str!("../migrations/0004_profiles.sql") },
 ];
 
 /// The schema version this binary writes (the last embedded migration).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == SCHEMA_VERSION);
 

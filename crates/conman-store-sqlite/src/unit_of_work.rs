@@ -11,7 +11,7 @@ use conman_core::ports::store::{Mutation, Store, UnitOfWork};
 use conman_core::Error;
 use rusqlite::Connection;
 
-use crate::{apps, audit, changesets, jobs, users, workspaces, SqliteStore};
+use crate::{apps, audit, changesets, jobs, profiles, users, workspaces, SqliteStore};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -59,6 +59,21 @@ fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), Error> {
         Mutation::PutReview(r) => changesets::put_review(conn, r),
         Mutation::InsertComment(c) => changesets::insert_comment(conn, c),
         Mutation::UpdateComment(c) => changesets::update_comment(conn, c),
+        Mutation::InsertRuntimeProfile(p) => profiles::insert_runtime_profile(conn, p),
+        Mutation::UpdateRuntimeProfile(p) => profiles::update_runtime_profile(conn, p),
+        Mutation::InsertProfileRevision(r) => profiles::insert_profile_revision(conn, r),
+        Mutation::InsertSecret(s) => profiles::insert_secret(conn, s),
+        Mutation::DeleteChangesetSecrets { changeset_id } => profiles::delete_changeset_secrets(conn, *changeset_id),
+        Mutation::RewrapSecrets { from_key_id, secrets } => profiles::rewrap_secrets(conn, from_key_id, secrets),
+        Mutation::SetSecretsKeyId { expected, key_id } => {
+            profiles::set_secrets_key_id(conn, expected.as_deref(), key_id)
+        }
+        Mutation::ReplaceEnvironments { app_id, environments } => {
+            profiles::replace_environments(conn, *app_id, environments)
+        }
+        Mutation::PutChangesetOverrides { changeset_id, overrides } => {
+            profiles::put_changeset_overrides(conn, *changeset_id, overrides)
+        }
         Mutation::MarkOutboxDelivered { id, at } => audit::mark_outbox_delivered(conn, *id, at),
     }
 }
