@@ -11,7 +11,9 @@ use conman_core::services::Conman;
 use tokio::net::TcpListener;
 
 use crate::request_id;
-use crate::routes::{apps, audit, auth, changesets, comments, diffs, jobs, me, members, reviews, system, workspaces};
+use crate::routes::{
+    apps, audit, auth, changesets, comments, diffs, jobs, me, members, profiles, reviews, system, workspaces,
+};
 
 /// Largest request body: file content travels as base64, so this is the
 /// hard ceiling of `file_size_limit_bytes` (64 MiB) plus base64 overhead.
@@ -60,6 +62,16 @@ pub fn router(conman: Arc<Conman>) -> Router {
         .route("/apps/{app_id}/changesets/{cs_id}/diff", get(diffs::diff))
         .route("/apps/{app_id}/changesets/{cs_id}/comments", get(comments::list).post(comments::create))
         .route("/apps/{app_id}/changesets/{cs_id}/comments/{comment_id}", axum::routing::patch(comments::edit))
+        .route(
+            "/apps/{app_id}/changesets/{cs_id}/profile-overrides",
+            get(profiles::get_overrides).put(profiles::put_overrides),
+        )
+        .route("/apps/{app_id}/runtime-profiles", get(profiles::list).post(profiles::create))
+        .route("/apps/{app_id}/runtime-profiles/{profile_id}", get(profiles::get).patch(profiles::patch))
+        .route("/apps/{app_id}/runtime-profiles/{profile_id}/revisions", get(profiles::revisions))
+        .route("/apps/{app_id}/runtime-profiles/{profile_id}/revert", post(profiles::revert))
+        .route("/apps/{app_id}/runtime-profiles/{profile_id}/secrets/{key}/reveal", post(profiles::reveal))
+        .route("/apps/{app_id}/environments", get(profiles::list_environments).patch(profiles::replace_environments))
         .route("/apps/{app_id}/audit", get(audit::list))
         .route("/apps/{app_id}/jobs", get(jobs::list).post(jobs::start))
         .route("/apps/{app_id}/jobs/{job_id}", get(jobs::get))

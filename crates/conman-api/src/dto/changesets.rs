@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::JobDto;
+use super::{JobDto, ProfileOverrideDto};
 
 /// The snake_case wire name of a core enum that serializes as a string.
 fn wire_name<T: Serialize>(value: &T) -> String {
@@ -235,10 +235,9 @@ pub struct SubmitDto {
     pub revision: RevisionDto,
     /// The submit gate job (poll `/api/apps/:appId/jobs/:jobId`).
     pub job: JobDto,
-    /// Summary of the workspace's profile overrides included with the
-    /// revision: `{target, env_vars, secrets}` with secret names only.
-    #[schema(value_type = Vec<Object>)]
-    pub included_profile_overrides: Vec<serde_json::Value>,
+    /// The changeset's profile overrides included with the revision (as
+    /// `GET .../profile-overrides` shows them: secret names only).
+    pub included_profile_overrides: Vec<ProfileOverrideDto>,
 }
 
 impl From<&SubmitOutcome> for SubmitDto {
@@ -247,11 +246,7 @@ impl From<&SubmitOutcome> for SubmitDto {
             changeset: ChangesetDto::from(&s.changeset),
             revision: RevisionDto::from(&s.revision),
             job: JobDto::from(&s.job),
-            included_profile_overrides: s
-                .included_profile_overrides
-                .iter()
-                .map(|o| serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
-                .collect(),
+            included_profile_overrides: s.included_profile_overrides.iter().map(ProfileOverrideDto::from).collect(),
         }
     }
 }
@@ -618,9 +613,10 @@ impl From<UpdateChangesetRequest> for ChangesetPatch {
     }
 }
 
-/// `POST .../submit` and `.../resubmit`: an optional body. Profile
-/// overrides are included from the workspace automatically; passing them
-/// here is not supported yet, so any field is refused.
+/// `POST .../submit` and `.../resubmit`: an optional body. The changeset's
+/// profile overrides (set beforehand with `PUT .../profile-overrides`) are
+/// included automatically; passing them here is not supported, so any
+/// field is refused.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {}

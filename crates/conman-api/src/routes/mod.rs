@@ -10,6 +10,7 @@ pub(crate) mod diffs;
 pub(crate) mod jobs;
 pub(crate) mod me;
 pub(crate) mod members;
+pub(crate) mod profiles;
 pub(crate) mod reviews;
 pub(crate) mod system;
 pub(crate) mod workspaces;
