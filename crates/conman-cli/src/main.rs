@@ -77,6 +77,15 @@ enum Command {
     /// Jobs: list, show, follow logs, cancel, start gate runs.
     #[command(subcommand)]
     Jobs(cmd::jobs::JobsCmd),
+    /// Runtime profiles: create, list, show, edit, secrets, revisions, revert, reveal.
+    #[command(subcommand)]
+    Profile(cmd::profiles::ProfileCmd),
+    /// Environments: list, replace the ordered list.
+    #[command(subcommand)]
+    Env(cmd::envs::EnvCmd),
+    /// The secrets master key: rotation (operators).
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCmd),
     /// Messages waiting in the outbox (operators).
     Outbox {
         /// How many, newest first.
@@ -122,6 +131,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cs(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Audit(c) => c.run(&cli.settings, &cli.session, &out).await,
         Command::Jobs(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Profile(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Env(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Keys(c) => c.run(&cli.settings, &cli.session, &out).await,
         Command::Outbox { limit } => {
             cmd::admin::outbox(&session::open(&cli.settings, &cli.session).await?, &out, limit).await
         }

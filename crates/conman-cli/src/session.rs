@@ -46,7 +46,16 @@ fn uuid_v7() -> String {
 
 /// Opens the installation and resolves the actor.
 pub(crate) async fn open(settings: &Settings, args: &SessionArgs) -> anyhow::Result<Session> {
-    let conman = compose::open(settings)?.conman;
+    Ok(open_with_key_source(settings, args).await?.0)
+}
+
+/// [`open`], also saying where the secrets master key came from.
+pub(crate) async fn open_with_key_source(
+    settings: &Settings,
+    args: &SessionArgs,
+) -> anyhow::Result<(Session, compose::MasterKeySource)> {
+    let installation = compose::open(settings)?;
+    let (conman, source) = (installation.conman, installation.master_key_source);
     let actor = match (&args.token, &args.as_user) {
         (Some(token), _) => conman.authenticate(token, request_context()).await.core()?,
         (None, Some(email)) => conman.local_actor(email, request_context()).await.core()?,
@@ -54,5 +63,5 @@ pub(crate) async fn open(settings: &Settings, args: &SessionArgs) -> anyhow::Res
             anyhow::bail!("say who acts: --token TOKEN (or CONMAN_TOKEN), or --as EMAIL on the data directory")
         }
     };
-    Ok(Session { conman, actor })
+    Ok((Session { conman, actor }, source))
 }

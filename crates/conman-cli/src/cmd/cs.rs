@@ -172,6 +172,18 @@ pub(crate) enum CsCmd {
         #[arg(long)]
         no_color: bool,
     },
+    /// Show the changeset's profile overrides, or replace them (the author,
+    /// draft only) with the JSON list in --file (`-` reads stdin).
+    Overrides {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// Changeset id.
+        id: String,
+        /// JSON list of overrides ({target, env_vars, secrets}) replacing the current ones.
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
+    },
     /// Comments of a changeset: add, ls, edit.
     Comment {
         /// App id or name.
@@ -393,6 +405,10 @@ impl CsCmd {
                     }
                     ChangesetDiffDto::Semantic(sem) => out.show(&dto, |_| render_semantic(sem, paint)),
                 }
+            }
+            CsCmd::Overrides { app, id, file } => {
+                let app_id = resolve_app(s, &app).await?;
+                super::profiles::changeset_overrides(s, out, app_id, changeset_id(&id)?, file.as_deref()).await?;
             }
             CsCmd::Comment { app, id, action } => {
                 let app_id = resolve_app(s, &app).await?;

@@ -4,7 +4,10 @@ pub(crate) mod admin;
 pub(crate) mod apps;
 pub(crate) mod audit;
 pub(crate) mod cs;
+pub(crate) mod envs;
 pub(crate) mod jobs;
+pub(crate) mod keys;
+pub(crate) mod profiles;
 pub(crate) mod ws;
 
 use conman_core::ids::AppId;
