@@ -555,6 +555,10 @@ async fn bad_environment_lists_and_overrides_are_refused_and_change_nothing() {
         ),
         ("empty override", one(json!({"target": {"environment": "prod"}}))),
         (
+            "unknown environment",
+            one(json!({"target": {"environment": "staging"}, "secrets": {"API_TOKEN": "override-secret-1"}})),
+        ),
+        (
             "two overrides on one target",
             json!({"profile_overrides": [
                 {"target": {"environment": "prod"}, "env_vars": {"REPLICAS": {"type": "number", "value": 5}}},

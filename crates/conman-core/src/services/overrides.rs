@@ -71,7 +71,13 @@ impl Conman {
             let profile_id = match (&o.target, o.target.resolve(&envs)) {
                 (_, Some(env)) => env.runtime_profile_id,
                 (OverrideTarget::ProfileId(id), None) => Some(*id),
-                (_, None) => None,
+                (_, None) => {
+                    return Err(Error::invalid(
+                        "target",
+                        "unknown_target",
+                        "an override targets an environment this app does not have",
+                    ))
+                }
             };
             if let Some(profile_id) = profile_id {
                 let profile = self.store().runtime_profile(app_id, profile_id).await?.ok_or_else(|| {
