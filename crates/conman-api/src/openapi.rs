@@ -62,6 +62,7 @@ use crate::routes;
         routes::comments::create,
         routes::comments::edit,
         routes::profiles::get_overrides,
+        routes::profiles::rotate_master_key,
         routes::profiles::put_overrides,
         routes::profiles::list,
         routes::profiles::create,

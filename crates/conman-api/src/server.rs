@@ -72,6 +72,7 @@ pub fn router(conman: Arc<Conman>) -> Router {
         .route("/apps/{app_id}/runtime-profiles/{profile_id}/revert", post(profiles::revert))
         .route("/apps/{app_id}/runtime-profiles/{profile_id}/secrets/{key}/reveal", post(profiles::reveal))
         .route("/apps/{app_id}/environments", get(profiles::list_environments).patch(profiles::replace_environments))
+        .route("/admin/secrets/rotate", post(profiles::rotate_master_key))
         .route("/apps/{app_id}/audit", get(audit::list))
         .route("/apps/{app_id}/jobs", get(jobs::list).post(jobs::start))
         .route("/apps/{app_id}/jobs/{job_id}", get(jobs::get))

@@ -585,3 +585,43 @@ async fn bad_environment_lists_and_overrides_are_refused_and_change_nothing() {
     let r = s.get(&t.path(&path), &t.author).await;
     assert_eq!(r.data()["profile_overrides"], json!([]));
 }
+
+/// The done-means rotation through the API: an operator rotates the master
+/// key; this server switches at once and every secret still opens; the
+/// rotation is audited without any key; non-operators and malformed keys
+/// are refused and change nothing.
+#[tokio::test]
+async fn an_operator_rotates_the_master_key_over_http_and_secrets_still_open() {
+    let t = team().await;
+    let (_, _, prod) = t.setup().await;
+    let chain = t.s.chain_len().await;
+    let new_key = "ab".repeat(32);
+    let r = t.s.req("POST", "/api/admin/secrets/rotate", Some(&t.rita), Some(json!({"new_master_key": new_key}))).await;
+    r.assert_error(403, "forbidden");
+    for bad in ["abc", &"zz".repeat(32), ""] {
+        let r =
+            t.s.req("POST", "/api/admin/secrets/rotate", Some(&t.admin), Some(json!({"new_master_key": bad}))).await;
+        r.assert_error(400, "validation_error");
+    }
+    let r = t.s.req("POST", "/api/admin/secrets/rotate", Some(&t.admin), Some(json!({"extra": 1}))).await;
+    r.assert_error(400, "validation_error");
+    assert_eq!(t.s.chain_len().await, chain, "refused rotations change nothing");
+
+    let r =
+        t.s.req("POST", "/api/admin/secrets/rotate", Some(&t.admin), Some(json!({"new_master_key": new_key}))).await;
+    r.assert_status(200);
+    assert_eq!(r.data()["rewrapped"], 4, "dev, qa and two prod secrets: {}", r.text);
+    assert_ne!(r.data()["from_key_id"], r.data()["to_key_id"]);
+    assert!(!r.text.contains(&new_key), "the answer never echoes the key");
+    let reveal = t.send("POST", &t.admin, &format!("/runtime-profiles/{prod}/secrets/DB_PASS/reveal"), None).await;
+    reveal.assert_status(200);
+    assert_eq!(reveal.data()["value"], PROD_DB, "the server opens secrets with the new key at once");
+    let shown = t.profile(&prod).await;
+    assert_eq!(shown["masked_secrets"]["API_TOKEN"]["mask"], spec_mask(PROD_TOKEN));
+    let audit = t.s.get(&t.path("/audit?limit=100"), &t.admin).await;
+    assert!(!audit.text.contains(&new_key), "the audit log never holds a key");
+    // Rotating again to the same key is refused: it is the current one now.
+    let r =
+        t.s.req("POST", "/api/admin/secrets/rotate", Some(&t.admin), Some(json!({"new_master_key": new_key}))).await;
+    r.assert_error(400, "validation_error");
+}

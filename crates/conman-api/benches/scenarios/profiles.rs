@@ -81,9 +81,9 @@ pub(super) async fn scenario_profiles(samples: usize) {
     for p in 1..100 {
         conman.create_runtime_profile(&actor, app, profile_input(&format!("p{p:03}"), 100)).await.expect("profile");
     }
-    let new_key = EnvelopeCipher::new([9; 32]);
+    let new_key = Arc::new(EnvelopeCipher::new([9; 32]));
     let t = Instant::now();
-    let report = conman.rotate_master_key(&actor, &new_key).await.expect("rotation");
+    let report = conman.rotate_master_key(&actor, new_key.clone()).await.expect("rotation");
     let rotation = t.elapsed();
     assert_eq!(report.rewrapped, 10_000);
     let after = store.secrets_of(SecretOwner::Profile(profile.id)).await.expect("secrets");

@@ -564,3 +564,30 @@ impl ProfileOverridesDto {
         ProfileOverridesDto { profile_overrides: list.iter().map(ProfileOverrideDto::from).collect() }
     }
 }
+
+/// Body of `POST /api/admin/secrets/rotate` (operators). `Debug` redacts the key.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// The new master key, 64 hex characters.
+    pub new_master_key: String,
+}
+
+impl fmt::Debug for RotateKeyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RotateKeyRequest { new_master_key: [redacted] }")
+    }
+}
+
+/// Answer of a master-key rotation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RotationDto {
+    /// Sealed values re-wrapped.
+    pub rewrapped: u64,
+    /// Key id before.
+    pub from_key_id: String,
+    /// Key id after.
+    pub to_key_id: String,
+    /// What the operator must do next.
+    pub next_step: String,
+}

@@ -217,3 +217,33 @@ pub(crate) async fn put_overrides(
     let list = c.put_changeset_profile_overrides(&actor, app_id, cs_id, req.into_input()).await?;
     Ok(ok(ProfileOverridesDto::new(&list)))
 }
+
+/// Rotate the secrets master key (operators): every data key is re-wrapped
+/// under the new key in one transaction and this server switches to it at
+/// once. Other servers and workers must be restarted with the new key
+/// (`CONMAN_SECRETS_MASTER_KEY` or `master.key`); until then they refuse to
+/// open secrets, and at start they refuse the old key.
+#[utoipa::path(post, path = "/api/admin/secrets/rotate", operation_id = "rotate_master_key",
+    tag = "runtime_profiles", security(("bearer" = [])), request_body = RotateKeyRequest,
+    responses((status = 200, body = Envelope<RotationDto>), (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
+pub(crate) async fn rotate_master_key(
+    State(c): St,
+    Authed(actor): Authed,
+    ApiJson(req): ApiJson<RotateKeyRequest>,
+) -> ApiResult<Data<RotationDto>> {
+    actor.require_operator()?;
+    let key =
+        hex::decode(req.new_master_key.trim()).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()).ok_or_else(
+            || conman_core::Error::invalid("new_master_key", "invalid_key", "the key must be 64 hex characters"),
+        )?;
+    let report = c.rotate_master_key(&actor, std::sync::Arc::new(conman_core::ports::EnvelopeCipher::new(key))).await?;
+    Ok(ok(RotationDto {
+        rewrapped: report.rewrapped,
+        from_key_id: report.from_key_id,
+        to_key_id: report.to_key_id,
+        next_step: "put the new key in CONMAN_SECRETS_MASTER_KEY (or the data directory's master.key) and restart \
+                    every other server and worker"
+            .into(),
+    }))
+}

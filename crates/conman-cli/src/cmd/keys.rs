@@ -63,8 +63,8 @@ async fn rotate(settings: &Settings, args: &SessionArgs, out: &Output, file: Opt
     let new_key = read_new_key(file)?;
     let (s, source) = session::open_with_key_source(settings, args).await?;
     s.actor.require_operator().map_err(|e| anyhow::Error::new(CoreError(e)))?;
-    let cipher = EnvelopeCipher::new(new_key);
-    let report = match s.conman.rotate_master_key(&s.actor, &cipher).await {
+    let cipher = std::sync::Arc::new(EnvelopeCipher::new(new_key));
+    let report = match s.conman.rotate_master_key(&s.actor, cipher).await {
         Err(Error::Conflict { message, .. }) => {
             return Err(anyhow::Error::new(CoreError(Error::conflict(format!(
                 "refusing to rotate with this current key: {message}"

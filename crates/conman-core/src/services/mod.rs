@@ -98,8 +98,9 @@ pub struct Conman {
     wakeup: Arc<dyn JobWakeup>,
     /// Runs gate commands (`None`: gate jobs with a command fail clearly).
     commands: Option<Arc<dyn CommandRunner>>,
-    /// Seals and opens secrets (`None`: secret operations fail clearly).
-    secrets: Option<Arc<dyn SecretCipher>>,
+    /// Seals and opens secrets (`None`: secret operations fail clearly);
+    /// swapped by a master-key rotation.
+    secrets: std::sync::RwLock<Option<Arc<dyn SecretCipher>>>,
 }
 
 impl Conman {
@@ -119,7 +120,7 @@ impl Conman {
             handlers,
             wakeup: Arc::new(NoWakeup),
             commands: None,
-            secrets: None,
+            secrets: std::sync::RwLock::new(None),
         }
     }
 
@@ -132,9 +133,15 @@ impl Conman {
     }
 
     /// Plugs in the secrets cipher (the master key's envelope encryption).
-    pub fn with_secrets(mut self, cipher: Arc<dyn SecretCipher>) -> Self {
-        self.secrets = Some(cipher);
+    pub fn with_secrets(self, cipher: Arc<dyn SecretCipher>) -> Self {
+        self.set_cipher(cipher);
         self
+    }
+
+    /// Replaces the secrets cipher (after a rotation).
+    fn set_cipher(&self, cipher: Arc<dyn SecretCipher>) {
+        let mut slot = self.secrets.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(cipher);
     }
 
     /// The configuration in force.

@@ -47,8 +47,9 @@ pub struct ProfileView {
 
 impl Conman {
     /// The secret cipher, or a clear error when this process has none.
-    pub(super) fn cipher(&self) -> Result<&dyn SecretCipher, Error> {
-        self.secrets.as_deref().ok_or_else(|| Error::internal("this process was started without a secrets master key"))
+    pub(super) fn cipher(&self) -> Result<std::sync::Arc<dyn SecretCipher>, Error> {
+        let slot = self.secrets.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.clone().ok_or_else(|| Error::internal("this process was started without a secrets master key"))
     }
 
     /// Creates a persistent runtime profile (app admins).

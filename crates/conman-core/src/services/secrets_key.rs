@@ -11,6 +11,8 @@
 //! - [`secret_binding`] is the one place that says what a sealed value is
 //!   bound to.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{Actor, AuditWhat, Conman};
@@ -50,7 +52,7 @@ impl Conman {
     pub async fn ensure_secrets_key(&self) -> Result<(), Error> {
         let cipher = self.cipher()?;
         let stored = self.store().secrets_key_id().await?;
-        check_master_key(cipher, stored.as_deref())?;
+        check_master_key(cipher.as_ref(), stored.as_deref())?;
         if stored.is_none() {
             let audit = self.audit_entry(
                 None,
@@ -66,32 +68,22 @@ impl Conman {
         Ok(())
     }
 
-    /// Re-wraps every sealed value under `new` in one unit (operators).
-    /// Afterwards only `new` opens them; restart every process with it.
-    pub async fn rotate_master_key(&self, actor: &Actor, new: &dyn SecretCipher) -> Result<RotationReport, Error> {
+    /// Re-wraps every sealed value under `new` in one unit (operators),
+    /// then makes `new` this process's cipher. Values another process
+    /// sealed with the old key while the rotation ran are re-wrapped in
+    /// follow-up units. Other processes must restart with the new key.
+    pub async fn rotate_master_key(&self, actor: &Actor, new: Arc<dyn SecretCipher>) -> Result<RotationReport, Error> {
         actor.require_operator()?;
         let cipher = self.cipher()?;
         let stored = self.store().secrets_key_id().await?;
-        check_master_key(cipher, stored.as_deref())?;
+        check_master_key(cipher.as_ref(), stored.as_deref())?;
         if new.key_id() == cipher.key_id() {
             return Err(Error::invalid("key", "same_key", "the new master key is the current one"));
         }
-        let mut rewrapped = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.store().all_secrets(after.clone(), ROTATION_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some((last.owner, last.name.clone(), last.revision));
-            for stored in page {
-                let sealed = cipher.rewrap(&stored.sealed, &secret_binding(&stored), new)?;
-                rewrapped.push(StoredSecret { sealed, ..stored });
-            }
-        }
-        let report = RotationReport {
-            rewrapped: rewrapped.len() as u64,
-            from_key_id: cipher.key_id().to_owned(),
-            to_key_id: new.key_id().to_owned(),
-        };
+        let from_key_id = cipher.key_id().to_owned();
+        let rewrapped = self.rewrapped_secrets(cipher.as_ref(), new.as_ref(), &from_key_id).await?;
+        let mut report =
+            RotationReport { rewrapped: rewrapped.len() as u64, from_key_id, to_key_id: new.key_id().to_owned() };
         let audit = self.audit_entry(
             Some(actor),
             None,
@@ -102,6 +94,39 @@ impl Conman {
             .mutate(Mutation::SetSecretsKeyId { expected: stored, key_id: report.to_key_id.clone() })
             .audit(audit);
         self.store().commit(unit).await?;
+        self.set_cipher(Arc::clone(&new));
+        for _ in 0..3 {
+            let late = self.rewrapped_secrets(cipher.as_ref(), new.as_ref(), &report.from_key_id).await?;
+            if late.is_empty() {
+                break;
+            }
+            report.rewrapped += late.len() as u64;
+            let unit = UnitOfWork::new()
+                .mutate(Mutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: late });
+            self.store().commit(unit).await?;
+        }
         Ok(report)
+    }
+
+    /// Every sealed value still wrapped by `from_key_id`, re-wrapped from
+    /// `old` to `new`.
+    async fn rewrapped_secrets(
+        &self,
+        old: &dyn SecretCipher,
+        new: &dyn SecretCipher,
+        from_key_id: &str,
+    ) -> Result<Vec<StoredSecret>, Error> {
+        let mut rewrapped = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store().all_secrets(after.clone(), ROTATION_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.owner, last.name.clone(), last.revision));
+            for stored in page.into_iter().filter(|s| s.sealed.key_id == from_key_id) {
+                let sealed = old.rewrap(&stored.sealed, &secret_binding(&stored), new)?;
+                rewrapped.push(StoredSecret { sealed, ..stored });
+            }
+        }
+        Ok(rewrapped)
     }
 }

@@ -646,7 +646,7 @@ async fn only_operators_rotate_the_master_key() {
     let mut store = MockStore::new();
     store.expect_commit().never();
     let c = conman(store).with_secrets(Arc::new(crate::ports::EnvelopeCipher::new([1; 32])));
-    let new = crate::ports::EnvelopeCipher::new([2; 32]);
-    let err = c.rotate_master_key(&actor(user(false)), &new).await.unwrap_err();
+    let new = Arc::new(crate::ports::EnvelopeCipher::new([2; 32]));
+    let err = c.rotate_master_key(&actor(user(false)), new).await.unwrap_err();
     assert_eq!(err.code(), crate::ErrorCode::Forbidden);
 }
