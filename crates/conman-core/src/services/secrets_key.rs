@@ -63,7 +63,15 @@ impl Conman {
             let unit = UnitOfWork::new()
                 .mutate(Mutation::SetSecretsKeyId { expected: None, key_id: cipher.key_id().to_owned() })
                 .audit(audit);
-            self.store().commit(unit).await?;
+            if let Err(e) = self.store().commit(unit).await {
+                // Another process starting at the same time recorded its
+                // key first: ours must be the same one.
+                let recorded = self.store().secrets_key_id().await?;
+                if recorded.is_none() {
+                    return Err(e);
+                }
+                check_master_key(cipher.as_ref(), recorded.as_deref())?;
+            }
         }
         Ok(())
     }
