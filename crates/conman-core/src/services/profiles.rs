@@ -219,13 +219,44 @@ impl Conman {
 
     /// The reader's view: every secret masked.
     async fn profile_view(&self, profile: RuntimeProfile) -> Result<ProfileView, Error> {
+        let values = self.open_profile_secrets(&profile).await?;
         let mut masked_secrets = BTreeMap::new();
         for (name, meta) in &profile.secrets {
-            let value = self.open_profile_secret(&profile, name, meta.revision).await?;
+            let value = values
+                .get(name)
+                .ok_or_else(|| Error::internal(format!("the sealed value of secret {name:?} is missing")))?;
             let mask = mask_secret(&String::from_utf8_lossy(value.expose()));
             masked_secrets.insert(name.clone(), MaskedSecret { mask, revision: meta.revision });
         }
         Ok(ProfileView { profile, masked_secrets })
+    }
+
+    /// Decrypts the current value of every secret of `profile`, reading
+    /// its sealed values in one store call.
+    pub(super) async fn open_profile_secrets(
+        &self,
+        profile: &RuntimeProfile,
+    ) -> Result<BTreeMap<String, SecretBytes>, Error> {
+        if profile.secrets.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let cipher = self.cipher()?;
+        let mut sealed: BTreeMap<(String, u32), crate::ports::crypto::SealedSecret> = self
+            .store()
+            .secrets_of(SecretOwner::Profile(profile.id))
+            .await?
+            .into_iter()
+            .map(|s| ((s.name, s.revision), s.sealed))
+            .collect();
+        let mut values = BTreeMap::new();
+        for (name, meta) in &profile.secrets {
+            let stored = sealed
+                .remove(&(name.clone(), meta.revision))
+                .ok_or_else(|| Error::internal(format!("the sealed value of secret {name:?} is missing")))?;
+            let value = cipher.open(&stored, &SecretBinding::new(profile.app_id, profile.id, name))?;
+            values.insert(name.clone(), value);
+        }
+        Ok(values)
     }
 
     fn stored_secret(

@@ -80,20 +80,22 @@ impl Conman {
             resolved.values.insert(name.clone(), env_text(&var.value));
             resolved.var_names.push(name.clone());
         }
+        let mut base_values = match &base {
+            Some(profile) => self.open_profile_secrets(profile).await?,
+            None => BTreeMap::new(),
+        };
         for (name, layer) in &secrets {
-            let value = match (layer, &base) {
-                (Layer::AppDefaults | Layer::Environment, Some(profile)) => {
-                    let revision = profile.secrets.get(name).map_or(1, |m| m.revision);
-                    self.open_profile_secret(profile, name, revision).await?
-                }
-                (Layer::Override { .. }, _) => {
+            let value = match layer {
+                Layer::AppDefaults | Layer::Environment => base_values
+                    .remove(name)
+                    .ok_or_else(|| Error::internal(format!("the sealed value of secret {name:?} is missing")))?,
+                Layer::Override { .. } => {
                     let stored =
                         self.store().secret(SecretOwner::Changeset(changeset), name, 1).await?.ok_or_else(|| {
                             Error::internal(format!("the sealed override secret {name:?} is missing"))
                         })?;
                     self.cipher()?.open(&stored.sealed, &changeset_binding(app_id, changeset, name))?
                 }
-                _ => continue,
             };
             resolved.values.insert(name.clone(), String::from_utf8_lossy(value.expose()).into_owned());
             resolved.secret_names.push(name.clone());
