@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use common::{Reply, TestServer};
 use conman_api::runtime::{run_workers, NotifyWakeup, WorkerOptions};
+use conman_core::ports::SecretCipher as _;
 use serde_json::{json, Value};
 
 /// Runs workers (polling fast) on the test server's installation until stopped.
@@ -586,6 +587,12 @@ async fn bad_environment_lists_and_overrides_are_refused_and_change_nothing() {
     assert_eq!(r.data()["profile_overrides"], json!([]));
 }
 
+/// An envelope cipher of a 64-hex key.
+fn cipher(hex_key: &str) -> conman_core::ports::EnvelopeCipher {
+    let bytes: [u8; 32] = hex::decode(hex_key).expect("hex").try_into().expect("32 bytes");
+    conman_core::ports::EnvelopeCipher::new(bytes)
+}
+
 /// The done-means rotation through the API: an operator rotates the master
 /// key; this server switches at once and every secret still opens; the
 /// rotation is audited without any key; non-operators and malformed keys
@@ -607,9 +614,20 @@ async fn an_operator_rotates_the_master_key_over_http_and_secrets_still_open() {
     r.assert_error(400, "validation_error");
     assert_eq!(t.s.chain_len().await, chain, "refused rotations change nothing");
 
+    let old_key = std::fs::read_to_string(t.s.dir.path().join("master.key")).expect("generated key file");
+    let old_cipher = cipher(old_key.trim());
     let r =
         t.s.req("POST", "/api/admin/secrets/rotate", Some(&t.admin), Some(json!({"new_master_key": new_key}))).await;
     r.assert_status(200);
+    // Every stored secret opens with the new key, and none with the old key alone.
+    let new_cipher = cipher(&new_key);
+    let stored = t.s.conman.ports().store.all_secrets(None, 1000).await.expect("secrets");
+    assert_eq!(stored.len(), 4);
+    for secret in &stored {
+        let binding = conman_core::services::secret_binding(secret);
+        assert!(new_cipher.open(&secret.sealed, &binding).is_ok(), "{} opens with the new key", secret.name);
+        assert!(old_cipher.open(&secret.sealed, &binding).is_err(), "{} no longer opens with the old key", secret.name);
+    }
     assert_eq!(r.data()["rewrapped"], 4, "dev, qa and two prod secrets: {}", r.text);
     assert_ne!(r.data()["from_key_id"], r.data()["to_key_id"]);
     assert!(!r.text.contains(&new_key), "the answer never echoes the key");

@@ -1,8 +1,8 @@
 //! Scenario 4 of `cargo xtask bench` (runtime-profiles issue), on SQLite:
-//! - decrypting the 100 secrets of one profile: through the core's profile
-//!   read, which loads the sealed values in one store call and opens every
-//!   one (as a gate run's resolution does) to mask it (bar: median ≤ 1 ms
-//!   for the 100), beside the cipher alone;
+//! - decrypting the 100 secrets of one profile as a gate run's resolution
+//!   does: one store read of the profile's sealed values, then 100 opens
+//!   (bar: median ≤ 1 ms), beside the cipher alone and the whole profile
+//!   read through the core (authorization, profile, masks);
 //! - rotating the master key over 10,000 sealed secrets (100 profiles of
 //!   100) in one unit of work (bar: ≤ 5 s).
 //!
@@ -48,6 +48,15 @@ pub(super) async fn scenario_profiles(samples: usize) {
     let sealed = store.secrets_of(SecretOwner::Profile(profile.id)).await.expect("secrets");
     assert_eq!(sealed.len(), 100);
 
+    // What `open_profile_secrets` does for a gate run: one store read, 100 opens.
+    let load_and_open = || async {
+        let sealed = store.secrets_of(SecretOwner::Profile(profile.id)).await.expect("secrets");
+        for s in &sealed {
+            let binding = SecretBinding::new(app, profile.id, s.name.clone());
+            let value = old_key.open(&s.sealed, &binding).expect("opens");
+            assert!(!value.is_empty());
+        }
+    };
     let open_all = || {
         for s in &sealed {
             let binding = SecretBinding::new(app, profile.id, s.name.clone());
@@ -57,6 +66,7 @@ pub(super) async fn scenario_profiles(samples: usize) {
     };
     for _ in 0..5 {
         open_all();
+        load_and_open().await;
     }
     let mut taken = Vec::with_capacity(samples);
     for _ in 0..samples {
@@ -65,6 +75,13 @@ pub(super) async fn scenario_profiles(samples: usize) {
         taken.push(t.elapsed());
     }
     let cipher_only = stats(taken);
+    let mut taken = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t = Instant::now();
+        load_and_open().await;
+        taken.push(t.elapsed());
+    }
+    let gate_resolution = stats(taken);
 
     for _ in 0..5 {
         conman.get_runtime_profile(&actor, app, profile.id).await.expect("warm-up");
@@ -92,11 +109,12 @@ pub(super) async fn scenario_profiles(samples: usize) {
     assert!(old_key.open(&after[0].sealed, &binding).is_err(), "the old key no longer does");
 
     row("open 100 secrets via the cipher", &cipher_only);
+    row("load + open 100 secrets (a gate run's cost)", &gate_resolution);
     row("profile read via core (opens 100 to mask)", &through_core);
     println!("  rotate the master key over 10,000 secrets    {:>10}", ms(rotation));
     println!(
-        "  bar decrypt a profile's 100 secrets (core) median ≤ 1 ms: {}",
-        verdict(through_core.median <= Duration::from_millis(1))
+        "  bar decrypt a profile's 100 secrets for a gate run median ≤ 1 ms: {}",
+        verdict(gate_resolution.median <= Duration::from_millis(1))
     );
     println!("  bar rotation of 10,000 secrets ≤ 5 s: {}", verdict(rotation <= Duration::from_secs(5)));
 }
