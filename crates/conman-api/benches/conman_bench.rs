@@ -34,7 +34,8 @@
 //! decrypting a profile's 100 secrets and rotating 10,000, see
 //! `scenarios/profiles.rs`.
 //!
-//! Run with `--quick` for fewer iterations.
+//! Run with `--quick` for fewer iterations, `--only-changesets` for
+//! scenario 3 alone.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -126,6 +127,11 @@ fn main() {
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|url| !url.trim().is_empty()));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    // `--only-changesets`: scenario 3 alone (a quick loop while tuning diffs).
+    if std::env::args().any(|a| a == "--only-changesets") {
+        rt.block_on(changesets_scenario::scenario_changesets(if quick { 30 } else { 200 }));
+        return;
+    }
     rt.block_on(async move {
         let io = scenario_workspace_io(writes, reads, cli_writes, cli_reads).await;
         let jobs = scenario_jobs(latency_samples).await;

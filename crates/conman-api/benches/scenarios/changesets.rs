@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conman_core::domain::changeset::{Changeset, ChangesetState};
+use conman_core::ports::git::{DiffDetail, Sha};
 use conman_core::ports::store::{ChangesetFilter, Mutation, PageRequest, UnitOfWork};
 use conman_core::services::{ChangesetDiff, DiffMode, NewChangeset};
 
@@ -78,8 +79,16 @@ pub(super) async fn scenario_changesets(samples: usize) {
         _ => panic!("diff modes answered the wrong shapes"),
     }
 
-    let repo = dir.path().join("repos").join(format!("{app}.git"));
     let revision = &submitted.revision;
+    let (base, head) = (Sha(revision.base_sha.clone()), Sha(revision.head_sha.clone()));
+    let mut taken = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let t = Instant::now();
+        conman.ports().git.diff(app, &base, &head, DiffDetail::Patch).await.expect("port diff");
+        taken.push(t.elapsed());
+    }
+    let port_raw = stats(taken);
+    let repo = dir.path().join("repos").join(format!("{app}.git"));
     let mut cli = Vec::new();
     for _ in 0..samples.min(50) {
         let t = Instant::now();
@@ -134,6 +143,7 @@ pub(super) async fn scenario_changesets(samples: usize) {
     let page_500 = page(500).await;
 
     row("raw diff, 20 files, via core", &raw);
+    row("raw diff via git port (patch detail)", &port_raw);
     row("raw diff via git diff (CLI)", &cli);
     row("semantic diff, 20 YAML files, via core", &semantic);
     row("list 10,000 changesets, page 1 of 20", &page_first);
