@@ -136,9 +136,9 @@ fn master_key(settings: &Settings) -> anyhow::Result<(MasterKey, MasterKeySource
 }
 
 fn parse_key(hex_key: &str) -> anyhow::Result<MasterKey> {
-    let bytes = hex::decode(hex_key).map_err(|_| anyhow::anyhow!("the master key must be 64 hex characters"))?;
-    let arr: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("the master key must be 64 hex characters"))?;
-    Ok(MasterKey(arr))
+    conman_core::ports::parse_master_key(hex_key)
+        .map(MasterKey)
+        .ok_or_else(|| anyhow::anyhow!("the master key must be 64 hex characters"))
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {

@@ -170,6 +170,12 @@ impl Error {
         }
     }
 
+    /// True for the `conflict` of a compare-and-set that lost to a
+    /// concurrent update (`details.reason = "stale_version"`).
+    pub fn is_stale_version(&self) -> bool {
+        matches!(self, Error::Conflict { details: Some(d), .. } if d["reason"] == "stale_version")
+    }
+
     /// A plain conflict.
     pub fn conflict(message: impl Into<String>) -> Self {
         Error::Conflict { message: message.into(), details: None }

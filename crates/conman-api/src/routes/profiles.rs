@@ -232,11 +232,9 @@ pub(crate) async fn rotate_master_key(
     Authed(actor): Authed,
     ApiJson(req): ApiJson<RotateKeyRequest>,
 ) -> ApiResult<Data<RotationDto>> {
-    actor.require_operator()?;
-    let key =
-        hex::decode(req.new_master_key.trim()).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()).ok_or_else(
-            || conman_core::Error::invalid("new_master_key", "invalid_key", "the key must be 64 hex characters"),
-        )?;
+    let key = conman_core::ports::parse_master_key(req.new_master_key.trim()).ok_or_else(|| {
+        conman_core::Error::invalid("new_master_key", "invalid_key", "the key must be 64 hex characters")
+    })?;
     let report = c.rotate_master_key(&actor, std::sync::Arc::new(conman_core::ports::EnvelopeCipher::new(key))).await?;
     Ok(ok(RotationDto {
         rewrapped: report.rewrapped,

@@ -62,7 +62,6 @@ impl KeysCmd {
 async fn rotate(settings: &Settings, args: &SessionArgs, out: &Output, file: Option<&Path>) -> anyhow::Result<()> {
     let new_key = read_new_key(file)?;
     let (s, source) = session::open_with_key_source(settings, args).await?;
-    s.actor.require_operator().map_err(|e| anyhow::Error::new(CoreError(e)))?;
     let cipher = std::sync::Arc::new(EnvelopeCipher::new(new_key));
     let report = match s.conman.rotate_master_key(&s.actor, cipher).await {
         Err(Error::Conflict { message, .. }) => {
@@ -127,21 +126,8 @@ fn read_new_key(file: Option<&Path>) -> anyhow::Result<[u8; 32]> {
             text
         }
     };
-    parse_hex_key(text.trim())
+    conman_core::ports::parse_master_key(text.trim())
         .ok_or_else(|| bad_input("key", "the new master key must be 64 hex characters (32 bytes)"))
-}
-
-fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
-    let digits = text.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut key = [0u8; 32];
-    for (i, pair) in digits.chunks(2).enumerate() {
-        key[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(key)
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -197,19 +183,6 @@ fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_64_hex_characters() {
-        let hex = "00ff".repeat(16);
-        let key = parse_hex_key(&hex).unwrap();
-        assert_eq!(key[0], 0x00);
-        assert_eq!(key[1], 0xff);
-        assert_eq!(to_hex(&key), hex);
-        assert!(parse_hex_key(&hex.to_uppercase()).is_some());
-        assert!(parse_hex_key(&hex[..62]).is_none());
-        assert!(parse_hex_key(&format!("{}zz", &hex[..62])).is_none());
-        assert!(parse_hex_key(&format!("{}é", &hex[..62])).is_none());
-    }
 
     #[test]
     fn replacing_keeps_the_old_file_private() {

@@ -57,6 +57,12 @@ pub struct EnvelopeCipher {
     key_id: String,
 }
 
+/// Parses a master key written as 64 hex characters (either case): the
+/// form of `CONMAN_SECRETS_MASTER_KEY`, the key file and rotation input.
+pub fn parse_master_key(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
 impl EnvelopeCipher {
     /// A cipher for `master_key`; this copy of the key is zeroized here, the
     /// caller keeps (and should zeroize) its own.
@@ -178,6 +184,19 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
     use crate::ids::{AppId, RuntimeProfileId};
+
+    #[test]
+    fn keys_are_64_hex_characters() {
+        let hex = "00ff".repeat(16);
+        let key = parse_master_key(&hex).unwrap();
+        assert_eq!(key[0], 0x00);
+        assert_eq!(key[1], 0xff);
+        assert_eq!(hex::encode(key), hex);
+        assert!(parse_master_key(&hex.to_uppercase()).is_some());
+        assert!(parse_master_key(&hex[..62]).is_none());
+        assert!(parse_master_key(&format!("{}zz", &hex[..62])).is_none());
+        assert!(parse_master_key(&format!("{}é", &hex[..62])).is_none());
+    }
 
     const OLD: [u8; 32] = [0x11; 32];
     const NEW: [u8; 32] = [0x22; 32];

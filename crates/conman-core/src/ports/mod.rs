@@ -17,7 +17,7 @@ pub mod tokens;
 
 pub use clock::Clock;
 pub use crypto::{SealedSecret, SecretBinding, SecretBytes, SecretCipher};
-pub use envelope::EnvelopeCipher;
+pub use envelope::{parse_master_key, EnvelopeCipher};
 pub use git::GitPort;
 pub use ids::IdGenerator;
 pub use mailer::Mailer;

@@ -19,4 +19,12 @@ impl Conman {
             .await?
             .ok_or_else(|| Error::internal(format!("integration branch of app {} is missing", app.id)))
     }
+
+    /// Where `head` meets the app's integration branch: what a changeset of
+    /// `head` is compared with (the integration head itself for unrelated
+    /// histories).
+    pub(super) async fn integration_merge_base(&self, app: &App, head: &Sha) -> Result<Sha, Error> {
+        let integration = self.baseline(app).await?;
+        Ok(self.git().merge_base(app.id, head, &integration).await?.unwrap_or(integration))
+    }
 }

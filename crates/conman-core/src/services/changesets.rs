@@ -17,7 +17,6 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::apps::signature_of;
 use super::gates::{gate_command, GateKind, GatePayload};
 use super::jobs::NewJob;
 use super::notifications::ChangesetNotice;
@@ -31,7 +30,7 @@ use crate::domain::workspace::Workspace;
 use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, WorkspaceId};
-use crate::ports::git::{DiffDetail, Sha, SquashRequest};
+use crate::ports::git::{DiffDetail, Sha};
 use crate::ports::store::{ChangesetFilter, Mutation, Page, PageRequest, UnitOfWork};
 use crate::rbac::Capability;
 use crate::validation::validate_title;
@@ -261,7 +260,7 @@ impl Conman {
         let mut tries = 0;
         loop {
             match self.freeze_once(actor, app_id, id, event).await {
-                Err(e) if is_stale_version(&e) && tries < 3 => tries += 1,
+                Err(e) if e.is_stale_version() && tries < 3 => tries += 1,
                 other => return other,
             }
         }
@@ -356,30 +355,10 @@ impl Conman {
         number: u32,
     ) -> Result<(Sha, Sha, Vec<String>), Error> {
         if ws.effective_commit_mode(app.settings.commit_mode_default) == CommitMode::SubmitCommit {
-            let request = SquashRequest {
-                source_ref: ws.wip_ref(),
-                branch_ref: ws.branch_ref(),
-                message: cs.title.clone(),
-                author: signature_of(actor),
-            };
-            if let Some(sha) = self.git().squash(app.id, request).await? {
-                let audit = self.audit_entry(
-                    Some(actor),
-                    Some(app.id),
-                    AuditWhat::new("workspace", ws.id, "workspace.committed")
-                        .after(serde_json::json!({ "message": cs.title, "changeset_id": cs.id }))
-                        .sha(&sha),
-                );
-                self.store().commit(UnitOfWork::new().audit(audit)).await?;
-            }
+            self.squash_edits(actor, ws, cs.title.clone(), "workspace.committed").await?;
         }
-        let head = self
-            .git()
-            .resolve_ref(app.id, &ws.branch_ref())
-            .await?
-            .ok_or_else(|| Error::internal(format!("branch of workspace {} is missing", ws.id)))?;
-        let integration = self.baseline(app).await?;
-        let base = self.git().merge_base(app.id, &head, &integration).await?.unwrap_or(integration);
+        let head = self.branch_head(ws).await?;
+        let base = self.integration_merge_base(app, &head).await?;
         let mut files = BTreeSet::new();
         for change in self.git().diff(app.id, &base, &head, DiffDetail::Paths).await? {
             files.extend(change.old_path);
@@ -544,11 +523,6 @@ impl Conman {
         }
         Ok(())
     }
-}
-
-/// A compare-and-set lost to a concurrent update.
-fn is_stale_version(e: &Error) -> bool {
-    matches!(e, Error::Conflict { details: Some(d), .. } if d["reason"] == "stale_version")
 }
 
 /// The `conflict` of a second open changeset on a workspace.

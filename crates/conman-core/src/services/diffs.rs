@@ -170,8 +170,7 @@ impl Conman {
             .ok_or_else(|| Error::internal(format!("workspace of changeset {} is missing", cs.id)))?;
         let head = self.workspace_head(&ws).await?;
         let app = self.store().app(cs.app_id).await?.ok_or(Error::NotFound(AppId::KIND))?;
-        let integration = self.baseline(&app).await?;
-        let base = self.git().merge_base(cs.app_id, &head, &integration).await?.unwrap_or(integration);
+        let base = self.integration_merge_base(&app, &head).await?;
         Ok(DiffRange { revision: None, base, head })
     }
 }

@@ -392,11 +392,7 @@ impl Conman {
                 unit.audit.extend(effects.audit);
             }
             match self.store().commit(unit).await {
-                Err(Error::Conflict { details: Some(d), .. })
-                    if retry_possible && d["reason"] == "stale_version" && tries < 3 =>
-                {
-                    tries += 1;
-                }
+                Err(e) if retry_possible && e.is_stale_version() && tries < 3 => tries += 1,
                 Err(e) => return Err(e),
                 Ok(()) => break,
             }

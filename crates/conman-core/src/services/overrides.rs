@@ -13,6 +13,7 @@
 //!   replaced together with the list in one unit; the stored list and the
 //!   audit entry carry secret names only.
 
+use super::secrets_key::binding_of;
 use super::{Actor, AuditWhat, Conman};
 use crate::domain::app::{App, ProfileApprovalPolicy};
 use crate::domain::changeset::{Changeset, ChangesetState};
@@ -97,7 +98,8 @@ impl Conman {
                     owner: SecretOwner::Changeset(cs.id),
                     name: name.clone(),
                     revision: 1,
-                    sealed: cipher.seal(value.expose().as_bytes(), &changeset_binding(app_id, cs.id, name))?,
+                    sealed: cipher
+                        .seal(value.expose().as_bytes(), &binding_of(app_id, SecretOwner::Changeset(cs.id), name))?,
                     created_at: now,
                 };
                 unit = unit.mutate(Mutation::InsertSecret(stored));
@@ -131,9 +133,4 @@ impl Conman {
         let touches = overrides.iter().any(|o| o.targets_canonical(&envs));
         Ok(if touches { base.max(2) } else { base })
     }
-}
-
-/// What a changeset's override secret is bound to (see `secret_binding`).
-pub(super) fn changeset_binding(app_id: AppId, cs: ChangesetId, name: &str) -> crate::ports::crypto::SecretBinding {
-    crate::ports::crypto::SecretBinding::new(app_id, crate::ids::RuntimeProfileId(cs.0), name)
 }

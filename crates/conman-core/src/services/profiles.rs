@@ -16,13 +16,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::secrets_key::{binding_of, secret_binding};
 use super::{Actor, AuditWhat, Conman};
 use crate::domain::runtime_profile::input::{apply_patch, build_profile, ProfileInput, ProfilePatch};
 use crate::domain::runtime_profile::revision::{revert_to, ProfileRevision, RevisionReason};
 use crate::domain::runtime_profile::{mask_secret, RuntimeProfile};
 use crate::error::Error;
 use crate::ids::{AppId, RuntimeProfileId};
-use crate::ports::crypto::{SecretBinding, SecretBytes, SecretCipher};
+use crate::ports::crypto::{SecretBytes, SecretCipher};
 use crate::ports::store::{Mutation, Page, PageRequest, SecretOwner, StoredSecret, UnitOfWork};
 use crate::rbac::Capability;
 
@@ -65,7 +66,8 @@ impl Conman {
         let cipher = self.cipher()?;
         let mut unit = UnitOfWork::new().mutate(Mutation::InsertRuntimeProfile(profile.clone()));
         for (name, value) in &input.secrets {
-            let sealed = cipher.seal(value.expose().as_bytes(), &SecretBinding::new(app_id, profile.id, name))?;
+            let sealed =
+                cipher.seal(value.expose().as_bytes(), &binding_of(app_id, SecretOwner::Profile(profile.id), name))?;
             unit = unit.mutate(Mutation::InsertSecret(self.stored_secret(&profile, name, sealed)));
         }
         let revision = ProfileRevision::snapshot(&profile, actor.user.id, RevisionReason::Create);
@@ -123,7 +125,8 @@ impl Conman {
         let cipher = self.cipher()?;
         let mut unit = UnitOfWork::new().mutate(Mutation::UpdateRuntimeProfile(updated.clone()));
         for (name, value) in &patch.set_secrets {
-            let sealed = cipher.seal(value.expose().as_bytes(), &SecretBinding::new(app_id, updated.id, name))?;
+            let sealed =
+                cipher.seal(value.expose().as_bytes(), &binding_of(app_id, SecretOwner::Profile(updated.id), name))?;
             unit = unit.mutate(Mutation::InsertSecret(self.stored_secret(&updated, name, sealed)));
         }
         let revision = ProfileRevision::snapshot(&updated, actor.user.id, RevisionReason::Patch);
@@ -214,7 +217,7 @@ impl Conman {
             .secret(SecretOwner::Profile(profile.id), name, revision)
             .await?
             .ok_or_else(|| Error::internal(format!("the sealed value of secret {name:?} is missing")))?;
-        self.cipher()?.open(&stored.sealed, &SecretBinding::new(profile.app_id, profile.id, name))
+        self.cipher()?.open(&stored.sealed, &secret_binding(&stored))
     }
 
     /// The reader's view: every secret masked.
@@ -253,7 +256,7 @@ impl Conman {
             let stored = sealed
                 .remove(&(name.clone(), meta.revision))
                 .ok_or_else(|| Error::internal(format!("the sealed value of secret {name:?} is missing")))?;
-            let value = cipher.open(&stored, &SecretBinding::new(profile.app_id, profile.id, name))?;
+            let value = cipher.open(&stored, &binding_of(profile.app_id, SecretOwner::Profile(profile.id), name))?;
             values.insert(name.clone(), value);
         }
         Ok(values)

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::overrides::changeset_binding;
+use super::secrets_key::secret_binding;
 use super::Conman;
 use crate::domain::runtime_profile::precedence::{effective_secrets, effective_variables, Layer};
 use crate::domain::runtime_profile::{EnvValue, EnvVars, Secrets};
@@ -94,7 +94,7 @@ impl Conman {
                         self.store().secret(SecretOwner::Changeset(changeset), name, 1).await?.ok_or_else(|| {
                             Error::internal(format!("the sealed override secret {name:?} is missing"))
                         })?;
-                    self.cipher()?.open(&stored.sealed, &changeset_binding(app_id, changeset, name))?
+                    self.cipher()?.open(&stored.sealed, &secret_binding(&stored))?
                 }
             };
             resolved.values.insert(name.clone(), String::from_utf8_lossy(value.expose()).into_owned());

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::{Actor, AuditWhat, Conman};
 use crate::error::Error;
-use crate::ids::RuntimeProfileId;
+use crate::ids::{AppId, RuntimeProfileId};
 use crate::ports::crypto::{check_master_key, SecretBinding, SecretCipher};
 use crate::ports::store::{Mutation, SecretOwner, StoredSecret, UnitOfWork};
 
@@ -35,15 +35,20 @@ pub struct RotationReport {
     pub to_key_id: String,
 }
 
-/// What a stored value is bound to: its app, its owner and its key name. A
-/// changeset's override secrets are bound with the changeset's id in the
-/// profile-id slot (ids are UUIDv7, unique across kinds).
+/// What a stored value is bound to: its app, its owner and its key name.
 pub fn secret_binding(stored: &StoredSecret) -> SecretBinding {
-    let owner = match stored.owner {
+    binding_of(stored.app_id, stored.owner, &stored.name)
+}
+
+/// The binding of secret `name` of `owner` in `app_id`. A changeset's
+/// override secrets are bound with the changeset's id in the profile-id
+/// slot (ids are UUIDv7, unique across kinds).
+pub(super) fn binding_of(app_id: AppId, owner: SecretOwner, name: &str) -> SecretBinding {
+    let owner = match owner {
         SecretOwner::Profile(id) => id,
         SecretOwner::Changeset(id) => RuntimeProfileId(id.0),
     };
-    SecretBinding::new(stored.app_id, owner, stored.name.clone())
+    SecretBinding::new(app_id, owner, name)
 }
 
 impl Conman {

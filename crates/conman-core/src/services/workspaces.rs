@@ -276,6 +276,11 @@ impl Conman {
         if let Some(sha) = self.git().resolve_ref(ws.app_id, &ws.wip_ref()).await? {
             return Ok(sha);
         }
+        self.branch_head(ws).await
+    }
+
+    /// The head of the workspace branch (committed edits only).
+    pub(super) async fn branch_head(&self, ws: &Workspace) -> Result<Sha, Error> {
         self.git()
             .resolve_ref(ws.app_id, &ws.branch_ref())
             .await?
