@@ -3,15 +3,15 @@
 //!
 //! Invariant: records are only appended, inside the unit's transaction and
 //! under the audit advisory lock, each at `seq` = last + 1 with `prev_hash` =
-//! the last record's hash and `hash` = [`chain_hash`] — so the chain is
-//! gap-free and verifiable however many processes write, and the schema's
-//! triggers refuse any later UPDATE, DELETE or TRUNCATE. A unit's records
-//! cost one statement however many there are: it takes the lock, reads the
-//! tail, chains and inserts, and every hash it computed is checked against
-//! [`chain_hash`] before the unit may commit.
+//! the last record's hash and `hash` = the core's `chain_hash` — so the
+//! chain is gap-free and verifiable however many processes write, and the
+//! schema's triggers refuse any later UPDATE, DELETE or TRUNCATE. A unit's
+//! records cost two statements however many there are: [`stage`] while the
+//! unit applies its mutations (no lock), and [`chain_and_commit_sql`], the
+//! unit's last message, which takes the lock, chains and commits.
 
 use async_trait::async_trait;
-use conman_core::domain::audit::{chain_content, chain_hash, AuditEntry, AuditRecord, GENESIS_HASH};
+use conman_core::domain::audit::{chain_content, AuditEntry, AuditRecord, GENESIS_HASH};
 use conman_core::domain::outbox::OutboxMessage;
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, OutboxMessageId};
@@ -166,21 +166,14 @@ impl AuditStore for PgStore {
     }
 }
 
-/// Appends `entries` to the chain, after the last stored record, in one
-/// statement (so one round trip) however many there are.
-///
-/// The statement first calls `audit_tail_locked` (migration 0004), which
-/// takes the audit lock and then reads the last record on a snapshot taken
-/// after the lock was granted — so it sees the record the previous lock
-/// holder committed. The records are then chained in SQL (`hash` =
-/// SHA-256 of `prev_hash`, a newline and the entry's canonical content, hex)
-/// and inserted; the statement answers each record's `seq`, `prev_hash` and
-/// `hash`, and every hash is checked against [`chain_hash`], the one
-/// definition: a mismatch refuses the unit rather than write a chain the
-/// verifier would reject. The lock is thus held across this statement's
-/// answer and the commit — two client round trips — where a separate lock
-/// statement, tail read and insert took four.
-pub(crate) async fn append(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<(), Error> {
+/// Stages `entries` in `audit_pending` (schema 6), in one statement however
+/// many there are, taking no lock: they are chained by the unit's last
+/// message, [`chain_and_commit_sql`], and staged rows are visible to nobody
+/// else meanwhile. Each row carries the content the core hashes
+/// ([`chain_content`]), so Postgres computes exactly [`chain_hash`] when it
+/// chains it (the conformance suite verifies the stored chain with the
+/// core's verifier, non-ASCII content included).
+pub(crate) async fn stage(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<(), Error> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -199,62 +192,45 @@ pub(crate) async fn append(conn: &mut PgConnection, entries: &[AuditEntry]) -> R
         records.requests.push(json(&e.request)?);
         records.contents.push(chain_content(e));
     }
-    let mut appended = all(
-        &mut *conn,
-        query(APPEND)
-            .bind(AUDIT_LOCK_CLASS)
-            .bind(records.ids)
-            .bind(records.occurred)
-            .bind(records.actors)
-            .bind(records.apps)
-            .bind(records.entity_types)
-            .bind(records.entity_ids)
-            .bind(records.actions)
-            .bind(records.befores)
-            .bind(records.afters)
-            .bind(records.shas)
-            .bind(records.requests)
-            .bind(records.contents)
-            .bind(GENESIS_HASH),
-        |c| Ok((c.int(0)?, c.text(1)?, c.text(2)?)),
-    )
-    .await?;
-    appended.sort_by_key(|(seq, _, _)| *seq);
-    if appended.len() != entries.len() {
-        return Err(Error::internal(format!("{} audit records written for {} entries", appended.len(), entries.len())));
-    }
-    for ((seq, prev_hash, hash), entry) in appended.iter().zip(entries) {
-        if *hash != chain_hash(prev_hash, entry) {
-            return Err(Error::internal(format!(
-                "the audit hash Postgres computed for record {seq} differs from chain_hash; the unit is refused"
-            )));
-        }
-    }
+    query(STAGE)
+        .bind(records.ids)
+        .bind(records.occurred)
+        .bind(records.actors)
+        .bind(records.apps)
+        .bind(records.entity_types)
+        .bind(records.entity_ids)
+        .bind(records.actions)
+        .bind(records.befores)
+        .bind(records.afters)
+        .bind(records.shas)
+        .bind(records.requests)
+        .bind(records.contents)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     Ok(())
 }
 
-/// The append statement (see [`append`]): `$1` is the lock class, `$2..$13`
-/// the entries' columns (JSON as text) and hashed contents, `$14` the hash
-/// before the first record.
-const APPEND: &str = "WITH RECURSIVE tail AS (
-        SELECT seq, hash FROM audit_tail_locked($1)
-     ), entry AS (
-        SELECT * FROM UNNEST($2::uuid[], $3::timestamptz[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
-                             $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+/// The staging statement (see [`stage`]): `$1..$12` are the entries'
+/// columns (JSON as text) and hashed contents; `n` keeps their order.
+const STAGE: &str = "INSERT INTO audit_pending (n, id, occurred_at, actor_id, app_id, entity_type, entity_id, action,
+                                       before_state, after_state, git_sha, request, content)
+     SELECT e.n, e.id, e.occurred_at, e.actor_id, e.app_id, e.entity_type, e.entity_id, e.action,
+            e.before_state::json, e.after_state::json, e.git_sha, e.request::json, e.content
+       FROM UNNEST($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
             WITH ORDINALITY AS e (id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state,
-                                  after_state, git_sha, request, content, n)
-     ), chain (n, seq, prev_hash, hash) AS (
-        SELECT 0::bigint, COALESCE((SELECT seq FROM tail), 0), NULL::text, COALESCE((SELECT hash FROM tail), $14)
-        UNION ALL
-        SELECT e.n, c.seq + 1, c.hash, encode(sha256(convert_to(c.hash || chr(10) || e.content, 'UTF8')), 'hex')
-          FROM chain c JOIN entry e ON e.n = c.n + 1
-     )
-     INSERT INTO audit (seq, id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state,
-                        after_state, git_sha, request, prev_hash, hash)
-     SELECT c.seq, e.id, e.occurred_at, e.actor_id, e.app_id, e.entity_type, e.entity_id, e.action,
-            e.before_state::json, e.after_state::json, e.git_sha, e.request::json, c.prev_hash, c.hash
-       FROM chain c JOIN entry e ON e.n = c.n
-     RETURNING seq, prev_hash, hash";
+                                  after_state, git_sha, request, content, n)";
+
+/// The last message of a unit that staged `staged` audit entries: one simple
+/// query that chains them under the audit lock (`audit_chain_pending`,
+/// schema 6) and commits, so the lock is released by the same message that
+/// took it — no client round trip while it is held. The function refuses
+/// (and the COMMIT does not run) unless it chained exactly `staged` records.
+/// Every value in it is a constant of this crate or the core, or a number.
+pub(crate) fn chain_and_commit_sql(staged: usize) -> String {
+    format!("SELECT audit_chain_pending({AUDIT_LOCK_CLASS}, '{GENESIS_HASH}', {staged}); COMMIT")
+}
 
 /// The columns of the audit entries one unit appends, for one `UNNEST`.
 #[derive(Default)]

@@ -19,12 +19,14 @@
 //! The audit chain across processes: appends are serialised by a
 //! transaction-scoped advisory lock, `pg_advisory_xact_lock(AUDIT_LOCK_CLASS,
 //! <oid of this schema's audit table>)`, taken inside [`Store::commit`]
-//! after the unit's mutations and before the last record is read (both by
-//! the function `audit_tail_locked`, within the statement that appends the
-//! unit's records, so the lock is held for that statement and the commit's
-//! round trip only). The lock is
-//! held until commit or rollback, so the next writer reads the record this
-//! one appended: one gap-free chain however many processes write. Chosen over
+//! by the unit's last message, after its mutations: the unit stages its
+//! entries without a lock as it goes, and that message — one simple query
+//! sent after the last mutation — runs `audit_chain_pending`, which takes
+//! the lock, reads the last record and chains the staged entries after it,
+//! and then `COMMIT`. The lock is held until the commit, so the next writer
+//! reads the record this one appended: one gap-free chain however many
+//! processes write; and since it is taken and released by one message, no
+//! client round trip or process wake-up happens while it is held. Chosen over
 //! `LOCK TABLE audit IN EXCLUSIVE MODE` because an advisory lock never
 //! blocks readers, `VACUUM` or anything else that touches the table; keying
 //! it by the table's oid keeps installations in different schemas of one
@@ -56,6 +58,7 @@ mod notify;
 mod profiles;
 #[cfg(feature = "scratch")]
 pub mod scratch;
+mod transaction;
 mod unit_of_work;
 mod users;
 mod workspaces;

@@ -1,19 +1,20 @@
 //! The one write path: [`Store::commit`] applies a unit of work in a single
 //! `READ COMMITTED` transaction on one pooled connection.
 //!
-//! Invariant: mutations apply in order, then the audit entries are chained
-//! under the audit advisory lock (see the crate docs); the transaction
-//! commits only if every step succeeded, and otherwise is rolled back before
-//! the error is returned, so a refused unit leaves no trace — not even an
-//! audit record or a job notification — and holds no lock once `commit`
-//! returns.
+//! Invariant: mutations apply in order, the unit's audit entries are staged,
+//! and the last message chains them under the audit advisory lock and
+//! commits (see the crate docs); the transaction commits only if every step
+//! succeeded, and otherwise is rolled back before the error is returned, so
+//! a refused unit leaves no trace — not even an audit record or a job
+//! notification — and holds no lock once `commit` returns.
 
 use async_trait::async_trait;
 use conman_core::ports::store::{Mutation, Store, UnitOfWork};
 use conman_core::Error;
 use sqlx::PgConnection;
 
-use crate::codec::{exists, Db as _, PgQuery};
+use crate::codec::{exists, PgQuery};
+use crate::transaction::UnitTransaction;
 use crate::{apps, audit, changesets, jobs, notify, profiles, users, workspaces, PgStore};
 
 #[async_trait]
@@ -22,15 +23,14 @@ impl Store for PgStore {
         if unit.mutations.is_empty() && unit.audit.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.db()?;
-        match apply_all(&mut tx, &unit, &self.job_channel).await {
-            Ok(()) => tx.commit().await.db(),
+        let mut tx = UnitTransaction::begin(&self.pool).await?;
+        match apply_all(tx.conn(), &unit, &self.job_channel).await {
+            Ok(()) if unit.audit.is_empty() => tx.finish("COMMIT").await,
+            Ok(()) => tx.finish(&audit::chain_and_commit_sql(unit.audit.len())).await,
             Err(err) => {
-                // Roll back now rather than when the pool recycles the
-                // connection, so the unit's row locks go with the error.
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(error = %rollback, "rolling back a refused unit failed; the pool drops the connection");
-                }
+                // Roll back now rather than when the connection is reused,
+                // so the unit's row locks go with the error.
+                tx.rollback().await;
                 Err(err)
             }
         }
@@ -38,7 +38,8 @@ impl Store for PgStore {
 }
 
 /// Applies every mutation, queues the job notification if the unit makes a
-/// job runnable (Postgres sends it at commit), then appends the audit entries.
+/// job runnable (Postgres sends it at commit), then stages the audit
+/// entries for the last message to chain.
 async fn apply_all(conn: &mut PgConnection, unit: &UnitOfWork, job_channel: &str) -> Result<(), Error> {
     for mutation in &unit.mutations {
         apply(conn, mutation).await?;
@@ -46,7 +47,7 @@ async fn apply_all(conn: &mut PgConnection, unit: &UnitOfWork, job_channel: &str
     if notify::makes_job_runnable(unit) {
         notify::notify(conn, job_channel).await?;
     }
-    audit::append(conn, &unit.audit).await
+    audit::stage(conn, &unit.audit).await
 }
 
 /// Applies one mutation inside the unit's transaction.

@@ -40,8 +40,8 @@ async fn the_audit_log_refuses_update_delete_and_truncate() {
     assert_eq!(verified_chain(&store, 10).await, before);
 }
 
-/// The database chains a unit's records itself (SHA-256 in SQL, checked
-/// against `chain_hash`): content that stresses the canonical JSON — escapes,
+/// The database chains a unit's records itself (SHA-256 in SQL over the
+/// content the core staged): content that stresses the canonical JSON — escapes,
 /// non-ASCII, nested values, nulls, a tenth-of-a-second timestamp — chains
 /// exactly as the core's verifier walks it, however many records a unit has.
 #[tokio::test]
@@ -67,6 +67,44 @@ async fn records_chained_in_the_database_verify_with_the_core() {
     let chain = verified_chain(&store, 3).await;
     assert_eq!(chain.len(), 7);
     assert_eq!(chain[2].entry.after, Some(serde_json::json!("quote \" backslash \\ tab \t newline \n")));
+}
+
+/// A unit refused after it staged its audit entries (here by a taken unique
+/// key in its second mutation) leaves no record, staged or chained, and its
+/// connection — the only one in the pool — is back outside any transaction:
+/// the next unit on it commits and chains right after the last record.
+#[tokio::test]
+async fn a_refused_unit_leaves_nothing_staged_and_its_connection_serves_the_next_unit() {
+    let Some(scratch) = common::scratch() else { return };
+    let options = conman_store_pg::PgOptions {
+        schema: Some(scratch.schema().to_owned()),
+        max_connections: 1,
+        ..conman_store_pg::PgOptions::new(scratch.url())
+    };
+    let store = PgStore::connect_with(&options).await.expect("connect");
+    let ada = user("ada");
+    store.commit(UnitOfWork::new().mutate(Mutation::InsertUser(ada.clone())).audit(user_created(&ada))).await.unwrap();
+
+    let bob = user("bob");
+    let refused = UnitOfWork::new()
+        .mutate(Mutation::InsertUser(bob.clone()))
+        .mutate(Mutation::InsertUser(ada.clone()))
+        .audit(user_created(&bob))
+        .audit(user_created(&ada));
+    let err = store.commit(refused).await.expect_err("ada exists");
+    assert_eq!(err.code(), ErrorCode::Conflict, "{err:?}");
+
+    let mut conn = scratch.raw().await;
+    let staged: i64 = sqlx::query("SELECT count(*) FROM audit_pending").fetch_one(&mut conn).await.unwrap().get(0);
+    assert_eq!(staged, 0);
+    assert_eq!(verified_chain(&store, 10).await.len(), 1);
+    assert_eq!(store.list_users(PageRequest { page: 1, limit: 10 }).await.unwrap().total, 1);
+
+    store.commit(UnitOfWork::new().mutate(Mutation::InsertUser(bob.clone())).audit(user_created(&bob))).await.unwrap();
+    let chain = verified_chain(&store, 10).await;
+    assert_eq!(chain.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+    let staged: i64 = sqlx::query("SELECT count(*) FROM audit_pending").fetch_one(&mut conn).await.unwrap().get(0);
+    assert_eq!(staged, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -108,6 +146,10 @@ async fn two_pools_committing_concurrently_keep_one_chain() {
     }
     let users = stores[1].list_users(PageRequest { page: 1, limit: 100 }).await.unwrap();
     assert_eq!(users.total, (TASKS * UNITS) as u64);
+    // Every unit chained what it staged: nothing is left behind.
+    let mut conn = scratch.raw().await;
+    let staged: i64 = sqlx::query("SELECT count(*) FROM audit_pending").fetch_one(&mut conn).await.unwrap().get(0);
+    assert_eq!(staged, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
