@@ -2,7 +2,7 @@
 //! logs, and the job mutations of a unit of work.
 //!
 //! Invariant: a job changes hands only through the claim's single
-//! `UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)`, so two claimers —
+//! `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED)`, so two claimers —
 //! in this process or another — never get the same job and never wait for
 //! each other; every change to a running job is a compare-and-set on its
 //! state and lease owner, so a worker that lost its lease changes nothing
@@ -35,7 +35,9 @@ macro_rules! job_columns {
 /// The claim. `$1` is now, `$2` the worker, `$3` the lease expiry, `$4` the
 /// allowed types or NULL. The best queued job and the best job whose lease
 /// expired are each found by a seek on `jobs_runnable` and locked (skipping
-/// rows another claimer holds), then the older of the two is taken.
+/// rows another claimer holds), then the older of the two is taken — by a
+/// scalar subquery on the primary key, which Postgres plans once and reuses
+/// (an `UPDATE ... FROM` the candidates was planned afresh on every call).
 const CLAIM: &str = concat!(
     "WITH queued AS (
         SELECT id, run_after FROM jobs
@@ -45,13 +47,11 @@ const CLAIM: &str = concat!(
         SELECT id, run_after FROM jobs
          WHERE state = 'running' AND lease_expires_at < $1 AND ($4::text[] IS NULL OR job_type = ANY ($4))
          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
-     ), pick AS (
-        SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) candidates
-         ORDER BY run_after, id LIMIT 1
      )
      UPDATE jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1,
         started_at = COALESCE(started_at, $1)
-       FROM pick WHERE jobs.id = pick.id
+      WHERE jobs.id = (SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) candidates
+                        ORDER BY run_after, id LIMIT 1)
      RETURNING ",
     "jobs.id, jobs.app_id, jobs.job_type, jobs.state, jobs.entity_type, jobs.entity_id, jobs.payload::text,
      jobs.attempts, jobs.max_attempts, jobs.run_after, jobs.lease_owner, jobs.lease_expires_at, jobs.timeout_secs,
@@ -138,28 +138,10 @@ impl JobStore for PgStore {
         let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
         let batch = Batch::new(lines, limit)?;
         // Usually the log has room: one statement, its own transaction.
-        let (appended, exists) = one(
-            &self.pool,
-            query(APPEND_FITTING)
-                .bind(job_id.0)
-                .bind(batch.count)
-                .bind(batch.bytes)
-                .bind(batch.skipped)
-                .bind(limit)
-                .bind(&batch.offsets)
-                .bind(&batch.ats)
-                .bind(&batch.streams)
-                .bind(&batch.sizes)
-                .bind(&batch.texts),
-            |c| Ok((c.opt_int(0)?.is_some(), c.flag(1)?)),
-        )
-        .await?
-        .ok_or_else(|| Error::internal("the log append answered no row"))?;
-        if appended {
-            return Ok(());
-        }
-        if !exists {
-            return Err(Error::NotFound(JobId::KIND));
+        match append_fitting(&self.pool, job_id, &batch, limit).await? {
+            (true, _) => return Ok(()),
+            (false, false) => return Err(Error::NotFound(JobId::KIND)),
+            (false, true) => {}
         }
         // Older lines must go: the general path, in a transaction.
         let mut tx = self.pool.begin().await.db()?;
@@ -270,6 +252,50 @@ impl<'a> Batch<'a> {
         }
         Ok(batch)
     }
+}
+
+/// `AppendJobLog` inside a unit: as [`JobStore::append_job_log`], on the
+/// unit's transaction.
+pub(crate) async fn append_job_log_in(
+    conn: &mut PgConnection,
+    job_id: JobId,
+    lines: &[NewLogLine],
+    limit_bytes: u64,
+) -> Result<(), Error> {
+    let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
+    let batch = Batch::new(lines, limit)?;
+    match append_fitting(&mut *conn, job_id, &batch, limit).await? {
+        (true, _) => Ok(()),
+        (false, false) => Err(Error::NotFound(JobId::KIND)),
+        (false, true) => append_trimming(conn, job_id, &batch, limit).await,
+    }
+}
+
+/// [`APPEND_FITTING`]: answers whether the batch went in (the log had room)
+/// and whether the job exists.
+async fn append_fitting<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    job_id: JobId,
+    batch: &Batch<'_>,
+    limit: i64,
+) -> Result<(bool, bool), Error> {
+    one(
+        ex,
+        query(APPEND_FITTING)
+            .bind(job_id.0)
+            .bind(batch.count)
+            .bind(batch.bytes)
+            .bind(batch.skipped)
+            .bind(limit)
+            .bind(&batch.offsets)
+            .bind(&batch.ats)
+            .bind(&batch.streams)
+            .bind(&batch.sizes)
+            .bind(&batch.texts),
+        |c| Ok((c.opt_int(0)?.is_some(), c.flag(1)?)),
+    )
+    .await?
+    .ok_or_else(|| Error::internal("the log append answered no row"))
 }
 
 /// Appends `batch` after the job's last line number, then drops the oldest

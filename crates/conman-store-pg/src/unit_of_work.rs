@@ -71,6 +71,9 @@ async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Result<(), Error
         Mutation::InsertOutbox(m) => audit::insert_outbox(conn, m).await,
         Mutation::InsertJob(j) => jobs::insert_job(conn, j).await,
         Mutation::FinishJob(f) => jobs::finish_job(conn, f).await,
+        Mutation::AppendJobLog { id, lines, limit_bytes } => {
+            jobs::append_job_log_in(conn, *id, lines, *limit_bytes).await
+        }
         Mutation::CancelQueuedJob { id, at } => jobs::cancel_queued_job(conn, *id, at).await,
         Mutation::RequestJobCancel { id } => jobs::request_job_cancel(conn, *id).await,
         Mutation::ReleaseJob { id, worker } => jobs::release_job(conn, *id, worker).await,

@@ -216,7 +216,12 @@ impl JobStore for SqliteStore {
 /// lines while the stored log exceeds `limit_bytes`. Lines of the batch that
 /// could never fit are not even inserted (their numbers are used up all the
 /// same), so one append costs in proportion to its batch, not to the log.
-fn append_log(conn: &Connection, job_id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
+pub(crate) fn append_log(
+    conn: &Connection,
+    job_id: JobId,
+    lines: &[NewLogLine],
+    limit_bytes: u64,
+) -> Result<(), Error> {
     let job = id(job_id.0);
     let (last_seq, stored, truncated): (i64, i64, bool) =
         one(conn, "SELECT log_seq, log_bytes, log_truncated FROM jobs WHERE id = ?1", [&job], |c| {

@@ -50,6 +50,7 @@ fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), Error> {
         Mutation::InsertOutbox(m) => audit::insert_outbox(conn, m),
         Mutation::InsertJob(j) => jobs::insert_job(conn, j),
         Mutation::FinishJob(f) => jobs::finish_job(conn, f),
+        Mutation::AppendJobLog { id, lines, limit_bytes } => jobs::append_log(conn, *id, lines, *limit_bytes),
         Mutation::CancelQueuedJob { id, at } => jobs::cancel_queued_job(conn, *id, at),
         Mutation::RequestJobCancel { id } => jobs::request_job_cancel(conn, *id),
         Mutation::ReleaseJob { id, worker } => jobs::release_job(conn, *id, worker),

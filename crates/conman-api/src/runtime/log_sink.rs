@@ -9,7 +9,8 @@
 //! - memory is bounded: a producer whose line fills the buffer waits for
 //!   the flush (back-pressure on the command's pipe);
 //! - [`JobLog::finish`] writes everything still buffered; a store failure
-//!   loses those lines (logged), never the job.
+//!   loses those lines (logged), never the job. [`JobLog::into_tail`] hands
+//!   them to the caller instead, who writes them with the job's end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,6 +88,18 @@ impl JobLog {
             let _ = ticker.await;
         }
         self.shared.flush().await;
+    }
+
+    /// Stops the background flushing and answers the lines still buffered
+    /// (after any append in flight), for the caller to write with the job's
+    /// end in one unit (`Conman::complete_job_with_log`).
+    pub async fn into_tail(mut self) -> Vec<NewLogLine> {
+        let _ = self.stop.send(true);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.await;
+        }
+        let _turn = self.shared.turn.lock().await;
+        std::mem::take(&mut *lock(&self.shared.pending)).lines
     }
 
     /// How many store appends this log has made so far.

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conman_core::domain::job::{Job, JobState, LogStream};
+use conman_core::domain::job::{Job, JobState, LogStream, NewLogLine};
 use conman_core::ports::runner::LogSink as _;
 use conman_core::services::{AttemptEnd, Conman, LeaseStatus};
 use conman_core::Error;
@@ -197,8 +197,15 @@ impl Slot {
                     }
                     AttemptEnd::Finished(_) => {}
                 }
-                log.finish().await;
-                match complete(&conman, &job, &self.worker, end).await {
+                // The last lines go in with the job's end: one commit.
+                let tail = log.into_tail().await;
+                let completed = complete(&conman, &job, &self.worker, end, &tail).await;
+                if completed.is_err() && !tail.is_empty() {
+                    if let Err(e) = conman.append_job_log(job.id, tail).await {
+                        tracing::warn!(job = %job.id, error = ?e, "could not store the attempt's last log lines");
+                    }
+                }
+                match completed {
                     Ok(state) => tracing::info!(
                         job = %job.id, job_type = job.job_type.as_str(), state = state.as_str(), ran_ms, "job attempt ended"
                     ),
@@ -266,12 +273,18 @@ async fn attempt(
     }
 }
 
-/// `complete_job`, retried a few times on store failures (not on
+/// `complete_job_with_log`, retried a few times on store failures (not on
 /// `conflict`: that means the lease is gone).
-async fn complete(conman: &Conman, job: &Job, worker: &str, end: AttemptEnd) -> Result<JobState, Error> {
+async fn complete(
+    conman: &Conman,
+    job: &Job,
+    worker: &str,
+    end: AttemptEnd,
+    log_tail: &[NewLogLine],
+) -> Result<JobState, Error> {
     let mut tries = 0u32;
     loop {
-        match conman.complete_job(job, worker, end.clone()).await {
+        match conman.complete_job_with_log(job, worker, end.clone(), log_tail.to_vec()).await {
             Err(e) if !matches!(e, Error::Conflict { .. }) && tries < 3 => {
                 tries += 1;
                 tracing::warn!(job = %job.id, error = ?e, tries, "recording a job's end failed; retrying");

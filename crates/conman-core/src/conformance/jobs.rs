@@ -637,6 +637,51 @@ pub async fn one_oversized_append_keeps_only_its_tail<S: Store>(store: &S) {
     assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), (27..=36).collect::<Vec<i64>>());
 }
 
+/// `AppendJobLog` in a unit appends exactly as `append_job_log` does —
+/// numbering continued, the bound kept — together with the unit's other
+/// changes: a worker's last lines and its `FinishJob` land together, and a
+/// unit refused by its `FinishJob` (the lease is gone) appends nothing; an
+/// unknown job is `not_found`.
+pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S) {
+    let billing = one_app(store).await;
+    let j = job(&billing, JobType::GateSubmit);
+    insert(store, [j.clone()]).await;
+    let t = now();
+    let running = store.claim_job(&claim_at("w1", t)).await.unwrap().expect("claimed");
+    store.append_job_log(j.id, &lines(0, 2, 10), 1000).await.unwrap();
+    let append = |from: usize, count: usize, size: usize| Mutation::AppendJobLog {
+        id: j.id,
+        lines: lines(from, count, size),
+        limit_bytes: 1000,
+    };
+
+    // Refused by the FinishJob of a worker that does not hold the lease.
+    let refused =
+        fixtures::commit(store, [append(2, 3, 10), Mutation::FinishJob(finish(&j, "w2", JobState::Succeeded, t))])
+            .await;
+    assert_code(refused, ErrorCode::Conflict);
+    let (log, _) = whole_log(store, j.id, 100).await;
+    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
+
+    // By the owner: lines and the job's end together; then past the bound.
+    fixtures::commit(store, [Mutation::FinishJob(finish(&j, "w1", JobState::Succeeded, t)), append(2, 3, 10)])
+        .await
+        .expect("the owner ends the attempt with its last lines");
+    let stored = store.job(billing.id, j.id).await.unwrap().expect("job");
+    assert_eq!((stored.state, running.attempts), (JobState::Succeeded, 1));
+    let (log, truncated) = whole_log(store, j.id, 100).await;
+    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(log[2].text, lines(2, 1, 10)[0].text);
+    assert!(!truncated);
+    fixtures::commit(store, [append(5, 20, 100)]).await.expect("an append past the bound");
+    let (log, truncated) = whole_log(store, j.id, 100).await;
+    assert!(truncated);
+    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), (16..=25).collect::<Vec<i64>>());
+
+    let unknown = Mutation::AppendJobLog { id: JobId(uuid::Uuid::now_v7()), lines: lines(0, 1, 5), limit_bytes: 1000 };
+    assert_code(fixtures::commit(store, [unknown]).await, ErrorCode::NotFound);
+}
+
 /// Counts per (type, state) over every app; zero rows are left out.
 pub async fn job_counts_group_by_type_and_state<S: Store>(store: &S) {
     assert_eq!(store.job_counts().await.unwrap(), vec![]);

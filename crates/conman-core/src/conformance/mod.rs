@@ -170,6 +170,7 @@ macro_rules! store_conformance_tests {
             log_lines_are_numbered_per_job_and_followed_with_after,
             the_log_keeps_its_newest_tail_within_the_bound,
             one_oversized_append_keeps_only_its_tail,
+            a_unit_appends_log_lines_with_its_other_changes,
             job_counts_group_by_type_and_state,
         );
         $crate::store_conformance_tests!(@module $make; units:

@@ -280,6 +280,19 @@ pub enum Mutation {
     /// the job is running (else `conflict`, changing nothing — so the effects
     /// committed in the same unit apply at most once). Clears the lease.
     FinishJob(JobFinish),
+    /// Append lines to a job's log inside the unit, exactly as
+    /// [`JobStore::append_job_log`] does on its own (the oldest lines dropped
+    /// while the log exceeds `limit_bytes`, marked truncated; an unknown job
+    /// is `not_found`). A worker ends an attempt with its last buffered lines
+    /// and the `FinishJob` in one unit: one commit instead of two.
+    AppendJobLog {
+        /// Which job.
+        id: JobId,
+        /// The lines, in order.
+        lines: Vec<NewLogLine>,
+        /// The log's bound, bytes.
+        limit_bytes: u64,
+    },
     /// Cancel a queued job (`conflict` unless it is queued).
     CancelQueuedJob {
         /// Which.

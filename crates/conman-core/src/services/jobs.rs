@@ -106,6 +106,25 @@ pub struct NewJob {
     pub timeout_secs: u64,
 }
 
+/// `lines` fit for the store: NUL replaced (text columns on Postgres refuse
+/// it, and it carries no meaning in a log) and overlong lines cut.
+fn sanitized_log_lines(mut lines: Vec<NewLogLine>) -> Vec<NewLogLine> {
+    for line in &mut lines {
+        if line.text.contains('\0') {
+            line.text = line.text.replace('\0', "\u{FFFD}");
+        }
+        if line.text.len() > JOB_LOG_MAX_LINE_BYTES {
+            let mut cut = JOB_LOG_MAX_LINE_BYTES;
+            while !line.text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.text.truncate(cut);
+            line.text.push_str(" …[line truncated]");
+        }
+    }
+    lines
+}
+
 fn job_view(job: &Job) -> Value {
     json!({
         "type": job.job_type,
@@ -280,8 +299,27 @@ impl Conman {
     /// failure, cancellation or timeout. Answers the job's new state;
     /// `conflict` when the lease was lost meanwhile (nothing is written).
     pub async fn complete_job(&self, job: &Job, worker: &str, end: AttemptEnd) -> Result<JobState, Error> {
-        let (outcome_error, retryable, result, effects, canceled) = match end {
-            AttemptEnd::Finished(JobOutcome::Succeeded { result, effects }) => {
+        self.complete_job_with_log(job, worker, end, Vec::new()).await
+    }
+
+    /// [`Conman::complete_job`], appending `log_tail` — the attempt's last
+    /// log lines — in the same unit as the job's end: nothing is written
+    /// when that unit is refused (the caller still holds the lines).
+    pub async fn complete_job_with_log(
+        &self,
+        job: &Job,
+        worker: &str,
+        end: AttemptEnd,
+        log_tail: Vec<NewLogLine>,
+    ) -> Result<JobState, Error> {
+        let log_tail = (!log_tail.is_empty()).then(|| Mutation::AppendJobLog {
+            id: job.id,
+            lines: sanitized_log_lines(log_tail),
+            limit_bytes: self.config.jobs.log_limit_bytes,
+        });
+        let (outcome_error, retryable, result, mut effects, canceled) = match end {
+            AttemptEnd::Finished(JobOutcome::Succeeded { result, mut effects }) => {
+                effects.mutations.extend(log_tail);
                 self.finish(job, worker, JobState::Succeeded, Some(result), None, effects, None).await?;
                 return Ok(JobState::Succeeded);
             }
@@ -293,6 +331,7 @@ impl Conman {
             }
             AttemptEnd::Canceled => ("canceled".to_owned(), false, None, UnitOfWork::new(), true),
         };
+        effects.mutations.extend(log_tail);
         if canceled {
             self.finish(job, worker, JobState::Canceled, result, Some(outcome_error), effects, None).await?;
             return Ok(JobState::Canceled);
@@ -326,22 +365,8 @@ impl Conman {
 
     /// Appends log lines to a job, cutting overlong lines and keeping the
     /// log within its bound.
-    pub async fn append_job_log(&self, id: JobId, mut lines: Vec<NewLogLine>) -> Result<(), Error> {
-        for line in &mut lines {
-            if line.text.contains('\0') {
-                // Text columns (Postgres) refuse NUL; it carries no meaning in a log.
-                line.text = line.text.replace('\0', "\u{FFFD}");
-            }
-            if line.text.len() > JOB_LOG_MAX_LINE_BYTES {
-                let mut cut = JOB_LOG_MAX_LINE_BYTES;
-                while !line.text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                line.text.truncate(cut);
-                line.text.push_str(" …[line truncated]");
-            }
-        }
-        self.store().append_job_log(id, &lines, self.config.jobs.log_limit_bytes).await
+    pub async fn append_job_log(&self, id: JobId, lines: Vec<NewLogLine>) -> Result<(), Error> {
+        self.store().append_job_log(id, &sanitized_log_lines(lines), self.config.jobs.log_limit_bytes).await
     }
 
     /// A log line of Conman's own, stamped now.
