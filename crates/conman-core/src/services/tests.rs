@@ -416,6 +416,49 @@ async fn a_success_commits_its_effects_in_the_same_unit_as_the_finish() {
     assert_eq!(finish_of(&units[0]).worker, "w1");
 }
 
+/// The attempt's last log lines go in the unit that ends it — sanitized as
+/// `append_job_log` does (NUL replaced, overlong lines cut) — whatever the
+/// outcome, and no line means no log mutation.
+#[tokio::test]
+async fn an_attempt_ends_with_its_last_log_lines_in_the_same_unit() {
+    use crate::domain::job::{LogStream, NewLogLine, JOB_LOG_MAX_LINE_BYTES};
+    let (store, units) = recording_store();
+    let c = conman(store);
+    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
+    let line = |text: String| NewLogLine { at: chrono::Utc::now(), stream: LogStream::System, text };
+    let tail = vec![line("done\0".into()), line("x".repeat(JOB_LOG_MAX_LINE_BYTES + 10))];
+    let ok = AttemptEnd::Finished(JobOutcome::Succeeded { result: serde_json::json!({}), effects: UnitOfWork::new() });
+    c.complete_job_with_log(&job, "w1", ok, tail).await.unwrap();
+    let failed = AttemptEnd::Finished(JobOutcome::Failed { error: "exit 1".into(), retryable: false, result: None });
+    c.complete_job_with_log(&job, "w1", failed, vec![line("gate failed".into())]).await.unwrap();
+    c.complete_job_with_log(&job, "w1", AttemptEnd::TimedOut, Vec::new()).await.unwrap();
+
+    let units = units.lock().unwrap();
+    assert_eq!(units.len(), 3, "one unit per attempt end");
+    let logged: Vec<Vec<String>> = units
+        .iter()
+        .map(|u| {
+            assert_eq!(finish_of(u).id, job.id);
+            u.mutations
+                .iter()
+                .filter_map(|m| match m {
+                    Mutation::AppendJobLog { id, lines, limit_bytes } => {
+                        assert_eq!((*id, *limit_bytes), (job.id, c.config().jobs.log_limit_bytes));
+                        Some(lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>())
+                    }
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        })
+        .collect();
+    assert_eq!(logged[0][0], "done\u{FFFD}");
+    assert!(logged[0][1].ends_with(" …[line truncated]") && logged[0][1].len() < JOB_LOG_MAX_LINE_BYTES + 30);
+    assert_eq!(logged[1], ["gate failed"]);
+    assert!(logged[2].is_empty());
+    assert!(!units[2].mutations.iter().any(|m| matches!(m, Mutation::AppendJobLog { .. })));
+}
+
 #[tokio::test]
 async fn cancelling_a_finished_job_is_an_invalid_transition_and_writes_nothing() {
     let app = app();
