@@ -67,9 +67,9 @@ impl JobLog {
         let (stop, mut stopped) = watch::channel(false);
         let ticking = Arc::clone(&shared);
         let ticker = tokio::spawn(async move {
-            // The first flush is due one period after the start (an interval's
-            // first tick is immediate): a short job's lines go in one append.
-            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
+            // The first tick is immediate: the attempt's opening line is
+            // stored at once, so a worker killed early still leaves it.
+            let mut every = tokio::time::interval(FLUSH_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
