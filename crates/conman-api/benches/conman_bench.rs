@@ -668,6 +668,8 @@ async fn worker_runs(url: &str, runs: usize) {
 
 /// One run of [`worker_processes`].
 struct WorkerRun {
+    /// Jobs run.
+    jobs: usize,
     /// From the processes' start until every job succeeded.
     total: Duration,
     /// From the processes' start until the first job succeeded (process
@@ -682,7 +684,7 @@ impl WorkerRun {
             "{} (first job done after {}, then {:.0} jobs/s)",
             ms(self.total),
             ms(self.first),
-            1999.0 / rest.as_secs_f64().max(1e-9)
+            self.jobs.saturating_sub(1) as f64 / rest.as_secs_f64().max(1e-9)
         )
     }
 }
@@ -761,7 +763,7 @@ async fn worker_processes(url: &str, jobs: usize, processes: usize, slots: usize
         }
         if succeeded == jobs as u64 {
             let total = start.elapsed();
-            break Ok(WorkerRun { total, first: first.unwrap_or(total) });
+            break Ok(WorkerRun { jobs, total, first: first.unwrap_or(total) });
         }
         if failed > 0 {
             break Err(format!("{failed} jobs failed (see the worker logs)"));

@@ -138,10 +138,8 @@ impl JobStore for PgStore {
         let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
         let batch = Batch::new(lines, limit)?;
         // Usually the log has room: one statement, its own transaction.
-        match append_fitting(&self.pool, job_id, &batch, limit).await? {
-            (true, _) => return Ok(()),
-            (false, false) => return Err(Error::NotFound(JobId::KIND)),
-            (false, true) => {}
+        if append_fitting(&self.pool, job_id, &batch, limit).await? {
+            return Ok(());
         }
         // Older lines must go: the general path, in a transaction.
         let mut tx = self.pool.begin().await.db()?;
@@ -264,22 +262,21 @@ pub(crate) async fn append_job_log_in(
 ) -> Result<(), Error> {
     let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
     let batch = Batch::new(lines, limit)?;
-    match append_fitting(&mut *conn, job_id, &batch, limit).await? {
-        (true, _) => Ok(()),
-        (false, false) => Err(Error::NotFound(JobId::KIND)),
-        (false, true) => append_trimming(conn, job_id, &batch, limit).await,
+    if append_fitting(&mut *conn, job_id, &batch, limit).await? {
+        return Ok(());
     }
+    append_trimming(conn, job_id, &batch, limit).await
 }
 
-/// [`APPEND_FITTING`]: answers whether the batch went in (the log had room)
-/// and whether the job exists.
+/// [`APPEND_FITTING`]: answers whether the batch went in (the log had room;
+/// otherwise older lines must go first). An unknown job is `not_found`.
 async fn append_fitting<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     job_id: JobId,
     batch: &Batch<'_>,
     limit: i64,
-) -> Result<(bool, bool), Error> {
-    one(
+) -> Result<bool, Error> {
+    let (appended, exists) = one(
         ex,
         query(APPEND_FITTING)
             .bind(job_id.0)
@@ -295,7 +292,11 @@ async fn append_fitting<'e>(
         |c| Ok((c.opt_int(0)?.is_some(), c.flag(1)?)),
     )
     .await?
-    .ok_or_else(|| Error::internal("the log append answered no row"))
+    .ok_or_else(|| Error::internal("the log append answered no row"))?;
+    if !appended && !exists {
+        return Err(Error::NotFound(JobId::KIND));
+    }
+    Ok(appended)
 }
 
 /// Appends `batch` after the job's last line number, then drops the oldest
