@@ -36,7 +36,8 @@
 //!
 //! Run with `--quick` for fewer iterations, `--only-changesets` for
 //! scenario 3 alone, `--only-workers` for the 4-worker-process row alone
-//! (3 runs with `--quick`, else 7, and their median).
+//! (3 runs with `--quick`, else 7, and their median), `--only-postgres-io`
+//! for scenario 1's core write and read on Postgres alone.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -140,6 +141,27 @@ fn main() {
             std::process::exit(2);
         };
         rt.block_on(worker_runs(&url, if quick { 3 } else { 7 }));
+        return;
+    }
+    // `--only-postgres-io`: scenario 1's core write and read on Postgres alone.
+    if std::env::args().any(|a| a == "--only-postgres-io") {
+        let Some(url) = postgres else {
+            println!("--only-postgres-io needs CONMAN_BENCH_DATABASE_URL (or CONMAN_TEST_DATABASE_URL)");
+            std::process::exit(2);
+        };
+        rt.block_on(async move {
+            match postgres_io(&url, writes, reads).await {
+                Ok(io) => {
+                    row("write via core (commit + audit), postgres", &io.write);
+                    row("read via core (auth + ref + blob), postgres", &io.read);
+                    println!(
+                        "  bar postgres write median ≤ 4 ms: {}",
+                        verdict(io.write.median <= Duration::from_millis(4))
+                    );
+                }
+                Err(e) => println!("  postgres rows failed: {e}"),
+            }
+        });
         return;
     }
     rt.block_on(async move {
@@ -546,21 +568,23 @@ async fn scratch_store(admin_url: &str, tag: &str) -> Result<(PgStore, ScratchDb
     Ok((store, db))
 }
 
+/// Scenario 1's core write and read on a scratch Postgres database.
+async fn postgres_io(url: &str, writes: usize, reads: usize) -> Result<IoFigures, String> {
+    let (store, db) = scratch_store(url, "io").await?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (seeded, _) = seeded_app(Arc::new(store.clone()), dir.path()).await;
+    let figures = core_io(&seeded, writes, reads).await;
+    drop(seeded);
+    store.close().await;
+    drop(db);
+    Ok(figures)
+}
+
 /// Scenario 1's core write and read and scenario 2 on Postgres, printed
 /// beside the SQLite figures, then 2,000 jobs through 4 worker processes.
 async fn postgres_rows(url: &str, sqlite: &Figures, writes: usize, reads: usize, latency_samples: usize) {
     println!("Postgres rows (scratch databases on {}, dropped afterwards)", redacted(&with_database(url, "…")));
-    let io = async {
-        let (store, db) = scratch_store(url, "io").await?;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let (seeded, _) = seeded_app(Arc::new(store.clone()), dir.path()).await;
-        let figures = core_io(&seeded, writes, reads).await;
-        drop(seeded);
-        store.close().await;
-        drop(db);
-        Ok::<_, String>(figures)
-    };
-    let io = match io.await {
+    let io = match postgres_io(url, writes, reads).await {
         Ok(io) => io,
         Err(e) => {
             println!("  postgres rows failed: {e}");

@@ -6,9 +6,12 @@
 //! the last record's hash and `hash` = the core's `chain_hash` — so the
 //! chain is gap-free and verifiable however many processes write, and the
 //! schema's triggers refuse any later UPDATE, DELETE or TRUNCATE. A unit's
-//! records cost two statements however many there are: [`stage`] while the
-//! unit applies its mutations (no lock), and [`chain_and_commit_sql`], the
-//! unit's last message, which takes the lock, chains and commits.
+//! records cost two statements however many there are, both in the unit's
+//! last message and so no round trip of their own: [`stage_sql`] (no lock)
+//! and [`chain_sql`], which takes the lock and chains, right before the
+//! `COMMIT` that releases it.
+
+use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use conman_core::domain::audit::{chain_content, AuditEntry, AuditRecord, GENESIS_HASH};
@@ -22,7 +25,7 @@ use sqlx::{query, PgConnection};
 use uuid::Uuid;
 
 use crate::codec::{self, all, exists, json, opt_ts, ts, Cols, Db as _, PgQuery};
-use crate::PgStore;
+use crate::{literal, PgStore};
 
 /// First key of the audit advisory lock, `pg_advisory_xact_lock(AUDIT_LOCK_CLASS,
 /// <oid of the audit table>)`: "cmau" in ASCII. Other Conman advisory locks
@@ -166,87 +169,68 @@ impl AuditStore for PgStore {
     }
 }
 
-/// Stages `entries` in `audit_pending` (schema 6), in one statement however
-/// many there are, taking no lock: they are chained by the unit's last
-/// message, [`chain_and_commit_sql`], and staged rows are visible to nobody
-/// else meanwhile. Each row carries the content the core hashes
-/// ([`chain_content`]), so Postgres computes exactly [`chain_hash`] when it
-/// chains it (the conformance suite verifies the stored chain with the
-/// core's verifier, non-ASCII content included).
-pub(crate) async fn stage(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<(), Error> {
+/// Appends to `out` the statement that stages `entries` in `audit_pending`
+/// (schema 6), one statement however many there are, taking no lock: they
+/// are chained by [`chain_sql`] later in the same message, and staged rows
+/// are visible to nobody else meanwhile. The values are written as literals
+/// (see `literal.rs`), so staging costs no round trip of its own. Each row
+/// carries the content the core hashes ([`chain_content`]), so Postgres
+/// computes exactly [`chain_hash`] when it chains it (the conformance suite
+/// verifies the stored chain with the core's verifier, non-ASCII content
+/// included).
+///
+/// [`chain_hash`]: conman_core::domain::audit::chain_hash
+pub(crate) fn stage_sql(out: &mut String, entries: &[AuditEntry]) -> Result<(), Error> {
     if entries.is_empty() {
         return Ok(());
     }
-    let mut records = Records::default();
-    for e in entries {
-        records.ids.push(e.id.0);
-        records.occurred.push(ts(&e.occurred_at));
-        records.actors.push(e.actor_id.map(|u| u.0));
-        records.apps.push(e.app_id.map(|a| a.0));
-        records.entity_types.push(e.entity_type.as_str());
-        records.entity_ids.push(e.entity_id.as_str());
-        records.actions.push(e.action.as_str());
-        records.befores.push(e.before.as_ref().map(json).transpose()?);
-        records.afters.push(e.after.as_ref().map(json).transpose()?);
-        records.shas.push(e.git_sha.as_deref());
-        records.requests.push(json(&e.request)?);
-        records.contents.push(chain_content(e));
+    out.push_str(
+        "INSERT INTO audit_pending (n, id, occurred_at, actor_id, app_id, entity_type, entity_id, action, \
+         before_state, after_state, git_sha, request, content) VALUES ",
+    );
+    for (n, e) in entries.iter().enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "({}, ", n + 1);
+        literal::uuid(out, e.id.0);
+        out.push_str(", ");
+        literal::timestamp(out, &e.occurred_at);
+        out.push_str(", ");
+        literal::opt_uuid(out, e.actor_id.map(|u| u.0));
+        out.push_str(", ");
+        literal::opt_uuid(out, e.app_id.map(|a| a.0));
+        out.push_str(", ");
+        literal::text(out, &e.entity_type)?;
+        out.push_str(", ");
+        literal::text(out, &e.entity_id)?;
+        out.push_str(", ");
+        literal::text(out, &e.action)?;
+        out.push_str(", ");
+        literal::opt_text(out, e.before.as_ref().map(json).transpose()?.as_deref())?;
+        out.push_str("::json, ");
+        literal::opt_text(out, e.after.as_ref().map(json).transpose()?.as_deref())?;
+        out.push_str("::json, ");
+        literal::opt_text(out, e.git_sha.as_deref())?;
+        out.push_str(", ");
+        literal::text(out, &json(&e.request)?)?;
+        out.push_str("::json, ");
+        literal::text(out, &chain_content(e))?;
+        out.push(')');
     }
-    query(STAGE)
-        .bind(records.ids)
-        .bind(records.occurred)
-        .bind(records.actors)
-        .bind(records.apps)
-        .bind(records.entity_types)
-        .bind(records.entity_ids)
-        .bind(records.actions)
-        .bind(records.befores)
-        .bind(records.afters)
-        .bind(records.shas)
-        .bind(records.requests)
-        .bind(records.contents)
-        .execute(&mut *conn)
-        .await
-        .db()?;
+    out.push_str("; ");
     Ok(())
 }
 
-/// The staging statement (see [`stage`]): `$1..$12` are the entries'
-/// columns (JSON as text) and hashed contents; `n` keeps their order.
-const STAGE: &str = "INSERT INTO audit_pending (n, id, occurred_at, actor_id, app_id, entity_type, entity_id, action,
-                                       before_state, after_state, git_sha, request, content)
-     SELECT e.n, e.id, e.occurred_at, e.actor_id, e.app_id, e.entity_type, e.entity_id, e.action,
-            e.before_state::json, e.after_state::json, e.git_sha, e.request::json, e.content
-       FROM UNNEST($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
-                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
-            WITH ORDINALITY AS e (id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state,
-                                  after_state, git_sha, request, content, n)";
-
-/// The last message of a unit that staged `staged` audit entries: one simple
-/// query that chains them under the audit lock (`audit_chain_pending`,
-/// schema 6) and commits, so the lock is released by the same message that
-/// took it — no client round trip while it is held. The function refuses
-/// (and the COMMIT does not run) unless it chained exactly `staged` records.
-/// Every value in it is a constant of this crate or the core, or a number.
-pub(crate) fn chain_and_commit_sql(staged: usize) -> String {
-    format!("SELECT audit_chain_pending({AUDIT_LOCK_CLASS}, '{GENESIS_HASH}', {staged}); COMMIT")
-}
-
-/// The columns of the audit entries one unit appends, for one `UNNEST`.
-#[derive(Default)]
-struct Records<'a> {
-    ids: Vec<Uuid>,
-    occurred: Vec<Timestamp>,
-    actors: Vec<Option<Uuid>>,
-    apps: Vec<Option<Uuid>>,
-    entity_types: Vec<&'a str>,
-    entity_ids: Vec<&'a str>,
-    actions: Vec<&'a str>,
-    befores: Vec<Option<String>>,
-    afters: Vec<Option<String>>,
-    shas: Vec<Option<&'a str>>,
-    requests: Vec<String>,
-    contents: Vec<String>,
+/// Appends to `out` the statement that chains the `staged` entries the
+/// unit staged (`audit_chain_pending`, schema 6) under the audit lock. It
+/// comes last in the unit's last message, right before `COMMIT`, so the lock
+/// is released by the same message that took it — no client round trip
+/// while it is held. The function refuses (and the `COMMIT` does not run)
+/// unless it chained exactly `staged` records. Every value in it is a
+/// constant of this crate or the core, or a number.
+pub(crate) fn chain_sql(out: &mut String, staged: usize) {
+    let _ = write!(out, "SELECT audit_chain_pending({AUDIT_LOCK_CLASS}, '{GENESIS_HASH}', {staged}); ");
 }
 
 /// `InsertOutbox`.

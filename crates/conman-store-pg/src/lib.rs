@@ -19,11 +19,13 @@
 //! The audit chain across processes: appends are serialised by a
 //! transaction-scoped advisory lock, `pg_advisory_xact_lock(AUDIT_LOCK_CLASS,
 //! <oid of this schema's audit table>)`, taken inside [`Store::commit`]
-//! by the unit's last message, after its mutations: the unit stages its
-//! entries without a lock as it goes, and that message — one simple query
-//! sent after the last mutation — runs `audit_chain_pending`, which takes
-//! the lock, reads the last record and chains the staged entries after it,
-//! and then `COMMIT`. The lock is held until the commit, so the next writer
+//! by the unit's last message, after its mutations: that message — one
+//! simple query sent after the last mutation, with the entries written in
+//! it as literals (`literal.rs`) — stages the entries without a lock, runs
+//! `audit_chain_pending`, which takes the lock, reads the last record and
+//! chains the staged entries after it, and then `COMMIT`s. A unit with no
+//! mutation (an audited workspace write, say) is that one message alone,
+//! `BEGIN` included. The lock is held until the commit, so the next writer
 //! reads the record this one appended: one gap-free chain however many
 //! processes write; and since it is taken and released by one message, no
 //! client round trip or process wake-up happens while it is held. Chosen over
@@ -53,6 +55,7 @@ mod audit;
 mod changesets;
 mod codec;
 mod jobs;
+mod literal;
 mod migrate;
 mod notify;
 mod profiles;

@@ -22,12 +22,11 @@ use conman_core::domain::job::JobState;
 use conman_core::ports::store::{Mutation, UnitOfWork};
 use conman_core::Error;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{Executor as _, PgConnection, PgPool};
+use sqlx::{Executor as _, PgPool};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::codec::Db as _;
-use crate::PgStore;
+use crate::{literal, PgStore};
 
 /// The job channel of the default schema, and the prefix of the others.
 const CHANNEL: &str = "conman_jobs";
@@ -66,10 +65,13 @@ pub(crate) fn makes_job_runnable(unit: &UnitOfWork) -> bool {
     })
 }
 
-/// Queues a notification on `channel`, delivered when the caller's
-/// transaction commits.
-pub(crate) async fn notify(conn: &mut PgConnection, channel: &str) -> Result<(), Error> {
-    sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(conn).await.db()?;
+/// Appends to `out` the statement that queues a notification on `channel`,
+/// delivered when the transaction it runs in commits (it goes in a unit's
+/// last message, before the `COMMIT`).
+pub(crate) fn notify_sql(out: &mut String, channel: &str) -> Result<(), Error> {
+    out.push_str("SELECT pg_notify(");
+    literal::text(out, channel)?;
+    out.push_str(", ''); ");
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! The one write path: [`Store::commit`] applies a unit of work in a single
 //! `READ COMMITTED` transaction on one pooled connection.
 //!
-//! Invariant: mutations apply in order, the unit's audit entries are staged,
-//! and the last message chains them under the audit advisory lock and
-//! commits (see the crate docs); the transaction commits only if every step
+//! Invariant: mutations apply in order, then the unit's last message stages
+//! its audit entries, chains them under the audit advisory lock and commits
+//! (see the crate docs); the transaction commits only if every step
 //! succeeded, and otherwise is rolled back before the error is returned, so
 //! a refused unit leaves no trace — not even an audit record or a job
 //! notification — and holds no lock once `commit` returns.
@@ -14,7 +14,7 @@ use conman_core::Error;
 use sqlx::PgConnection;
 
 use crate::codec::{exists, PgQuery};
-use crate::transaction::UnitTransaction;
+use crate::transaction::{UnitTransaction, BEGIN};
 use crate::{apps, audit, changesets, jobs, notify, profiles, users, workspaces, PgStore};
 
 #[async_trait]
@@ -23,31 +23,51 @@ impl Store for PgStore {
         if unit.mutations.is_empty() && unit.audit.is_empty() {
             return Ok(());
         }
-        let mut tx = UnitTransaction::begin(&self.pool).await?;
-        match apply_all(tx.conn(), &unit, &self.job_channel).await {
-            Ok(()) if unit.audit.is_empty() => tx.finish("COMMIT").await,
-            Ok(()) => tx.finish(&audit::chain_and_commit_sql(unit.audit.len())).await,
-            Err(err) => {
+        // Built first: a value that cannot be written refuses the unit
+        // before anything is sent.
+        let last = last_message(&unit, &self.job_channel)?;
+        let mut tx = UnitTransaction::acquire(&self.pool).await?;
+        if !unit.mutations.is_empty() {
+            if let Err(err) = begin_and_apply(&mut tx, &unit).await {
                 // Roll back now rather than when the connection is reused,
                 // so the unit's row locks go with the error.
                 tx.rollback().await;
-                Err(err)
+                return Err(err);
             }
         }
+        tx.finish(&last).await
     }
 }
 
-/// Applies every mutation, queues the job notification if the unit makes a
-/// job runnable (Postgres sends it at commit), then stages the audit
-/// entries for the last message to chain.
-async fn apply_all(conn: &mut PgConnection, unit: &UnitOfWork, job_channel: &str) -> Result<(), Error> {
+/// Begins the transaction and applies every mutation in order.
+async fn begin_and_apply(tx: &mut UnitTransaction, unit: &UnitOfWork) -> Result<(), Error> {
+    tx.begin().await?;
     for mutation in &unit.mutations {
-        apply(conn, mutation).await?;
+        apply(tx.conn(), mutation).await?;
+    }
+    Ok(())
+}
+
+/// The unit's last message, one simple query: `BEGIN` when there was no
+/// mutation to apply first; the job notification if the unit makes a job
+/// runnable (Postgres sends it at commit); the audit entries staged and
+/// chained under the audit lock; `COMMIT`. An audit-only unit — most writes
+/// of workspace files — is one round trip.
+fn last_message(unit: &UnitOfWork, job_channel: &str) -> Result<String, Error> {
+    let mut last = String::new();
+    if unit.mutations.is_empty() {
+        last.push_str(BEGIN);
+        last.push_str("; ");
     }
     if notify::makes_job_runnable(unit) {
-        notify::notify(conn, job_channel).await?;
+        notify::notify_sql(&mut last, job_channel)?;
     }
-    audit::stage(conn, &unit.audit).await
+    if !unit.audit.is_empty() {
+        audit::stage_sql(&mut last, &unit.audit)?;
+        audit::chain_sql(&mut last, unit.audit.len());
+    }
+    last.push_str("COMMIT");
+    Ok(last)
 }
 
 /// Applies one mutation inside the unit's transaction.
