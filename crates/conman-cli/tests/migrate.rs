@@ -153,6 +153,7 @@ async fn build_source(conman: &Conman, data_dir: &Path) -> AppId {
         now,
         lease_until: now + Duration::from_secs(30),
         types: Some(vec![JobType::Notify]),
+        opening_line_limit_bytes: None,
     };
     assert_eq!(store.claim_job(&claim).await.unwrap().map(|j| j.id), Some(job.id));
     // And one still queued.

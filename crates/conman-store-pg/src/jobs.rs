@@ -14,7 +14,7 @@
 //! that must drop older lines takes the multi-statement transaction.
 
 use async_trait::async_trait;
-use conman_core::domain::job::{Job, JobLogLine, JobState, JobType, NewLogLine};
+use conman_core::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, JobId};
 use conman_core::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, JobStore, Page, PageRequest};
@@ -32,32 +32,102 @@ macro_rules! job_columns {
     };
 }
 
-/// The claim. `$1` is now, `$2` the worker, `$3` the lease expiry, `$4` the
-/// allowed types or NULL. The best queued job and the best job whose lease
+/// The text of [`attempt_opening_line`] for attempt `$attempt` of
+/// `$max`, composed in SQL (`$2` is the worker); the conformance suite holds
+/// it to the core's function.
+macro_rules! opening_line {
+    ($attempt:literal, $max:literal) => {
+        concat!("('attempt ' || (", $attempt, ") || ' of ' || ", $max, " || ' on worker ' || $2)")
+    };
+}
+
+/// Whether the claim opens the log: an opening line is asked for (`$5`)
+/// and fits within it after `$bytes` already stored.
+macro_rules! opening_fits {
+    ($bytes:literal, $attempt:literal, $max:literal) => {
+        concat!(
+            "($5::bigint IS NOT NULL AND ",
+            $bytes,
+            " + octet_length(",
+            opening_line!($attempt, $max),
+            ") <= $5::bigint)"
+        )
+    };
+}
+
+/// The claim, with `$types` the filter on job types. `$1` is now, `$2` the
+/// worker, `$3` the lease expiry, `$4` the allowed types (unused without a
+/// filter), `$5` the log bound for the attempt's opening line
+/// or NULL for none. The best queued job and the best job whose lease
 /// expired are each found by a seek on `jobs_runnable` and locked (skipping
 /// rows another claimer holds), then the older of the two is taken — by a
 /// scalar subquery on the primary key, which Postgres plans once and reuses
 /// (an `UPDATE ... FROM` the candidates was planned afresh on every call).
-const CLAIM: &str = concat!(
+/// The same statement opens the attempt's log when the line fits within the
+/// bound (the locked candidate's `log_bytes` is the row's current size, as
+/// nobody else can change it meanwhile): it numbers the line and counts its
+/// bytes on the job row, and inserts it. It answers the job and whether the
+/// line went in; one that did not fit is appended by the general path.
+macro_rules! claim {
+    ($types:literal) => {
+        concat!(
     "WITH queued AS (
-        SELECT id, run_after FROM jobs
-         WHERE state = 'queued' AND run_after <= $1 AND ($4::text[] IS NULL OR job_type = ANY ($4))
+        SELECT id, run_after, log_bytes FROM jobs
+         WHERE state = 'queued' AND run_after <= $1", $types, "
          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
      ), expired AS (
-        SELECT id, run_after FROM jobs
-         WHERE state = 'running' AND lease_expires_at < $1 AND ($4::text[] IS NULL OR job_type = ANY ($4))
+        SELECT id, run_after, log_bytes FROM jobs
+         WHERE state = 'running' AND lease_expires_at < $1", $types, "
          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
-     )
-     UPDATE jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1,
-        started_at = COALESCE(started_at, $1)
-      WHERE jobs.id = (SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) candidates
-                        ORDER BY run_after, id LIMIT 1)
-     RETURNING ",
+     ), candidate AS (
+        SELECT id, log_bytes FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) candidates
+         ORDER BY run_after, id LIMIT 1
+     ), claimed AS (
+        UPDATE jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1,
+            started_at = COALESCE(started_at, $1),
+            log_seq = log_seq + CASE WHEN ",
+    opening_fits!("jobs.log_bytes", "jobs.attempts + 1", "jobs.max_attempts"),
+    " THEN 1 ELSE 0 END,
+            log_bytes = log_bytes + CASE WHEN ",
+    opening_fits!("jobs.log_bytes", "jobs.attempts + 1", "jobs.max_attempts"),
+    " THEN octet_length(",
+    opening_line!("jobs.attempts + 1", "jobs.max_attempts"),
+    ") ELSE 0 END
+         WHERE jobs.id = (SELECT id FROM candidate)
+         RETURNING ",
     "jobs.id, jobs.app_id, jobs.job_type, jobs.state, jobs.entity_type, jobs.entity_id, jobs.payload::text,
-     jobs.attempts, jobs.max_attempts, jobs.run_after, jobs.lease_owner, jobs.lease_expires_at, jobs.timeout_secs,
-     jobs.cancel_requested, jobs.result::text, jobs.error, jobs.created_by, jobs.created_at, jobs.started_at,
-     jobs.finished_at"
-);
+         jobs.attempts, jobs.max_attempts, jobs.run_after, jobs.lease_owner, jobs.lease_expires_at, jobs.timeout_secs,
+         jobs.cancel_requested, jobs.result::text, jobs.error, jobs.created_by, jobs.created_at, jobs.started_at,
+         jobs.finished_at, jobs.log_seq, (SELECT log_bytes FROM candidate) AS old_bytes
+     ), opened AS (
+        INSERT INTO job_logs (job_id, seq, at, stream, bytes, text)
+        SELECT claimed.id, claimed.log_seq, $1, 'system', octet_length(",
+    opening_line!("claimed.attempts", "claimed.max_attempts"),
+    "), ",
+    opening_line!("claimed.attempts", "claimed.max_attempts"),
+    "
+          FROM claimed
+         WHERE ",
+    opening_fits!("claimed.old_bytes", "claimed.attempts", "claimed.max_attempts"),
+    "
+     )
+     SELECT id, app_id, job_type, state, entity_type, entity_id, payload, attempts, max_attempts, run_after,
+            lease_owner, lease_expires_at, timeout_secs, cancel_requested, result, error, created_by, created_at,
+            started_at, finished_at, ",
+    opening_fits!("old_bytes", "attempts", "max_attempts"),
+    " FROM claimed"
+        )
+    };
+}
+
+/// [`claim!`] of any job type.
+const CLAIM_ANY: &str = claim!("");
+
+/// [`claim!`] of the job types in `$4`. A separate statement rather than a
+/// `$4 IS NULL OR ...` filter: that filter made the planner expect a single
+/// row and pick a bitmap scan and a sort of every queued job over the
+/// ordered index scan that stops at the first one.
+const CLAIM_OF_TYPES: &str = claim!(" AND job_type = ANY ($4)");
 
 fn job(c: &Cols<'_>) -> Result<Job, Error> {
     Ok(Job {
@@ -123,9 +193,24 @@ impl JobStore for PgStore {
     async fn claim_job(&self, claim: &JobClaim) -> Result<Option<Job>, Error> {
         let types: Option<Vec<String>> =
             claim.types.as_ref().map(|types| types.iter().map(|t| t.as_str().to_owned()).collect());
+        let limit = claim.opening_line_limit_bytes.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX));
+        let sql = if types.is_some() { CLAIM_OF_TYPES } else { CLAIM_ANY };
         let claim_query =
-            query(CLAIM).bind(ts(&claim.now)).bind(&claim.worker).bind(ts(&claim.lease_until)).bind(types);
-        one(&self.pool, claim_query, job).await
+            query(sql).bind(ts(&claim.now)).bind(&claim.worker).bind(ts(&claim.lease_until)).bind(types).bind(limit);
+        let Some((job, opened)) = one(&self.pool, claim_query, |c| Ok((job(c)?, c.flag(20)?))).await? else {
+            return Ok(None);
+        };
+        if let (false, Some(limit)) = (opened, claim.opening_line_limit_bytes) {
+            // The log is full: older lines must go first, in a transaction of
+            // its own. The claim is committed already, so the job is this
+            // worker's whether or not the line can be stored.
+            let text = attempt_opening_line(job.attempts, job.max_attempts, &claim.worker);
+            let line = NewLogLine { at: claim.now, stream: LogStream::System, text };
+            if let Err(e) = self.append_job_log(job.id, &[line], limit).await {
+                tracing::warn!(job = %job.id, error = ?e, "could not store the attempt's opening log line");
+            }
+        }
+        Ok(Some(job))
     }
 
     async fn renew_job_lease(&self, job_id: JobId, worker: &str, until: Timestamp) -> Result<Option<bool>, Error> {

@@ -191,8 +191,13 @@ async fn claimers_on_two_pools_never_share_a_job() {
         .map(|w| {
             let store = Arc::clone(&stores[w % 2]);
             tokio::spawn(async move {
-                let claim =
-                    JobClaim { worker: format!("w{w}"), now: t, lease_until: fixtures::later(t, 3600), types: None };
+                let claim = JobClaim {
+                    worker: format!("w{w}"),
+                    now: t,
+                    lease_until: fixtures::later(t, 3600),
+                    types: None,
+                    opening_line_limit_bytes: None,
+                };
                 let mut mine = Vec::new();
                 while let Some(job) = store.claim_job(&claim).await.expect("claim") {
                     assert_eq!(job.lease_owner.as_deref(), Some(claim.worker.as_str()));

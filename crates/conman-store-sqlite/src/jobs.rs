@@ -2,7 +2,7 @@
 //! job logs, and the job mutations of a unit of work.
 //!
 //! Invariant: a job changes hands only inside a `BEGIN IMMEDIATE`
-//! transaction, so two claimers — in this process or another — never get the
+//! transaction (which also opens the attempt's log), so two claimers — in this process or another — never get the
 //! same job; every change to a running job is a compare-and-set on its state
 //! and lease owner, so a worker that lost its lease changes nothing (and the
 //! unit carrying the change rolls back whole). A job's stored log never
@@ -10,7 +10,7 @@
 //! tracks the stored UTF-8 size, and the oldest lines go first.
 
 use async_trait::async_trait;
-use conman_core::domain::job::{Job, JobLogLine, JobState, JobType, NewLogLine};
+use conman_core::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, JobId};
 use conman_core::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, JobStore, Page, PageRequest};
@@ -156,8 +156,17 @@ impl JobStore for SqliteStore {
             .as_ref()
             .map(|types| json(&types.iter().map(|t| t.as_str()).collect::<Vec<_>>()))
             .transpose()?;
-        let (worker, now, until) = (claim.worker.clone(), ts(&claim.now), ts(&claim.lease_until));
-        self.transaction(move |tx| one(tx, claim_job!(), params![now, worker, until, types], job)).await
+        let claim = claim.clone();
+        self.transaction(move |tx| {
+            let (now, until) = (ts(&claim.now), ts(&claim.lease_until));
+            let claimed = one(tx, claim_job!(), params![now, claim.worker, until, types], job)?;
+            if let (Some(job), Some(limit)) = (&claimed, claim.opening_line_limit_bytes) {
+                let text = attempt_opening_line(job.attempts, job.max_attempts, &claim.worker);
+                append_log(tx, job.id, &[NewLogLine { at: claim.now, stream: LogStream::System, text }], limit)?;
+            }
+            Ok(claimed)
+        })
+        .await
     }
 
     async fn renew_job_lease(&self, job_id: JobId, worker: &str, until: Timestamp) -> Result<Option<bool>, Error> {

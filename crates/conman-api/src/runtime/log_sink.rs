@@ -55,7 +55,8 @@ struct Pending {
 }
 
 impl JobLog {
-    /// A log for `job`, flushed in the background every ~100 ms.
+    /// A log for `job`, flushed in the background every ~100 ms (the first
+    /// time ~100 ms after the start).
     pub fn start(conman: Arc<Conman>, job: JobId) -> JobLog {
         let shared = Arc::new(Shared {
             conman,
@@ -67,9 +68,10 @@ impl JobLog {
         let (stop, mut stopped) = watch::channel(false);
         let ticking = Arc::clone(&shared);
         let ticker = tokio::spawn(async move {
-            // The first tick is immediate: the attempt's opening line is
-            // stored at once, so a worker killed early still leaves it.
-            let mut every = tokio::time::interval(FLUSH_EVERY);
+            // The first flush comes one period in: the attempt's opening
+            // line is already stored (the claim wrote it), and a job that
+            // ends sooner writes its lines with its end, in one commit.
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

@@ -179,9 +179,8 @@ impl Slot {
             worker = %self.worker, waited_ms = waited.as_millis() as u64, "job started"
         );
         let started = Instant::now();
+        // The claim wrote the attempt's opening line; the log goes on from it.
         let log = JobLog::start(Arc::clone(&conman), job.id);
-        let note = format!("attempt {} of {} on worker {}", job.attempts, job.max_attempts, self.worker);
-        log.line(LogStream::System, note).await;
         let attempt = attempt(&conman, &self.worker, &self.options, &mut self.stop, &job, &log).await;
         let ran = started.elapsed();
         metrics::observe_run(job.job_type, ran);

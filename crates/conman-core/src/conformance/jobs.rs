@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::fixtures::{self, app, audit_entry, job, later, now, outbox, setup};
 use super::{assert_code, Spawner};
 use crate::domain::app::App;
-use crate::domain::job::{Job, JobState, JobType, LogStream, NewLogLine};
+use crate::domain::job::{attempt_opening_line, Job, JobState, JobType, LogStream, NewLogLine};
 use crate::domain::Timestamp;
 use crate::error::ErrorCode;
 use crate::ids::JobId;
@@ -39,7 +39,7 @@ async fn insert<S: Store + ?Sized>(store: &S, jobs: impl IntoIterator<Item = Job
 
 /// A claim by `worker` at `at`, leased for 30 s, of any type.
 fn claim_at(worker: &str, at: Timestamp) -> JobClaim {
-    JobClaim { worker: worker.into(), now: at, lease_until: later(at, 30), types: None }
+    JobClaim { worker: worker.into(), now: at, lease_until: later(at, 30), types: None, opening_line_limit_bytes: None }
 }
 
 /// `worker` claims at `at`; answers the claimed job's id.
@@ -680,6 +680,66 @@ pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S
 
     let unknown = Mutation::AppendJobLog { id: JobId(uuid::Uuid::now_v7()), lines: lines(0, 1, 5), limit_bytes: 1000 };
     assert_code(fixtures::commit(store, [unknown]).await, ErrorCode::NotFound);
+}
+
+/// A claim asked to open the attempt's log appends, in the same write, the
+/// core's [`attempt_opening_line`] for the new attempt count (stream
+/// `system`, stamped with the claim's time, numbered after the lines
+/// already there); a reclaim opens the next attempt the same way; a claim
+/// not asked to writes no line.
+pub async fn a_claim_opens_the_attempts_log<S: Store>(store: &S) {
+    let billing = one_app(store).await;
+    let (j, quiet) = (job(&billing, JobType::GateSubmit), job(&billing, JobType::GateSubmit));
+    let quiet = Job { run_after: later(j.run_after, 1), ..quiet };
+    insert(store, [j.clone(), quiet.clone()]).await;
+    store.append_job_log(j.id, &lines(0, 2, 10), 1000).await.unwrap();
+    let t = now();
+    let opening = |worker: &str, at| JobClaim { opening_line_limit_bytes: Some(1000), ..claim_at(worker, at) };
+
+    let first = store.claim_job(&opening("w-1", t)).await.unwrap().expect("claimed");
+    assert_eq!((first.id, first.attempts), (j.id, 1));
+    let (log, truncated) = whole_log(store, j.id, 100).await;
+    let expected = crate::domain::job::JobLogLine {
+        seq: 3,
+        at: t,
+        stream: LogStream::System,
+        text: attempt_opening_line(1, j.max_attempts, "w-1"),
+    };
+    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!((&log[2], truncated), (&expected, false));
+    assert_eq!(log[2].text, format!("attempt 1 of {} on worker w-1", j.max_attempts));
+
+    // The worker dies; the next claim after its lease opens attempt 2.
+    let after_lease = later(t, 31);
+    let second = store.claim_job(&opening("w-2", after_lease)).await.unwrap().expect("reclaimed");
+    assert_eq!((second.id, second.attempts), (j.id, 2));
+    let (log, _) = whole_log(store, j.id, 100).await;
+    assert_eq!(log.last().map(|l| (l.seq, l.text.clone())), Some((4, attempt_opening_line(2, j.max_attempts, "w-2"))));
+
+    // Not asked to: no line.
+    assert_eq!(claimed_id(store, "w-3", after_lease).await, Some(quiet.id));
+    assert_eq!(whole_log(store, quiet.id, 100).await, (vec![], false));
+}
+
+/// An opening line that does not fit the log's bound is appended as
+/// `append_job_log` would: the oldest lines go first, the log stays within
+/// the bound and is marked truncated.
+pub async fn a_claims_opening_line_keeps_the_log_within_its_bound<S: Store>(store: &S) {
+    let billing = one_app(store).await;
+    let j = job(&billing, JobType::GateSubmit);
+    insert(store, [j.clone()]).await;
+    store.append_job_log(j.id, &lines(0, 10, 100), 1000).await.unwrap();
+    let t = now();
+    let claim = JobClaim { opening_line_limit_bytes: Some(1000), ..claim_at("w-1", t) };
+    store.claim_job(&claim).await.unwrap().expect("claimed");
+
+    let (log, truncated) = whole_log(store, j.id, 100).await;
+    let text = attempt_opening_line(1, j.max_attempts, "w-1");
+    assert!(truncated);
+    assert_eq!(log.last().map(|l| (l.seq, l.stream, l.text.clone())), Some((11, LogStream::System, text)));
+    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), (2..=11).collect::<Vec<i64>>());
+    let total: usize = log.iter().map(|l| l.text.len()).sum();
+    assert!(total <= 1000, "stored {total} bytes over a bound of 1000");
 }
 
 /// Counts per (type, state) over every app; zero rows are left out.

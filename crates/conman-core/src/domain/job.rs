@@ -243,6 +243,16 @@ pub struct NewLogLine {
     pub text: String,
 }
 
+/// The line that opens attempt `attempt` of `max_attempts` of a job in its
+/// log, written by the claim that starts the attempt (see
+/// [`JobClaim`](crate::ports::store::JobClaim)): so even a worker killed
+/// right after claiming leaves a trace of the attempt. The Postgres store
+/// composes the same text in SQL; the conformance suite holds both stores
+/// to this function.
+pub fn attempt_opening_line(attempt: u32, max_attempts: u32, worker: &str) -> String {
+    format!("attempt {attempt} of {max_attempts} on worker {worker}")
+}
+
 /// A stored log line; `seq` increases per job, so clients follow with `after`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobLogLine {

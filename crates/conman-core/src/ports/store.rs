@@ -189,6 +189,14 @@ pub struct JobClaim {
     pub lease_until: Timestamp,
     /// Only these types (`None`: any).
     pub types: Option<Vec<JobType>>,
+    /// `Some(limit_bytes)`: the claim also opens the attempt's log, in the
+    /// same write, with the line [`attempt_opening_line`] of the claimed
+    /// job's new attempt count (stream `system`, stamped `now`), appended as
+    /// [`JobStore::append_job_log`] would with this bound. `None`: the claim
+    /// writes no log line.
+    ///
+    /// [`attempt_opening_line`]: crate::domain::job::attempt_opening_line
+    pub opening_line_limit_bytes: Option<u64>,
 }
 
 /// A page of a job's log.
@@ -555,8 +563,9 @@ pub trait JobStore: Send + Sync {
     /// `run_after <= now`, or running with `lease_expires_at < now` (its
     /// worker died) — ordered by `run_after` then id. The claimed job is
     /// running, leased to `claim.worker` until `claim.lease_until`, its
-    /// `attempts` + 1 and `started_at` set if unset. Two claimers never get
-    /// the same job. `None` when nothing is runnable.
+    /// `attempts` + 1 and `started_at` set if unset, and its log opened as
+    /// `claim.opening_line_limit_bytes` says. Two claimers never get the
+    /// same job. `None` when nothing is runnable.
     async fn claim_job(&self, claim: &JobClaim) -> Result<Option<Job>, Error>;
     /// Extends the lease while `worker` holds it and the job runs; answers
     /// the job's cancel flag, or `None` when the lease is lost.

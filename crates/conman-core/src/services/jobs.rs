@@ -106,6 +106,21 @@ pub struct NewJob {
     pub timeout_secs: u64,
 }
 
+/// Longest worker id, in bytes.
+pub const WORKER_ID_MAX_BYTES: usize = 200;
+
+/// Refuses a worker id that is empty, too long, or holds control characters.
+fn check_worker_id(worker: &str) -> Result<(), Error> {
+    if worker.is_empty() || worker.len() > WORKER_ID_MAX_BYTES || worker.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "worker",
+            "invalid",
+            format!("a worker id is 1-{WORKER_ID_MAX_BYTES} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// `lines` fit for the store: NUL replaced (text columns on Postgres refuse
 /// it, and it carries no meaning in a log) and overlong lines cut.
 fn sanitized_log_lines(mut lines: Vec<NewLogLine>) -> Vec<NewLogLine> {
@@ -257,13 +272,24 @@ impl Conman {
 
     // ---- worker side -------------------------------------------------
 
-    /// Claims the next runnable job for `worker`. A job reclaimed after its
-    /// worker died once too often is failed here instead of run again.
+    /// Claims the next runnable job for `worker`, opening the attempt's log
+    /// with [`attempt_opening_line`](crate::domain::job::attempt_opening_line)
+    /// in the same write. A job reclaimed after
+    /// its worker died once too often is failed here instead of run again.
+    /// A worker id must be 1 to [`WORKER_ID_MAX_BYTES`] bytes without
+    /// control characters (it is shown in logs and stored with the lease).
     pub async fn claim_next_job(&self, worker: &str) -> Result<Option<Job>, Error> {
+        check_worker_id(worker)?;
         loop {
             let now = self.now();
             let lease = chrono::Duration::from_std(self.config.jobs.lease_ttl).map_err(Error::internal)?;
-            let claim = JobClaim { worker: worker.to_owned(), now, lease_until: now + lease, types: None };
+            let claim = JobClaim {
+                worker: worker.to_owned(),
+                now,
+                lease_until: now + lease,
+                types: None,
+                opening_line_limit_bytes: Some(self.config.jobs.log_limit_bytes),
+            };
             let Some(job) = self.store().claim_job(&claim).await? else { return Ok(None) };
             if job.attempts > job.max_attempts {
                 let error = format!("gave up after {} attempts (workers lost)", job.max_attempts);
