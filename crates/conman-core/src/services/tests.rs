@@ -693,3 +693,30 @@ async fn only_operators_rotate_the_master_key() {
     let err = c.rotate_master_key(&actor(user(false)), new).await.unwrap_err();
     assert_eq!(err.code(), crate::ErrorCode::Forbidden);
 }
+
+/// A claim asks the store to open the attempt's log within the configured
+/// bound; a worker id that is empty, too long or holds control characters
+/// is refused before the store is asked anything.
+#[tokio::test]
+async fn a_claim_opens_the_log_and_refuses_a_bad_worker_id() {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut store = MockStore::new();
+    let seen = asked.clone();
+    store.expect_claim_job().returning(move |claim| {
+        seen.lock().unwrap().push(claim.clone());
+        Ok(None)
+    });
+    let c = conman(store);
+    assert_eq!(c.claim_next_job("host-1-0").await.unwrap(), None);
+    let claims = asked.lock().unwrap().clone();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].worker, "host-1-0");
+    assert_eq!(claims[0].opening_line_limit_bytes, Some(c.config().jobs.log_limit_bytes));
+
+    let too_long = "w".repeat(super::WORKER_ID_MAX_BYTES + 1);
+    for bad in ["", "host\n1", "tab\there", too_long.as_str()] {
+        let err = c.claim_next_job(bad).await.expect_err("a bad worker id is refused");
+        assert_eq!(err.code(), crate::ErrorCode::Validation, "{bad:?}: {err:?}");
+    }
+    assert_eq!(asked.lock().unwrap().len(), 1, "refused claims never reach the store");
+}
