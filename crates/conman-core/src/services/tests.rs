@@ -222,11 +222,16 @@ async fn a_user_cannot_change_settings() {
 
 #[tokio::test]
 async fn non_members_get_not_found_for_the_app() {
+    // The app exists (it is read alongside the membership), yet a
+    // non-member is told it does not.
+    let existing = app();
+    let id = existing.id;
     let mut store = MockStore::new();
     store.expect_membership().returning(|_, _| Ok(None));
+    store.expect_app().returning(move |_| Ok(Some(existing.clone())));
     store.expect_commit().never();
     let c = conman(store);
-    let err = c.get_app(&actor(user(true)), AppId(uuid::Uuid::now_v7())).await.unwrap_err();
+    let err = c.get_app(&actor(user(true)), id).await.unwrap_err();
     assert_eq!(err, Error::NotFound("app"));
 }
 

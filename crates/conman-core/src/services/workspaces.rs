@@ -11,6 +11,7 @@
 //! fight over its version); the audit trail is the edit history.
 
 use base64::Engine as _;
+use futures_util::future::join;
 use serde::{Deserialize, Serialize};
 
 use super::apps::signature_of;
@@ -221,8 +222,11 @@ impl Conman {
         ws_id: WorkspaceId,
         capability: Capability,
     ) -> Result<(AppScope, Workspace), Error> {
-        let scope = self.app_scope(actor, app_id).await?;
-        let ws = self.store().workspace(app_id, ws_id).await?.ok_or(Error::NotFound(WorkspaceId::KIND))?;
+        // The workspace is read alongside the scope; the scope is judged
+        // first, so a non-member learns nothing about the workspace.
+        let (scope, ws) = join(self.app_scope(actor, app_id), self.store().workspace(app_id, ws_id)).await;
+        let scope = scope?;
+        let ws = ws?.ok_or(Error::NotFound(WorkspaceId::KIND))?;
         scope.require(capability, Some(ws.owner_id))?;
         Ok((scope, ws))
     }
