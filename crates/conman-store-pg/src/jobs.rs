@@ -32,90 +32,65 @@ macro_rules! job_columns {
     };
 }
 
-/// The text of [`attempt_opening_line`] for attempt `$attempt` of
-/// `$max`, composed in SQL (`$2` is the worker); the conformance suite holds
-/// it to the core's function.
-macro_rules! opening_line {
-    ($attempt:literal, $max:literal) => {
-        concat!("('attempt ' || (", $attempt, ") || ' of ' || ", $max, " || ' on worker ' || $2)")
-    };
-}
-
-/// Whether the claim opens the log: an opening line is asked for (`$5`)
-/// and fits within it after `$bytes` already stored.
-macro_rules! opening_fits {
-    ($bytes:literal, $attempt:literal, $max:literal) => {
-        concat!(
-            "($5::bigint IS NOT NULL AND ",
-            $bytes,
-            " + octet_length(",
-            opening_line!($attempt, $max),
-            ") <= $5::bigint)"
-        )
-    };
-}
-
 /// The claim, with `$types` the filter on job types. `$1` is now, `$2` the
 /// worker, `$3` the lease expiry, `$4` the allowed types (unused without a
-/// filter), `$5` the log bound for the attempt's opening line
-/// or NULL for none. The best queued job and the best job whose lease
-/// expired are each found by a seek on `jobs_runnable` and locked (skipping
-/// rows another claimer holds), then the older of the two is taken — by a
-/// scalar subquery on the primary key, which Postgres plans once and reuses
-/// (an `UPDATE ... FROM` the candidates was planned afresh on every call).
-/// The same statement opens the attempt's log when the line fits within the
-/// bound (the locked candidate's `log_bytes` is the row's current size, as
-/// nobody else can change it meanwhile): it numbers the line and counts its
-/// bytes on the job row, and inserts it. It answers the job and whether the
-/// line went in; one that did not fit is appended by the general path.
+/// filter), `$5` the log bound for the attempt's opening line or NULL for
+/// none. The best queued job and the best job whose lease expired are each
+/// found by a seek on `jobs_runnable` and locked (skipping rows another
+/// claimer holds), then the older of the two is taken — by a scalar subquery
+/// on the primary key, which Postgres plans once and reuses (an `UPDATE ...
+/// FROM` the candidates was planned afresh on every call).
+///
+/// The same statement opens the attempt's log. The candidate's row is
+/// locked, so its `attempts` and `log_bytes` are the row's current values:
+/// from them `candidate` composes the opening line once — the text of
+/// [`attempt_opening_line`], which the conformance suite holds it to — and
+/// decides once whether it fits the bound (`opens`). When it does, the
+/// update numbers the line and counts its bytes on the job row and `opened`
+/// inserts it. The statement answers the job and `opens`; a line that did
+/// not fit is appended by the general path.
 macro_rules! claim {
     ($types:literal) => {
         concat!(
-    "WITH queued AS (
-        SELECT id, run_after, log_bytes FROM jobs
-         WHERE state = 'queued' AND run_after <= $1", $types, "
+            "WITH queued AS (
+        SELECT id, run_after, attempts, max_attempts, log_bytes FROM jobs
+         WHERE state = 'queued' AND run_after <= $1",
+            $types,
+            "
          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
      ), expired AS (
-        SELECT id, run_after, log_bytes FROM jobs
-         WHERE state = 'running' AND lease_expires_at < $1", $types, "
+        SELECT id, run_after, attempts, max_attempts, log_bytes FROM jobs
+         WHERE state = 'running' AND lease_expires_at < $1",
+            $types,
+            "
          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
      ), candidate AS (
-        SELECT id, log_bytes FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) candidates
-         ORDER BY run_after, id LIMIT 1
+        SELECT c.id, opening.line,
+               $5::bigint IS NOT NULL AND c.log_bytes + octet_length(opening.line) <= $5::bigint AS opens
+          FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) c,
+               LATERAL (SELECT 'attempt ' || (c.attempts + 1) || ' of ' || c.max_attempts || ' on worker ' || $2)
+                   AS opening (line)
+         ORDER BY c.run_after, c.id LIMIT 1
      ), claimed AS (
         UPDATE jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1,
             started_at = COALESCE(started_at, $1),
-            log_seq = log_seq + CASE WHEN ",
-    opening_fits!("jobs.log_bytes", "jobs.attempts + 1", "jobs.max_attempts"),
-    " THEN 1 ELSE 0 END,
-            log_bytes = log_bytes + CASE WHEN ",
-    opening_fits!("jobs.log_bytes", "jobs.attempts + 1", "jobs.max_attempts"),
-    " THEN octet_length(",
-    opening_line!("jobs.attempts + 1", "jobs.max_attempts"),
-    ") ELSE 0 END
+            log_seq = log_seq + (SELECT CASE WHEN opens THEN 1 ELSE 0 END FROM candidate),
+            log_bytes = log_bytes + (SELECT CASE WHEN opens THEN octet_length(line) ELSE 0 END FROM candidate)
          WHERE jobs.id = (SELECT id FROM candidate)
-         RETURNING ",
-    "jobs.id, jobs.app_id, jobs.job_type, jobs.state, jobs.entity_type, jobs.entity_id, jobs.payload::text,
-         jobs.attempts, jobs.max_attempts, jobs.run_after, jobs.lease_owner, jobs.lease_expires_at, jobs.timeout_secs,
-         jobs.cancel_requested, jobs.result::text, jobs.error, jobs.created_by, jobs.created_at, jobs.started_at,
-         jobs.finished_at, jobs.log_seq, (SELECT log_bytes FROM candidate) AS old_bytes
+         RETURNING jobs.id, jobs.app_id, jobs.job_type, jobs.state, jobs.entity_type, jobs.entity_id,
+            jobs.payload::text, jobs.attempts, jobs.max_attempts, jobs.run_after, jobs.lease_owner,
+            jobs.lease_expires_at, jobs.timeout_secs, jobs.cancel_requested, jobs.result::text, jobs.error,
+            jobs.created_by, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.log_seq
      ), opened AS (
         INSERT INTO job_logs (job_id, seq, at, stream, bytes, text)
-        SELECT claimed.id, claimed.log_seq, $1, 'system', octet_length(",
-    opening_line!("claimed.attempts", "claimed.max_attempts"),
-    "), ",
-    opening_line!("claimed.attempts", "claimed.max_attempts"),
-    "
-          FROM claimed
-         WHERE ",
-    opening_fits!("claimed.old_bytes", "claimed.attempts", "claimed.max_attempts"),
-    "
+        SELECT claimed.id, claimed.log_seq, $1, 'system', octet_length(candidate.line), candidate.line
+          FROM claimed, candidate
+         WHERE candidate.opens
      )
-     SELECT id, app_id, job_type, state, entity_type, entity_id, payload, attempts, max_attempts, run_after,
-            lease_owner, lease_expires_at, timeout_secs, cancel_requested, result, error, created_by, created_at,
-            started_at, finished_at, ",
-    opening_fits!("old_bytes", "attempts", "max_attempts"),
-    " FROM claimed"
+     SELECT claimed.id, app_id, job_type, state, entity_type, entity_id, payload, attempts, max_attempts,
+            run_after, lease_owner, lease_expires_at, timeout_secs, cancel_requested, result, error, created_by,
+            created_at, started_at, finished_at, candidate.opens
+       FROM claimed, candidate"
         )
     };
 }

@@ -2,10 +2,11 @@
 //! job logs, and the job mutations of a unit of work.
 //!
 //! Invariant: a job changes hands only inside a `BEGIN IMMEDIATE`
-//! transaction (which also opens the attempt's log), so two claimers — in this process or another — never get the
-//! same job; every change to a running job is a compare-and-set on its state
-//! and lease owner, so a worker that lost its lease changes nothing (and the
-//! unit carrying the change rolls back whole). A job's stored log never
+//! transaction (which also opens the attempt's log), so two claimers — in
+//! this process or another — never get the same job; every change to a
+//! running job is a compare-and-set on its state and lease owner, so a
+//! worker that lost its lease changes nothing (and the unit carrying the
+//! change rolls back whole). A job's stored log never
 //! exceeds the bound it was last appended with: `log_bytes` on the job row
 //! tracks the stored UTF-8 size, and the oldest lines go first.
 
