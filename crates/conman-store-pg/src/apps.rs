@@ -9,7 +9,7 @@ use conman_core::domain::app::App;
 use conman_core::domain::invite::Invite;
 use conman_core::domain::membership::Membership;
 use conman_core::ids::{AppId, InviteId, UserId};
-use conman_core::ports::store::{AppStore, MemberRecord, Page, PageRequest};
+use conman_core::ports::store::{AppMutation, AppStore, MemberRecord, Page, PageRequest};
 use conman_core::validation::Email;
 use conman_core::Error;
 use sqlx::{query, PgConnection};
@@ -253,4 +253,16 @@ pub(crate) async fn update_invite(conn: &mut PgConnection, i: &Invite) -> Result
     let changed = bind_invite(query(sql), i)?.execute(&mut *conn).await.db()?.rows_affected();
     let exists = query("SELECT 1 FROM invites WHERE id = $1 AND app_id = $2").bind(i.id.0).bind(i.app_id.0);
     expect_cas(conn, changed, InviteId::KIND, exists).await
+}
+
+/// Applies one app mutation inside the unit's transaction.
+pub(crate) async fn apply(conn: &mut PgConnection, mutation: &AppMutation) -> Result<(), Error> {
+    match mutation {
+        AppMutation::InsertApp(a) => insert_app(conn, a).await,
+        AppMutation::UpdateApp(a) => update_app(conn, a).await,
+        AppMutation::PutMembership(m) => put_membership(conn, m).await,
+        AppMutation::DeleteMembership { app_id, user_id } => delete_membership(conn, *app_id, *user_id).await,
+        AppMutation::InsertInvite(i) => insert_invite(conn, i).await,
+        AppMutation::UpdateInvite(i) => update_invite(conn, i).await,
+    }
 }

@@ -1,5 +1,5 @@
-//! The audit log and the outbox: the `AuditStore` reads, appending audit
-//! records to the chain, and the outbox mutations.
+//! The audit log: the `AuditStore` reads and appending audit records to the
+//! chain.
 //!
 //! Invariant: records are only appended, inside the unit's transaction and
 //! under the audit advisory lock, each at `seq` = last + 1 with `prev_hash` =
@@ -15,16 +15,14 @@ use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use conman_core::domain::audit::{chain_content, AuditEntry, AuditRecord, GENESIS_HASH};
-use conman_core::domain::outbox::OutboxMessage;
 use conman_core::domain::Timestamp;
-use conman_core::ids::{AppId, OutboxMessageId};
+use conman_core::ids::AppId;
 use conman_core::ports::store::{AuditFilter, AuditStore, Page, PageRequest};
-use conman_core::validation::Email;
 use conman_core::Error;
-use sqlx::{query, PgConnection};
+use sqlx::query;
 use uuid::Uuid;
 
-use crate::codec::{self, all, exists, json, opt_ts, ts, Cols, Db as _, PgQuery};
+use crate::codec::{self, all, exists, json, ts, Cols, PgQuery};
 use crate::{literal, PgStore};
 
 /// First key of the audit advisory lock, `pg_advisory_xact_lock(AUDIT_LOCK_CLASS,
@@ -36,12 +34,6 @@ macro_rules! audit_columns {
     () => {
         "seq, id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state::text,
          after_state::text, git_sha, request::text, prev_hash, hash"
-    };
-}
-
-macro_rules! outbox_columns {
-    () => {
-        "id, recipient, app_id, kind, subject, body, created_at, delivered_at"
     };
 }
 
@@ -66,20 +58,6 @@ fn record(c: &Cols<'_>) -> Result<AuditRecord, Error> {
     })
 }
 
-fn outbox(c: &Cols<'_>) -> Result<OutboxMessage, Error> {
-    let recipient = c.text(1)?;
-    Ok(OutboxMessage {
-        id: c.id(0)?,
-        recipient: Email::parse(&recipient)
-            .map_err(|_| Error::internal(format!("stored recipient {recipient:?} is invalid")))?,
-        app_id: c.opt_id(2)?,
-        kind: c.text(3)?,
-        subject: c.text(4)?,
-        body: c.text(5)?,
-        created_at: c.ts(6)?,
-        delivered_at: c.opt_ts(7)?,
-    })
-}
 
 /// A value bound by an audit filter.
 #[derive(Clone)]
@@ -152,21 +130,6 @@ impl AuditStore for PgStore {
         let sql = "SELECT 1 FROM audit WHERE app_id = $1 AND git_sha = $2 LIMIT 1";
         exists(&self.pool, query(sql).bind(app_id.0).bind(git_sha)).await
     }
-
-    async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error> {
-        codec::page(
-            &self.pool,
-            query("SELECT COUNT(*) FROM outbox"),
-            query(concat!(
-                "SELECT ",
-                outbox_columns!(),
-                " FROM outbox ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
-            )),
-            page,
-            outbox,
-        )
-        .await
-    }
 }
 
 /// Appends to `out` the statement that stages `entries` in `audit_pending`
@@ -231,41 +194,4 @@ pub(crate) fn stage_sql(out: &mut String, entries: &[AuditEntry]) -> Result<(), 
 /// constant of this crate or the core, or a number.
 pub(crate) fn chain_sql(out: &mut String, staged: usize) {
     let _ = write!(out, "SELECT audit_chain_pending({AUDIT_LOCK_CLASS}, '{GENESIS_HASH}', {staged}); ");
-}
-
-/// `InsertOutbox`.
-pub(crate) async fn insert_outbox(conn: &mut PgConnection, m: &OutboxMessage) -> Result<(), Error> {
-    let sql = concat!("INSERT INTO outbox (", outbox_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
-    query(sql)
-        .bind(m.id.0)
-        .bind(m.recipient.as_str())
-        .bind(m.app_id.map(|a| a.0))
-        .bind(&m.kind)
-        .bind(&m.subject)
-        .bind(&m.body)
-        .bind(ts(&m.created_at))
-        .bind(opt_ts(&m.delivered_at))
-        .execute(conn)
-        .await
-        .db()?;
-    Ok(())
-}
-
-/// `MarkOutboxDelivered`: keeps the first delivery time; `not_found` when unknown.
-pub(crate) async fn mark_outbox_delivered(
-    conn: &mut PgConnection,
-    message: OutboxMessageId,
-    at: &Timestamp,
-) -> Result<(), Error> {
-    let changed = query("UPDATE outbox SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL")
-        .bind(message.0)
-        .bind(ts(at))
-        .execute(&mut *conn)
-        .await
-        .db()?
-        .rows_affected();
-    if changed == 0 && !exists(conn, query("SELECT 1 FROM outbox WHERE id = $1").bind(message.0)).await? {
-        return Err(Error::NotFound(OutboxMessageId::KIND));
-    }
-    Ok(())
 }

@@ -18,7 +18,7 @@ use conman_core::domain::changeset::{Changeset, ChangesetRevision, ChangesetStat
 use conman_core::domain::comment::{Comment, CommentAnchor};
 use conman_core::domain::review::{Review, ReviewAction};
 use conman_core::ids::{AppId, ChangesetId, CommentId, WorkspaceId};
-use conman_core::ports::store::{ChangesetFilter, ChangesetStore, Page, PageRequest};
+use conman_core::ports::store::{ChangesetFilter, ChangesetMutation, ChangesetStore, Page, PageRequest};
 use conman_core::Error;
 use sqlx::{query, PgConnection, Row as _};
 use uuid::Uuid;
@@ -383,4 +383,16 @@ pub(crate) async fn update_comment(conn: &mut PgConnection, c: &Comment) -> Resu
         .bind(c.id.0)
         .bind(c.changeset_id.0);
     expect_cas(conn, changed, CommentId::KIND, exists).await
+}
+
+/// Applies one changeset mutation inside the unit's transaction.
+pub(crate) async fn apply(conn: &mut PgConnection, mutation: &ChangesetMutation) -> Result<(), Error> {
+    match mutation {
+        ChangesetMutation::InsertChangeset(c) => insert_changeset(conn, c).await,
+        ChangesetMutation::UpdateChangeset(c) => update_changeset(conn, c).await,
+        ChangesetMutation::InsertRevision(r) => insert_revision(conn, r).await,
+        ChangesetMutation::PutReview(r) => put_review(conn, r).await,
+        ChangesetMutation::InsertComment(c) => insert_comment(conn, c).await,
+        ChangesetMutation::UpdateComment(c) => update_comment(conn, c).await,
+    }
 }

@@ -11,7 +11,7 @@
 
 use chrono::SubsecRound as _;
 use conman_core::domain::Timestamp;
-use conman_core::ports::store::{Page, PageRequest};
+use conman_core::ports::store::{ConflictReason, Page, PageRequest, Record};
 use conman_core::Error;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -50,16 +50,16 @@ pub(crate) fn db_error(err: sqlx::Error) -> Error {
                 let detail = db.try_downcast_ref::<PgDatabaseError>().and_then(PgDatabaseError::detail);
                 return unique_conflict(db.table().unwrap_or_default(), detail, db.constraint());
             }
-            Some(FOREIGN_KEY_VIOLATION) => {
-                return Error::conflict("the change refers to an entity that does not exist")
-            }
+            Some(FOREIGN_KEY_VIOLATION) => return ConflictReason::MissingReference.into(),
             _ => {}
         }
     }
     Error::internal(format!("postgres: {err}"))
 }
 
-/// A unique violation on `table` → "a user with this email already exists".
+/// A unique violation on `table` → [`ConflictReason::Taken`] of a record's
+/// field; the partial index of open changesets per workspace →
+/// [`ConflictReason::OpenChangesetExists`].
 /// The field comes from the constraint name, `<table>_<field>_key` (the
 /// schema names its one two-column key `workspaces_branch_key` so this holds;
 /// a primary key is `id`), else from the last column of the error detail
@@ -77,35 +77,35 @@ fn unique_conflict(table: &str, detail: Option<&str>, constraint: Option<&str>) 
         columns.rsplit(", ").next()
     };
     let field = from_constraint.or_else(from_detail).unwrap_or("key");
-    let entity = match table {
-        "users" => "user",
-        "credentials" => "token",
-        "password_resets" => "password reset",
-        "apps" => "app",
-        "memberships" => "membership",
-        "invites" => "invite",
-        "workspaces" if field == "branch" => "workspace in this app",
-        "workspaces" => "workspace",
-        "outbox" => "outbox message",
-        "jobs" => "job",
-        "job_logs" => "job log line",
-        "audit" => "audit event",
-        "changesets" if field == "workspace_id" => "still-open changeset",
-        "changesets" => "changeset",
-        "changeset_revisions" => "changeset revision",
-        "changeset_reviews" => "review",
-        "changeset_comments" => "comment",
-        "runtime_profiles" => "runtime profile",
-        "profile_revisions" => "profile revision",
-        "secrets" => "secret",
-        "environments" => "environment",
-        "changeset_overrides" => "changeset override",
-        _ => "record",
-    };
-    Error::Conflict {
-        message: format!("a {entity} with this {field} already exists"),
-        details: Some(serde_json::json!({ "field": field, "reason": "taken" })),
+    if (table, field) == ("changesets", "workspace_id") {
+        // The partial unique index of open changesets per workspace.
+        return ConflictReason::OpenChangesetExists.into();
     }
+    let record = match table {
+        "users" => Record::User,
+        "credentials" => Record::Token,
+        "password_resets" => Record::PasswordReset,
+        "apps" => Record::App,
+        "memberships" => Record::Membership,
+        "invites" => Record::Invite,
+        "workspaces" => Record::Workspace,
+        "outbox" => Record::OutboxMessage,
+        "jobs" => Record::Job,
+        "job_logs" => Record::JobLogLine,
+        "audit" => Record::AuditEvent,
+        "changesets" => Record::Changeset,
+        "changeset_revisions" => Record::ChangesetRevision,
+        "changeset_reviews" => Record::Review,
+        "changeset_comments" => Record::Comment,
+        "runtime_profiles" => Record::RuntimeProfile,
+        "profile_revisions" => Record::ProfileRevision,
+        "secrets" => Record::Secret,
+        "installation_meta" => Record::InstallationSetting,
+        "environments" => Record::Environment,
+        "changeset_overrides" => Record::ChangesetOverride,
+        _ => Record::Other,
+    };
+    ConflictReason::Taken { record, field: field.to_owned() }.into()
 }
 
 /// A timestamp as stored: truncated to microseconds.
@@ -333,7 +333,7 @@ mod tests {
                 "changesets",
                 Some("Key (workspace_id)=(x) already exists."),
                 Some("changesets_workspace_id_key"),
-                "a still-open changeset with this workspace_id already exists",
+                "the workspace already has an open changeset",
             ),
             ("changeset_reviews", None, Some("changeset_reviews_pkey"), "a review with this id already exists"),
             ("mystery", None, None, "a record with this key already exists"),

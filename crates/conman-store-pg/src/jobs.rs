@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use conman_core::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, JobId};
-use conman_core::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, JobStore, Page, PageRequest};
+use conman_core::ports::store::{ConflictReason, JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore, Page, PageRequest};
 use conman_core::Error;
 use sqlx::{query, PgConnection};
 
@@ -489,7 +489,7 @@ pub(crate) async fn finish_job(conn: &mut PgConnection, f: &JobFinish) -> Result
     .await
     .db()?
     .rows_affected();
-    expect_job_cas(conn, changed, f.id, "lease_lost", "the worker no longer holds the job's lease").await
+    expect_job_cas(conn, changed, f.id, ConflictReason::LeaseLost).await
 }
 
 /// `CancelQueuedJob`: compare-and-set `queued` → `canceled`.
@@ -501,7 +501,7 @@ pub(crate) async fn cancel_queued_job(conn: &mut PgConnection, job_id: JobId, at
         .await
         .db()?
         .rows_affected();
-    expect_job_cas(conn, changed, job_id, "not_queued", "the job is no longer queued").await
+    expect_job_cas(conn, changed, job_id, ConflictReason::NotQueued).await
 }
 
 /// `RequestJobCancel`: sets the cancel flag of a running job.
@@ -512,7 +512,7 @@ pub(crate) async fn request_job_cancel(conn: &mut PgConnection, job_id: JobId) -
         .await
         .db()?
         .rows_affected();
-    expect_job_cas(conn, changed, job_id, "not_running", "the job is not running").await
+    expect_job_cas(conn, changed, job_id, ConflictReason::NotRunning).await
 }
 
 /// `ReleaseJob`: back to the queue, the lease cleared and the attempt not
@@ -529,7 +529,7 @@ pub(crate) async fn release_job(conn: &mut PgConnection, job_id: JobId, worker: 
     .await
     .db()?
     .rows_affected();
-    expect_job_cas(conn, changed, job_id, "lease_lost", "the worker no longer holds the job's lease").await
+    expect_job_cas(conn, changed, job_id, ConflictReason::LeaseLost).await
 }
 
 /// One changed row is success; none is `conflict` (with `reason`) when the
@@ -538,15 +538,26 @@ async fn expect_job_cas(
     conn: &mut PgConnection,
     changed: u64,
     job_id: JobId,
-    reason: &str,
-    message: &str,
+    reason: ConflictReason,
 ) -> Result<(), Error> {
     match changed {
         1 => Ok(()),
-        0 if exists(conn, query("SELECT 1 FROM jobs WHERE id = $1").bind(job_id.0)).await? => {
-            Err(Error::Conflict { message: message.to_owned(), details: Some(serde_json::json!({ "reason": reason })) })
-        }
+        0 if exists(conn, query("SELECT 1 FROM jobs WHERE id = $1").bind(job_id.0)).await? => Err(reason.into()),
         0 => Err(Error::NotFound(JobId::KIND)),
         n => Err(Error::internal(format!("a compare-and-set update of one job changed {n} rows"))),
+    }
+}
+
+/// Applies one job mutation inside the unit's transaction.
+pub(crate) async fn apply(conn: &mut PgConnection, mutation: &JobMutation) -> Result<(), Error> {
+    match mutation {
+        JobMutation::InsertJob(j) => insert_job(conn, j).await,
+        JobMutation::FinishJob(f) => finish_job(conn, f).await,
+        JobMutation::AppendJobLog { id, lines, limit_bytes } => {
+            append_job_log_in(conn, *id, lines, *limit_bytes).await
+        }
+        JobMutation::CancelQueuedJob { id, at } => cancel_queued_job(conn, *id, at).await,
+        JobMutation::RequestJobCancel { id } => request_job_cancel(conn, *id).await,
+        JobMutation::ReleaseJob { id, worker } => release_job(conn, *id, worker).await,
     }
 }

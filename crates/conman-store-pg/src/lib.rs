@@ -58,6 +58,7 @@ mod jobs;
 mod literal;
 mod migrate;
 mod notify;
+mod outbox;
 mod profiles;
 #[cfg(feature = "scratch")]
 pub mod scratch;

@@ -18,8 +18,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use conman_core::domain::job::JobState;
-use conman_core::ports::store::{Mutation, UnitOfWork};
 use conman_core::Error;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Executor as _, PgPool};
@@ -53,16 +51,6 @@ pub(crate) fn job_channel(schema: Option<&str>) -> String {
 /// FNV-1a, 64 bits: stable across builds and platforms (unlike `std`'s hasher).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// Whether committing `unit` can give an idle worker something to claim: a
-/// new job, a retry put back in the queue, or a job released at shutdown.
-pub(crate) fn makes_job_runnable(unit: &UnitOfWork) -> bool {
-    unit.mutations.iter().any(|m| match m {
-        Mutation::InsertJob(_) | Mutation::ReleaseJob { .. } => true,
-        Mutation::FinishJob(finish) => finish.state == JobState::Queued,
-        _ => false,
-    })
 }
 
 /// Appends to `out` the statement that queues a notification on `channel`,

@@ -40,7 +40,7 @@ use conman_core::domain::runtime_profile::revision::ProfileRevision;
 use conman_core::domain::runtime_profile::RuntimeProfile;
 use conman_core::ids::{AppId, ChangesetId, RuntimeProfileId};
 use conman_core::ports::crypto::SealedSecret;
-use conman_core::ports::store::{Page, PageRequest, ProfileStore, SecretOwner, StoredSecret};
+use conman_core::ports::store::{ConflictReason, Page, PageRequest, ProfileMutation, ProfileStore, SecretOwner, StoredSecret};
 use conman_core::Error;
 use sqlx::{query, PgConnection, Row as _};
 use uuid::Uuid;
@@ -411,10 +411,7 @@ pub(crate) async fn rewrap_secrets(
     } else if existing < given {
         Err(Error::NotFound(SECRET_KIND))
     } else {
-        Err(Error::Conflict {
-            message: "a secret is no longer wrapped by the expected master key; restart the rotation".to_owned(),
-            details: Some(serde_json::json!({ "reason": "stale_key_id" })),
-        })
+        Err(ConflictReason::KeyIdMismatch.into())
     }
 }
 
@@ -445,10 +442,7 @@ pub(crate) async fn set_secrets_key_id(
     if changed == 1 {
         Ok(())
     } else {
-        Err(Error::Conflict {
-            message: "the secrets key id was changed by someone else".to_owned(),
-            details: Some(serde_json::json!({ "reason": "stale_key_id" })),
-        })
+        Err(ConflictReason::StaleKeyId.into())
     }
 }
 
@@ -470,8 +464,8 @@ pub(crate) async fn replace_environments(
     if environments.is_empty() {
         return Ok(());
     }
-    if let Some(other) = environments.iter().find(|e| e.app_id != app_id) {
-        return Err(Error::conflict(format!("the environment {} belongs to another app", other.id.0)));
+    if environments.iter().any(|e| e.app_id != app_id) {
+        return Err(ConflictReason::EnvironmentOfAnotherApp.into());
     }
     let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
     let positions: Vec<i64> = environments.iter().map(|e| big(e.position)).collect();
@@ -499,7 +493,7 @@ pub(crate) async fn replace_environments(
     if usize::try_from(changed).is_ok_and(|changed| changed == environments.len()) {
         Ok(())
     } else {
-        Err(Error::conflict("an environment with this id belongs to another app"))
+        Err(ConflictReason::EnvironmentOfAnotherApp.into())
     }
 }
 
@@ -524,4 +518,27 @@ pub(crate) async fn put_changeset_overrides(
                FROM UNNEST($2::text[]) WITH ORDINALITY AS d (document, ordinality)";
     query(sql).bind(changeset_id.0).bind(&documents).execute(conn).await.db()?;
     Ok(())
+}
+
+/// Applies one profile mutation inside the unit's transaction.
+pub(crate) async fn apply(conn: &mut PgConnection, mutation: &ProfileMutation) -> Result<(), Error> {
+    match mutation {
+        ProfileMutation::InsertRuntimeProfile(p) => insert_runtime_profile(conn, p).await,
+        ProfileMutation::UpdateRuntimeProfile(p) => update_runtime_profile(conn, p).await,
+        ProfileMutation::InsertProfileRevision(r) => insert_profile_revision(conn, r).await,
+        ProfileMutation::InsertSecret(s) => insert_secret(conn, s).await,
+        ProfileMutation::DeleteChangesetSecrets { changeset_id } => {
+            delete_changeset_secrets(conn, *changeset_id).await
+        }
+        ProfileMutation::RewrapSecrets { from_key_id, secrets } => rewrap_secrets(conn, from_key_id, secrets).await,
+        ProfileMutation::SetSecretsKeyId { expected, key_id } => {
+            set_secrets_key_id(conn, expected.as_deref(), key_id).await
+        }
+        ProfileMutation::ReplaceEnvironments { app_id, environments } => {
+            replace_environments(conn, *app_id, environments).await
+        }
+        ProfileMutation::PutChangesetOverrides { changeset_id, overrides } => {
+            put_changeset_overrides(conn, *changeset_id, overrides).await
+        }
+    }
 }

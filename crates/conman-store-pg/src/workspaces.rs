@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use conman_core::domain::workspace::Workspace;
 use conman_core::ids::{AppId, UserId, WorkspaceId};
-use conman_core::ports::store::{Page, PageRequest, WorkspaceStore};
+use conman_core::ports::store::{Page, PageRequest, WorkspaceMutation, WorkspaceStore};
 use conman_core::Error;
 use sqlx::{query, PgConnection};
 
@@ -143,4 +143,12 @@ pub(crate) async fn update_workspace(conn: &mut PgConnection, w: &Workspace) -> 
     let changed = bind_workspace(query(sql), w)?.execute(&mut *conn).await.db()?.rows_affected();
     let exists = query("SELECT 1 FROM workspaces WHERE id = $1 AND app_id = $2").bind(w.id.0).bind(w.app_id.0);
     expect_cas(conn, changed, WorkspaceId::KIND, exists).await
+}
+
+/// Applies one workspace mutation inside the unit's transaction.
+pub(crate) async fn apply(conn: &mut PgConnection, mutation: &WorkspaceMutation) -> Result<(), Error> {
+    match mutation {
+        WorkspaceMutation::InsertWorkspace(w) => insert_workspace(conn, w).await,
+        WorkspaceMutation::UpdateWorkspace(w) => update_workspace(conn, w).await,
+    }
 }

@@ -10,7 +10,7 @@ mod common;
 use conman_core::conformance::fixtures::{app, now, setup, user, workspace};
 use conman_core::domain::changeset::{Changeset, ChangesetState};
 use conman_core::ids::{AppId, ChangesetId, UserId};
-use conman_core::ports::store::{ChangesetFilter, ChangesetStore, Mutation, Page, PageRequest, Store, UnitOfWork};
+use conman_core::ports::store::{AppMutation, ChangesetFilter, ChangesetMutation, ChangesetStore, Mutation, Page, PageRequest, Store, Unaudited, UnitOfWork, UserMutation, WorkspaceMutation};
 use conman_core::ErrorCode;
 use uuid::Uuid;
 
@@ -47,10 +47,10 @@ async fn listing_ten_thousand_changesets_pages_by_the_index() {
     setup(
         &store,
         [
-            Mutation::InsertUser(ada.clone()),
-            Mutation::InsertUser(bob.clone()),
-            Mutation::InsertApp(shop.clone()),
-            Mutation::InsertWorkspace(ws.clone()),
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(UserMutation::InsertUser(bob.clone())),
+            Mutation::from(AppMutation::InsertApp(shop.clone())),
+            Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())),
         ],
     )
     .await;
@@ -123,23 +123,23 @@ async fn a_second_open_changeset_names_the_workspace_and_a_closed_one_frees_it()
     setup(
         &store,
         [
-            Mutation::InsertUser(ada.clone()),
-            Mutation::InsertApp(shop.clone()),
-            Mutation::InsertWorkspace(ws.clone()),
-            Mutation::InsertChangeset(first.clone()),
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(AppMutation::InsertApp(shop.clone())),
+            Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())),
+            Mutation::from(ChangesetMutation::InsertChangeset(first.clone())),
         ],
     )
     .await;
     let second = draft(shop.id, ws.id, ada.id);
-    let err = store.commit(UnitOfWork::new().mutate(Mutation::InsertChangeset(second.clone()))).await.unwrap_err();
+    let err = store.commit(UnitOfWork::new().unaudited(Mutation::from(ChangesetMutation::InsertChangeset(second.clone())), Unaudited::Fixture)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict);
     assert!(err.to_string().contains("workspace_id"), "{err}");
 
     // Rejecting the first frees the workspace; reopening it then conflicts.
     let closed = Changeset { state: ChangesetState::Rejected, version: 2, ..first.clone() };
-    setup(&store, [Mutation::UpdateChangeset(closed.clone()), Mutation::InsertChangeset(second.clone())]).await;
+    setup(&store, [Mutation::from(ChangesetMutation::UpdateChangeset(closed.clone())), Mutation::from(ChangesetMutation::InsertChangeset(second.clone()))]).await;
     let reopened = Changeset { state: ChangesetState::Draft, version: 3, ..closed };
-    let err = store.commit(UnitOfWork::new().mutate(Mutation::UpdateChangeset(reopened))).await.unwrap_err();
+    let err = store.commit(UnitOfWork::new().unaudited(Mutation::from(ChangesetMutation::UpdateChangeset(reopened)), Unaudited::Fixture)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict);
     let open = store.open_changeset_of_workspace(shop.id, ws.id).await.unwrap();
     assert_eq!(open.map(|c| c.id), Some(second.id));
@@ -155,10 +155,10 @@ async fn the_schema_refuses_rows_the_core_never_writes() {
     setup(
         &store,
         [
-            Mutation::InsertUser(ada.clone()),
-            Mutation::InsertApp(shop.clone()),
-            Mutation::InsertWorkspace(ws.clone()),
-            Mutation::InsertChangeset(cs.clone()),
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(AppMutation::InsertApp(shop.clone())),
+            Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())),
+            Mutation::from(ChangesetMutation::InsertChangeset(cs.clone())),
         ],
     )
     .await;

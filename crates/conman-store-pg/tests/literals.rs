@@ -36,7 +36,7 @@ fn audit_values_written_as_literals_read_back_exactly() {
                 entry.git_sha = Some(text.clone());
                 entry.request = RequestContext { request_id: Some(text.clone()), ip: None, user_agent: Some(agent) };
                 // An audit-only unit is sent as one message of literals.
-                let committed = store.commit(UnitOfWork::new().audit(entry.clone())).await;
+                let committed = store.commit(UnitOfWork::new().audit_only(entry.clone())).await;
                 let chain = verified_chain(&store, 500).await;
                 // entity_id and git_sha are stored as text; JSON values
                 // (before, after, request) escape NUL and store it.

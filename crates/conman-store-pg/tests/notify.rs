@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use conman_core::conformance::fixtures::{self, setup, user};
 use conman_core::domain::job::{JobState, JobType};
-use conman_core::ports::store::{JobClaim, JobFinish, JobStore as _, Mutation, Store as _, UnitOfWork};
+use conman_core::ports::store::{AppMutation, JobClaim, JobFinish, JobMutation, JobStore as _, Mutation, Store as _, Unaudited, UnitOfWork, UserMutation};
 use conman_store_pg::{JobListener, PgStore};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::time::timeout;
@@ -42,7 +42,7 @@ async fn silent(rx: &mut UnboundedReceiver<()>, what: &str) {
 async fn listening(store: &PgStore) -> (JobListener, UnboundedReceiver<()>, conman_core::domain::app::App) {
     let creator = user("ada");
     let app = fixtures::app("billing", &creator);
-    setup(store, [Mutation::InsertUser(creator), Mutation::InsertApp(app.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(creator)), Mutation::from(AppMutation::InsertApp(app.clone()))]).await;
     let (listener, mut rx) = listen(store);
     heard(&mut rx, "the first connection").await;
     (listener, rx, app)
@@ -54,14 +54,14 @@ async fn units_that_make_a_job_runnable_notify_at_commit_and_only_then() {
     let (_listener, mut rx, app) = listening(&store).await;
 
     let job = fixtures::job(&app, JobType::Notify);
-    setup(&store, [Mutation::InsertJob(job.clone())]).await;
+    setup(&store, [Mutation::from(JobMutation::InsertJob(job.clone()))]).await;
     heard(&mut rx, "a new job").await;
 
     // Refused: the same id again. Rolled back, so nothing is sent.
-    let again = fixtures::commit(&store, [Mutation::InsertJob(job.clone())]).await;
+    let again = fixtures::commit(&store, [Mutation::from(JobMutation::InsertJob(job.clone()))]).await;
     assert!(again.is_err());
     silent(&mut rx, "a rolled-back insert").await;
-    setup(&store, [Mutation::InsertUser(user("bob"))]).await;
+    setup(&store, [Mutation::from(UserMutation::InsertUser(user("bob")))]).await;
     silent(&mut rx, "a unit without jobs").await;
 
     let claim = |worker: &str| JobClaim {
@@ -82,16 +82,16 @@ async fn units_that_make_a_job_runnable_notify_at_commit_and_only_then() {
     };
     assert!(store.claim_job(&claim("w1")).await.unwrap().is_some());
     silent(&mut rx, "a claim").await;
-    store.commit(UnitOfWork::new().mutate(Mutation::FinishJob(finish(JobState::Queued)))).await.unwrap();
+    store.commit(UnitOfWork::new().unaudited(Mutation::from(JobMutation::FinishJob(finish(JobState::Queued))), Unaudited::Fixture)).await.unwrap();
     heard(&mut rx, "a retry back in the queue").await;
 
     assert!(store.claim_job(&claim("w1")).await.unwrap().is_some());
-    let release = Mutation::ReleaseJob { id: job.id, worker: "w1".into() };
-    store.commit(UnitOfWork::new().mutate(release)).await.unwrap();
+    let release = Mutation::from(JobMutation::ReleaseJob { id: job.id, worker: "w1".into() });
+    store.commit(UnitOfWork::new().unaudited(release, Unaudited::Fixture)).await.unwrap();
     heard(&mut rx, "a job released at shutdown").await;
 
     assert!(store.claim_job(&claim("w1")).await.unwrap().is_some());
-    store.commit(UnitOfWork::new().mutate(Mutation::FinishJob(finish(JobState::Succeeded)))).await.unwrap();
+    store.commit(UnitOfWork::new().unaudited(Mutation::from(JobMutation::FinishJob(finish(JobState::Succeeded))), Unaudited::Fixture)).await.unwrap();
     silent(&mut rx, "a job that succeeded").await;
 }
 
@@ -103,7 +103,7 @@ async fn a_listener_hears_its_own_schema_only() {
     let (_left_listener, mut left_rx, left_app) = listening(&left).await;
     let (_right_listener, mut right_rx, _) = listening(&right).await;
 
-    setup(&left, [Mutation::InsertJob(fixtures::job(&left_app, JobType::Notify))]).await;
+    setup(&left, [Mutation::from(JobMutation::InsertJob(fixtures::job(&left_app, JobType::Notify)))]).await;
     heard(&mut left_rx, "a job in the listener's schema").await;
     silent(&mut right_rx, "a job in another schema").await;
 }
@@ -123,7 +123,7 @@ async fn a_listener_whose_connection_is_killed_reconnects_and_hears_the_next_job
     assert_eq!(killed, vec![true], "one listener connection was there to kill");
 
     heard(&mut rx, "the reconnection").await;
-    setup(&store, [Mutation::InsertJob(fixtures::job(&app, JobType::Notify))]).await;
+    setup(&store, [Mutation::from(JobMutation::InsertJob(fixtures::job(&app, JobType::Notify)))]).await;
     heard(&mut rx, "a job after the reconnection").await;
 }
 

@@ -15,7 +15,7 @@ use conman_core::conformance::fixtures::{self, setup, user, user_created, verifi
 use conman_core::domain::job::{Job, JobState, JobType};
 use conman_core::domain::user::CredentialKind;
 use conman_core::ids::JobId;
-use conman_core::ports::store::{JobClaim, JobStore, Mutation, PageRequest, Store, UnitOfWork, UserStore};
+use conman_core::ports::store::{AppMutation, JobClaim, JobMutation, JobStore, Mutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation, UserStore};
 use conman_core::ErrorCode;
 use conman_store_pg::{PgStore, SCHEMA_VERSION};
 use sqlx::Row as _;
@@ -24,7 +24,7 @@ use sqlx::Row as _;
 async fn the_audit_log_refuses_update_delete_and_truncate() {
     let Some((store, scratch)) = common::fresh_store().await else { return };
     let ada = user("ada");
-    store.commit(UnitOfWork::new().mutate(Mutation::InsertUser(ada.clone())).audit(user_created(&ada))).await.unwrap();
+    store.commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada))).await.unwrap();
     let before = verified_chain(&store, 10).await;
 
     let mut conn = scratch.raw().await;
@@ -49,7 +49,7 @@ async fn records_chained_in_the_database_verify_with_the_core() {
     use conman_core::domain::audit::RequestContext;
     let Some((store, _scratch)) = common::fresh_store().await else { return };
     let ada = user("ada");
-    let mut unit = UnitOfWork::new().mutate(Mutation::InsertUser(ada.clone())).audit(user_created(&ada));
+    let mut unit = UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada));
     for (i, text) in
         ["plain", "quote \" backslash \\ tab \t newline \n", "ünïcode ✓ 😀", "\u{7f}\u{1}", ""].into_iter().enumerate()
     {
@@ -60,10 +60,10 @@ async fn records_chained_in_the_database_verify_with_the_core() {
         e.after = Some(serde_json::json!(text));
         e.git_sha = (i == 3).then(|| "0".repeat(40));
         e.request = RequestContext { request_id: Some(text.to_owned()), ip: None, user_agent: Some("ü".into()) };
-        unit = unit.audit(e);
+        unit = unit.audit_only(e);
     }
     store.commit(unit).await.expect("the unit commits");
-    store.commit(UnitOfWork::new().audit(user_created(&ada))).await.expect("a second unit commits");
+    store.commit(UnitOfWork::new().audit_only(user_created(&ada))).await.expect("a second unit commits");
     let chain = verified_chain(&store, 3).await;
     assert_eq!(chain.len(), 7);
     assert_eq!(chain[2].entry.after, Some(serde_json::json!("quote \" backslash \\ tab \t newline \n")));
@@ -83,14 +83,13 @@ async fn a_refused_unit_leaves_nothing_staged_and_its_connection_serves_the_next
     };
     let store = PgStore::connect_with(&options).await.expect("connect");
     let ada = user("ada");
-    store.commit(UnitOfWork::new().mutate(Mutation::InsertUser(ada.clone())).audit(user_created(&ada))).await.unwrap();
+    store.commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada))).await.unwrap();
 
     let bob = user("bob");
     let refused = UnitOfWork::new()
-        .mutate(Mutation::InsertUser(bob.clone()))
-        .mutate(Mutation::InsertUser(ada.clone()))
-        .audit(user_created(&bob))
-        .audit(user_created(&ada));
+        .unaudited(Mutation::from(UserMutation::InsertUser(bob.clone())), Unaudited::Fixture)
+        .record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&bob))
+        .audit_only(user_created(&ada));
     let err = store.commit(refused).await.expect_err("ada exists");
     assert_eq!(err.code(), ErrorCode::Conflict, "{err:?}");
 
@@ -100,7 +99,7 @@ async fn a_refused_unit_leaves_nothing_staged_and_its_connection_serves_the_next
     assert_eq!(verified_chain(&store, 10).await.len(), 1);
     assert_eq!(store.list_users(PageRequest { page: 1, limit: 10 }).await.unwrap().total, 1);
 
-    store.commit(UnitOfWork::new().mutate(Mutation::InsertUser(bob.clone())).audit(user_created(&bob))).await.unwrap();
+    store.commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(bob.clone())), user_created(&bob))).await.unwrap();
     let chain = verified_chain(&store, 10).await;
     assert_eq!(chain.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
     let staged: i64 = sqlx::query("SELECT count(*) FROM audit_pending").fetch_one(&mut conn).await.unwrap().get(0);
@@ -121,9 +120,8 @@ async fn two_pools_committing_concurrently_keep_one_chain() {
                     let new = user(&format!("p{t}-u{u}"));
                     // Two entries per unit: a unit's records stay adjacent.
                     let unit = UnitOfWork::new()
-                        .mutate(Mutation::InsertUser(new.clone()))
-                        .audit(user_created(&new))
-                        .audit(fixtures::audit_entry("user.welcomed", "user", &new.id.to_string()));
+                        .record(Mutation::from(UserMutation::InsertUser(new.clone())), user_created(&new))
+                        .audit_only(fixtures::audit_entry("user.welcomed", "user", &new.id.to_string()));
                     store.commit(unit).await.expect("every unit commits");
                 }
             })
@@ -158,7 +156,7 @@ async fn claimers_on_two_pools_never_share_a_job() {
     let stores = [Arc::new(scratch.store().await), Arc::new(scratch.store().await)];
     let creator = user("ada");
     let app = fixtures::app("billing", &creator);
-    setup(&*stores[0], [Mutation::InsertUser(creator.clone()), Mutation::InsertApp(app.clone())]).await;
+    setup(&*stores[0], [Mutation::from(UserMutation::InsertUser(creator.clone())), Mutation::from(AppMutation::InsertApp(app.clone()))]).await;
     const JOBS: usize = 60;
     let t = fixtures::now();
     let jobs: Vec<Job> = (0..JOBS)
@@ -185,7 +183,7 @@ async fn claimers_on_two_pools_never_share_a_job() {
             finished_at: None,
         })
         .collect();
-    setup(&*stores[0], jobs.iter().cloned().map(Mutation::InsertJob)).await;
+    setup(&*stores[0], jobs.iter().cloned().map(JobMutation::InsertJob)).await;
 
     let claimers: Vec<_> = (0..6)
         .map(|w| {
@@ -222,7 +220,7 @@ async fn reconnecting_keeps_data_and_applies_migrations_once() {
     let ada = user("ada");
     {
         let store = scratch.store().await;
-        setup(&store, [Mutation::InsertUser(ada.clone())]).await;
+        setup(&store, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
         store.close().await;
     }
     let migrations = || async {
@@ -271,10 +269,10 @@ async fn schemas_isolate_installations_in_one_database() {
     let Some((left, _left_scratch)) = common::fresh_store().await else { return };
     let Some((right, _right_scratch)) = common::fresh_store().await else { return };
     let ada = user("ada");
-    setup(&left, [Mutation::InsertUser(ada.clone())]).await;
+    setup(&left, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
     // The same user (same email, handle and id) fits in the other schema.
-    setup(&right, [Mutation::InsertUser(ada.clone())]).await;
-    setup(&right, [Mutation::InsertUser(user("bob"))]).await;
+    setup(&right, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
+    setup(&right, [Mutation::from(UserMutation::InsertUser(user("bob")))]).await;
 
     assert_eq!(left.list_users(PageRequest::default()).await.unwrap().total, 1);
     assert_eq!(right.list_users(PageRequest::default()).await.unwrap().total, 2);
@@ -286,7 +284,7 @@ async fn schemas_isolate_installations_in_one_database() {
 async fn a_reference_to_a_missing_entity_is_a_conflict() {
     let Some((store, _scratch)) = common::fresh_store().await else { return };
     let orphan = fixtures::credential(&user("ghost"), CredentialKind::Session);
-    let err = fixtures::commit(&store, [Mutation::InsertCredential(orphan)]).await.unwrap_err();
+    let err = fixtures::commit(&store, [Mutation::from(UserMutation::InsertCredential(orphan))]).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict, "{err:?}");
     assert_eq!(verified_chain(&store, 10).await, vec![], "the refused unit left no audit record");
 }
@@ -320,7 +318,7 @@ async fn concurrent_log_appends_on_two_pools_number_lines_once_and_keep_the_boun
     let job = fixtures::job(&app, JobType::Notify);
     setup(
         &*stores[0],
-        [Mutation::InsertUser(creator.clone()), Mutation::InsertApp(app.clone()), Mutation::InsertJob(job.clone())],
+        [Mutation::from(UserMutation::InsertUser(creator.clone())), Mutation::from(AppMutation::InsertApp(app.clone())), Mutation::from(JobMutation::InsertJob(job.clone()))],
     )
     .await;
     // Lines of 10 bytes; 8 writers × 25 appends × 3 lines = 600 lines, 6,000

@@ -9,7 +9,7 @@ use conman_core::domain::app::App;
 use conman_core::domain::invite::Invite;
 use conman_core::domain::membership::Membership;
 use conman_core::ids::{AppId, InviteId, UserId};
-use conman_core::ports::store::{AppStore, MemberRecord, Page, PageRequest};
+use conman_core::ports::store::{AppMutation, AppStore, MemberRecord, Page, PageRequest};
 use conman_core::validation::Email;
 use conman_core::Error;
 use rusqlite::types::Value;
@@ -323,4 +323,16 @@ pub(crate) fn update_invite(conn: &Connection, i: &Invite) -> Result<(), Error> 
     expect_cas(changed, InviteId::KIND, || {
         exists(conn, "SELECT 1 FROM invites WHERE id = ?1 AND app_id = ?2", [id(i.id.0), id(i.app_id.0)])
     })
+}
+
+/// Applies one app mutation inside the unit's transaction.
+pub(crate) fn apply(conn: &Connection, mutation: &AppMutation) -> Result<(), Error> {
+    match mutation {
+        AppMutation::InsertApp(a) => insert_app(conn, a),
+        AppMutation::UpdateApp(a) => update_app(conn, a),
+        AppMutation::PutMembership(m) => put_membership(conn, m),
+        AppMutation::DeleteMembership { app_id, user_id } => delete_membership(conn, *app_id, *user_id),
+        AppMutation::InsertInvite(i) => insert_invite(conn, i),
+        AppMutation::UpdateInvite(i) => update_invite(conn, i),
+    }
 }

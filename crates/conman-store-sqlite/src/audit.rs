@@ -1,5 +1,5 @@
-//! The audit log and the outbox: the `AuditStore` reads, appending audit
-//! records to the chain, and the outbox mutations.
+//! The audit log: the `AuditStore` reads and appending audit records to the
+//! chain.
 //!
 //! Invariant: records are only appended, inside the unit's transaction,
 //! each at `seq` = last + 1 with `prev_hash` = the last record's hash and
@@ -8,28 +8,19 @@
 
 use async_trait::async_trait;
 use conman_core::domain::audit::{chain_hash, AuditEntry, AuditRecord, GENESIS_HASH};
-use conman_core::domain::outbox::OutboxMessage;
-use conman_core::domain::Timestamp;
-use conman_core::ids::{AppId, OutboxMessageId};
+use conman_core::ids::AppId;
 use conman_core::ports::store::{AuditFilter, AuditStore, Page, PageRequest};
-use conman_core::validation::Email;
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension as _};
 
-use crate::codec::{self, all, exists, id, json, opt_id, opt_ts, ts, Cols, Db as _};
+use crate::codec::{self, all, exists, id, json, opt_id, ts, Cols, Db as _};
 use crate::SqliteStore;
 
 macro_rules! audit_columns {
     () => {
         "seq, id, occurred_at, actor_id, app_id, entity_type, entity_id, action, before_state, after_state, git_sha,
          request, prev_hash, hash"
-    };
-}
-
-macro_rules! outbox_columns {
-    () => {
-        "id, recipient, app_id, kind, subject, body, created_at, delivered_at"
     };
 }
 
@@ -54,20 +45,6 @@ fn record(c: &Cols<'_, '_>) -> Result<AuditRecord, Error> {
     })
 }
 
-fn outbox(c: &Cols<'_, '_>) -> Result<OutboxMessage, Error> {
-    let recipient = c.text(1)?;
-    Ok(OutboxMessage {
-        id: c.id(0)?,
-        recipient: Email::parse(&recipient)
-            .map_err(|_| Error::internal(format!("stored recipient {recipient:?} is invalid")))?,
-        app_id: c.opt_id(2)?,
-        kind: c.text(3)?,
-        subject: c.text(4)?,
-        body: c.text(5)?,
-        created_at: c.ts(6)?,
-        delivered_at: c.opt_ts(7)?,
-    })
-}
 
 /// The `WHERE` clause of `filter` and its parameters.
 fn audit_where(filter: &AuditFilter) -> (String, Vec<Value>) {
@@ -134,24 +111,6 @@ impl AuditStore for SqliteStore {
         })
         .await
     }
-
-    async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error> {
-        self.read(move |conn| {
-            codec::page(
-                conn,
-                "SELECT COUNT(*) FROM outbox",
-                concat!(
-                    "SELECT ",
-                    outbox_columns!(),
-                    " FROM outbox ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-                ),
-                Vec::new(),
-                page,
-                outbox,
-            )
-        })
-        .await
-    }
 }
 
 /// Appends `entries` to the chain, after the last stored record.
@@ -195,41 +154,6 @@ pub(crate) fn append(conn: &Connection, entries: &[AuditEntry]) -> Result<(), Er
             ])
             .db()?;
         prev_hash = hash;
-    }
-    Ok(())
-}
-
-/// `InsertOutbox`.
-pub(crate) fn insert_outbox(conn: &Connection, m: &OutboxMessage) -> Result<(), Error> {
-    conn.prepare_cached(concat!(
-        "INSERT INTO outbox (",
-        outbox_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    ))
-    .db()?
-    .execute(params![
-        id(m.id.0),
-        m.recipient.as_str(),
-        opt_id(m.app_id.map(|a| a.0)),
-        m.kind,
-        m.subject,
-        m.body,
-        ts(&m.created_at),
-        opt_ts(&m.delivered_at),
-    ])
-    .db()?;
-    Ok(())
-}
-
-/// `MarkOutboxDelivered`: keeps the first delivery time; `not_found` when unknown.
-pub(crate) fn mark_outbox_delivered(conn: &Connection, message: OutboxMessageId, at: &Timestamp) -> Result<(), Error> {
-    let changed = conn
-        .prepare_cached("UPDATE outbox SET delivered_at = ?2 WHERE id = ?1 AND delivered_at IS NULL")
-        .db()?
-        .execute(params![id(message.0), ts(at)])
-        .db()?;
-    if changed == 0 && !exists(conn, "SELECT 1 FROM outbox WHERE id = ?1", [id(message.0)])? {
-        return Err(Error::NotFound(OutboxMessageId::KIND));
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use conman_core::domain::changeset::{Changeset, ChangesetRevision, ChangesetStat
 use conman_core::domain::comment::Comment;
 use conman_core::domain::review::{Review, ReviewAction};
 use conman_core::ids::{AppId, ChangesetId, CommentId, WorkspaceId};
-use conman_core::ports::store::{ChangesetFilter, ChangesetStore, Page, PageRequest};
+use conman_core::ports::store::{ChangesetFilter, ChangesetMutation, ChangesetStore, Page, PageRequest};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
@@ -494,5 +494,17 @@ mod tests {
     fn the_open_changeset_is_found_through_the_partial_index() {
         let plan = plan(open_changeset!(), &["a", "w"]);
         assert!(plan.iter().any(|s| s.contains("USING INDEX changesets_one_open_per_workspace")), "{plan:#?}");
+    }
+}
+
+/// Applies one changeset mutation inside the unit's transaction.
+pub(crate) fn apply(conn: &Connection, mutation: &ChangesetMutation) -> Result<(), Error> {
+    match mutation {
+        ChangesetMutation::InsertChangeset(c) => insert_changeset(conn, c),
+        ChangesetMutation::UpdateChangeset(c) => update_changeset(conn, c),
+        ChangesetMutation::InsertRevision(r) => insert_revision(conn, r),
+        ChangesetMutation::PutReview(r) => put_review(conn, r),
+        ChangesetMutation::InsertComment(c) => insert_comment(conn, c),
+        ChangesetMutation::UpdateComment(c) => update_comment(conn, c),
     }
 }

@@ -9,7 +9,7 @@
 //! SQLite failure `Error::Internal` with the cause for the logs.
 
 use conman_core::domain::{format_timestamp, Timestamp};
-use conman_core::ports::store::{Page, PageRequest};
+use conman_core::ports::store::{ConflictReason, Page, PageRequest, Record};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{ffi, Connection, ErrorCode, Params, Row};
@@ -35,9 +35,7 @@ pub(crate) fn db_error(err: rusqlite::Error) -> Error {
         if cause.code == ErrorCode::ConstraintViolation {
             match cause.extended_code {
                 ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => return unique_conflict(message),
-                ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
-                    return Error::conflict("the change refers to an entity that does not exist")
-                }
+                ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return ConflictReason::MissingReference.into(),
                 _ => {}
             }
         }
@@ -45,47 +43,40 @@ pub(crate) fn db_error(err: rusqlite::Error) -> Error {
     Error::internal(format!("sqlite: {err}"))
 }
 
-/// `UNIQUE constraint failed: users.email` → "a user with this email already exists".
+/// `UNIQUE constraint failed: users.email` → [`ConflictReason::Taken`] of a
+/// user's `email`; the partial index `changesets_one_open_per_workspace` →
+/// [`ConflictReason::OpenChangesetExists`].
 fn unique_conflict(message: &str) -> Error {
     let columns = message.rsplit(": ").next().unwrap_or_default();
     let (table, field) = columns.rsplit(", ").next().and_then(|c| c.split_once('.')).unwrap_or(("", "key"));
     if (table, field) == ("changesets", "workspace_id") {
-        // The partial index `changesets_one_open_per_workspace`.
-        return Error::Conflict {
-            message: "the workspace already has an open changeset".into(),
-            details: Some(serde_json::json!({ "reason": "open_changeset_exists" })),
-        };
+        return ConflictReason::OpenChangesetExists.into();
     }
-    let entity = match table {
-        "users" => "user",
-        "credentials" => "token",
-        "password_resets" => "password reset",
-        "apps" => "app",
-        "memberships" => "membership",
-        "invites" => "invite",
-        "workspaces" if field == "branch" => "workspace in this app",
-        "workspaces" => "workspace",
-        "outbox" => "outbox message",
-        "jobs" => "job",
-        "job_logs" => "job log line",
-        "changesets" => "changeset",
-        "changeset_revisions" => "changeset revision",
-        "changeset_reviews" => "review",
-        "changeset_comments" => "comment",
-        "runtime_profiles" => "runtime profile in this app",
-        "profile_revisions" => "profile revision",
-        "secrets" => "secret value",
-        "installation_meta" => "installation setting",
-        "environments" if field == "name" => "environment in this app",
-        "environments" => "environment",
-        "changeset_overrides" => "changeset override",
-        "audit" => "audit event",
-        _ => "record",
+    let record = match table {
+        "users" => Record::User,
+        "credentials" => Record::Token,
+        "password_resets" => Record::PasswordReset,
+        "apps" => Record::App,
+        "memberships" => Record::Membership,
+        "invites" => Record::Invite,
+        "workspaces" => Record::Workspace,
+        "outbox" => Record::OutboxMessage,
+        "jobs" => Record::Job,
+        "job_logs" => Record::JobLogLine,
+        "changesets" => Record::Changeset,
+        "changeset_revisions" => Record::ChangesetRevision,
+        "changeset_reviews" => Record::Review,
+        "changeset_comments" => Record::Comment,
+        "runtime_profiles" => Record::RuntimeProfile,
+        "profile_revisions" => Record::ProfileRevision,
+        "secrets" => Record::Secret,
+        "installation_meta" => Record::InstallationSetting,
+        "environments" => Record::Environment,
+        "changeset_overrides" => Record::ChangesetOverride,
+        "audit" => Record::AuditEvent,
+        _ => Record::Other,
     };
-    Error::Conflict {
-        message: format!("a {entity} with this {field} already exists"),
-        details: Some(serde_json::json!({ "field": field, "reason": "taken" })),
-    }
+    ConflictReason::Taken { record, field: field.to_owned() }.into()
 }
 
 /// Text of an id.

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use conman_core::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, JobId};
-use conman_core::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, JobStore, Page, PageRequest};
+use conman_core::ports::store::{ConflictReason, JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore, Page, PageRequest};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension as _};
@@ -343,7 +343,7 @@ pub(crate) fn finish_job(conn: &Connection, f: &JobFinish) -> Result<(), Error> 
             opt_ts(&f.run_after),
         ])
         .db()?;
-    expect_job_cas(conn, changed, f.id, "lease_lost", "the worker no longer holds the job's lease")
+    expect_job_cas(conn, changed, f.id, ConflictReason::LeaseLost)
 }
 
 /// `CancelQueuedJob`: compare-and-set `queued` → `canceled`.
@@ -353,7 +353,7 @@ pub(crate) fn cancel_queued_job(conn: &Connection, job_id: JobId, at: &Timestamp
         .db()?
         .execute(params![id(job_id.0), ts(at)])
         .db()?;
-    expect_job_cas(conn, changed, job_id, "not_queued", "the job is no longer queued")
+    expect_job_cas(conn, changed, job_id, ConflictReason::NotQueued)
 }
 
 /// `RequestJobCancel`: sets the cancel flag of a running job.
@@ -363,7 +363,7 @@ pub(crate) fn request_job_cancel(conn: &Connection, job_id: JobId) -> Result<(),
         .db()?
         .execute([id(job_id.0)])
         .db()?;
-    expect_job_cas(conn, changed, job_id, "not_running", "the job is not running")
+    expect_job_cas(conn, changed, job_id, ConflictReason::NotRunning)
 }
 
 /// `ReleaseJob`: back to the queue, the lease cleared and the attempt not
@@ -378,17 +378,15 @@ pub(crate) fn release_job(conn: &Connection, job_id: JobId, worker: &str) -> Res
         .db()?
         .execute(params![id(job_id.0), worker])
         .db()?;
-    expect_job_cas(conn, changed, job_id, "lease_lost", "the worker no longer holds the job's lease")
+    expect_job_cas(conn, changed, job_id, ConflictReason::LeaseLost)
 }
 
-/// One changed row is success; none is `conflict` (with `reason`) when the
+/// One changed row is success; none is `conflict` (for `reason`) when the
 /// job exists and `not_found` otherwise.
-fn expect_job_cas(conn: &Connection, changed: usize, job_id: JobId, reason: &str, message: &str) -> Result<(), Error> {
+fn expect_job_cas(conn: &Connection, changed: usize, job_id: JobId, reason: ConflictReason) -> Result<(), Error> {
     match changed {
         1 => Ok(()),
-        0 if exists(conn, "SELECT 1 FROM jobs WHERE id = ?1", [id(job_id.0)])? => {
-            Err(Error::Conflict { message: message.to_owned(), details: Some(serde_json::json!({ "reason": reason })) })
-        }
+        0 if exists(conn, "SELECT 1 FROM jobs WHERE id = ?1", [id(job_id.0)])? => Err(reason.into()),
         0 => Err(Error::NotFound(JobId::KIND)),
         n => Err(Error::internal(format!("a compare-and-set update of one job changed {n} rows"))),
     }
@@ -416,5 +414,17 @@ mod tests {
         let plan = plan(claim_job!());
         assert!(plan.iter().all(|step| !step.starts_with("SCAN jobs")), "{plan:#?}");
         assert_eq!(plan.iter().filter(|step| step.contains("USING INDEX jobs_runnable")).count(), 2, "{plan:#?}");
+    }
+}
+
+/// Applies one job mutation inside the unit's transaction.
+pub(crate) fn apply(conn: &Connection, mutation: &JobMutation) -> Result<(), Error> {
+    match mutation {
+        JobMutation::InsertJob(j) => insert_job(conn, j),
+        JobMutation::FinishJob(f) => finish_job(conn, f),
+        JobMutation::AppendJobLog { id, lines, limit_bytes } => append_log(conn, *id, lines, *limit_bytes),
+        JobMutation::CancelQueuedJob { id, at } => cancel_queued_job(conn, *id, at),
+        JobMutation::RequestJobCancel { id } => request_job_cancel(conn, *id),
+        JobMutation::ReleaseJob { id, worker } => release_job(conn, *id, worker),
     }
 }

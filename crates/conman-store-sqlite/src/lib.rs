@@ -31,6 +31,7 @@ mod changesets;
 mod codec;
 mod jobs;
 mod migrate;
+mod outbox;
 mod profiles;
 mod unit_of_work;
 mod users;

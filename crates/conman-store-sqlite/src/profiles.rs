@@ -20,7 +20,7 @@ use conman_core::domain::environment::Environment;
 use conman_core::domain::runtime_profile::{ProfileOverride, ProfileRevision, RuntimeProfile};
 use conman_core::ids::{AppId, ChangesetId, RuntimeProfileId};
 use conman_core::ports::crypto::SealedSecret;
-use conman_core::ports::store::{Page, PageRequest, ProfileStore, SecretOwner, StoredSecret};
+use conman_core::ports::store::{ConflictReason, Page, PageRequest, ProfileMutation, ProfileStore, SecretOwner, StoredSecret};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension as _};
@@ -302,7 +302,7 @@ pub(crate) fn update_runtime_profile(conn: &Connection, p: &RuntimeProfile) -> R
         .db()?
         .execute(params![id(p.id.0), id(p.app_id.0), p.name, json(p)?, ts(&p.updated_at), p.version])
         .db()?;
-    expect_cas(changed, "runtime profile", || {
+    expect_cas(changed, RuntimeProfileId::KIND, || {
         exists(conn, "SELECT 1 FROM runtime_profiles WHERE id = ?1 AND app_id = ?2", [id(p.id.0), id(p.app_id.0)])
     })
 }
@@ -392,13 +392,7 @@ pub(crate) fn rewrap_secrets(conn: &Connection, from_key_id: &str, secrets: &[St
                 params![kind, owner_id, s.name, s.revision],
             )?;
             return Err(if known {
-                Error::Conflict {
-                    message: format!(
-                        "the secret {:?} is no longer wrapped by the key being rotated; restart the rotation",
-                        s.name
-                    ),
-                    details: Some(serde_json::json!({ "reason": "key_id_mismatch" })),
-                }
+                ConflictReason::KeyIdMismatch.into()
             } else {
                 Error::NotFound("secret")
             });
@@ -411,10 +405,7 @@ pub(crate) fn rewrap_secrets(conn: &Connection, from_key_id: &str, secrets: &[St
 pub(crate) fn set_secrets_key_id(conn: &Connection, expected: Option<&str>, key_id: &str) -> Result<(), Error> {
     let current = stored_key_id(conn)?;
     if current.as_deref() != expected {
-        return Err(Error::Conflict {
-            message: "the secrets master key id changed meanwhile; reload and retry".into(),
-            details: Some(serde_json::json!({ "reason": "stale_key_id" })),
-        });
+        return Err(ConflictReason::StaleKeyId.into());
     }
     conn.prepare_cached(
         "INSERT INTO installation_meta (key, value) VALUES (?1, ?2)
@@ -466,7 +457,7 @@ pub(crate) fn replace_environments(conn: &Connection, app_id: AppId, envs: &[Env
             ])
             .db()?;
         if changed == 0 {
-            return Err(Error::conflict("an environment with this id belongs to another app"));
+            return Err(ConflictReason::EnvironmentOfAnotherApp.into());
         }
     }
     Ok(())
@@ -488,4 +479,25 @@ pub(crate) fn put_changeset_overrides(
         insert.execute(params![cs, position, json(o)?]).db()?;
     }
     Ok(())
+}
+
+/// Applies one profile mutation inside the unit's transaction.
+pub(crate) fn apply(conn: &Connection, mutation: &ProfileMutation) -> Result<(), Error> {
+    match mutation {
+        ProfileMutation::InsertRuntimeProfile(p) => insert_runtime_profile(conn, p),
+        ProfileMutation::UpdateRuntimeProfile(p) => update_runtime_profile(conn, p),
+        ProfileMutation::InsertProfileRevision(r) => insert_profile_revision(conn, r),
+        ProfileMutation::InsertSecret(s) => insert_secret(conn, s),
+        ProfileMutation::DeleteChangesetSecrets { changeset_id } => delete_changeset_secrets(conn, *changeset_id),
+        ProfileMutation::RewrapSecrets { from_key_id, secrets } => rewrap_secrets(conn, from_key_id, secrets),
+        ProfileMutation::SetSecretsKeyId { expected, key_id } => {
+            set_secrets_key_id(conn, expected.as_deref(), key_id)
+        }
+        ProfileMutation::ReplaceEnvironments { app_id, environments } => {
+            replace_environments(conn, *app_id, environments)
+        }
+        ProfileMutation::PutChangesetOverrides { changeset_id, overrides } => {
+            put_changeset_overrides(conn, *changeset_id, overrides)
+        }
+    }
 }

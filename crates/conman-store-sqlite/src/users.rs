@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use conman_core::domain::user::{Credential, PasswordReset, User};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{CredentialId, PasswordResetId, UserId};
-use conman_core::ports::store::{Page, PageRequest, UserStore};
+use conman_core::ports::store::{ConflictReason, Page, PageRequest, UserMutation, UserStore};
 use conman_core::validation::{Email, Handle};
 use conman_core::Error;
 use rusqlite::{params, Connection};
@@ -284,8 +284,21 @@ pub(crate) fn use_password_reset(conn: &Connection, reset: PasswordResetId, at: 
         return Ok(());
     }
     if exists(conn, "SELECT 1 FROM password_resets WHERE id = ?1", [id(reset.0)])? {
-        Err(Error::conflict("this password reset was already used"))
+        Err(ConflictReason::ResetAlreadyUsed.into())
     } else {
         Err(Error::NotFound(PasswordResetId::KIND))
+    }
+}
+
+/// Applies one user mutation inside the unit's transaction.
+pub(crate) fn apply(conn: &Connection, mutation: &UserMutation) -> Result<(), Error> {
+    match mutation {
+        UserMutation::InsertUser(u) => insert_user(conn, u),
+        UserMutation::UpdateUser(u) => update_user(conn, u),
+        UserMutation::InsertCredential(c) => insert_credential(conn, c),
+        UserMutation::RevokeCredential { id, at } => revoke_credential(conn, *id, at),
+        UserMutation::RevokeUserCredentials { user_id, at } => revoke_user_credentials(conn, *user_id, at),
+        UserMutation::InsertPasswordReset(r) => insert_password_reset(conn, r),
+        UserMutation::UsePasswordReset { id, at } => use_password_reset(conn, *id, at),
     }
 }

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use conman_core::domain::workspace::Workspace;
 use conman_core::ids::{AppId, UserId, WorkspaceId};
-use conman_core::ports::store::{Page, PageRequest, WorkspaceStore};
+use conman_core::ports::store::{Page, PageRequest, WorkspaceMutation, WorkspaceStore};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
@@ -181,4 +181,12 @@ pub(crate) fn update_workspace(conn: &Connection, w: &Workspace) -> Result<(), E
     expect_cas(changed, WorkspaceId::KIND, || {
         exists(conn, "SELECT 1 FROM workspaces WHERE id = ?1 AND app_id = ?2", [id(w.id.0), id(w.app_id.0)])
     })
+}
+
+/// Applies one workspace mutation inside the unit's transaction.
+pub(crate) fn apply(conn: &Connection, mutation: &WorkspaceMutation) -> Result<(), Error> {
+    match mutation {
+        WorkspaceMutation::InsertWorkspace(w) => insert_workspace(conn, w),
+        WorkspaceMutation::UpdateWorkspace(w) => update_workspace(conn, w),
+    }
 }

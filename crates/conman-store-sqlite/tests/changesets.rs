@@ -9,7 +9,7 @@
 
 use conman_core::conformance::fixtures::{self, app, changeset, later, setup, workspace};
 use conman_core::domain::changeset::{Changeset, ChangesetState};
-use conman_core::ports::store::{ChangesetFilter, ChangesetStore, Mutation, Page, PageRequest, Store, UnitOfWork};
+use conman_core::ports::store::{AppMutation, ChangesetFilter, ChangesetMutation, ChangesetStore, Mutation, Page, PageRequest, Store, Unaudited, UnitOfWork, WorkspaceMutation};
 use conman_store_sqlite::SqliteStore;
 
 /// Changesets in the big app.
@@ -27,8 +27,8 @@ async fn listing_ten_thousand_changesets_answers_every_page_exactly() {
     let users = fixtures::users(&store, &["ada", "bob"]).await;
     let billing = app("billing", &users[0]);
     let spaces: Vec<_> = (0..10).map(|i| workspace(&billing, &users[i % 2], &format!("w{i}"))).collect();
-    setup(&store, [Mutation::InsertApp(billing.clone())]).await;
-    setup(&store, spaces.iter().cloned().map(Mutation::InsertWorkspace)).await;
+    setup(&store, [Mutation::from(AppMutation::InsertApp(billing.clone()))]).await;
+    setup(&store, spaces.iter().cloned().map(WorkspaceMutation::InsertWorkspace)).await;
 
     // One open changeset per workspace, the rest released or rejected.
     let base = fixtures::now();
@@ -48,7 +48,7 @@ async fn listing_ten_thousand_changesets_answers_every_page_exactly() {
         .collect();
     let mut unit = UnitOfWork::new();
     for cs in &all {
-        unit = unit.mutate(Mutation::InsertChangeset(cs.clone()));
+        unit = unit.unaudited(Mutation::from(ChangesetMutation::InsertChangeset(cs.clone())), Unaudited::Fixture);
     }
     store.commit(unit).await.unwrap();
 

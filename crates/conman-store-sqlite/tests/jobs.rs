@@ -12,7 +12,7 @@ use conman_core::domain::app::App;
 use conman_core::domain::format_timestamp;
 use conman_core::domain::job::{Job, JobState, JobType};
 use conman_core::domain::user::User;
-use conman_core::ports::store::{AppStore, JobClaim, JobStore, Mutation, Store, UnitOfWork};
+use conman_core::ports::store::{AppMutation, AppStore, JobClaim, JobMutation, JobStore, Mutation, Store, Unaudited, UnitOfWork, UserMutation};
 use conman_core::Error;
 use conman_store_sqlite::{SqliteStore, SCHEMA_VERSION};
 use rusqlite::{params, Connection};
@@ -32,7 +32,7 @@ fn claim(worker: &str) -> JobClaim {
 async fn an_app<S: Store>(store: &S) -> App {
     let ada = user("ada");
     let billing = app("billing", &ada);
-    setup(store, [Mutation::InsertUser(ada), Mutation::InsertApp(billing.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada)), Mutation::from(AppMutation::InsertApp(billing.clone()))]).await;
     billing
 }
 
@@ -45,7 +45,7 @@ async fn claimers_on_separate_connections_never_share_a_job() {
     let billing = an_app(&stores[0]).await;
     let t = now();
     let jobs: Vec<Job> = (0..60).map(|i| Job { run_after: later(t, -i), ..job(&billing, JobType::Notify) }).collect();
-    setup(&stores[0], jobs.iter().cloned().map(Mutation::InsertJob)).await;
+    setup(&stores[0], jobs.iter().cloned().map(JobMutation::InsertJob)).await;
 
     let tasks: Vec<_> = (0..9)
         .map(|w| {
@@ -83,12 +83,12 @@ async fn a_claim_stays_fast_among_many_finished_jobs() {
             ..job(&billing, JobType::GateSubmit)
         });
         store
-            .commit(UnitOfWork { mutations: done.map(Mutation::InsertJob).collect(), audit: Vec::new() })
+            .commit(done.map(JobMutation::InsertJob).fold(UnitOfWork::new(), |u, m| u.unaudited(m, Unaudited::Fixture)))
             .await
             .unwrap();
     }
     let wanted = job(&billing, JobType::GateSubmit);
-    setup(&store, [Mutation::InsertJob(wanted.clone())]).await;
+    setup(&store, [Mutation::from(JobMutation::InsertJob(wanted.clone()))]).await;
 
     // One full pass over the table, as a yardstick measured under the
     // same load: a claim must cost less than reading every job.
@@ -103,7 +103,7 @@ async fn a_claim_stays_fast_among_many_finished_jobs() {
     let started = Instant::now();
     for _ in 0..ROUNDS {
         assert_eq!(store.claim_job(&claim("w")).await.unwrap().map(|j| j.id), Some(wanted.id));
-        setup(&store, [Mutation::ReleaseJob { id: wanted.id, worker: "w".into() }]).await;
+        setup(&store, [Mutation::from(JobMutation::ReleaseJob { id: wanted.id, worker: "w".into() })]).await;
     }
     let claim_and_release = started.elapsed() / ROUNDS;
     assert!(claim_and_release < scan, "claim + release took {claim_and_release:?}, a table scan {scan:?}");
@@ -155,7 +155,7 @@ async fn a_schema_one_database_is_upgraded_in_place() {
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.app(billing.id).await.unwrap(), Some(billing.clone()), "existing rows survive");
     let j = job(&billing, JobType::GateSubmit);
-    setup(&store, [Mutation::InsertJob(j.clone())]).await;
+    setup(&store, [Mutation::from(JobMutation::InsertJob(j.clone()))]).await;
     assert_eq!(store.job(billing.id, j.id).await.unwrap(), Some(j));
     let versions: Vec<i64> = {
         let conn = Connection::open(&path).unwrap();

@@ -9,7 +9,7 @@
 
 use conman_core::conformance::fixtures::{self, app, runtime_profile, sealed, setup, stored_secret};
 use conman_core::error::ErrorCode;
-use conman_core::ports::store::{Mutation, ProfileStore, SecretOwner, Store, StoredSecret, UnitOfWork};
+use conman_core::ports::store::{AppMutation, Mutation, ProfileMutation, ProfileStore, SecretOwner, Store, StoredSecret, Unaudited, UnitOfWork};
 use conman_store_sqlite::SqliteStore;
 
 /// Secrets in the installation.
@@ -35,8 +35,8 @@ async fn rewrapping_ten_thousand_secrets_in_one_unit_replaces_every_value() {
     let users = fixtures::users(&store, &["ada"]).await;
     let billing = app("billing", &users[0]);
     let profiles: Vec<_> = (0..10).map(|i| runtime_profile(&billing, &format!("p{i}"))).collect();
-    setup(&store, [Mutation::InsertApp(billing.clone())]).await;
-    setup(&store, profiles.iter().cloned().map(Mutation::InsertRuntimeProfile)).await;
+    setup(&store, [Mutation::from(AppMutation::InsertApp(billing.clone()))]).await;
+    setup(&store, profiles.iter().cloned().map(ProfileMutation::InsertRuntimeProfile)).await;
     let rows: Vec<StoredSecret> = (0..COUNT)
         .map(|i| {
             let owner = SecretOwner::Profile(profiles[i % profiles.len()].id);
@@ -44,15 +44,14 @@ async fn rewrapping_ten_thousand_secrets_in_one_unit_replaces_every_value() {
         })
         .collect();
     store
-        .commit(UnitOfWork { mutations: rows.iter().cloned().map(Mutation::InsertSecret).collect(), audit: vec![] })
+        .commit(rows.iter().cloned().map(ProfileMutation::InsertSecret).fold(UnitOfWork::new(), |u, m| u.unaudited(m, Unaudited::Fixture)))
         .await
         .unwrap();
 
     let rotated: Vec<StoredSecret> = rows.iter().map(|s| StoredSecret { sealed: sealed("new"), ..s.clone() }).collect();
     let unit = UnitOfWork::new()
-        .mutate(Mutation::RewrapSecrets { from_key_id: "old".into(), secrets: rotated.clone() })
-        .mutate(Mutation::SetSecretsKeyId { expected: None, key_id: "new".into() })
-        .audit(fixtures::audit_entry("secrets.rotated", "installation", "secrets"));
+        .unaudited(Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "old".into(), secrets: rotated.clone() }), Unaudited::Fixture)
+        .record(Mutation::from(ProfileMutation::SetSecretsKeyId { expected: None, key_id: "new".into() }), fixtures::audit_entry("secrets.rotated", "installation", "secrets"));
     store.commit(unit).await.unwrap();
 
     let mut expected = rotated.clone();
@@ -62,7 +61,7 @@ async fn rewrapping_ten_thousand_secrets_in_one_unit_replaces_every_value() {
 
     let again: Vec<StoredSecret> = rows.iter().map(|s| StoredSecret { sealed: sealed("newer"), ..s.clone() }).collect();
     let refused = store
-        .commit(UnitOfWork::new().mutate(Mutation::RewrapSecrets { from_key_id: "old".into(), secrets: again }))
+        .commit(UnitOfWork::new().unaudited(Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "old".into(), secrets: again }), Unaudited::Fixture))
         .await;
     assert_eq!(refused.unwrap_err().code(), ErrorCode::Conflict);
     assert_eq!(every_secret(&store).await, expected);

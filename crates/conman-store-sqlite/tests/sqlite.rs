@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use conman_core::conformance::fixtures::{self, setup, user, user_created, verified_chain};
 use conman_core::domain::user::CredentialKind;
-use conman_core::ports::store::{Mutation, Store, UnitOfWork, UserStore};
+use conman_core::ports::store::{Mutation, Store, UnitOfWork, UserMutation, UserStore};
 use conman_core::{Error, ErrorCode};
 use conman_store_sqlite::{SqliteStore, SCHEMA_VERSION};
 use rusqlite::Connection;
@@ -27,7 +27,7 @@ async fn the_audit_log_refuses_update_and_delete() {
     let (path, _dir) = db_path();
     let store = SqliteStore::open(&path).unwrap();
     let ada = user("ada");
-    store.commit(UnitOfWork::new().mutate(Mutation::InsertUser(ada.clone())).audit(user_created(&ada))).await.unwrap();
+    store.commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada))).await.unwrap();
     let before = verified_chain(&store, 10).await;
 
     let conn = raw(&path);
@@ -49,7 +49,7 @@ async fn the_database_is_in_wal_mode_with_foreign_keys() {
 
     // Foreign keys are enforced: a credential of an unknown user is refused.
     let orphan = fixtures::credential(&user("ghost"), CredentialKind::Session);
-    let err = fixtures::commit(&store, [Mutation::InsertCredential(orphan)]).await.unwrap_err();
+    let err = fixtures::commit(&store, [Mutation::from(UserMutation::InsertCredential(orphan))]).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Conflict, "{err:?}");
 }
 
@@ -59,7 +59,7 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
     let ada = user("ada");
     {
         let store = SqliteStore::open(&path).unwrap();
-        setup(&store, [Mutation::InsertUser(ada.clone())]).await;
+        setup(&store, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
     }
     let migrations = |path: &Path| -> Vec<(i64, String)> {
         let conn = raw(path);
@@ -103,11 +103,11 @@ async fn unique_conflicts_name_the_field() {
     let (path, _dir) = db_path();
     let store = SqliteStore::open(&path).unwrap();
     let ada = user("ada");
-    setup(&store, [Mutation::InsertUser(ada.clone())]).await;
+    setup(&store, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
 
     let mut twin = user("ada2");
     twin.email = ada.email.clone();
-    match fixtures::commit(&store, [Mutation::InsertUser(twin)]).await {
+    match fixtures::commit(&store, [Mutation::from(UserMutation::InsertUser(twin))]).await {
         Err(Error::Conflict { message, details }) => {
             assert_eq!(message, "a user with this email already exists");
             assert_eq!(details, Some(serde_json::json!({ "field": "email", "reason": "taken" })));
@@ -121,7 +121,7 @@ async fn a_malformed_row_is_an_internal_error_not_a_panic() {
     let (path, _dir) = db_path();
     let store = SqliteStore::open(&path).unwrap();
     let ada = user("ada");
-    setup(&store, [Mutation::InsertUser(ada.clone())]).await;
+    setup(&store, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
 
     for (column, value) in [("created_at", "yesterday"), ("email", "not an email"), ("id", "not-a-uuid")] {
         let conn = raw(&path);
@@ -148,7 +148,7 @@ async fn two_stores_on_one_file_share_one_chain() {
                 for u in 0..5 {
                     let new = user(&format!("s{t}-u{u}"));
                     store
-                        .commit(UnitOfWork::new().mutate(Mutation::InsertUser(new.clone())).audit(user_created(&new)))
+                        .commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(new.clone())), user_created(&new)))
                         .await?;
                 }
                 Ok::<_, Error>(())

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use conman_core::domain::changeset::{Changeset, ChangesetState};
 use conman_core::ports::git::{DiffDetail, Sha};
-use conman_core::ports::store::{ChangesetFilter, Mutation, PageRequest, UnitOfWork};
+use conman_core::ports::store::{ChangesetFilter, ChangesetMutation, Mutation, PageRequest, UnitOfWork};
 use conman_core::services::{ChangesetDiff, DiffMode, NewChangeset};
 
 use super::{git, ms, row, seeded_app, stats, verdict};
@@ -104,7 +104,7 @@ pub(super) async fn scenario_changesets(samples: usize) {
         let mut unit = UnitOfWork::new();
         for i in 0..500 {
             let at = base + chrono::Duration::milliseconds(chunk * 500 + i);
-            unit = unit.mutate(Mutation::InsertChangeset(Changeset {
+            unit = unit.mutate(Mutation::from(ChangesetMutation::InsertChangeset(Changeset {
                 id: conman_core::ids::ChangesetId(uuid::Uuid::now_v7()),
                 app_id: app,
                 workspace_id: ws,
@@ -120,7 +120,7 @@ pub(super) async fn scenario_changesets(samples: usize) {
                 created_at: at,
                 updated_at: at,
                 version: 1,
-            }));
+            })));
         }
         conman_core::ports::Store::commit(store.as_ref(), unit).await.expect("bulk insert");
     }

@@ -12,7 +12,7 @@ use crate::domain::invite::{Invite, InviteState};
 use crate::domain::membership::Membership;
 use crate::domain::user::User;
 use crate::error::ErrorCode;
-use crate::ports::store::{MemberRecord, Mutation, PageRequest, Store};
+use crate::ports::store::{AppMutation, MemberRecord, Mutation, PageRequest, Store, UserMutation};
 use crate::rbac::Role;
 
 /// An app with non-default settings reads back equal by id and by name.
@@ -26,7 +26,7 @@ pub async fn app_round_trips_by_id_and_name<S: Store>(store: &S) {
         GateSettings { submit: Some("make check".into()), timeout_secs: Some(600), ..Default::default() };
     billing.settings.path_rules =
         vec![PathRule { glob: "prod/**".into(), role: Some(Role::ConfigManager), user_ids: vec![ada.id] }];
-    setup(store, [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(billing.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(billing.clone()))]).await;
 
     assert_eq!(store.app(billing.id).await.unwrap(), Some(billing.clone()));
     assert_eq!(store.app_by_name("billing").await.unwrap(), Some(billing.clone()));
@@ -38,10 +38,10 @@ pub async fn app_round_trips_by_id_and_name<S: Store>(store: &S) {
 pub async fn duplicate_app_name_is_a_conflict<S: Store>(store: &S) {
     let ada = user("ada");
     let first = app("billing", &ada);
-    setup(store, [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(first.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(first.clone()))]).await;
 
     let second = app("billing", &ada);
-    assert_code(fixtures::commit(store, [Mutation::InsertApp(second.clone())]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::InsertApp(second.clone()))]).await, ErrorCode::Conflict);
     assert_eq!(store.app(second.id).await.unwrap(), None);
     assert_eq!(store.app_by_name("billing").await.unwrap(), Some(first));
     assert_eq!(store.list_all_apps(PageRequest::default()).await.unwrap().total, 1);
@@ -54,28 +54,28 @@ pub async fn app_update_is_compare_and_set<S: Store>(store: &S) {
     let (billing, search) = (app("billing", &ada), app("search", &ada));
     setup(
         store,
-        [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(billing.clone()), Mutation::InsertApp(search.clone())],
+        [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(billing.clone())), Mutation::from(AppMutation::InsertApp(search.clone()))],
     )
     .await;
 
     let bump = |a: &App| App { version: a.version + 1, updated_at: later(a.updated_at, 1), ..a.clone() };
     let mut updated = bump(&billing);
     updated.settings.required_approvals = 3;
-    setup(store, [Mutation::UpdateApp(updated.clone())]).await;
+    setup(store, [Mutation::from(AppMutation::UpdateApp(updated.clone()))]).await;
     assert_eq!(store.app(billing.id).await.unwrap(), Some(updated.clone()));
 
     let mut stale = bump(&billing);
     stale.settings.required_approvals = 5;
-    assert_code(fixtures::commit(store, [Mutation::UpdateApp(stale)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::UpdateApp(stale))]).await, ErrorCode::Conflict);
     assert_eq!(store.app(billing.id).await.unwrap(), Some(updated.clone()));
 
     let mut renamed = bump(&search);
     renamed.name = "billing".into();
-    assert_code(fixtures::commit(store, [Mutation::UpdateApp(renamed)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::UpdateApp(renamed))]).await, ErrorCode::Conflict);
     assert_eq!(store.app(search.id).await.unwrap(), Some(search));
 
     let ghost = bump(&app("ghost", &ada));
-    assert_code(fixtures::commit(store, [Mutation::UpdateApp(ghost)]).await, ErrorCode::NotFound);
+    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::UpdateApp(ghost))]).await, ErrorCode::NotFound);
 }
 
 /// Inserts users with `handles`, an app `name` created by the first, and a
@@ -83,9 +83,9 @@ pub async fn app_update_is_compare_and_set<S: Store>(store: &S) {
 async fn app_with_members<S: Store>(store: &S, name: &str, handles: &[&str]) -> (App, Vec<(User, Membership)>) {
     let users = fixtures::users(store, handles).await;
     let a = app(name, &users[0]);
-    setup(store, [Mutation::InsertApp(a.clone())]).await;
+    setup(store, [Mutation::from(AppMutation::InsertApp(a.clone()))]).await;
     let members: Vec<Membership> = users.iter().map(|u| membership(&a, u, Role::User)).collect();
-    setup(store, members.iter().cloned().map(Mutation::PutMembership)).await;
+    setup(store, members.iter().cloned().map(AppMutation::PutMembership)).await;
     (a, users.into_iter().zip(members).collect())
 }
 
@@ -94,15 +94,15 @@ async fn app_with_members<S: Store>(store: &S, name: &str, handles: &[&str]) -> 
 pub async fn put_membership_inserts_then_replaces<S: Store>(store: &S) {
     let ada = user("ada");
     let billing = app("billing", &ada);
-    setup(store, [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(billing.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(billing.clone()))]).await;
     assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), None);
 
     let first = membership(&billing, &ada, Role::User);
-    setup(store, [Mutation::PutMembership(first.clone())]).await;
+    setup(store, [Mutation::from(AppMutation::PutMembership(first.clone()))]).await;
     assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), Some(first.clone()));
 
     let promoted = Membership { role: Role::AppAdmin, ..first };
-    setup(store, [Mutation::PutMembership(promoted.clone())]).await;
+    setup(store, [Mutation::from(AppMutation::PutMembership(promoted.clone()))]).await;
     assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), Some(promoted.clone()));
     assert_eq!(store.memberships_of(ada.id).await.unwrap(), vec![promoted]);
 }
@@ -136,12 +136,12 @@ pub async fn deleting_a_membership_removes_only_it<S: Store>(store: &S) {
     let (billing, rows) = app_with_members(store, "billing", &["ada", "bob"]).await;
     let (ada, bob) = (&rows[0].0, &rows[1].0);
 
-    setup(store, [Mutation::DeleteMembership { app_id: billing.id, user_id: bob.id }]).await;
+    setup(store, [Mutation::from(AppMutation::DeleteMembership { app_id: billing.id, user_id: bob.id })]).await;
     assert_eq!(store.membership(billing.id, bob.id).await.unwrap(), None);
     assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), Some(rows[0].1.clone()));
     assert_eq!(store.list_members(billing.id, PageRequest::default()).await.unwrap().total, 1);
 
-    let again = fixtures::commit(store, [Mutation::DeleteMembership { app_id: billing.id, user_id: bob.id }]).await;
+    let again = fixtures::commit(store, [Mutation::from(AppMutation::DeleteMembership { app_id: billing.id, user_id: bob.id })]).await;
     assert_code(again, ErrorCode::NotFound);
 }
 
@@ -154,12 +154,12 @@ pub async fn memberships_of_lists_every_app_of_a_user<S: Store>(store: &S) {
     setup(
         store,
         [
-            Mutation::InsertApp(billing.clone()),
-            Mutation::InsertApp(search.clone()),
-            Mutation::InsertApp(infra.clone()),
-            Mutation::PutMembership(mine[0].clone()),
-            Mutation::PutMembership(mine[1].clone()),
-            Mutation::PutMembership(membership(&infra, bob, Role::User)),
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+            Mutation::from(AppMutation::InsertApp(search.clone())),
+            Mutation::from(AppMutation::InsertApp(infra.clone())),
+            Mutation::from(AppMutation::PutMembership(mine[0].clone())),
+            Mutation::from(AppMutation::PutMembership(mine[1].clone())),
+            Mutation::from(AppMutation::PutMembership(membership(&infra, bob, Role::User))),
         ],
     )
     .await;
@@ -177,15 +177,15 @@ pub async fn list_apps_for_user_lists_only_member_apps<S: Store>(store: &S) {
     let users = fixtures::users(store, &["ada", "bob"]).await;
     let (ada, bob) = (&users[0], &users[1]);
     let apps: Vec<App> = ["delta", "alpha", "charlie", "bravo"].iter().map(|n| app(n, ada)).collect();
-    setup(store, apps.iter().cloned().map(Mutation::InsertApp)).await;
+    setup(store, apps.iter().cloned().map(AppMutation::InsertApp)).await;
     // Ada is in delta, alpha and charlie; Bob only in bravo.
     setup(
         store,
         [
-            Mutation::PutMembership(membership(&apps[0], ada, Role::User)),
-            Mutation::PutMembership(membership(&apps[1], ada, Role::AppAdmin)),
-            Mutation::PutMembership(membership(&apps[2], ada, Role::Reviewer)),
-            Mutation::PutMembership(membership(&apps[3], bob, Role::User)),
+            Mutation::from(AppMutation::PutMembership(membership(&apps[0], ada, Role::User))),
+            Mutation::from(AppMutation::PutMembership(membership(&apps[1], ada, Role::AppAdmin))),
+            Mutation::from(AppMutation::PutMembership(membership(&apps[2], ada, Role::Reviewer))),
+            Mutation::from(AppMutation::PutMembership(membership(&apps[3], bob, Role::User))),
         ],
     )
     .await;
@@ -207,7 +207,7 @@ pub async fn list_apps_for_user_lists_only_member_apps<S: Store>(store: &S) {
 pub async fn list_all_apps_pages_by_name<S: Store>(store: &S) {
     let ada = fixtures::users(store, &["ada"]).await.remove(0);
     let apps: Vec<App> = ["delta", "alpha", "charlie", "bravo", "echo"].iter().map(|n| app(n, &ada)).collect();
-    setup(store, apps.iter().cloned().map(Mutation::InsertApp)).await;
+    setup(store, apps.iter().cloned().map(AppMutation::InsertApp)).await;
     let mut expected = apps.clone();
     expected.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -227,10 +227,10 @@ pub async fn invite_lookups_are_scoped_by_app<S: Store>(store: &S) {
     setup(
         store,
         [
-            Mutation::InsertUser(ada.clone()),
-            Mutation::InsertApp(billing.clone()),
-            Mutation::InsertApp(search.clone()),
-            Mutation::InsertInvite(invite.clone()),
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+            Mutation::from(AppMutation::InsertApp(search.clone())),
+            Mutation::from(AppMutation::InsertInvite(invite.clone())),
         ],
     )
     .await;
@@ -248,7 +248,7 @@ pub async fn invites_list_newest_first<S: Store>(store: &S) {
     let (billing, search) = (app("billing", &ada), app("search", &ada));
     setup(
         store,
-        [Mutation::InsertUser(ada.clone()), Mutation::InsertApp(billing.clone()), Mutation::InsertApp(search.clone())],
+        [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(billing.clone())), Mutation::from(AppMutation::InsertApp(search.clone()))],
     )
     .await;
     let base = fixtures::now();
@@ -256,7 +256,7 @@ pub async fn invites_list_newest_first<S: Store>(store: &S) {
         .map(|i| Invite { created_at: later(base, i), ..fixtures::invite(&billing, &format!("guest{i}"), &ada) })
         .collect();
     let elsewhere = fixtures::invite(&search, "other", &ada);
-    setup(store, invites.iter().cloned().chain([elsewhere]).map(Mutation::InsertInvite)).await;
+    setup(store, invites.iter().cloned().chain([elsewhere]).map(AppMutation::InsertInvite)).await;
 
     let newest_first: Vec<Invite> = invites.iter().rev().cloned().collect();
     let all = store.list_invites(billing.id, PageRequest::default()).await.unwrap();
@@ -275,10 +275,10 @@ pub async fn invite_update_is_compare_and_set<S: Store>(store: &S) {
     setup(
         store,
         [
-            Mutation::InsertUser(ada.clone()),
-            Mutation::InsertUser(bob.clone()),
-            Mutation::InsertApp(billing.clone()),
-            Mutation::InsertInvite(invite.clone()),
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(UserMutation::InsertUser(bob.clone())),
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+            Mutation::from(AppMutation::InsertInvite(invite.clone())),
         ],
     )
     .await;
@@ -289,11 +289,11 @@ pub async fn invite_update_is_compare_and_set<S: Store>(store: &S) {
         version: invite.version + 1,
         ..invite.clone()
     };
-    setup(store, [Mutation::UpdateInvite(accepted.clone())]).await;
+    setup(store, [Mutation::from(AppMutation::UpdateInvite(accepted.clone()))]).await;
     assert_eq!(store.invite(billing.id, invite.id).await.unwrap(), Some(accepted.clone()));
 
     let resent = Invite { token_hash: fixtures::token_hash(), version: invite.version + 1, ..invite.clone() };
-    assert_code(fixtures::commit(store, [Mutation::UpdateInvite(resent.clone())]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::UpdateInvite(resent.clone()))]).await, ErrorCode::Conflict);
     assert_eq!(store.invite(billing.id, invite.id).await.unwrap(), Some(accepted));
     assert_eq!(store.invite_by_hash(&resent.token_hash).await.unwrap(), None);
 }

@@ -15,7 +15,7 @@ use crate::domain::outbox::OutboxMessage;
 use crate::domain::Timestamp;
 use crate::error::ErrorCode;
 use crate::ids::{AppId, AuditEventId, UserId};
-use crate::ports::store::{AuditFilter, Mutation, PageRequest, Store, UnitOfWork};
+use crate::ports::store::{AuditFilter, Mutation, OutboxMutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation};
 
 /// Outbox messages list newest first with totals; marking one delivered
 /// sets its delivery time only; an unknown message is not found.
@@ -28,7 +28,7 @@ pub async fn outbox_lists_newest_first_and_marks_delivery<S: Store>(store: &S) {
             ..fixtures::outbox(&format!("r{i}"), if i % 2 == 0 { app } else { None })
         })
         .collect();
-    setup(store, messages.iter().cloned().map(Mutation::InsertOutbox)).await;
+    setup(store, messages.iter().cloned().map(OutboxMutation::InsertOutbox)).await;
 
     let newest_first: Vec<OutboxMessage> = messages.iter().rev().cloned().collect();
     let all = store.list_outbox(PageRequest::default()).await.unwrap();
@@ -39,7 +39,7 @@ pub async fn outbox_lists_newest_first_and_marks_delivery<S: Store>(store: &S) {
     assert_eq!(second.total, 5);
 
     let at = later(base, 60);
-    setup(store, [Mutation::MarkOutboxDelivered { id: messages[1].id, at }]).await;
+    setup(store, [Mutation::from(OutboxMutation::MarkOutboxDelivered { id: messages[1].id, at })]).await;
     let listed = store.list_outbox(PageRequest::default()).await.unwrap().items;
     let delivered: Vec<Option<Timestamp>> = listed.iter().map(|m| m.delivered_at).collect();
     assert_eq!(delivered, [None, None, None, Some(at), None]);
@@ -47,7 +47,7 @@ pub async fn outbox_lists_newest_first_and_marks_delivery<S: Store>(store: &S) {
 
     let unknown = fixtures::outbox("ghost", None).id;
     assert_code(
-        fixtures::commit(store, [Mutation::MarkOutboxDelivered { id: unknown, at }]).await,
+        fixtures::commit(store, [Mutation::from(OutboxMutation::MarkOutboxDelivered { id: unknown, at })]).await,
         ErrorCode::NotFound,
     );
 }
@@ -74,7 +74,7 @@ pub async fn audit_records_round_trip_every_field<S: Store>(store: &S) {
     };
     let mut bare = audit_entry("system.started", "system", "conman");
     bare.before = Some(serde_json::Value::Null);
-    store.commit(UnitOfWork::new().audit(full.clone()).audit(bare.clone())).await.unwrap();
+    store.commit(UnitOfWork::new().audit_only(full.clone()).audit_only(bare.clone())).await.unwrap();
 
     let chain = fixtures::verified_chain(store, 10).await;
     let entries: Vec<AuditEntry> = chain.iter().map(|r| r.entry.clone()).collect();
@@ -92,7 +92,7 @@ pub async fn audit_entries_of_several_units_form_one_chain<S: Store>(store: &S) 
         let entries: Vec<AuditEntry> =
             (0..=unit % 3).map(|i| audit_entry(&format!("unit{unit}.entry{i}"), "test", "x")).collect();
         let ada = fixtures::user(&format!("user{unit}"));
-        let work = entries.iter().cloned().fold(UnitOfWork::new().mutate(Mutation::InsertUser(ada)), UnitOfWork::audit);
+        let work = entries.iter().cloned().fold(UnitOfWork::new().unaudited(Mutation::from(UserMutation::InsertUser(ada)), Unaudited::Fixture), UnitOfWork::audit_only);
         store.commit(work).await.unwrap();
         written.extend(entries);
     }
@@ -140,7 +140,7 @@ fn audit_scenario() -> (AppId, AppId, UserId, UserId, Vec<AuditEntry>) {
 /// Commits each entry as its own unit and returns the stored records.
 async fn commit_each<S: Store>(store: &S, entries: &[AuditEntry]) -> Vec<AuditRecord> {
     for e in entries {
-        store.commit(UnitOfWork::new().audit(e.clone())).await.unwrap();
+        store.commit(UnitOfWork::new().audit_only(e.clone())).await.unwrap();
     }
     fixtures::verified_chain(store, 100).await
 }
@@ -234,7 +234,7 @@ pub async fn audit_has_sha_is_scoped_by_app<S: Store>(store: &S) {
         ..audit_entry("release.published", "release", "r1")
     };
     assert!(!store.audit_has_sha(billing, sha).await.unwrap());
-    store.commit(UnitOfWork::new().audit(entry)).await.unwrap();
+    store.commit(UnitOfWork::new().audit_only(entry)).await.unwrap();
 
     assert!(store.audit_has_sha(billing, sha).await.unwrap());
     assert!(!store.audit_has_sha(search, sha).await.unwrap());

@@ -30,7 +30,7 @@ use crate::domain::workspace::Workspace;
 use crate::domain::StateMachine as _;
 use crate::error::ErrorCode;
 use crate::ids::{ChangesetId, JobId};
-use crate::ports::store::{ChangesetFilter, Mutation, Page, PageRequest, Store};
+use crate::ports::store::{AppMutation, ChangesetFilter, ChangesetMutation, JobMutation, Mutation, Page, PageRequest, Store, WorkspaceMutation};
 
 /// Users, apps and workspaces the cases share.
 struct World {
@@ -59,11 +59,11 @@ async fn world<S: Store>(store: &S) -> World {
     setup(
         store,
         [
-            Mutation::InsertApp(billing.clone()),
-            Mutation::InsertApp(search.clone()),
-            Mutation::InsertWorkspace(ws.clone()),
-            Mutation::InsertWorkspace(ws2.clone()),
-            Mutation::InsertWorkspace(elsewhere.clone()),
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+            Mutation::from(AppMutation::InsertApp(search.clone())),
+            Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())),
+            Mutation::from(WorkspaceMutation::InsertWorkspace(ws2.clone())),
+            Mutation::from(WorkspaceMutation::InsertWorkspace(elsewhere.clone())),
         ],
     )
     .await;
@@ -73,13 +73,13 @@ async fn world<S: Store>(store: &S) -> World {
 /// Inserts a queued gate job of `app` (for the `gate_job_id` fields).
 async fn gate_job<S: Store>(store: &S, app: &App) -> JobId {
     let gate = job(app, JobType::GateSubmit);
-    setup(store, [Mutation::InsertJob(gate.clone())]).await;
+    setup(store, [Mutation::from(JobMutation::InsertJob(gate.clone()))]).await;
     gate.id
 }
 
 /// Inserts `changesets`, one unit.
 async fn insert<S: Store>(store: &S, changesets: &[&Changeset]) {
-    setup(store, changesets.iter().map(|cs| Mutation::InsertChangeset((*cs).clone()))).await;
+    setup(store, changesets.iter().map(|cs| Mutation::from(ChangesetMutation::InsertChangeset((*cs).clone())))).await;
 }
 
 /// `cs` with `version` + 1, as the core prepares an `UpdateChangeset`.
@@ -159,7 +159,7 @@ pub async fn list_changesets_filters_and_pages_newest_first<S: Store>(store: &S)
     let tie = Changeset { created_at: later(base, 5), ..changeset(&tie_ws, &w.bob, "tie") };
     workspaces.push(tie_ws);
     let other_app = changeset(&w.elsewhere, &w.ada, "elsewhere");
-    setup(store, workspaces.into_iter().map(Mutation::InsertWorkspace)).await;
+    setup(store, workspaces.into_iter().map(WorkspaceMutation::InsertWorkspace)).await;
     // Inserted oldest last, so insertion order cannot pass for age order.
     let mut inserted: Vec<&Changeset> = listed.iter().rev().collect();
     inserted.push(&tie);
@@ -219,7 +219,7 @@ pub async fn a_workspace_has_at_most_one_open_changeset<S: Store>(store: &S) {
     let twin = changeset(&w.ws, &w.ada, "twin");
     let refused = fixtures::commit(
         store,
-        [Mutation::InsertChangeset(unrelated.clone()), Mutation::InsertChangeset(twin.clone())],
+        [Mutation::from(ChangesetMutation::InsertChangeset(unrelated.clone())), Mutation::from(ChangesetMutation::InsertChangeset(twin.clone()))],
     )
     .await;
     assert_code(refused, ErrorCode::Conflict);
@@ -231,9 +231,9 @@ pub async fn a_workspace_has_at_most_one_open_changeset<S: Store>(store: &S) {
     let mut current = first;
     for state in ChangesetState::STATES.iter().copied().filter(|s| s.is_open()) {
         current = moved(&current, state);
-        setup(store, [Mutation::UpdateChangeset(current.clone())]).await;
+        setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(current.clone()))]).await;
         let twin = changeset(&w.ws, &w.bob, "twin");
-        let result = fixtures::commit(store, [Mutation::InsertChangeset(twin.clone())]).await;
+        let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::InsertChangeset(twin.clone()))]).await;
         assert_code(result, ErrorCode::Conflict);
         assert_eq!(reload(store, &twin).await, None, "a {} changeset blocks a second", state.as_str());
     }
@@ -247,7 +247,7 @@ pub async fn a_workspace_has_at_most_one_open_changeset<S: Store>(store: &S) {
 
     for closing in [ChangesetState::Released, ChangesetState::Rejected] {
         current = moved(&current, closing);
-        setup(store, [Mutation::UpdateChangeset(current.clone())]).await;
+        setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(current.clone()))]).await;
         assert_eq!(store.open_changeset_of_workspace(w.billing.id, w.ws.id).await.unwrap(), None);
         let next = changeset(&w.ws, &w.ada, &format!("after {}", closing.as_str()));
         insert(store, &[&next]).await;
@@ -265,20 +265,20 @@ pub async fn reopening_beside_an_open_changeset_is_a_conflict<S: Store>(store: &
     insert(store, &[&rejected, &open]).await;
 
     let reopened = moved(&rejected, ChangesetState::Draft);
-    let result = fixtures::commit(store, [Mutation::UpdateChangeset(reopened.clone())]).await;
+    let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(reopened.clone()))]).await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(reload(store, &rejected).await, Some(rejected.clone()));
     assert_eq!(store.open_changeset_of_workspace(w.billing.id, w.ws.id).await.unwrap(), Some(open.clone()));
 
     // A closed-to-closed update is never blocked.
     let released = moved(&open, ChangesetState::Released);
-    setup(store, [Mutation::UpdateChangeset(released)]).await;
-    setup(store, [Mutation::UpdateChangeset(reopened.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(released))]).await;
+    setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(reopened.clone()))]).await;
     assert_eq!(store.open_changeset_of_workspace(w.billing.id, w.ws.id).await.unwrap(), Some(reopened.clone()));
 
     // An open changeset may keep changing state while open.
     let submitted = moved(&reopened, ChangesetState::Submitted);
-    setup(store, [Mutation::UpdateChangeset(submitted.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(submitted.clone()))]).await;
     assert_eq!(reload(store, &submitted).await, Some(submitted));
 }
 
@@ -302,7 +302,7 @@ pub async fn changeset_update_is_compare_and_set<S: Store>(store: &S) {
         gate_job_id: Some(gate),
         ..bump(&cs)
     };
-    setup(store, [Mutation::UpdateChangeset(submitted.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(submitted.clone()))]).await;
     assert_eq!(reload(store, &cs).await, Some(submitted.clone()));
 
     let failed = Changeset {
@@ -311,20 +311,20 @@ pub async fn changeset_update_is_compare_and_set<S: Store>(store: &S) {
         depends_on: vec![],
         ..bump(&submitted)
     };
-    setup(store, [Mutation::UpdateChangeset(failed.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(failed.clone()))]).await;
     assert_eq!(reload(store, &cs).await, Some(failed.clone()));
     let cleared = Changeset { gate_job_id: None, gate_failure: None, head_sha: None, ..bump(&failed) };
-    setup(store, [Mutation::UpdateChangeset(cleared.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(cleared.clone()))]).await;
     assert_eq!(reload(store, &cs).await, Some(cleared.clone()));
 
     let stale = Changeset { title: "stale".into(), ..bump(&failed) };
-    assert_code(fixtures::commit(store, [Mutation::UpdateChangeset(stale)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(stale))]).await, ErrorCode::Conflict);
     let skipped = Changeset { title: "skips a version".into(), ..bump(&bump(&cleared)) };
-    assert_code(fixtures::commit(store, [Mutation::UpdateChangeset(skipped)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(skipped))]).await, ErrorCode::Conflict);
     assert_eq!(reload(store, &cs).await, Some(cleared));
 
     let ghost = bump(&changeset(&w.ws2, &w.ada, "ghost"));
-    assert_code(fixtures::commit(store, [Mutation::UpdateChangeset(ghost)]).await, ErrorCode::NotFound);
+    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(ghost))]).await, ErrorCode::NotFound);
 }
 
 /// The open changeset of a workspace is found under its app only, and not
@@ -347,7 +347,7 @@ pub async fn open_changeset_of_workspace_is_scoped_by_app_and_workspace<S: Store
     assert_eq!(open(&w.search, &w.ws).await, None, "another app's workspace");
     assert_eq!(open(&w.billing, &w.elsewhere).await, None, "another app's workspace");
 
-    setup(store, [Mutation::UpdateChangeset(moved(&current, ChangesetState::Rejected))]).await;
+    setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(moved(&current, ChangesetState::Rejected)))]).await;
     assert_eq!(open(&w.billing, &w.ws).await, None);
 }
 
@@ -373,7 +373,7 @@ pub async fn revisions_list_by_number_and_refuse_duplicates<S: Store>(store: &S)
         ..revision(&cs, 2, &w.bob)
     };
     let o1 = revision(&other, 1, &w.bob);
-    setup(store, [r2.clone(), o1.clone(), r1.clone()].into_iter().map(Mutation::InsertRevision)).await;
+    setup(store, [r2.clone(), o1.clone(), r1.clone()].into_iter().map(ChangesetMutation::InsertRevision)).await;
     assert_eq!(store.changeset_revisions(cs.id).await.unwrap(), vec![r1.clone(), r2.clone()]);
     assert_eq!(store.changeset_revisions(other.id).await.unwrap(), vec![o1]);
     let ghost = changeset(&w.ws, &w.ada, "ghost");
@@ -382,7 +382,7 @@ pub async fn revisions_list_by_number_and_refuse_duplicates<S: Store>(store: &S)
     let before = fixtures::verified_chain(store, 100).await;
     let r3 = revision(&cs, 3, &w.ada);
     let dup = revision(&cs, 2, &w.ada);
-    let result = fixtures::commit(store, [Mutation::InsertRevision(r3), Mutation::InsertRevision(dup)]).await;
+    let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::InsertRevision(r3)), Mutation::from(ChangesetMutation::InsertRevision(dup))]).await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.changeset_revisions(cs.id).await.unwrap(), vec![r1, r2], "the unit rolled back");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
@@ -394,7 +394,7 @@ pub async fn a_revision_of_an_unknown_changeset_is_refused<S: Store>(store: &S) 
     let w = world(store).await;
     let ghost = changeset(&w.ws, &w.ada, "ghost");
     let before = fixtures::verified_chain(store, 100).await;
-    let result = fixtures::commit(store, [Mutation::InsertRevision(revision(&ghost, 1, &w.ada))]).await;
+    let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::InsertRevision(revision(&ghost, 1, &w.ada)))]).await;
     assert!(result.is_err(), "a revision of an unknown changeset was accepted");
     assert_eq!(store.changeset_revisions(ghost.id).await.unwrap(), vec![]);
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
@@ -412,7 +412,7 @@ pub async fn put_review_replaces_only_the_same_reviewers_vote_on_the_same_revisi
         store,
         [revision(&cs, 1, &w.ada), revision(&cs, 2, &w.ada), revision(&other, 1, &w.bob)]
             .into_iter()
-            .map(Mutation::InsertRevision),
+            .map(ChangesetMutation::InsertRevision),
     )
     .await;
 
@@ -428,14 +428,14 @@ pub async fn put_review_replaces_only_the_same_reviewers_vote_on_the_same_revisi
     let on_other = review(&other, 1, &w.bob, ReviewAction::Approve);
     setup(
         store,
-        [bob_r2.clone(), carol_r1.clone(), bob_r1.clone(), on_other.clone()].into_iter().map(Mutation::PutReview),
+        [bob_r2.clone(), carol_r1.clone(), bob_r1.clone(), on_other.clone()].into_iter().map(ChangesetMutation::PutReview),
     )
     .await;
     assert_eq!(store.changeset_reviews(cs.id).await.unwrap(), vec![bob_r1, carol_r1.clone(), bob_r2.clone()]);
 
     // Bob changes his mind on revision 1: his other votes stay, carol's too.
     let bob_r1_again = vote(1, &w.bob, ReviewAction::Reject, 5);
-    setup(store, [Mutation::PutReview(bob_r1_again.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::PutReview(bob_r1_again.clone()))]).await;
     assert_eq!(
         store.changeset_reviews(cs.id).await.unwrap(),
         vec![carol_r1.clone(), bob_r1_again.clone(), bob_r2.clone()]
@@ -443,7 +443,7 @@ pub async fn put_review_replaces_only_the_same_reviewers_vote_on_the_same_revisi
     let carol_r2 = vote(2, &w.carol, ReviewAction::Approve, 6);
     let bob_r1_third =
         Review { comment: Some("on second thought".into()), ..vote(1, &w.bob, ReviewAction::Approve, 7) };
-    setup(store, [Mutation::PutReview(carol_r2.clone()), Mutation::PutReview(bob_r1_third.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::PutReview(carol_r2.clone())), Mutation::from(ChangesetMutation::PutReview(bob_r1_third.clone()))]).await;
     let settled = vec![carol_r1, bob_r1_third, bob_r2, carol_r2];
     assert_eq!(store.changeset_reviews(cs.id).await.unwrap(), settled);
     assert_eq!(store.changeset_reviews(other.id).await.unwrap(), vec![on_other]);
@@ -452,7 +452,7 @@ pub async fn put_review_replaces_only_the_same_reviewers_vote_on_the_same_revisi
     // A replacement whose unit is refused leaves the earlier vote.
     let dup = revision(&cs, 2, &w.bob);
     let replacing = vote(2, &w.bob, ReviewAction::Reject, 8);
-    let result = fixtures::commit(store, [Mutation::PutReview(replacing), Mutation::InsertRevision(dup)]).await;
+    let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::PutReview(replacing)), Mutation::from(ChangesetMutation::InsertRevision(dup))]).await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.changeset_reviews(cs.id).await.unwrap(), settled);
 }
@@ -493,7 +493,7 @@ pub async fn comments_round_trip_and_list_oldest_first<S: Store>(store: &S) {
     let plain = at(&w.ada, "multi\nline \"quoted\" ✓", 5);
     let on_other = comment(&other, &w.ada, "elsewhere");
     let mut oldest_first = vec![anchored, file_level, edited, tie, plain];
-    setup(store, oldest_first.iter().rev().cloned().chain([on_other.clone()]).map(Mutation::InsertComment)).await;
+    setup(store, oldest_first.iter().rev().cloned().chain([on_other.clone()]).map(ChangesetMutation::InsertComment)).await;
     oldest_first.sort_by_key(|c| (c.created_at, c.id.0));
 
     let all = store.list_comments(cs.id, PageRequest::default()).await.unwrap();
@@ -523,7 +523,7 @@ pub async fn comment_update_is_compare_and_set<S: Store>(store: &S) {
     let cs = changeset(&w.ws, &w.ada, "cs");
     insert(store, &[&cs]).await;
     let c = comment(&cs, &w.bob, "frist");
-    setup(store, [Mutation::InsertComment(c.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::InsertComment(c.clone()))]).await;
 
     let edited_at = later(c.updated_at, 1);
     let edited = Comment {
@@ -533,15 +533,15 @@ pub async fn comment_update_is_compare_and_set<S: Store>(store: &S) {
         version: c.version + 1,
         ..c.clone()
     };
-    setup(store, [Mutation::UpdateComment(edited.clone())]).await;
+    setup(store, [Mutation::from(ChangesetMutation::UpdateComment(edited.clone()))]).await;
     assert_eq!(store.comment(cs.id, c.id).await.unwrap(), Some(edited.clone()));
 
     let stale = Comment { body: "stale".into(), version: c.version + 1, ..c.clone() };
-    assert_code(fixtures::commit(store, [Mutation::UpdateComment(stale)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateComment(stale))]).await, ErrorCode::Conflict);
     assert_eq!(store.comment(cs.id, c.id).await.unwrap(), Some(edited.clone()));
 
     let ghost = Comment { version: 2, ..comment(&cs, &w.bob, "ghost") };
-    assert_code(fixtures::commit(store, [Mutation::UpdateComment(ghost)]).await, ErrorCode::NotFound);
+    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateComment(ghost))]).await, ErrorCode::NotFound);
     let listed = store.list_comments(cs.id, PageRequest::default()).await.unwrap();
     assert_eq!((listed.items, listed.total), (vec![edited], 1));
 }

@@ -31,7 +31,7 @@ use crate::ids::{
     PasswordResetId, ReviewId, RuntimeProfileId, UserId, WorkspaceId,
 };
 use crate::ports::crypto::{SealedSecret, SEALED_FORMAT_VERSION};
-use crate::ports::store::{Mutation, SecretOwner, Store, StoredSecret, UnitOfWork};
+use crate::ports::store::{Mutation, SecretOwner, Store, StoredSecret, UnitOfWork, UserMutation};
 use crate::rbac::Role;
 use crate::validation::{Email, Handle};
 
@@ -300,23 +300,26 @@ pub fn bumped_user(user: &User) -> User {
 }
 
 /// Commits `mutations` with one audit entry per mutation.
-pub async fn commit<S: Store + ?Sized>(store: &S, mutations: impl IntoIterator<Item = Mutation>) -> Result<(), Error> {
+pub async fn commit<S: Store + ?Sized, M: Into<Mutation>>(
+    store: &S,
+    mutations: impl IntoIterator<Item = M>,
+) -> Result<(), Error> {
     let mut unit = UnitOfWork::new();
     for (i, m) in mutations.into_iter().enumerate() {
-        unit = unit.mutate(m).audit(audit_entry("test.mutation", "test", &i.to_string()));
+        unit = unit.record(m, audit_entry("test.mutation", "test", &i.to_string()));
     }
     store.commit(unit).await
 }
 
 /// Commits `mutations`, panicking on failure (setup steps).
-pub async fn setup<S: Store + ?Sized>(store: &S, mutations: impl IntoIterator<Item = Mutation>) {
+pub async fn setup<S: Store + ?Sized, M: Into<Mutation>>(store: &S, mutations: impl IntoIterator<Item = M>) {
     commit(store, mutations).await.expect("setup unit commits");
 }
 
 /// Inserts users with these handles and returns them.
 pub async fn users<S: Store + ?Sized>(store: &S, handles: &[&str]) -> Vec<User> {
     let users: Vec<User> = handles.iter().map(|h| user(h)).collect();
-    setup(store, users.iter().cloned().map(Mutation::InsertUser)).await;
+    setup(store, users.iter().cloned().map(UserMutation::InsertUser)).await;
     users
 }
 

@@ -17,13 +17,13 @@ use crate::domain::job::{attempt_opening_line, Job, JobState, JobType, LogStream
 use crate::domain::Timestamp;
 use crate::error::ErrorCode;
 use crate::ids::JobId;
-use crate::ports::store::{JobClaim, JobFilter, JobFinish, Mutation, PageRequest, Store, UnitOfWork};
+use crate::ports::store::{AppMutation, JobClaim, JobFilter, JobFinish, JobMutation, Mutation, OutboxMutation, PageRequest, Store, UnitOfWork};
 
 /// Inserts user `ada` and apps `billing` and `search`.
 async fn two_apps<S: Store + ?Sized>(store: &S) -> (App, App) {
     let ada = fixtures::users(store, &["ada"]).await.remove(0);
     let (billing, search) = (app("billing", &ada), app("search", &ada));
-    setup(store, [Mutation::InsertApp(billing.clone()), Mutation::InsertApp(search.clone())]).await;
+    setup(store, [Mutation::from(AppMutation::InsertApp(billing.clone())), Mutation::from(AppMutation::InsertApp(search.clone()))]).await;
     (billing, search)
 }
 
@@ -34,7 +34,7 @@ async fn one_app<S: Store + ?Sized>(store: &S) -> App {
 
 /// Inserts `jobs`.
 async fn insert<S: Store + ?Sized>(store: &S, jobs: impl IntoIterator<Item = Job>) {
-    setup(store, jobs.into_iter().map(Mutation::InsertJob)).await;
+    setup(store, jobs.into_iter().map(JobMutation::InsertJob)).await;
 }
 
 /// A claim by `worker` at `at`, leased for 30 s, of any type.
@@ -276,7 +276,7 @@ pub async fn an_expired_lease_is_reclaimed<S: Store>(store: &S) {
     assert_eq!(reload(store, &live).await, live);
 
     assert_eq!(store.renew_job_lease(orphan.id, "dead", later(t, 60)).await.unwrap(), None);
-    let late = Mutation::FinishJob(finish(&orphan, "dead", JobState::Succeeded, t));
+    let late = Mutation::from(JobMutation::FinishJob(finish(&orphan, "dead", JobState::Succeeded, t)));
     assert_code(fixtures::commit(store, [late]).await, ErrorCode::Conflict);
     assert_eq!(reload(store, &orphan).await, expected);
 }
@@ -338,10 +338,10 @@ pub async fn renewal_extends_only_the_owners_lease<S: Store>(store: &S) {
     assert_eq!(store.renew_job_lease(j.id, "w2", later(t, 120)).await.unwrap(), None);
     assert_eq!(reload(store, &j).await.lease_expires_at, Some(later(t, 90)), "another worker changes nothing");
 
-    setup(store, [Mutation::RequestJobCancel { id: j.id }]).await;
+    setup(store, [Mutation::from(JobMutation::RequestJobCancel { id: j.id })]).await;
     assert_eq!(store.renew_job_lease(j.id, "w1", later(t, 100)).await.unwrap(), Some(true));
 
-    setup(store, [Mutation::FinishJob(finish(&j, "w1", JobState::Canceled, t))]).await;
+    setup(store, [Mutation::from(JobMutation::FinishJob(finish(&j, "w1", JobState::Canceled, t)))]).await;
     assert_eq!(store.renew_job_lease(j.id, "w1", later(t, 110)).await.unwrap(), None);
     assert_eq!(store.renew_job_lease(job(&billing, JobType::Notify).id, "w1", t).await.unwrap(), None);
 }
@@ -365,8 +365,8 @@ pub async fn finishing_by_the_owner_ends_the_attempt<S: Store>(store: &S) {
         result: Some(serde_json::json!({ "exit_code": 2 })),
         ..finish(&bad, "w2", JobState::Failed, later(t, 4))
     };
-    setup(store, [Mutation::FinishJob(done)]).await;
-    setup(store, [Mutation::FinishJob(lost)]).await;
+    setup(store, [Mutation::from(JobMutation::FinishJob(done))]).await;
+    setup(store, [Mutation::from(JobMutation::FinishJob(lost))]).await;
 
     let expected = Job {
         state: JobState::Succeeded,
@@ -383,7 +383,7 @@ pub async fn finishing_by_the_owner_ends_the_attempt<S: Store>(store: &S) {
         (JobState::Failed, Some("exit status 2"), Some(later(t, 4)), None, None)
     );
     assert_eq!(claimed_id(store, "w3", later(t, 3600)).await, None, "finished jobs are never claimed");
-    let again = Mutation::FinishJob(finish(&ok, "w1", JobState::Failed, t));
+    let again = Mutation::from(JobMutation::FinishJob(finish(&ok, "w1", JobState::Failed, t)));
     assert_code(fixtures::commit(store, [again]).await, ErrorCode::Conflict);
     assert_eq!(reload(store, &ok).await, expected);
 }
@@ -401,10 +401,11 @@ pub async fn finishing_without_the_lease_changes_nothing<S: Store>(store: &S) {
 
     let effect = outbox("ops", Some(billing.id));
     let unit = UnitOfWork::new()
-        .mutate(Mutation::FinishJob(finish(&j, "w2", JobState::Succeeded, now())))
-        .mutate(Mutation::InsertOutbox(effect))
-        .audit(audit_entry("job.succeeded", "job", &j.id.to_string()))
-        .audit(audit_entry("outbox.queued", "outbox", "1"));
+        .record(
+            JobMutation::FinishJob(finish(&j, "w2", JobState::Succeeded, now())),
+            audit_entry("job.succeeded", "job", &j.id.to_string()),
+        )
+        .record(OutboxMutation::InsertOutbox(effect), audit_entry("outbox.queued", "outbox", "1"));
     assert_code(store.commit(unit).await, ErrorCode::Conflict);
 
     assert_eq!(reload(store, &j).await, running);
@@ -426,7 +427,7 @@ pub async fn a_retry_is_claimable_only_after_run_after<S: Store>(store: &S) {
         run_after: Some(later(t, 60)),
         ..finish(&j, "w1", JobState::Queued, t)
     };
-    setup(store, [Mutation::FinishJob(retry)]).await;
+    setup(store, [Mutation::from(JobMutation::FinishJob(retry))]).await;
     let queued = reload(store, &j).await;
     assert_eq!(
         (queued.state, queued.run_after, queued.finished_at, queued.lease_owner, queued.lease_expires_at),
@@ -449,14 +450,14 @@ pub async fn cancelling_applies_only_to_queued_jobs<S: Store>(store: &S) {
     claimed_id(store, "w1", t).await.expect("claimed");
     insert(store, [queued.clone()]).await;
 
-    setup(store, [Mutation::CancelQueuedJob { id: queued.id, at: later(t, 1) }]).await;
+    setup(store, [Mutation::from(JobMutation::CancelQueuedJob { id: queued.id, at: later(t, 1) })]).await;
     let canceled = Job { state: JobState::Canceled, finished_at: Some(later(t, 1)), ..queued.clone() };
     assert_eq!(reload(store, &queued).await, canceled);
     assert_eq!(claimed_id(store, "w2", later(t, 1)).await, None, "a canceled job is not claimed");
 
     let before = reload(store, &running).await;
     for id in [running.id, queued.id] {
-        let again = Mutation::CancelQueuedJob { id, at: later(t, 2) };
+        let again = Mutation::from(JobMutation::CancelQueuedJob { id, at: later(t, 2) });
         assert_code(fixtures::commit(store, [again]).await, ErrorCode::Conflict);
     }
     assert_eq!(reload(store, &running).await, before);
@@ -474,15 +475,15 @@ pub async fn a_cancel_request_flags_a_running_job<S: Store>(store: &S) {
     insert(store, [Job { run_after: later(t, 60), ..queued.clone() }]).await;
     let before = reload(store, &running).await;
 
-    setup(store, [Mutation::RequestJobCancel { id: running.id }]).await;
+    setup(store, [Mutation::from(JobMutation::RequestJobCancel { id: running.id })]).await;
     assert_eq!(reload(store, &running).await, Job { cancel_requested: true, ..before.clone() });
-    setup(store, [Mutation::RequestJobCancel { id: running.id }]).await;
+    setup(store, [Mutation::from(JobMutation::RequestJobCancel { id: running.id })]).await;
     assert!(reload(store, &running).await.cancel_requested, "asking twice is harmless");
 
-    assert_code(fixtures::commit(store, [Mutation::RequestJobCancel { id: queued.id }]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(JobMutation::RequestJobCancel { id: queued.id })]).await, ErrorCode::Conflict);
     assert!(!reload(store, &queued).await.cancel_requested);
-    setup(store, [Mutation::FinishJob(finish(&running, "w1", JobState::Canceled, t))]).await;
-    assert_code(fixtures::commit(store, [Mutation::RequestJobCancel { id: running.id }]).await, ErrorCode::Conflict);
+    setup(store, [Mutation::from(JobMutation::FinishJob(finish(&running, "w1", JobState::Canceled, t)))]).await;
+    assert_code(fixtures::commit(store, [Mutation::from(JobMutation::RequestJobCancel { id: running.id })]).await, ErrorCode::Conflict);
 }
 
 /// `ReleaseJob` by the owner puts the job back in the queue without using
@@ -495,11 +496,11 @@ pub async fn a_released_job_is_queued_again_without_using_an_attempt<S: Store>(s
     claimed_id(store, "w1", t).await.expect("claimed");
     let running = reload(store, &j).await;
 
-    let by_other = Mutation::ReleaseJob { id: j.id, worker: "w2".into() };
+    let by_other = Mutation::from(JobMutation::ReleaseJob { id: j.id, worker: "w2".into() });
     assert_code(fixtures::commit(store, [by_other]).await, ErrorCode::Conflict);
     assert_eq!(reload(store, &j).await, running);
 
-    setup(store, [Mutation::ReleaseJob { id: j.id, worker: "w1".into() }]).await;
+    setup(store, [Mutation::from(JobMutation::ReleaseJob { id: j.id, worker: "w1".into() })]).await;
     let released = reload(store, &j).await;
     assert_eq!(
         released,
@@ -507,7 +508,7 @@ pub async fn a_released_job_is_queued_again_without_using_an_attempt<S: Store>(s
     );
     let again = store.claim_job(&claim_at("w2", t)).await.unwrap().expect("runnable again");
     assert_eq!((again.id, again.attempts, again.lease_owner.as_deref()), (j.id, 1, Some("w2")));
-    let stale = Mutation::ReleaseJob { id: j.id, worker: "w1".into() };
+    let stale = Mutation::from(JobMutation::ReleaseJob { id: j.id, worker: "w1".into() });
     assert_code(fixtures::commit(store, [stale]).await, ErrorCode::Conflict);
 }
 
@@ -517,10 +518,10 @@ pub async fn job_mutations_of_an_unknown_id_are_not_found<S: Store>(store: &S) {
     let ghost = job(&billing, JobType::Notify);
     let t = now();
     for m in [
-        Mutation::FinishJob(finish(&ghost, "w1", JobState::Succeeded, t)),
-        Mutation::CancelQueuedJob { id: ghost.id, at: t },
-        Mutation::RequestJobCancel { id: ghost.id },
-        Mutation::ReleaseJob { id: ghost.id, worker: "w1".into() },
+        Mutation::from(JobMutation::FinishJob(finish(&ghost, "w1", JobState::Succeeded, t))),
+        Mutation::from(JobMutation::CancelQueuedJob { id: ghost.id, at: t }),
+        Mutation::from(JobMutation::RequestJobCancel { id: ghost.id }),
+        Mutation::from(JobMutation::ReleaseJob { id: ghost.id, worker: "w1".into() }),
     ] {
         assert_code(fixtures::commit(store, [m]).await, ErrorCode::NotFound);
     }
@@ -649,22 +650,22 @@ pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S
     let t = now();
     let running = store.claim_job(&claim_at("w1", t)).await.unwrap().expect("claimed");
     store.append_job_log(j.id, &lines(0, 2, 10), 1000).await.unwrap();
-    let append = |from: usize, count: usize, size: usize| Mutation::AppendJobLog {
+    let append = |from: usize, count: usize, size: usize| Mutation::from(JobMutation::AppendJobLog {
         id: j.id,
         lines: lines(from, count, size),
         limit_bytes: 1000,
-    };
+    });
 
     // Refused by the FinishJob of a worker that does not hold the lease.
     let refused =
-        fixtures::commit(store, [append(2, 3, 10), Mutation::FinishJob(finish(&j, "w2", JobState::Succeeded, t))])
+        fixtures::commit(store, [append(2, 3, 10), Mutation::from(JobMutation::FinishJob(finish(&j, "w2", JobState::Succeeded, t)))])
             .await;
     assert_code(refused, ErrorCode::Conflict);
     let (log, _) = whole_log(store, j.id, 100).await;
     assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
 
     // By the owner: lines and the job's end together; then past the bound.
-    fixtures::commit(store, [Mutation::FinishJob(finish(&j, "w1", JobState::Succeeded, t)), append(2, 3, 10)])
+    fixtures::commit(store, [Mutation::from(JobMutation::FinishJob(finish(&j, "w1", JobState::Succeeded, t))), append(2, 3, 10)])
         .await
         .expect("the owner ends the attempt with its last lines");
     let stored = store.job(billing.id, j.id).await.unwrap().expect("job");
@@ -678,7 +679,7 @@ pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S
     assert!(truncated);
     assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), (16..=25).collect::<Vec<i64>>());
 
-    let unknown = Mutation::AppendJobLog { id: JobId(uuid::Uuid::now_v7()), lines: lines(0, 1, 5), limit_bytes: 1000 };
+    let unknown = Mutation::from(JobMutation::AppendJobLog { id: JobId(uuid::Uuid::now_v7()), lines: lines(0, 1, 5), limit_bytes: 1000 });
     assert_code(fixtures::commit(store, [unknown]).await, ErrorCode::NotFound);
 }
 

@@ -15,7 +15,7 @@ use super::fixtures::{self, audit_entry, setup, user, user_created};
 use super::{assert_code, Spawner};
 use crate::domain::user::{CredentialKind, User};
 use crate::error::ErrorCode;
-use crate::ports::store::{AuditFilter, Mutation, PageRequest, Store, UnitOfWork};
+use crate::ports::store::{AuditFilter, Mutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation};
 
 /// Asserts that the audit log is empty.
 async fn assert_no_audit<S: Store>(store: &S) {
@@ -27,17 +27,16 @@ async fn assert_no_audit<S: Store>(store: &S) {
 /// first mutation nor any audit record.
 pub async fn a_failing_mutation_rolls_back_the_whole_unit<S: Store>(store: &S) {
     let ada = user("ada");
-    store.commit(UnitOfWork::new().mutate(Mutation::InsertUser(ada.clone()))).await.unwrap();
+    store.commit(UnitOfWork::new().unaudited(Mutation::from(UserMutation::InsertUser(ada.clone())), Unaudited::Fixture)).await.unwrap();
     assert_no_audit(store).await;
 
     let bob = user("bob");
     let mut ada_again = user("ada2");
     ada_again.email = ada.email.clone();
     let unit = UnitOfWork::new()
-        .mutate(Mutation::InsertUser(bob.clone()))
-        .mutate(Mutation::InsertUser(ada_again.clone()))
-        .audit(user_created(&bob))
-        .audit(user_created(&ada_again));
+        .unaudited(Mutation::from(UserMutation::InsertUser(bob.clone())), Unaudited::Fixture)
+        .record(Mutation::from(UserMutation::InsertUser(ada_again.clone())), user_created(&bob))
+        .audit_only(user_created(&ada_again));
     assert_code(store.commit(unit).await, ErrorCode::Conflict);
 
     assert_eq!(store.user(bob.id).await.unwrap(), None);
@@ -47,7 +46,7 @@ pub async fn a_failing_mutation_rolls_back_the_whole_unit<S: Store>(store: &S) {
     assert_no_audit(store).await;
 
     // The store is still writable and the chain starts at 1.
-    setup(store, [Mutation::InsertUser(bob.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(bob.clone()))]).await;
     assert_eq!(fixtures::verified_chain(store, 10).await.len(), 1);
 }
 
@@ -56,16 +55,15 @@ pub async fn a_failing_mutation_rolls_back_the_whole_unit<S: Store>(store: &S) {
 pub async fn a_stale_update_rolls_back_earlier_mutations<S: Store>(store: &S) {
     let ada = user("ada");
     let session = fixtures::credential(&ada, CredentialKind::Session);
-    setup(store, [Mutation::InsertUser(ada.clone()), Mutation::InsertCredential(session.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(UserMutation::InsertCredential(session.clone()))]).await;
     let before = fixtures::verified_chain(store, 10).await;
 
     let token = fixtures::credential(&ada, CredentialKind::ApiToken);
     let stale = User { name: "Stale".into(), ..ada.clone() };
     let unit = UnitOfWork::new()
-        .mutate(Mutation::InsertCredential(token.clone()))
-        .mutate(Mutation::RevokeCredential { id: session.id, at: fixtures::now() })
-        .mutate(Mutation::UpdateUser(stale))
-        .audit(audit_entry("token.created", "token", &token.id.to_string()));
+        .unaudited(Mutation::from(UserMutation::InsertCredential(token.clone())), Unaudited::Fixture)
+        .unaudited(Mutation::from(UserMutation::RevokeCredential { id: session.id, at: fixtures::now() }), Unaudited::Fixture)
+        .record(Mutation::from(UserMutation::UpdateUser(stale)), audit_entry("token.created", "token", &token.id.to_string()));
     assert_code(store.commit(unit).await, ErrorCode::Conflict);
 
     assert_eq!(store.credential_by_hash(&token.token_hash).await.unwrap(), None);
@@ -89,11 +87,10 @@ pub async fn timestamps_round_trip_exactly<S: Store>(store: &S) {
         reset.expires_at = at + TimeDelta::microseconds(7);
         let entry = crate::domain::audit::AuditEntry { occurred_at: at, ..user_created(&u) };
         let unit = UnitOfWork::new()
-            .mutate(Mutation::InsertUser(u.clone()))
-            .mutate(Mutation::InsertPasswordReset(reset.clone()))
-            .audit(entry.clone());
+            .unaudited(Mutation::from(UserMutation::InsertUser(u.clone())), Unaudited::Fixture)
+            .record(Mutation::from(UserMutation::InsertPasswordReset(reset.clone())), entry.clone());
         store.commit(unit).await.unwrap();
-        setup(store, [Mutation::UsePasswordReset { id: reset.id, at }]).await;
+        setup(store, [Mutation::from(UserMutation::UsePasswordReset { id: reset.id, at })]).await;
 
         assert_eq!(store.user(u.id).await.unwrap(), Some(u));
         let stored = store.password_reset_by_hash(&reset.token_hash).await.unwrap().unwrap();
@@ -142,7 +139,7 @@ pub async fn concurrent_units_all_land_on_one_unbroken_chain<S: Store + 'static>
                 for u in 0..UNITS {
                     let new = user(&format!("t{t}-u{u}"));
                     ids.push(new.id);
-                    let unit = UnitOfWork::new().mutate(Mutation::InsertUser(new.clone())).audit(user_created(&new));
+                    let unit = UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(new.clone())), user_created(&new));
                     store.commit(unit).await?;
                 }
                 // Reads interleave with other tasks' writes.

@@ -9,7 +9,7 @@ use super::assert_code;
 use super::fixtures::{self, bumped_user, later, setup, user};
 use crate::domain::user::{Credential, CredentialKind};
 use crate::error::ErrorCode;
-use crate::ports::store::{Mutation, PageRequest, Store};
+use crate::ports::store::{Mutation, PageRequest, Store, UserMutation};
 use crate::validation::{Email, Handle};
 
 /// A user reads back equal by id, email and handle; unknown keys read `None`.
@@ -17,7 +17,7 @@ pub async fn user_round_trips_by_id_email_and_handle<S: Store>(store: &S) {
     let mut ada = user("ada");
     ada.is_operator = true;
     ada.email_notifications = false;
-    setup(store, [Mutation::InsertUser(ada.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
 
     assert_eq!(store.user(ada.id).await.unwrap(), Some(ada.clone()));
     assert_eq!(store.user_by_email(&ada.email).await.unwrap(), Some(ada.clone()));
@@ -33,15 +33,15 @@ pub async fn user_round_trips_by_id_email_and_handle<S: Store>(store: &S) {
 /// user stays as it was and no other user appears.
 pub async fn duplicate_email_or_handle_is_a_conflict<S: Store>(store: &S) {
     let ada = user("ada");
-    setup(store, [Mutation::InsertUser(ada.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
 
     let mut same_email = user("ada2");
     same_email.email = ada.email.clone();
-    assert_code(fixtures::commit(store, [Mutation::InsertUser(same_email.clone())]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::InsertUser(same_email.clone()))]).await, ErrorCode::Conflict);
 
     let mut same_handle = user("bob");
     same_handle.handle = Handle::parse("ada").unwrap();
-    assert_code(fixtures::commit(store, [Mutation::InsertUser(same_handle.clone())]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::InsertUser(same_handle.clone()))]).await, ErrorCode::Conflict);
 
     assert_eq!(store.user(same_email.id).await.unwrap(), None);
     assert_eq!(store.user(same_handle.id).await.unwrap(), None);
@@ -54,12 +54,12 @@ pub async fn duplicate_email_or_handle_is_a_conflict<S: Store>(store: &S) {
 /// version is a conflict and changes nothing; an unknown user is not found.
 pub async fn user_update_is_compare_and_set<S: Store>(store: &S) {
     let ada = user("ada");
-    setup(store, [Mutation::InsertUser(ada.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone()))]).await;
 
     let mut renamed = bumped_user(&ada);
     renamed.name = "Ada Lovelace".into();
     renamed.email = Email::parse("lovelace@example.com").unwrap();
-    setup(store, [Mutation::UpdateUser(renamed.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::UpdateUser(renamed.clone()))]).await;
     assert_eq!(store.user(ada.id).await.unwrap(), Some(renamed.clone()));
     assert_eq!(store.user_by_email(&renamed.email).await.unwrap(), Some(renamed.clone()));
     assert_eq!(store.user_by_email(&ada.email).await.unwrap(), None, "the old email no longer finds the user");
@@ -67,23 +67,23 @@ pub async fn user_update_is_compare_and_set<S: Store>(store: &S) {
     // A writer that read version 1 lost the race.
     let mut stale = bumped_user(&ada);
     stale.name = "Stale".into();
-    assert_code(fixtures::commit(store, [Mutation::UpdateUser(stale)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(stale))]).await, ErrorCode::Conflict);
     // Skipping a version is refused too.
     let mut skipped = bumped_user(&bumped_user(&renamed));
     skipped.name = "Skipped".into();
-    assert_code(fixtures::commit(store, [Mutation::UpdateUser(skipped)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(skipped))]).await, ErrorCode::Conflict);
     assert_eq!(store.user(ada.id).await.unwrap(), Some(renamed.clone()));
 
     // An update onto another user's email is a conflict, not an error 500.
     let bob = user("bob");
-    setup(store, [Mutation::InsertUser(bob.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(bob.clone()))]).await;
     let mut grab = bumped_user(&bob);
     grab.email = renamed.email.clone();
-    assert_code(fixtures::commit(store, [Mutation::UpdateUser(grab)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(grab))]).await, ErrorCode::Conflict);
     assert_eq!(store.user(bob.id).await.unwrap(), Some(bob));
 
     let ghost = bumped_user(&user("ghost"));
-    assert_code(fixtures::commit(store, [Mutation::UpdateUser(ghost)]).await, ErrorCode::NotFound);
+    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(ghost))]).await, ErrorCode::NotFound);
 }
 
 /// Users list by email, with the total of every page.
@@ -116,9 +116,9 @@ pub async fn credentials_are_found_by_hash_listed_and_revoked<S: Store>(store: &
     setup(
         store,
         [
-            Mutation::InsertUser(ada.clone()),
-            Mutation::InsertCredential(session.clone()),
-            Mutation::InsertCredential(token.clone()),
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(UserMutation::InsertCredential(session.clone())),
+            Mutation::from(UserMutation::InsertCredential(token.clone())),
         ],
     )
     .await;
@@ -129,11 +129,11 @@ pub async fn credentials_are_found_by_hash_listed_and_revoked<S: Store>(store: &
     assert_eq!(store.list_credentials(ada.id).await.unwrap(), vec![token.clone(), session.clone()]);
 
     let at = later(session.created_at, 60);
-    setup(store, [Mutation::RevokeCredential { id: session.id, at }]).await;
+    setup(store, [Mutation::from(UserMutation::RevokeCredential { id: session.id, at })]).await;
     let revoked = Credential { revoked_at: Some(at), ..session.clone() };
     assert_eq!(store.credential_by_hash(&session.token_hash).await.unwrap(), Some(revoked.clone()));
 
-    setup(store, [Mutation::RevokeCredential { id: session.id, at: later(at, 60) }]).await;
+    setup(store, [Mutation::from(UserMutation::RevokeCredential { id: session.id, at: later(at, 60) })]).await;
     assert_eq!(store.credential_by_hash(&session.token_hash).await.unwrap(), Some(revoked.clone()));
     assert_eq!(store.list_credentials(ada.id).await.unwrap(), vec![token, revoked]);
 }
@@ -151,17 +151,17 @@ pub async fn revoking_all_credentials_of_a_user_spares_other_users<S: Store>(sto
     setup(
         store,
         [
-            Mutation::InsertUser(ada.clone()),
-            Mutation::InsertUser(bob.clone()),
-            Mutation::InsertCredential(a1.clone()),
-            Mutation::InsertCredential(a2.clone()),
-            Mutation::InsertCredential(b1.clone()),
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(UserMutation::InsertUser(bob.clone())),
+            Mutation::from(UserMutation::InsertCredential(a1.clone())),
+            Mutation::from(UserMutation::InsertCredential(a2.clone())),
+            Mutation::from(UserMutation::InsertCredential(b1.clone())),
         ],
     )
     .await;
 
     let at = later(a1.created_at, 60);
-    setup(store, [Mutation::RevokeUserCredentials { user_id: ada.id, at }]).await;
+    setup(store, [Mutation::from(UserMutation::RevokeUserCredentials { user_id: ada.id, at })]).await;
 
     let listed = store.list_credentials(ada.id).await.unwrap();
     let expected = vec![a2.clone(), Credential { revoked_at: Some(at), ..a1 }];
@@ -174,16 +174,16 @@ pub async fn revoking_all_credentials_of_a_user_spares_other_users<S: Store>(sto
 pub async fn password_reset_is_usable_once<S: Store>(store: &S) {
     let ada = user("ada");
     let reset = fixtures::password_reset(&ada);
-    setup(store, [Mutation::InsertUser(ada.clone()), Mutation::InsertPasswordReset(reset.clone())]).await;
+    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(UserMutation::InsertPasswordReset(reset.clone()))]).await;
     assert_eq!(store.password_reset_by_hash(&reset.token_hash).await.unwrap(), Some(reset.clone()));
     assert_eq!(store.password_reset_by_hash(&fixtures::token_hash()).await.unwrap(), None);
 
     let at = later(reset.created_at, 30);
-    setup(store, [Mutation::UsePasswordReset { id: reset.id, at }]).await;
+    setup(store, [Mutation::from(UserMutation::UsePasswordReset { id: reset.id, at })]).await;
     let used = store.password_reset_by_hash(&reset.token_hash).await.unwrap().unwrap();
     assert_eq!(used.used_at, Some(at));
 
-    let second = fixtures::commit(store, [Mutation::UsePasswordReset { id: reset.id, at: later(at, 1) }]).await;
+    let second = fixtures::commit(store, [Mutation::from(UserMutation::UsePasswordReset { id: reset.id, at: later(at, 1) })]).await;
     assert_code(second, ErrorCode::Conflict);
     assert_eq!(store.password_reset_by_hash(&reset.token_hash).await.unwrap().unwrap().used_at, Some(at));
 }

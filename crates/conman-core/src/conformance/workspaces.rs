@@ -11,13 +11,13 @@ use crate::domain::app::{App, CommitMode};
 use crate::domain::user::User;
 use crate::domain::workspace::Workspace;
 use crate::error::ErrorCode;
-use crate::ports::store::{Mutation, PageRequest, Store};
+use crate::ports::store::{AppMutation, Mutation, PageRequest, Store, WorkspaceMutation};
 
 /// Inserts users `ada` and `bob` and apps `billing` and `search`.
 async fn two_users_two_apps<S: Store>(store: &S) -> (User, User, App, App) {
     let users = fixtures::users(store, &["ada", "bob"]).await;
     let (billing, search) = (app("billing", &users[0]), app("search", &users[0]));
-    setup(store, [Mutation::InsertApp(billing.clone()), Mutation::InsertApp(search.clone())]).await;
+    setup(store, [Mutation::from(AppMutation::InsertApp(billing.clone())), Mutation::from(AppMutation::InsertApp(search.clone()))]).await;
     let [ada, bob] = <[User; 2]>::try_from(users).expect("two users");
     (ada, bob, billing, search)
 }
@@ -29,7 +29,7 @@ pub async fn workspace_lookups_are_scoped_by_app<S: Store>(store: &S) {
     ws.commit_mode = Some(CommitMode::ManualCheckpoint);
     let mut untitled = workspace(&billing, &ada, "untitled");
     untitled.title = None;
-    setup(store, [Mutation::InsertWorkspace(ws.clone()), Mutation::InsertWorkspace(untitled.clone())]).await;
+    setup(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())), Mutation::from(WorkspaceMutation::InsertWorkspace(untitled.clone()))]).await;
 
     assert_eq!(store.workspace(billing.id, ws.id).await.unwrap(), Some(ws.clone()));
     assert_eq!(store.workspace(billing.id, untitled.id).await.unwrap(), Some(untitled));
@@ -46,7 +46,7 @@ pub async fn default_workspace_and_branch_lookups<S: Store>(store: &S) {
     let bob_default = workspace(&billing, &bob, "default");
     setup(
         store,
-        [ada_other.clone(), ada_default.clone(), bob_default.clone()].into_iter().map(Mutation::InsertWorkspace),
+        [ada_other.clone(), ada_default.clone(), bob_default.clone()].into_iter().map(WorkspaceMutation::InsertWorkspace),
     )
     .await;
 
@@ -62,15 +62,15 @@ pub async fn default_workspace_and_branch_lookups<S: Store>(store: &S) {
 pub async fn duplicate_branch_conflicts_only_within_an_app<S: Store>(store: &S) {
     let (ada, _, billing, search) = two_users_two_apps(store).await;
     let first = workspace(&billing, &ada, "feature");
-    setup(store, [Mutation::InsertWorkspace(first.clone())]).await;
+    setup(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(first.clone()))]).await;
 
     let twin = workspace(&billing, &ada, "feature");
-    assert_code(fixtures::commit(store, [Mutation::InsertWorkspace(twin.clone())]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(twin.clone()))]).await, ErrorCode::Conflict);
     assert_eq!(store.workspace(billing.id, twin.id).await.unwrap(), None);
     assert_eq!(store.workspace_by_branch(billing.id, "ws/ada/feature").await.unwrap(), Some(first));
 
     let elsewhere = workspace(&search, &ada, "feature");
-    setup(store, [Mutation::InsertWorkspace(elsewhere.clone())]).await;
+    setup(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(elsewhere.clone()))]).await;
     assert_eq!(store.workspace_by_branch(search.id, "ws/ada/feature").await.unwrap(), Some(elsewhere));
 }
 
@@ -90,7 +90,7 @@ pub async fn list_workspaces_filters_by_owner_and_pages_oldest_first<S: Store>(s
         .collect();
     // Inserted newest first, so insertion order cannot pass for age order.
     let elsewhere = workspace(&search, &ada, "w9");
-    setup(store, listed.iter().rev().cloned().chain([elsewhere]).map(Mutation::InsertWorkspace)).await;
+    setup(store, listed.iter().rev().cloned().chain([elsewhere]).map(WorkspaceMutation::InsertWorkspace)).await;
 
     let all = store.list_workspaces(billing.id, None, PageRequest::default()).await.unwrap();
     assert_eq!(all.items, listed);
@@ -118,23 +118,23 @@ pub async fn list_workspaces_filters_by_owner_and_pages_oldest_first<S: Store>(s
 pub async fn workspace_update_is_compare_and_set<S: Store>(store: &S) {
     let (ada, _, billing, _) = two_users_two_apps(store).await;
     let (ws, other) = (workspace(&billing, &ada, "feature"), workspace(&billing, &ada, "other"));
-    setup(store, [Mutation::InsertWorkspace(ws.clone()), Mutation::InsertWorkspace(other.clone())]).await;
+    setup(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())), Mutation::from(WorkspaceMutation::InsertWorkspace(other.clone()))]).await;
 
     let bump = |w: &Workspace| Workspace { version: w.version + 1, updated_at: later(w.updated_at, 1), ..w.clone() };
     let synced = Workspace { base_sha: "0123456789abcdef0123456789abcdef01234567".into(), ..bump(&ws) };
-    setup(store, [Mutation::UpdateWorkspace(synced.clone())]).await;
+    setup(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(synced.clone()))]).await;
     assert_eq!(store.workspace(billing.id, ws.id).await.unwrap(), Some(synced.clone()));
 
     let stale = Workspace { title: Some("stale".into()), ..bump(&ws) };
-    assert_code(fixtures::commit(store, [Mutation::UpdateWorkspace(stale)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(stale))]).await, ErrorCode::Conflict);
     assert_eq!(store.workspace(billing.id, ws.id).await.unwrap(), Some(synced.clone()));
 
     let moved = Workspace { branch: synced.branch.clone(), ..bump(&other) };
-    assert_code(fixtures::commit(store, [Mutation::UpdateWorkspace(moved)]).await, ErrorCode::Conflict);
+    assert_code(fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(moved))]).await, ErrorCode::Conflict);
     assert_eq!(store.workspace(billing.id, other.id).await.unwrap(), Some(other));
 
     let ghost = bump(&workspace(&billing, &ada, "ghost"));
-    assert_code(fixtures::commit(store, [Mutation::UpdateWorkspace(ghost)]).await, ErrorCode::NotFound);
+    assert_code(fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(ghost))]).await, ErrorCode::NotFound);
 }
 
 /// `all_workspaces` returns every workspace of every app.
@@ -143,7 +143,7 @@ pub async fn all_workspaces_spans_every_app<S: Store>(store: &S) {
     let (ada, bob, billing, search) = two_users_two_apps(store).await;
     let mut expected =
         vec![workspace(&billing, &ada, "default"), workspace(&billing, &bob, "default"), workspace(&search, &bob, "x")];
-    setup(store, expected.iter().cloned().map(Mutation::InsertWorkspace)).await;
+    setup(store, expected.iter().cloned().map(WorkspaceMutation::InsertWorkspace)).await;
 
     let mut all = store.all_workspaces().await.unwrap();
     all.sort_by_key(|w| w.id);

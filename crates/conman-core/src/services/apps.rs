@@ -11,7 +11,7 @@ use crate::domain::membership::Membership;
 use crate::error::Error;
 use crate::ids::AppId;
 use crate::ports::git::{RepoSource, Signature};
-use crate::ports::store::{Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{AppMutation, Page, PageRequest, UnitOfWork};
 use crate::rbac::{Capability, Role};
 use crate::validation::validate_app_name;
 
@@ -83,9 +83,8 @@ impl Conman {
             self.git().create_repo(app.id, source, &app.settings.integration_branch, &signature_of(actor)).await?;
         let membership = Membership { app_id: app.id, user_id: actor.user.id, role: Role::AppAdmin, created_at: now };
         let unit = UnitOfWork::new()
-            .mutate(Mutation::InsertApp(app.clone()))
-            .mutate(Mutation::PutMembership(membership.clone()))
-            .audit(
+            .record(
+                AppMutation::InsertApp(app.clone()),
                 self.audit_entry(
                     Some(actor),
                     Some(app.id),
@@ -94,11 +93,14 @@ impl Conman {
                         .sha(&head),
                 ),
             )
-            .audit(self.audit_entry(
-                Some(actor),
-                Some(app.id),
-                AuditWhat::new("membership", actor.user.id, "member.added").after(&membership),
-            ));
+            .record(
+                AppMutation::PutMembership(membership.clone()),
+                self.audit_entry(
+                    Some(actor),
+                    Some(app.id),
+                    AuditWhat::new("membership", actor.user.id, "member.added").after(&membership),
+                ),
+            );
         if let Err(e) = self.store().commit(unit).await {
             if let Err(cleanup) = self.git().remove_repo(app.id).await {
                 tracing::warn!(app = %app.id, error = %cleanup, "could not remove repository of failed app creation");
@@ -148,7 +150,7 @@ impl Conman {
             Some(app.id),
             AuditWhat::new("app", app.id, "app.settings_changed").before(&app.settings).after(&updated.settings),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateApp(updated.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(AppMutation::UpdateApp(updated.clone()), audit)).await?;
         Ok(updated)
     }
 }

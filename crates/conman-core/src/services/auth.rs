@@ -11,7 +11,7 @@ use crate::domain::outbox::OutboxMessage;
 use crate::domain::user::{Credential, CredentialKind, PasswordReset, User, UserSummary};
 use crate::error::Error;
 use crate::ids::{AppId, UserId};
-use crate::ports::store::{Mutation, UnitOfWork};
+use crate::ports::store::{Mutation, OutboxMutation, UnitOfWork, UserMutation};
 use crate::ports::tokens::token_hash;
 use crate::rbac::Role;
 use crate::validation::{validate_display_name, validate_password, Email, Handle};
@@ -75,7 +75,7 @@ impl Conman {
                         .before(UserSummary::from(&existing))
                         .after(UserSummary::from(&user)),
                 );
-                let unit = UnitOfWork::new().mutate(Mutation::UpdateUser(user.clone())).audit(audit);
+                let unit = UnitOfWork::new().record(UserMutation::UpdateUser(user.clone()), audit);
                 (user, unit)
             }
             None => {
@@ -85,7 +85,7 @@ impl Conman {
                     None,
                     AuditWhat::new("user", user.id, "user.bootstrapped").after(UserSummary::from(&user)),
                 );
-                (user.clone(), UnitOfWork::new().mutate(Mutation::InsertUser(user)).audit(audit))
+                (user.clone(), UnitOfWork::new().record(UserMutation::InsertUser(user), audit))
             }
         };
         self.store().commit(unit).await?;
@@ -147,7 +147,7 @@ impl Conman {
                 .after(serde_json::json!({ "user_id": actor.user.id, "expires_at": credential.expires_at })),
         );
         let expires_at = now + ttl;
-        self.store().commit(unit.mutate(Mutation::InsertCredential(credential)).audit(audit)).await?;
+        self.store().commit(unit.record(UserMutation::InsertCredential(credential), audit)).await?;
         Ok(LoginOutcome { token, expires_at, user: actor.user.clone() })
     }
 
@@ -180,7 +180,7 @@ impl Conman {
         };
         let at = self.now();
         let audit = self.audit_entry(Some(actor), None, AuditWhat::new("session", id, "auth.logout"));
-        self.store().commit(UnitOfWork::new().mutate(Mutation::RevokeCredential { id, at }).audit(audit)).await
+        self.store().commit(UnitOfWork::new().record(UserMutation::RevokeCredential { id, at }, audit)).await
     }
 
     /// Starts a password reset. Always succeeds from the caller's view; a
@@ -229,9 +229,7 @@ impl Conman {
                 .after(serde_json::json!({ "user_id": user.id, "expires_at": reset.expires_at })),
         );
         let unit = UnitOfWork::new()
-            .mutate(Mutation::InsertPasswordReset(reset))
-            .mutate(Mutation::InsertOutbox(message))
-            .audit(audit);
+            .record_all([Mutation::from(UserMutation::InsertPasswordReset(reset)), Mutation::from(OutboxMutation::InsertOutbox(message))], audit);
         self.store().commit(unit).await
     }
 
@@ -255,10 +253,14 @@ impl Conman {
         let actor = Actor { user: user.clone(), credential_id: None, request };
         let audit = self.audit_entry(Some(&actor), None, AuditWhat::new("user", user.id, "auth.password_reset"));
         let unit = UnitOfWork::new()
-            .mutate(Mutation::UsePasswordReset { id: reset.id, at: now })
-            .mutate(Mutation::UpdateUser(updated))
-            .mutate(Mutation::RevokeUserCredentials { user_id: user.id, at: now })
-            .audit(audit);
+            .record_all(
+                [
+                    UserMutation::UsePasswordReset { id: reset.id, at: now },
+                    UserMutation::UpdateUser(updated),
+                    UserMutation::RevokeUserCredentials { user_id: user.id, at: now },
+                ],
+                audit,
+            );
         self.store().commit(unit).await
     }
 
@@ -293,7 +295,7 @@ impl Conman {
                 .before(serde_json::json!({ "email_enabled": !email_enabled }))
                 .after(serde_json::json!({ "email_enabled": email_enabled })),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateUser(updated)).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(UserMutation::UpdateUser(updated), audit)).await?;
         Ok(email_enabled)
     }
 

@@ -31,7 +31,7 @@ use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, WorkspaceId};
 use crate::ports::git::{DiffDetail, Sha};
-use crate::ports::store::{ChangesetFilter, Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{ChangesetFilter, ChangesetMutation, Page, PageRequest, UnitOfWork};
 use crate::rbac::Capability;
 use crate::validation::validate_title;
 
@@ -151,7 +151,7 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("changeset", cs.id, "changeset.created").after(&cs),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::InsertChangeset(cs.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(ChangesetMutation::InsertChangeset(cs.clone()), audit)).await?;
         Ok(cs)
     }
 
@@ -222,7 +222,7 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("changeset", cs.id, "changeset.updated").before(&cs).after(&updated),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateChangeset(updated.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(ChangesetMutation::UpdateChangeset(updated.clone()), audit)).await?;
         Ok(updated)
     }
 
@@ -330,9 +330,10 @@ impl Conman {
             AuditWhat::new("changeset", cs.id, action).before(&cs).after(&updated).sha(&head),
         );
         let unit = UnitOfWork::new()
-            .mutate(Mutation::UpdateChangeset(updated.clone()))
-            .mutate(Mutation::InsertRevision(revision.clone()))
-            .audit(audit);
+            .record_all(
+                [ChangesetMutation::UpdateChangeset(updated.clone()), ChangesetMutation::InsertRevision(revision.clone())],
+                audit,
+            );
         let unit = self.enqueue_in(unit, Some(actor), &job);
         let unit = self
             .notify_changeset(unit, &scope.app, &updated, ChangesetNotice::Submitted, Some(actor.user.id), None)
@@ -427,7 +428,7 @@ impl Conman {
             what = what.sha(sha);
         }
         let audit = self.audit_entry(Some(actor), Some(before.app_id), what);
-        UnitOfWork::new().mutate(Mutation::UpdateChangeset(after.clone())).audit(audit)
+        UnitOfWork::new().record(ChangesetMutation::UpdateChangeset(after.clone()), audit)
     }
 
     /// The effects of a finished submit gate on its changeset: `submitted →
@@ -457,7 +458,7 @@ impl Conman {
             what = what.sha(sha);
         }
         let audit = self.audit_entry(None, Some(cs.app_id), what);
-        let unit = UnitOfWork::new().mutate(Mutation::UpdateChangeset(updated.clone())).audit(audit);
+        let unit = UnitOfWork::new().record(ChangesetMutation::UpdateChangeset(updated.clone()), audit);
         let Some(app) = self.store().app(cs.app_id).await? else { return Ok(unit) };
         let notice = if passed { ChangesetNotice::ReviewRequested } else { ChangesetNotice::GateFailed };
         self.notify_changeset(unit, &app, &updated, notice, None, failure.as_deref()).await

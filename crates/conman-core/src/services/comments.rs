@@ -11,7 +11,7 @@ use super::{Actor, AuditWhat, Conman};
 use crate::domain::comment::{validate_body, Comment, CommentAnchor, CommentEdit};
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, CommentId};
-use crate::ports::store::{Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{ChangesetMutation, Page, PageRequest, UnitOfWork};
 use crate::rbac::Capability;
 use crate::validation::RepoPath;
 
@@ -72,7 +72,7 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("comment", comment.id, "comment.created").after(&comment),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::InsertComment(comment.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(ChangesetMutation::InsertComment(comment.clone()), audit)).await?;
         Ok(comment)
     }
 
@@ -117,7 +117,7 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("comment", comment.id, "comment.edited").before(&comment).after(&updated),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateComment(updated.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(ChangesetMutation::UpdateComment(updated.clone()), audit)).await?;
         Ok(updated)
     }
 }

@@ -15,7 +15,7 @@ use crate::domain::environment::{validate_environment_list, Environment};
 use crate::domain::runtime_profile::ProfileKind;
 use crate::error::Error;
 use crate::ids::{AppId, RuntimeProfileId};
-use crate::ports::store::{Mutation, UnitOfWork};
+use crate::ports::store::{ProfileMutation, UnitOfWork};
 use crate::rbac::Capability;
 
 /// One environment as callers send it.
@@ -92,7 +92,7 @@ impl Conman {
             AuditWhat::new("app", app_id, "environments.replaced").before(&current).after(&next),
         );
         let unit =
-            UnitOfWork::new().mutate(Mutation::ReplaceEnvironments { app_id, environments: next.clone() }).audit(audit);
+            UnitOfWork::new().record(ProfileMutation::ReplaceEnvironments { app_id, environments: next.clone() }, audit);
         self.store().commit(unit).await?;
         Ok(next)
     }

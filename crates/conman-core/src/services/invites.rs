@@ -14,7 +14,7 @@ use crate::domain::user::UserSummary;
 use crate::domain::{StateMachine, Timestamp};
 use crate::error::Error;
 use crate::ids::{AppId, InviteId};
-use crate::ports::store::{Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{AppMutation, Mutation, OutboxMutation, Page, PageRequest, UnitOfWork, UserMutation};
 use crate::ports::tokens::token_hash;
 use crate::rbac::{Capability, Role};
 use crate::validation::{validate_display_name, validate_password, Email};
@@ -66,9 +66,13 @@ impl Conman {
             AuditWhat::new("invite", invite.id, "invite.created").after(&invite),
         );
         let unit = UnitOfWork::new()
-            .mutate(Mutation::InsertInvite(invite.clone()))
-            .mutate(Mutation::InsertOutbox(self.invite_message(&scope.app.name, &invite, &token)))
-            .audit(audit);
+            .record_all(
+                [
+                    Mutation::from(AppMutation::InsertInvite(invite.clone())),
+                    Mutation::from(OutboxMutation::InsertOutbox(self.invite_message(&scope.app.name, &invite, &token))),
+                ],
+                audit,
+            );
         self.store().commit(unit).await?;
         Ok(IssuedInvite { invite, token })
     }
@@ -110,9 +114,13 @@ impl Conman {
             AuditWhat::new("invite", invite.id, "invite.resent").before(&invite).after(&updated),
         );
         let unit = UnitOfWork::new()
-            .mutate(Mutation::UpdateInvite(updated.clone()))
-            .mutate(Mutation::InsertOutbox(self.invite_message(&scope.app.name, &updated, &token)))
-            .audit(audit);
+            .record_all(
+                [
+                    Mutation::from(AppMutation::UpdateInvite(updated.clone())),
+                    Mutation::from(OutboxMutation::InsertOutbox(self.invite_message(&scope.app.name, &updated, &token))),
+                ],
+                audit,
+            );
         self.store().commit(unit).await?;
         Ok(IssuedInvite { invite: updated, token })
     }
@@ -129,7 +137,7 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("invite", invite.id, "invite.revoked").before(&invite).after(&updated),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateInvite(updated.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(AppMutation::UpdateInvite(updated.clone()), audit)).await?;
         Ok(updated)
     }
 
@@ -147,7 +155,7 @@ impl Conman {
         let state = invite.effective_state(now).apply(InviteEvent::Accept)?;
         let account_key = invite.email.to_string();
         self.throttle.check(&account_key, request.ip.as_deref(), now)?;
-        let mut unit = UnitOfWork::new();
+        let mut new_user = None;
         let user = match self.store().user_by_email(&invite.email).await? {
             Some(existing) => {
                 if !self.ports.passwords.verify(password, &existing.password_hash) {
@@ -161,36 +169,41 @@ impl Conman {
                 validate_password(password)?;
                 let user =
                     self.new_user(invite.email.clone(), name, self.ports.passwords.hash(password)?, false).await?;
-                unit = unit.mutate(Mutation::InsertUser(user.clone()));
+                new_user = Some(user.clone());
                 user
             }
         };
         let actor = Actor { user: user.clone(), credential_id: None, request };
-        let created = unit.mutations.len() == 1;
         let existing_role = self.store().membership(invite.app_id, user.id).await?.map(|m| m.role);
         let role = existing_role.map_or(invite.role, |r| r.max(invite.role));
         let membership = Membership { app_id: invite.app_id, user_id: user.id, role, created_at: now };
         let accepted = Invite { state, accepted_by: Some(user.id), version: invite.version + 1, ..invite.clone() };
-        if created {
-            unit = unit.audit(self.audit_entry(
+        let mut unit = UnitOfWork::new();
+        if let Some(created) = new_user {
+            let audit = self.audit_entry(
                 Some(&actor),
                 None,
                 AuditWhat::new("user", user.id, "user.created").after(UserSummary::from(&user)),
-            ));
+            );
+            unit = unit.record(UserMutation::InsertUser(created), audit);
         }
         let unit = unit
-            .mutate(Mutation::UpdateInvite(accepted.clone()))
-            .mutate(Mutation::PutMembership(membership.clone()))
-            .audit(self.audit_entry(
-                Some(&actor),
-                Some(invite.app_id),
-                AuditWhat::new("invite", invite.id, "invite.accepted").before(&invite).after(&accepted),
-            ))
-            .audit(self.audit_entry(
-                Some(&actor),
-                Some(invite.app_id),
-                AuditWhat::new("membership", user.id, "member.added").after(&membership),
-            ));
+            .record(
+                AppMutation::UpdateInvite(accepted.clone()),
+                self.audit_entry(
+                    Some(&actor),
+                    Some(invite.app_id),
+                    AuditWhat::new("invite", invite.id, "invite.accepted").before(&invite).after(&accepted),
+                ),
+            )
+            .record(
+                AppMutation::PutMembership(membership.clone()),
+                self.audit_entry(
+                    Some(&actor),
+                    Some(invite.app_id),
+                    AuditWhat::new("membership", user.id, "member.added").after(&membership),
+                ),
+            );
         self.open_session(&actor, unit, "auth.login").await
     }
 

@@ -20,7 +20,7 @@ use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, JobId};
 use crate::ports::runner::LogSink;
-use crate::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, Page, PageRequest, Unaudited, UnitOfWork};
 use crate::rbac::Capability;
 
 /// What a handler's run came to.
@@ -193,7 +193,7 @@ impl Conman {
             Some(job.app_id),
             AuditWhat::new("job", job.id, "job.enqueued").after(job_view(job)),
         );
-        unit.mutate(Mutation::InsertJob(job.clone())).audit(audit)
+        unit.record(JobMutation::InsertJob(job.clone()), audit)
     }
 
     /// Commits a unit that enqueued jobs and wakes the workers.
@@ -252,16 +252,16 @@ impl Conman {
         let (mutation, after) = match job.state {
             JobState::Queued => {
                 let at = self.now();
-                (Mutation::CancelQueuedJob { id, at }, Job { state: next, finished_at: Some(at), ..job.clone() })
+                (JobMutation::CancelQueuedJob { id, at }, Job { state: next, finished_at: Some(at), ..job.clone() })
             }
-            _ => (Mutation::RequestJobCancel { id }, Job { cancel_requested: true, ..job.clone() }),
+            _ => (JobMutation::RequestJobCancel { id }, Job { cancel_requested: true, ..job.clone() }),
         };
         let audit = self.audit_entry(
             Some(actor),
             Some(app_id),
             AuditWhat::new("job", id, "job.cancel_requested").before(job_view(&job)).after(job_view(&after)),
         );
-        self.store().commit(UnitOfWork::new().mutate(mutation).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(mutation, audit)).await?;
         Ok(after)
     }
 
@@ -338,14 +338,18 @@ impl Conman {
         end: AttemptEnd,
         log_tail: Vec<NewLogLine>,
     ) -> Result<JobState, Error> {
-        let log_tail = (!log_tail.is_empty()).then(|| Mutation::AppendJobLog {
+        let log_tail = (!log_tail.is_empty()).then(|| JobMutation::AppendJobLog {
             id: job.id,
             lines: sanitized_log_lines(log_tail),
             limit_bytes: self.config.jobs.log_limit_bytes,
         });
-        let (outcome_error, retryable, result, mut effects, canceled) = match end {
-            AttemptEnd::Finished(JobOutcome::Succeeded { result, mut effects }) => {
-                effects.mutations.extend(log_tail);
+        let with_tail = |effects: UnitOfWork| match log_tail.clone() {
+            Some(tail) => effects.unaudited(tail, Unaudited::LogAppend),
+            None => effects,
+        };
+        let (outcome_error, retryable, result, effects, canceled) = match end {
+            AttemptEnd::Finished(JobOutcome::Succeeded { result, effects }) => {
+                let effects = with_tail(effects);
                 self.finish(job, worker, JobState::Succeeded, Some(result), None, effects, None).await?;
                 return Ok(JobState::Succeeded);
             }
@@ -357,7 +361,7 @@ impl Conman {
             }
             AttemptEnd::Canceled => ("canceled".to_owned(), false, None, UnitOfWork::new(), true),
         };
-        effects.mutations.extend(log_tail);
+        let effects = with_tail(effects);
         if canceled {
             self.finish(job, worker, JobState::Canceled, result, Some(outcome_error), effects, None).await?;
             return Ok(JobState::Canceled);
@@ -383,7 +387,14 @@ impl Conman {
 
     /// Gives a running job back to the queue (graceful shutdown).
     pub async fn release_job(&self, job: &Job, worker: &str) -> Result<(), Error> {
-        let unit = UnitOfWork::new().mutate(Mutation::ReleaseJob { id: job.id, worker: worker.to_owned() });
+        let audit = self.audit_entry(
+            None,
+            Some(job.app_id),
+            AuditWhat::new("job", job.id, "job.released")
+                .before(job_view(job))
+                .after(serde_json::json!({ "state": JobState::Queued, "released_by": worker })),
+        );
+        let unit = UnitOfWork::new().record(JobMutation::ReleaseJob { id: job.id, worker: worker.to_owned() }, audit);
         self.store().commit(unit).await?;
         self.wakeup.job_enqueued();
         Ok(())
@@ -436,12 +447,11 @@ impl Conman {
                 }
                 _ => UnitOfWork::new(),
             };
-            let retry_possible = !settled.mutations.is_empty();
-            let mut unit = UnitOfWork::new().mutate(Mutation::FinishJob(finish.clone())).audit(audit.clone());
-            for effects in [effects.clone(), settled] {
-                unit.mutations.extend(effects.mutations);
-                unit.audit.extend(effects.audit);
-            }
+            let retry_possible = !settled.mutations().is_empty();
+            let unit = UnitOfWork::new()
+                .record(JobMutation::FinishJob(finish.clone()), audit.clone())
+                .append(effects.clone())
+                .append(settled);
             match self.store().commit(unit).await {
                 Err(e) if retry_possible && e.is_stale_version() && tries < 3 => tries += 1,
                 Err(e) => return Err(e),

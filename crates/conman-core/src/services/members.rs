@@ -5,7 +5,7 @@ use super::{Actor, AuditWhat, Conman};
 use crate::domain::membership::Membership;
 use crate::error::Error;
 use crate::ids::{AppId, UserId};
-use crate::ports::store::{MemberRecord, Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{AppMutation, MemberRecord, Page, PageRequest, UnitOfWork};
 use crate::rbac::{Capability, Role};
 
 impl Conman {
@@ -53,7 +53,7 @@ impl Conman {
             what = what.before(b);
         }
         let audit = self.audit_entry(Some(actor), Some(app_id), what);
-        self.store().commit(UnitOfWork::new().mutate(Mutation::PutMembership(membership.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(AppMutation::PutMembership(membership.clone()), audit)).await?;
         Ok(membership)
     }
 
@@ -70,20 +70,14 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("membership", user_id, "member.removed").before(&before),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::DeleteMembership { app_id, user_id }).audit(audit)).await
+        self.store().commit(UnitOfWork::new().record(AppMutation::DeleteMembership { app_id, user_id }, audit)).await
     }
 
     async fn ensure_another_admin(&self, app_id: AppId, leaving: UserId) -> Result<(), Error> {
-        let mut page = PageRequest { page: 1, limit: PageRequest::MAX_LIMIT };
-        loop {
-            let members = self.store().list_members(app_id, page).await?;
-            if members.items.iter().any(|m| m.membership.role == Role::AppAdmin && m.user.id != leaving) {
-                return Ok(());
-            }
-            if u64::from(page.page) * u64::from(page.limit) >= members.total {
-                return Err(Error::conflict("an app must keep at least one app_admin"));
-            }
-            page.page += 1;
+        let members = self.store().all_members(app_id).await?;
+        if members.iter().any(|m| m.membership.role == Role::AppAdmin && m.user.id != leaving) {
+            return Ok(());
         }
+        Err(Error::conflict("an app must keep at least one app_admin"))
     }
 }

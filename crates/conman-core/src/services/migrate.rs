@@ -29,7 +29,7 @@ use crate::domain::job::{JobState, LogStream, NewLogLine};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, JobId};
-use crate::ports::store::{ChangesetFilter, JobFilter, Mutation, Page, PageRequest, SecretOwner, UnitOfWork};
+use crate::ports::store::{AppMutation, ChangesetFilter, ChangesetMutation, JobFilter, JobMutation, Mutation, OutboxMutation, Page, PageRequest, ProfileMutation, SecretOwner, Unaudited, UnitOfWork, UserMutation, WorkspaceMutation};
 use crate::ports::Store;
 
 /// Rows per unit of work (and per page read).
@@ -212,8 +212,8 @@ async fn commit_rows(
 ) -> Result<(), Error> {
     let mut rest = mutations.into_iter().peekable();
     while rest.peek().is_some() {
-        let unit = UnitOfWork { mutations: rest.by_ref().take(UNIT_ROWS).collect(), audit: Vec::new() };
-        let n = unit.mutations.len() as u64;
+        let unit = rest.by_ref().take(UNIT_ROWS).fold(UnitOfWork::new(), |unit, m| unit.unaudited(m, Unaudited::StoreCopy));
+        let n = unit.mutations().len() as u64;
         to.commit(unit).await?;
         *count += n;
         progress(stage, *count);
@@ -234,9 +234,9 @@ async fn copy_users_and_apps(
         pages.advance(&page);
         let mut credentials = Vec::new();
         for user in &page.items {
-            credentials.extend(from.list_credentials(user.id).await?.into_iter().map(Mutation::InsertCredential));
+            credentials.extend(from.list_credentials(user.id).await?.into_iter().map(UserMutation::InsertCredential).map(Mutation::from));
         }
-        let users = page.items.into_iter().map(Mutation::InsertUser).collect();
+        let users = page.items.into_iter().map(UserMutation::InsertUser).map(Mutation::from).collect();
         commit_rows(to, users, "users", &mut report.users, progress).await?;
         commit_rows(to, credentials, "credentials", &mut report.credentials, progress).await?;
     }
@@ -247,7 +247,7 @@ async fn copy_users_and_apps(
         let page = from.list_all_apps(request).await?;
         pages.advance(&page);
         apps.extend(page.items.iter().map(|a| a.id));
-        let rows = page.items.into_iter().map(Mutation::InsertApp).collect();
+        let rows = page.items.into_iter().map(AppMutation::InsertApp).map(Mutation::from).collect();
         commit_rows(to, rows, "apps", &mut report.apps, progress).await?;
     }
     Ok(apps)
@@ -265,14 +265,14 @@ async fn copy_members_and_invites(
     while let Some(request) = pages.request() {
         let page = from.list_members(app, request).await?;
         pages.advance(&page);
-        let rows = page.items.into_iter().map(|m| Mutation::PutMembership(m.membership)).collect();
+        let rows = page.items.into_iter().map(|m| AppMutation::PutMembership(m.membership)).map(Mutation::from).collect();
         commit_rows(to, rows, "memberships", &mut report.memberships, progress).await?;
     }
     let mut pages = Pages::new();
     while let Some(request) = pages.request() {
         let page = from.list_invites(app, request).await?;
         pages.advance(&page);
-        let rows = page.items.into_iter().map(Mutation::InsertInvite).collect();
+        let rows = page.items.into_iter().map(AppMutation::InsertInvite).map(Mutation::from).collect();
         commit_rows(to, rows, "invites", &mut report.invites, progress).await?;
     }
     Ok(())
@@ -285,13 +285,13 @@ async fn copy_workspaces_and_outbox(
     report: &mut CopyReport,
     progress: &mut dyn FnMut(&str, u64),
 ) -> Result<(), Error> {
-    let rows = from.all_workspaces().await?.into_iter().map(Mutation::InsertWorkspace).collect();
+    let rows = from.all_workspaces().await?.into_iter().map(WorkspaceMutation::InsertWorkspace).map(Mutation::from).collect();
     commit_rows(to, rows, "workspaces", &mut report.workspaces, progress).await?;
     let mut pages = Pages::new();
     while let Some(request) = pages.request() {
         let page = from.list_outbox(request).await?;
         pages.advance(&page);
-        let rows = page.items.into_iter().map(Mutation::InsertOutbox).collect();
+        let rows = page.items.into_iter().map(OutboxMutation::InsertOutbox).map(Mutation::from).collect();
         commit_rows(to, rows, "outbox messages", &mut report.outbox, progress).await?;
     }
     Ok(())
@@ -312,7 +312,7 @@ async fn copy_jobs(
         pages.advance(&page);
         let ids: Vec<JobId> = page.items.iter().map(|j| j.id).collect();
         report.running_jobs += page.items.iter().filter(|j| j.state == JobState::Running).count() as u64;
-        let rows = page.items.into_iter().map(Mutation::InsertJob).collect();
+        let rows = page.items.into_iter().map(JobMutation::InsertJob).map(Mutation::from).collect();
         commit_rows(to, rows, "jobs", &mut report.jobs, progress).await?;
         for id in ids {
             report.job_log_lines += copy_job_log(from, to, id).await?;
@@ -381,7 +381,7 @@ async fn copy_audit(
             refuse("source_changed", format!("the source audit chain changed during the copy at event {}", b.seq))
         })?;
         let n = batch.len() as u64;
-        let unit = UnitOfWork { mutations: Vec::new(), audit: batch.into_iter().map(|r| r.entry).collect() };
+        let unit = batch.into_iter().fold(UnitOfWork::new(), |unit, r| unit.audit_only(r.entry));
         to.commit(unit).await?;
         copied += n;
         progress("audit records", copied);
@@ -404,7 +404,8 @@ enum ChainError {
 /// The key id the sealed secrets are wrapped with (they are copied sealed).
 async fn copy_secrets_key_id(from: &dyn Store, to: &dyn Store) -> Result<(), Error> {
     if let Some(key_id) = from.secrets_key_id().await? {
-        to.commit(UnitOfWork::new().mutate(Mutation::SetSecretsKeyId { expected: None, key_id })).await?;
+        to.commit(UnitOfWork::new().unaudited(ProfileMutation::SetSecretsKeyId { expected: None, key_id }, Unaudited::StoreCopy))
+            .await?;
     }
     Ok(())
 }
@@ -423,25 +424,26 @@ async fn copy_profiles(
         let page = from.list_runtime_profiles(app, request).await?;
         pages.advance(&page);
         let ids: Vec<_> = page.items.iter().map(|p| p.id).collect();
-        let rows = page.items.into_iter().map(Mutation::InsertRuntimeProfile).collect();
+        let rows = page.items.into_iter().map(ProfileMutation::InsertRuntimeProfile).map(Mutation::from).collect();
         commit_rows(to, rows, "runtime profiles", &mut report.runtime_profiles, progress).await?;
         for id in ids {
             let mut revision_pages = Pages::new();
             while let Some(request) = revision_pages.request() {
                 let revisions = from.profile_revisions(id, request).await?;
                 revision_pages.advance(&revisions);
-                let rows = revisions.items.into_iter().map(Mutation::InsertProfileRevision).collect();
+                let rows = revisions.items.into_iter().map(ProfileMutation::InsertProfileRevision).map(Mutation::from).collect();
                 commit_rows(to, rows, "profile revisions", &mut report.profile_revisions, progress).await?;
             }
             let secrets =
-                from.secrets_of(SecretOwner::Profile(id)).await?.into_iter().map(Mutation::InsertSecret).collect();
+                from.secrets_of(SecretOwner::Profile(id)).await?.into_iter().map(ProfileMutation::InsertSecret).map(Mutation::from).collect();
             commit_rows(to, secrets, "secrets", &mut report.secrets, progress).await?;
         }
     }
     let environments = from.environments(app).await?;
     if !environments.is_empty() {
         report.environments += environments.len() as u64;
-        to.commit(UnitOfWork::new().mutate(Mutation::ReplaceEnvironments { app_id: app, environments })).await?;
+        let copy = ProfileMutation::ReplaceEnvironments { app_id: app, environments };
+        to.commit(UnitOfWork::new().unaudited(copy, Unaudited::StoreCopy)).await?;
         progress("environments", report.environments);
     }
     Ok(())
@@ -462,26 +464,26 @@ async fn copy_changesets(
         let page = from.list_changesets(app, &all, request).await?;
         pages.advance(&page);
         let ids: Vec<ChangesetId> = page.items.iter().map(|c| c.id).collect();
-        let rows = page.items.into_iter().map(Mutation::InsertChangeset).collect();
+        let rows = page.items.into_iter().map(ChangesetMutation::InsertChangeset).map(Mutation::from).collect();
         commit_rows(to, rows, "changesets", &mut report.changesets, progress).await?;
         for id in ids {
             let overrides = from.changeset_overrides(id).await?;
             if !overrides.is_empty() {
-                let rows = vec![Mutation::PutChangesetOverrides { changeset_id: id, overrides }];
+                let rows = vec![ProfileMutation::PutChangesetOverrides { changeset_id: id, overrides }.into()];
                 commit_rows(to, rows, "changeset overrides", &mut report.changeset_overrides, progress).await?;
             }
             let secrets =
-                from.secrets_of(SecretOwner::Changeset(id)).await?.into_iter().map(Mutation::InsertSecret).collect();
+                from.secrets_of(SecretOwner::Changeset(id)).await?.into_iter().map(ProfileMutation::InsertSecret).map(Mutation::from).collect();
             commit_rows(to, secrets, "secrets", &mut report.secrets, progress).await?;
-            let revisions = from.changeset_revisions(id).await?.into_iter().map(Mutation::InsertRevision).collect();
+            let revisions = from.changeset_revisions(id).await?.into_iter().map(ChangesetMutation::InsertRevision).map(Mutation::from).collect();
             commit_rows(to, revisions, "revisions", &mut report.revisions, progress).await?;
-            let reviews = from.changeset_reviews(id).await?.into_iter().map(Mutation::PutReview).collect();
+            let reviews = from.changeset_reviews(id).await?.into_iter().map(ChangesetMutation::PutReview).map(Mutation::from).collect();
             commit_rows(to, reviews, "reviews", &mut report.reviews, progress).await?;
             let mut comment_pages = Pages::new();
             while let Some(request) = comment_pages.request() {
                 let comments = from.list_comments(id, request).await?;
                 comment_pages.advance(&comments);
-                let rows = comments.items.into_iter().map(Mutation::InsertComment).collect();
+                let rows = comments.items.into_iter().map(ChangesetMutation::InsertComment).map(Mutation::from).collect();
                 commit_rows(to, rows, "comments", &mut report.comments, progress).await?;
             }
         }

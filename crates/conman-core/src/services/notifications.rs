@@ -14,7 +14,7 @@ use crate::domain::changeset::Changeset;
 use crate::domain::outbox::OutboxMessage;
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::ports::store::{Mutation, PageRequest, UnitOfWork};
+use crate::ports::store::{OutboxMutation, Unaudited, UnitOfWork};
 use crate::rbac::Role;
 
 /// What happened to a changeset.
@@ -93,23 +93,14 @@ impl Conman {
         }
         if let Some(lowest) = notice.members_from() {
             let to_reviewers = lowest == Role::Reviewer;
-            let mut page = PageRequest { page: 1, limit: PageRequest::MAX_LIMIT };
-            loop {
-                let members = self.store().list_members(app.id, page).await?;
-                let seen = u64::from(page.page) * u64::from(page.limit);
-                recipients.extend(
-                    members
-                        .items
-                        .iter()
-                        .filter(|m| m.membership.role >= lowest)
-                        .map(|m| m.membership.user_id)
-                        .filter(|user| !(to_reviewers && *user == cs.author_id)),
-                );
-                if members.items.is_empty() || seen >= members.total {
-                    break;
-                }
-                page.page += 1;
-            }
+            let members = self.store().all_members(app.id).await?;
+            recipients.extend(
+                members
+                    .iter()
+                    .filter(|m| m.membership.role >= lowest)
+                    .map(|m| m.membership.user_id)
+                    .filter(|user| !(to_reviewers && *user == cs.author_id)),
+            );
         }
         if let Some(actor) = actor {
             recipients.remove(&actor);
@@ -145,7 +136,7 @@ impl Conman {
                 created_at: self.now(),
                 delivered_at: None,
             };
-            unit = unit.mutate(Mutation::InsertOutbox(message));
+            unit = unit.unaudited(OutboxMutation::InsertOutbox(message), Unaudited::Notification);
         }
         Ok(unit)
     }

@@ -22,7 +22,7 @@ use crate::domain::runtime_profile::overrides::{
 };
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId};
-use crate::ports::store::{Mutation, SecretOwner, StoredSecret, UnitOfWork};
+use crate::ports::store::{ProfileMutation, SecretOwner, StoredSecret, UnitOfWork};
 use crate::rbac::Capability;
 
 /// Most overrides one changeset carries.
@@ -90,7 +90,7 @@ impl Conman {
         let cipher = self.cipher()?;
         let before = self.store().changeset_overrides(cs.id).await?;
         let now = self.now();
-        let mut unit = UnitOfWork::new().mutate(Mutation::DeleteChangesetSecrets { changeset_id: cs.id });
+        let mut mutations = vec![ProfileMutation::DeleteChangesetSecrets { changeset_id: cs.id }];
         for o in &input {
             for (name, value) in &o.secrets {
                 let stored = StoredSecret {
@@ -102,7 +102,7 @@ impl Conman {
                         .seal(value.expose().as_bytes(), &binding_of(app_id, SecretOwner::Changeset(cs.id), name))?,
                     created_at: now,
                 };
-                unit = unit.mutate(Mutation::InsertSecret(stored));
+                mutations.push(ProfileMutation::InsertSecret(stored));
             }
         }
         let audit = self.audit_entry(
@@ -110,9 +110,8 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("changeset", cs.id, "changeset.profile_overrides_set").before(&before).after(&overrides),
         );
-        let unit = unit
-            .mutate(Mutation::PutChangesetOverrides { changeset_id: cs.id, overrides: overrides.clone() })
-            .audit(audit);
+        mutations.push(ProfileMutation::PutChangesetOverrides { changeset_id: cs.id, overrides: overrides.clone() });
+        let unit = UnitOfWork::new().record_all(mutations, audit);
         self.store().commit(unit).await?;
         Ok(overrides)
     }

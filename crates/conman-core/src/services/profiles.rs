@@ -24,7 +24,7 @@ use crate::domain::runtime_profile::{mask_secret, RuntimeProfile};
 use crate::error::Error;
 use crate::ids::{AppId, RuntimeProfileId};
 use crate::ports::crypto::{SecretBytes, SecretCipher};
-use crate::ports::store::{Mutation, Page, PageRequest, SecretOwner, StoredSecret, UnitOfWork};
+use crate::ports::store::{Page, PageRequest, ProfileMutation, SecretOwner, StoredSecret, UnitOfWork};
 use crate::rbac::Capability;
 
 /// A secret as readers see it.
@@ -64,11 +64,11 @@ impl Conman {
         scope.require(Capability::ManageSettings, None)?;
         let profile = build_profile(self.new_id(), app_id, &input, self.now())?;
         let cipher = self.cipher()?;
-        let mut unit = UnitOfWork::new().mutate(Mutation::InsertRuntimeProfile(profile.clone()));
+        let mut mutations = vec![ProfileMutation::InsertRuntimeProfile(profile.clone())];
         for (name, value) in &input.secrets {
             let sealed =
                 cipher.seal(value.expose().as_bytes(), &binding_of(app_id, SecretOwner::Profile(profile.id), name))?;
-            unit = unit.mutate(Mutation::InsertSecret(self.stored_secret(&profile, name, sealed)));
+            mutations.push(ProfileMutation::InsertSecret(self.stored_secret(&profile, name, sealed)));
         }
         let revision = ProfileRevision::snapshot(&profile, actor.user.id, RevisionReason::Create);
         let audit = self.audit_entry(
@@ -76,7 +76,8 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("runtime_profile", profile.id, "runtime_profile.created").after(&profile),
         );
-        self.store().commit(unit.mutate(Mutation::InsertProfileRevision(revision)).audit(audit)).await?;
+        mutations.push(ProfileMutation::InsertProfileRevision(revision));
+        self.store().commit(UnitOfWork::new().record_all(mutations, audit)).await?;
         self.profile_view(profile).await
     }
 
@@ -123,11 +124,11 @@ impl Conman {
         let current = self.store().runtime_profile(app_id, id).await?.ok_or(Error::NotFound(RuntimeProfileId::KIND))?;
         let updated = apply_patch(&current, &patch, self.now())?;
         let cipher = self.cipher()?;
-        let mut unit = UnitOfWork::new().mutate(Mutation::UpdateRuntimeProfile(updated.clone()));
+        let mut mutations = vec![ProfileMutation::UpdateRuntimeProfile(updated.clone())];
         for (name, value) in &patch.set_secrets {
             let sealed =
                 cipher.seal(value.expose().as_bytes(), &binding_of(app_id, SecretOwner::Profile(updated.id), name))?;
-            unit = unit.mutate(Mutation::InsertSecret(self.stored_secret(&updated, name, sealed)));
+            mutations.push(ProfileMutation::InsertSecret(self.stored_secret(&updated, name, sealed)));
         }
         let revision = ProfileRevision::snapshot(&updated, actor.user.id, RevisionReason::Patch);
         let audit = self.audit_entry(
@@ -135,7 +136,8 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("runtime_profile", id, "runtime_profile.updated").before(&current).after(&updated),
         );
-        self.store().commit(unit.mutate(Mutation::InsertProfileRevision(revision)).audit(audit)).await?;
+        mutations.push(ProfileMutation::InsertProfileRevision(revision));
+        self.store().commit(UnitOfWork::new().record_all(mutations, audit)).await?;
         self.profile_view(updated).await
     }
 
@@ -174,9 +176,10 @@ impl Conman {
             AuditWhat::new("runtime_profile", id, "runtime_profile.reverted").before(&current).after(&reverted),
         );
         let unit = UnitOfWork::new()
-            .mutate(Mutation::UpdateRuntimeProfile(reverted.clone()))
-            .mutate(Mutation::InsertProfileRevision(revision))
-            .audit(audit);
+            .record_all(
+                [ProfileMutation::UpdateRuntimeProfile(reverted.clone()), ProfileMutation::InsertProfileRevision(revision)],
+                audit,
+            );
         self.store().commit(unit).await?;
         self.profile_view(reverted).await
     }
@@ -201,7 +204,7 @@ impl Conman {
             AuditWhat::new("runtime_profile", id, "runtime_profile.secret_revealed")
                 .after(serde_json::json!({ "key": name, "revision": meta.revision })),
         );
-        self.store().commit(UnitOfWork::new().audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().audit_only(audit)).await?;
         Ok(value)
     }
 

@@ -20,7 +20,7 @@ use crate::domain::review::{approval_status, ApprovalInput, ApprovalStatus, Revi
 use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, UserId};
-use crate::ports::store::{Mutation, UnitOfWork};
+use crate::ports::store::{ChangesetMutation, UnitOfWork};
 use crate::rbac::{Capability, Role};
 
 /// A vote as callers send it.
@@ -103,7 +103,7 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("changeset", cs.id, "changeset.review_recorded").after(&review),
         );
-        let mut unit = UnitOfWork::new().mutate(Mutation::PutReview(review.clone())).audit(audit);
+        let mut unit = UnitOfWork::new().record(ChangesetMutation::PutReview(review.clone()), audit);
         let consequence = match action {
             ReviewAction::Approve if approval.approved => Some(("changeset.approved", ChangesetNotice::Approved)),
             ReviewAction::Approve => None,
@@ -114,8 +114,7 @@ impl Conman {
         if let Some((audit_action, notice)) = consequence {
             after = self.transition(&cs, event)?;
             let transition = self.transition_unit(actor, &cs, &after, audit_action);
-            unit.mutations.extend(transition.mutations);
-            unit.audit.extend(transition.audit);
+            unit = unit.append(transition);
             unit = self
                 .notify_changeset(unit, &scope.app, &after, notice, Some(actor.user.id), review.comment.as_deref())
                 .await?;

@@ -19,7 +19,7 @@ use super::{Actor, AuditWhat, Conman};
 use crate::error::Error;
 use crate::ids::{AppId, RuntimeProfileId};
 use crate::ports::crypto::{check_master_key, SecretBinding, SecretCipher};
-use crate::ports::store::{Mutation, SecretOwner, StoredSecret, UnitOfWork};
+use crate::ports::store::{ProfileMutation, SecretOwner, StoredSecret, UnitOfWork};
 
 /// Sealed values read per page during a rotation.
 const ROTATION_PAGE: u32 = 1000;
@@ -66,8 +66,7 @@ impl Conman {
                     .after(serde_json::json!({ "key_id": cipher.key_id() })),
             );
             let unit = UnitOfWork::new()
-                .mutate(Mutation::SetSecretsKeyId { expected: None, key_id: cipher.key_id().to_owned() })
-                .audit(audit);
+                .record(ProfileMutation::SetSecretsKeyId { expected: None, key_id: cipher.key_id().to_owned() }, audit);
             if let Err(e) = self.store().commit(unit).await {
                 // Another process starting at the same time recorded its
                 // key first: ours must be the same one.
@@ -103,9 +102,13 @@ impl Conman {
             AuditWhat::new("installation", "secrets", "secrets.master_key_rotated").after(&report),
         );
         let unit = UnitOfWork::new()
-            .mutate(Mutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: rewrapped })
-            .mutate(Mutation::SetSecretsKeyId { expected: stored, key_id: report.to_key_id.clone() })
-            .audit(audit);
+            .record_all(
+                [
+                    ProfileMutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: rewrapped },
+                    ProfileMutation::SetSecretsKeyId { expected: stored, key_id: report.to_key_id.clone() },
+                ],
+                audit,
+            );
         self.store().commit(unit).await?;
         self.set_cipher(Arc::clone(&new));
         for _ in 0..3 {
@@ -114,8 +117,20 @@ impl Conman {
                 break;
             }
             report.rewrapped += late.len() as u64;
+            // Audited like the rotation itself: which key, which secrets.
+            let audit = self.audit_entry(
+                Some(actor),
+                None,
+                AuditWhat::new("installation", "secrets", "secrets.late_values_rewrapped").after(serde_json::json!({
+                    "from_key_id": report.from_key_id,
+                    "to_key_id": report.to_key_id,
+                    "secrets": late.iter().map(|s| serde_json::json!({
+                        "owner": s.owner, "name": s.name, "revision": s.revision
+                    })).collect::<Vec<_>>(),
+                })),
+            );
             let unit = UnitOfWork::new()
-                .mutate(Mutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: late });
+                .record(ProfileMutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: late }, audit);
             self.store().commit(unit).await?;
         }
         Ok(report)

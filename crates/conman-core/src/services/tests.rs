@@ -86,7 +86,6 @@ mock! {
         async fn list_audit(&self, filter: &AuditFilter, page: PageRequest) -> Result<Page<AuditRecord>, Error>;
         async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
         async fn audit_has_sha(&self, app_id: AppId, git_sha: &str) -> Result<bool, Error>;
-        async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error>;
     }
     #[async_trait]
     impl JobStore for Store {
@@ -97,6 +96,10 @@ mock! {
         async fn append_job_log(&self, id: JobId, lines: &[crate::domain::job::NewLogLine], limit_bytes: u64) -> Result<(), Error>;
         async fn job_log(&self, id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error>;
         async fn job_counts(&self) -> Result<Vec<(crate::domain::job::JobType, crate::domain::job::JobState, u64)>, Error>;
+    }
+    #[async_trait]
+    impl OutboxStore for Store {
+        async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error>;
     }
     #[async_trait]
     impl Store for Store {
@@ -366,10 +369,10 @@ fn recording_store() -> (MockStore, Arc<std::sync::Mutex<Vec<UnitOfWork>>>) {
 }
 
 fn finish_of(unit: &UnitOfWork) -> JobFinish {
-    unit.mutations
+    unit.mutations()
         .iter()
         .find_map(|m| match m {
-            Mutation::FinishJob(f) => Some(f.clone()),
+            Mutation::Jobs(JobMutation::FinishJob(f)) => Some(f.clone()),
             _ => None,
         })
         .expect("a FinishJob mutation")
@@ -409,15 +412,15 @@ async fn a_success_commits_its_effects_in_the_same_unit_as_the_finish() {
     let (store, units) = recording_store();
     let c = conman(store);
     let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
-    let effect = Mutation::RevokeCredential { id: CredentialId(uuid::Uuid::now_v7()), at: chrono::Utc::now() };
+    let effect = Mutation::from(UserMutation::RevokeCredential { id: CredentialId(uuid::Uuid::now_v7()), at: chrono::Utc::now() });
     let end = AttemptEnd::Finished(JobOutcome::Succeeded {
         result: serde_json::json!({ "ok": true }),
-        effects: UnitOfWork::new().mutate(effect.clone()),
+        effects: UnitOfWork::new().unaudited(effect.clone(), Unaudited::Fixture),
     });
     c.complete_job(&job, "w1", end).await.unwrap();
     let units = units.lock().unwrap();
     assert_eq!(units.len(), 1, "one unit: finish and effects together");
-    assert!(units[0].mutations.contains(&effect));
+    assert!(units[0].mutations().contains(&effect));
     assert_eq!(finish_of(&units[0]).worker, "w1");
 }
 
@@ -444,10 +447,10 @@ async fn an_attempt_ends_with_its_last_log_lines_in_the_same_unit() {
         .iter()
         .map(|u| {
             assert_eq!(finish_of(u).id, job.id);
-            u.mutations
+            u.mutations()
                 .iter()
                 .filter_map(|m| match m {
-                    Mutation::AppendJobLog { id, lines, limit_bytes } => {
+                    Mutation::Jobs(JobMutation::AppendJobLog { id, lines, limit_bytes }) => {
                         assert_eq!((*id, *limit_bytes), (job.id, c.config().jobs.log_limit_bytes));
                         Some(lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>())
                     }
@@ -461,7 +464,7 @@ async fn an_attempt_ends_with_its_last_log_lines_in_the_same_unit() {
     assert!(logged[0][1].ends_with(" …[line truncated]") && logged[0][1].len() < JOB_LOG_MAX_LINE_BYTES + 30);
     assert_eq!(logged[1], ["gate failed"]);
     assert!(logged[2].is_empty());
-    assert!(!units[2].mutations.iter().any(|m| matches!(m, Mutation::AppendJobLog { .. })));
+    assert!(!units[2].mutations().iter().any(|m| matches!(m, Mutation::Jobs(JobMutation::AppendJobLog { .. }))));
 }
 
 #[tokio::test]

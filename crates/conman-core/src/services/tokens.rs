@@ -8,7 +8,7 @@ use crate::domain::user::{Credential, CredentialKind};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::CredentialId;
-use crate::ports::store::{Mutation, UnitOfWork};
+use crate::ports::store::{UnitOfWork, UserMutation};
 use crate::ports::tokens::token_hash;
 
 /// A token as shown to its owner (never the hash, never the token again).
@@ -80,7 +80,7 @@ impl Conman {
             AuditWhat::new("api_token", credential.id, "api_token.created")
                 .after(IssuedToken::from_credential(&credential, None)),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::InsertCredential(credential)).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(UserMutation::InsertCredential(credential), audit)).await?;
         Ok(issued)
     }
 
@@ -111,6 +111,6 @@ impl Conman {
             AuditWhat::new("api_token", id, "api_token.revoked")
                 .before(IssuedToken::from_credential(&credential, None)),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::RevokeCredential { id, at }).audit(audit)).await
+        self.store().commit(UnitOfWork::new().record(UserMutation::RevokeCredential { id, at }, audit)).await
     }
 }

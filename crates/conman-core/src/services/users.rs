@@ -5,7 +5,7 @@ use super::{Actor, AuditWhat, Conman};
 use crate::domain::outbox::OutboxMessage;
 use crate::domain::user::{User, UserSummary};
 use crate::error::Error;
-use crate::ports::store::{Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{Page, PageRequest, UnitOfWork, UserMutation};
 use crate::validation::{validate_display_name, validate_password, Email};
 
 impl Conman {
@@ -31,7 +31,7 @@ impl Conman {
             None,
             AuditWhat::new("user", user.id, "user.created").after(UserSummary::from(&user)),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::InsertUser(user.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(UserMutation::InsertUser(user.clone()), audit)).await?;
         Ok(user)
     }
 

@@ -21,7 +21,7 @@ use crate::domain::workspace::Workspace;
 use crate::error::Error;
 use crate::ids::{AppId, WorkspaceId};
 use crate::ports::git::{FileOp, Node, Sha, SquashRequest, SyncOutcome, SyncRequest, SyncStrategy, WriteRequest};
-use crate::ports::store::{Mutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{Page, PageRequest, UnitOfWork, WorkspaceMutation};
 use crate::rbac::Capability;
 use crate::validation::{validate_title, BlockedPaths, Handle, RepoPath, Slug, MAX_BATCH_OPS};
 
@@ -204,7 +204,7 @@ impl Conman {
             AuditWhat::new("workspace", ws.id, "workspace.created").after(&ws).sha(&base),
         );
         if let Err(e) =
-            self.store().commit(UnitOfWork::new().mutate(Mutation::InsertWorkspace(ws.clone())).audit(audit)).await
+            self.store().commit(UnitOfWork::new().record(WorkspaceMutation::InsertWorkspace(ws.clone()), audit)).await
         {
             if created_ref {
                 let _ = self.git().update_ref(app.id, &ws.branch_ref(), None, Some(&base)).await;
@@ -271,7 +271,7 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("workspace", ws.id, "workspace.updated").before(&ws).after(&updated),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateWorkspace(updated.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit)).await?;
         Ok(updated)
     }
 
@@ -421,7 +421,7 @@ impl Conman {
                 .after(serde_json::json!({ "ops": summary }))
                 .sha(&head),
         );
-        self.store().commit(UnitOfWork::new().audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().audit_only(audit)).await?;
         Ok(WriteOutcome { head, paths })
     }
 
@@ -469,7 +469,7 @@ impl Conman {
                 Some(ws.app_id),
                 AuditWhat::new("workspace", ws.id, action).after(serde_json::json!({ "message": message })).sha(sha),
             );
-            self.store().commit(UnitOfWork::new().audit(audit)).await?;
+            self.store().commit(UnitOfWork::new().audit_only(audit)).await?;
         }
         Ok(commit)
     }
@@ -494,7 +494,7 @@ impl Conman {
                 .after(serde_json::json!({ "head": base, "base_sha": base }))
                 .sha(&base),
         );
-        self.store().commit(UnitOfWork::new().mutate(Mutation::UpdateWorkspace(updated.clone())).audit(audit)).await?;
+        self.store().commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit)).await?;
         Ok(updated)
     }
 
@@ -540,7 +540,7 @@ impl Conman {
                         .sha(&head),
                 );
                 self.store()
-                    .commit(UnitOfWork::new().mutate(Mutation::UpdateWorkspace(updated.clone())).audit(audit))
+                    .commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit))
                     .await?;
                 Ok((updated, head))
             }
@@ -571,7 +571,7 @@ impl Conman {
                     .after(serde_json::json!({ "head": head, "reason": "git head had no audit entry after a crash" }))
                     .sha(&head),
             );
-            self.store().commit(UnitOfWork::new().audit(audit)).await?;
+            self.store().commit(UnitOfWork::new().audit_only(audit)).await?;
             report.recovered += 1;
         }
         Ok(report)

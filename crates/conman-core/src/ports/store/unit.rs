@@ -1,0 +1,120 @@
+//! The unit of work: mutations paired with the audit entries that describe
+//! them, applied by [`Store::commit`](super::Store::commit) atomically.
+//!
+//! Invariant: every mutation in a unit is either *recorded* — added together
+//! with the audit entry that describes it ([`UnitOfWork::record`],
+//! [`UnitOfWork::record_all`]) — or added through
+//! [`UnitOfWork::unaudited`] with a named [`Unaudited`] reason. There is no
+//! other way to put a mutation in a unit, so a mutation without its audit
+//! entry is a visible decision, not an accident.
+//!
+//! Invariant: whether a unit makes a job runnable (so workers in every
+//! process should wake when it commits) is decided here, from the core's
+//! vocabulary — [`UnitOfWork::wakes_workers`] — not by a store.
+
+use super::{JobMutation, Mutation};
+use crate::domain::audit::AuditEntry;
+use crate::domain::job::JobState;
+
+/// Why a mutation is committed without an audit entry of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unaudited {
+    /// Lines appended to a job's log: the log is itself the record, and the
+    /// attempt's start and end are audited.
+    LogAppend,
+    /// Copying rows from one store into another: the source's audit chain is
+    /// copied record by record after them.
+    StoreCopy,
+    /// Marking an outbox message delivered: delivery bookkeeping, not a
+    /// change anyone made.
+    Delivery,
+    /// A notification about an event audited in the same unit: the event's
+    /// entry is the record, the message only tells people about it.
+    Notification,
+    /// Rows a store test or the conformance suite sets up directly (only
+    /// with the `conformance` feature, never in a service).
+    #[cfg(any(test, feature = "conformance"))]
+    Fixture,
+}
+
+/// Mutations and their audit entries, applied atomically.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitOfWork {
+    mutations: Vec<Mutation>,
+    audit: Vec<AuditEntry>,
+    unaudited: Vec<Unaudited>,
+}
+
+impl UnitOfWork {
+    /// An empty unit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a mutation and the audit entry that describes it.
+    pub fn record(mut self, mutation: impl Into<Mutation>, entry: AuditEntry) -> Self {
+        self.mutations.push(mutation.into());
+        self.audit.push(entry);
+        self
+    }
+
+    /// Adds several mutations described by one audit entry (e.g. an invite
+    /// and the message that carries it).
+    pub fn record_all<M: Into<Mutation>>(mut self, mutations: impl IntoIterator<Item = M>, entry: AuditEntry) -> Self {
+        self.mutations.extend(mutations.into_iter().map(Into::into));
+        self.audit.push(entry);
+        self
+    }
+
+    /// Adds an audit entry for an event whose effect lives outside the store
+    /// (a git write, a login failure), or that changes nothing.
+    pub fn audit_only(mut self, entry: AuditEntry) -> Self {
+        self.audit.push(entry);
+        self
+    }
+
+    /// Adds a mutation that deliberately has no audit entry, for `reason`.
+    pub fn unaudited(mut self, mutation: impl Into<Mutation>, reason: Unaudited) -> Self {
+        self.mutations.push(mutation.into());
+        self.unaudited.push(reason);
+        self
+    }
+
+    /// Appends `other`'s mutations and audit entries after this unit's.
+    pub fn append(mut self, other: UnitOfWork) -> Self {
+        self.mutations.extend(other.mutations);
+        self.audit.extend(other.audit);
+        self.unaudited.extend(other.unaudited);
+        self
+    }
+
+    /// The reasons of the unit's unaudited mutations, in order.
+    pub fn unaudited_reasons(&self) -> &[Unaudited] {
+        &self.unaudited
+    }
+
+    /// The mutations, in the order they apply.
+    pub fn mutations(&self) -> &[Mutation] {
+        &self.mutations
+    }
+
+    /// The audit entries, in the order they join the chain.
+    pub fn audit_entries(&self) -> &[AuditEntry] {
+        &self.audit
+    }
+
+    /// True when the unit has neither mutations nor audit entries.
+    pub fn is_empty(&self) -> bool {
+        self.mutations.is_empty() && self.audit.is_empty()
+    }
+
+    /// True when committing the unit makes a job runnable: it enqueues one,
+    /// gives one back to the queue, or schedules a retry.
+    pub fn wakes_workers(&self) -> bool {
+        self.mutations.iter().any(|m| match m {
+            Mutation::Jobs(JobMutation::InsertJob(_) | JobMutation::ReleaseJob { .. }) => true,
+            Mutation::Jobs(JobMutation::FinishJob(finish)) => finish.state == JobState::Queued,
+            _ => false,
+        })
+    }
+}
