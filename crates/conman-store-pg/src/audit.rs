@@ -58,7 +58,6 @@ fn record(c: &Cols<'_>) -> Result<AuditRecord, Error> {
     })
 }
 
-
 /// A value bound by an audit filter.
 #[derive(Clone)]
 enum Param {

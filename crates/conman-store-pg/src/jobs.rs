@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use conman_core::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, JobId};
-use conman_core::ports::store::{ConflictReason, JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore, Page, PageRequest};
+use conman_core::ports::store::{
+    ConflictReason, JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore, Page, PageRequest,
+};
 use conman_core::Error;
 use sqlx::{query, PgConnection};
 
@@ -553,9 +555,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &JobMutation) -> Re
     match mutation {
         JobMutation::InsertJob(j) => insert_job(conn, j).await,
         JobMutation::FinishJob(f) => finish_job(conn, f).await,
-        JobMutation::AppendJobLog { id, lines, limit_bytes } => {
-            append_job_log_in(conn, *id, lines, *limit_bytes).await
-        }
+        JobMutation::AppendJobLog { id, lines, limit_bytes } => append_job_log_in(conn, *id, lines, *limit_bytes).await,
         JobMutation::CancelQueuedJob { id, at } => cancel_queued_job(conn, *id, at).await,
         JobMutation::RequestJobCancel { id } => request_job_cancel(conn, *id).await,
         JobMutation::ReleaseJob { id, worker } => release_job(conn, *id, worker).await,

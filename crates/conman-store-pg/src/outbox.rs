@@ -81,11 +81,7 @@ async fn insert_outbox(conn: &mut PgConnection, m: &OutboxMessage) -> Result<(),
 }
 
 /// `MarkOutboxDelivered`: keeps the first delivery time; `not_found` when unknown.
-async fn mark_outbox_delivered(
-    conn: &mut PgConnection,
-    message: OutboxMessageId,
-    at: &Timestamp,
-) -> Result<(), Error> {
+async fn mark_outbox_delivered(conn: &mut PgConnection, message: OutboxMessageId, at: &Timestamp) -> Result<(), Error> {
     let changed = query("UPDATE outbox SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL")
         .bind(message.0)
         .bind(ts(at))

@@ -40,7 +40,9 @@ use conman_core::domain::runtime_profile::revision::ProfileRevision;
 use conman_core::domain::runtime_profile::RuntimeProfile;
 use conman_core::ids::{AppId, ChangesetId, RuntimeProfileId};
 use conman_core::ports::crypto::SealedSecret;
-use conman_core::ports::store::{ConflictReason, Page, PageRequest, ProfileMutation, ProfileStore, SecretOwner, StoredSecret};
+use conman_core::ports::store::{
+    ConflictReason, Page, PageRequest, ProfileMutation, ProfileStore, SecretOwner, StoredSecret,
+};
 use conman_core::Error;
 use sqlx::{query, PgConnection, Row as _};
 use uuid::Uuid;
@@ -527,9 +529,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &ProfileMutation) -
         ProfileMutation::UpdateRuntimeProfile(p) => update_runtime_profile(conn, p).await,
         ProfileMutation::InsertProfileRevision(r) => insert_profile_revision(conn, r).await,
         ProfileMutation::InsertSecret(s) => insert_secret(conn, s).await,
-        ProfileMutation::DeleteChangesetSecrets { changeset_id } => {
-            delete_changeset_secrets(conn, *changeset_id).await
-        }
+        ProfileMutation::DeleteChangesetSecrets { changeset_id } => delete_changeset_secrets(conn, *changeset_id).await,
         ProfileMutation::RewrapSecrets { from_key_id, secrets } => rewrap_secrets(conn, from_key_id, secrets).await,
         ProfileMutation::SetSecretsKeyId { expected, key_id } => {
             set_secrets_key_id(conn, expected.as_deref(), key_id).await

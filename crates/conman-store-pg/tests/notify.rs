@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use conman_core::conformance::fixtures::{self, setup, user};
 use conman_core::domain::job::{JobState, JobType};
-use conman_core::ports::store::{AppMutation, JobClaim, JobFinish, JobMutation, JobStore as _, Mutation, Store as _, Unaudited, UnitOfWork, UserMutation};
+use conman_core::ports::store::{
+    AppMutation, JobClaim, JobFinish, JobMutation, JobStore as _, Mutation, Store as _, Unaudited, UnitOfWork,
+    UserMutation,
+};
 use conman_store_pg::{JobListener, PgStore};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::time::timeout;
@@ -42,7 +45,11 @@ async fn silent(rx: &mut UnboundedReceiver<()>, what: &str) {
 async fn listening(store: &PgStore) -> (JobListener, UnboundedReceiver<()>, conman_core::domain::app::App) {
     let creator = user("ada");
     let app = fixtures::app("billing", &creator);
-    setup(store, [Mutation::from(UserMutation::InsertUser(creator)), Mutation::from(AppMutation::InsertApp(app.clone()))]).await;
+    setup(
+        store,
+        [Mutation::from(UserMutation::InsertUser(creator)), Mutation::from(AppMutation::InsertApp(app.clone()))],
+    )
+    .await;
     let (listener, mut rx) = listen(store);
     heard(&mut rx, "the first connection").await;
     (listener, rx, app)
@@ -82,7 +89,13 @@ async fn units_that_make_a_job_runnable_notify_at_commit_and_only_then() {
     };
     assert!(store.claim_job(&claim("w1")).await.unwrap().is_some());
     silent(&mut rx, "a claim").await;
-    store.commit(UnitOfWork::new().unaudited(Mutation::from(JobMutation::FinishJob(finish(JobState::Queued))), Unaudited::Fixture)).await.unwrap();
+    store
+        .commit(
+            UnitOfWork::new()
+                .unaudited(Mutation::from(JobMutation::FinishJob(finish(JobState::Queued))), Unaudited::Fixture),
+        )
+        .await
+        .unwrap();
     heard(&mut rx, "a retry back in the queue").await;
 
     assert!(store.claim_job(&claim("w1")).await.unwrap().is_some());
@@ -91,7 +104,13 @@ async fn units_that_make_a_job_runnable_notify_at_commit_and_only_then() {
     heard(&mut rx, "a job released at shutdown").await;
 
     assert!(store.claim_job(&claim("w1")).await.unwrap().is_some());
-    store.commit(UnitOfWork::new().unaudited(Mutation::from(JobMutation::FinishJob(finish(JobState::Succeeded))), Unaudited::Fixture)).await.unwrap();
+    store
+        .commit(
+            UnitOfWork::new()
+                .unaudited(Mutation::from(JobMutation::FinishJob(finish(JobState::Succeeded))), Unaudited::Fixture),
+        )
+        .await
+        .unwrap();
     silent(&mut rx, "a job that succeeded").await;
 }
 

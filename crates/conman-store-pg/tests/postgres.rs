@@ -15,7 +15,10 @@ use conman_core::conformance::fixtures::{self, setup, user, user_created, verifi
 use conman_core::domain::job::{Job, JobState, JobType};
 use conman_core::domain::user::CredentialKind;
 use conman_core::ids::JobId;
-use conman_core::ports::store::{AppMutation, JobClaim, JobMutation, JobStore, Mutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation, UserStore};
+use conman_core::ports::store::{
+    AppMutation, JobClaim, JobMutation, JobStore, Mutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation,
+    UserStore,
+};
 use conman_core::ErrorCode;
 use conman_store_pg::{PgStore, SCHEMA_VERSION};
 use sqlx::Row as _;
@@ -24,7 +27,10 @@ use sqlx::Row as _;
 async fn the_audit_log_refuses_update_delete_and_truncate() {
     let Some((store, scratch)) = common::fresh_store().await else { return };
     let ada = user("ada");
-    store.commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada))).await.unwrap();
+    store
+        .commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada)))
+        .await
+        .unwrap();
     let before = verified_chain(&store, 10).await;
 
     let mut conn = scratch.raw().await;
@@ -83,7 +89,10 @@ async fn a_refused_unit_leaves_nothing_staged_and_its_connection_serves_the_next
     };
     let store = PgStore::connect_with(&options).await.expect("connect");
     let ada = user("ada");
-    store.commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada))).await.unwrap();
+    store
+        .commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada)))
+        .await
+        .unwrap();
 
     let bob = user("bob");
     let refused = UnitOfWork::new()
@@ -99,7 +108,10 @@ async fn a_refused_unit_leaves_nothing_staged_and_its_connection_serves_the_next
     assert_eq!(verified_chain(&store, 10).await.len(), 1);
     assert_eq!(store.list_users(PageRequest { page: 1, limit: 10 }).await.unwrap().total, 1);
 
-    store.commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(bob.clone())), user_created(&bob))).await.unwrap();
+    store
+        .commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(bob.clone())), user_created(&bob)))
+        .await
+        .unwrap();
     let chain = verified_chain(&store, 10).await;
     assert_eq!(chain.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
     let staged: i64 = sqlx::query("SELECT count(*) FROM audit_pending").fetch_one(&mut conn).await.unwrap().get(0);
@@ -156,7 +168,14 @@ async fn claimers_on_two_pools_never_share_a_job() {
     let stores = [Arc::new(scratch.store().await), Arc::new(scratch.store().await)];
     let creator = user("ada");
     let app = fixtures::app("billing", &creator);
-    setup(&*stores[0], [Mutation::from(UserMutation::InsertUser(creator.clone())), Mutation::from(AppMutation::InsertApp(app.clone()))]).await;
+    setup(
+        &*stores[0],
+        [
+            Mutation::from(UserMutation::InsertUser(creator.clone())),
+            Mutation::from(AppMutation::InsertApp(app.clone())),
+        ],
+    )
+    .await;
     const JOBS: usize = 60;
     let t = fixtures::now();
     let jobs: Vec<Job> = (0..JOBS)
@@ -318,7 +337,11 @@ async fn concurrent_log_appends_on_two_pools_number_lines_once_and_keep_the_boun
     let job = fixtures::job(&app, JobType::Notify);
     setup(
         &*stores[0],
-        [Mutation::from(UserMutation::InsertUser(creator.clone())), Mutation::from(AppMutation::InsertApp(app.clone())), Mutation::from(JobMutation::InsertJob(job.clone()))],
+        [
+            Mutation::from(UserMutation::InsertUser(creator.clone())),
+            Mutation::from(AppMutation::InsertApp(app.clone())),
+            Mutation::from(JobMutation::InsertJob(job.clone())),
+        ],
     )
     .await;
     // Lines of 10 bytes; 8 writers × 25 appends × 3 lines = 600 lines, 6,000

@@ -7,7 +7,10 @@
 mod common;
 
 use conman_core::conformance::fixtures::{app, environment, runtime_profile, setup, stored_secret, user};
-use conman_core::ports::store::{AppMutation, Mutation, ProfileMutation, ProfileStore, SecretOwner, Store, StoredSecret, Unaudited, UnitOfWork, UserMutation};
+use conman_core::ports::store::{
+    AppMutation, Mutation, ProfileMutation, ProfileStore, SecretOwner, Store, StoredSecret, Unaudited, UnitOfWork,
+    UserMutation,
+};
 use conman_core::ErrorCode;
 
 /// Rows rewrapped by the batch test.
@@ -29,7 +32,11 @@ async fn ten_thousand_secrets_rewrap_in_one_unit_and_a_refused_batch_changes_not
     let prod = runtime_profile(&shop, "prod");
     setup(
         &store,
-        [Mutation::from(UserMutation::InsertUser(ada)), Mutation::from(AppMutation::InsertApp(shop.clone())), Mutation::from(ProfileMutation::InsertRuntimeProfile(prod.clone()))],
+        [
+            Mutation::from(UserMutation::InsertUser(ada)),
+            Mutation::from(AppMutation::InsertApp(shop.clone())),
+            Mutation::from(ProfileMutation::InsertRuntimeProfile(prod.clone())),
+        ],
     )
     .await;
     let owner = SecretOwner::Profile(prod.id);
@@ -45,14 +52,20 @@ async fn ten_thousand_secrets_rewrap_in_one_unit_and_a_refused_batch_changes_not
     let mut twice: Vec<StoredSecret> = old.iter().map(|s| rewrapped(s, "k2")).collect();
     twice.push(twice[0].clone());
     let err = store
-        .commit(UnitOfWork::new().unaudited(Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "k1".into(), secrets: twice }), Unaudited::Fixture))
+        .commit(UnitOfWork::new().unaudited(
+            Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "k1".into(), secrets: twice }),
+            Unaudited::Fixture,
+        ))
         .await
         .expect_err("a row named twice is refused");
     assert_eq!(err.code(), ErrorCode::Conflict);
     let mut unknown: Vec<StoredSecret> = old.iter().map(|s| rewrapped(s, "k2")).collect();
     unknown.push(stored_secret(shop.id, owner, "MISSING", 1, "k2"));
     let err = store
-        .commit(UnitOfWork::new().unaudited(Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "k1".into(), secrets: unknown }), Unaudited::Fixture))
+        .commit(UnitOfWork::new().unaudited(
+            Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "k1".into(), secrets: unknown }),
+            Unaudited::Fixture,
+        ))
         .await
         .expect_err("an unknown row is refused");
     assert_eq!(err.code(), ErrorCode::NotFound);
@@ -60,14 +73,20 @@ async fn ten_thousand_secrets_rewrap_in_one_unit_and_a_refused_batch_changes_not
 
     let new: Vec<StoredSecret> = old.iter().map(|s| rewrapped(s, "k2")).collect();
     store
-        .commit(UnitOfWork::new().unaudited(Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "k1".into(), secrets: new.clone() }), Unaudited::Fixture))
+        .commit(UnitOfWork::new().unaudited(
+            Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "k1".into(), secrets: new.clone() }),
+            Unaudited::Fixture,
+        ))
         .await
         .expect("the batch rewraps");
     assert_eq!(store.secrets_of(owner).await.expect("read"), sorted(new.clone()));
 
     // Rewrapping again from the old key is stale.
     let err = store
-        .commit(UnitOfWork::new().unaudited(Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "k1".into(), secrets: new }), Unaudited::Fixture))
+        .commit(UnitOfWork::new().unaudited(
+            Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "k1".into(), secrets: new }),
+            Unaudited::Fixture,
+        ))
         .await
         .expect_err("rows no longer wrapped by k1");
     assert_eq!(err.code(), ErrorCode::Conflict);
@@ -83,7 +102,11 @@ async fn environments_swap_names_in_one_replace() {
     let Some((store, _scratch)) = common::fresh_store().await else { return };
     let ada = user("ada");
     let shop = app("shop", &ada);
-    setup(&store, [Mutation::from(UserMutation::InsertUser(ada)), Mutation::from(AppMutation::InsertApp(shop.clone()))]).await;
+    setup(
+        &store,
+        [Mutation::from(UserMutation::InsertUser(ada)), Mutation::from(AppMutation::InsertApp(shop.clone()))],
+    )
+    .await;
     let (dev, prod) = (environment(&shop, "dev", 0, false), environment(&shop, "prod", 1, true));
     let replace = |environments| Mutation::from(ProfileMutation::ReplaceEnvironments { app_id: shop.id, environments });
     setup(&store, [replace(vec![dev.clone(), prod.clone()])]).await;
@@ -100,7 +123,11 @@ async fn the_schema_refuses_an_unknown_owner_kind() {
     let Some((store, scratch)) = common::fresh_store().await else { return };
     let ada = user("ada");
     let shop = app("shop", &ada);
-    setup(&store, [Mutation::from(UserMutation::InsertUser(ada)), Mutation::from(AppMutation::InsertApp(shop.clone()))]).await;
+    setup(
+        &store,
+        [Mutation::from(UserMutation::InsertUser(ada)), Mutation::from(AppMutation::InsertApp(shop.clone()))],
+    )
+    .await;
     let mut conn = scratch.raw().await;
     let refused = sqlx::query(
         "INSERT INTO secrets (owner_kind, owner_id, name, revision, app_id, format_version, key_id, wrap_nonce,

@@ -45,7 +45,6 @@ fn record(c: &Cols<'_, '_>) -> Result<AuditRecord, Error> {
     })
 }
 
-
 /// The `WHERE` clause of `filter` and its parameters.
 fn audit_where(filter: &AuditFilter) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();

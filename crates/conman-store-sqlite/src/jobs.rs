@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use conman_core::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, JobId};
-use conman_core::ports::store::{ConflictReason, JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore, Page, PageRequest};
+use conman_core::ports::store::{
+    ConflictReason, JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore, Page, PageRequest,
+};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension as _};

@@ -20,7 +20,9 @@ use conman_core::domain::environment::Environment;
 use conman_core::domain::runtime_profile::{ProfileOverride, ProfileRevision, RuntimeProfile};
 use conman_core::ids::{AppId, ChangesetId, RuntimeProfileId};
 use conman_core::ports::crypto::SealedSecret;
-use conman_core::ports::store::{ConflictReason, Page, PageRequest, ProfileMutation, ProfileStore, SecretOwner, StoredSecret};
+use conman_core::ports::store::{
+    ConflictReason, Page, PageRequest, ProfileMutation, ProfileStore, SecretOwner, StoredSecret,
+};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension as _};
@@ -391,11 +393,7 @@ pub(crate) fn rewrap_secrets(conn: &Connection, from_key_id: &str, secrets: &[St
                 "SELECT 1 FROM secrets WHERE owner_kind = ?1 AND owner_id = ?2 AND name = ?3 AND revision = ?4",
                 params![kind, owner_id, s.name, s.revision],
             )?;
-            return Err(if known {
-                ConflictReason::KeyIdMismatch.into()
-            } else {
-                Error::NotFound("secret")
-            });
+            return Err(if known { ConflictReason::KeyIdMismatch.into() } else { Error::NotFound("secret") });
         }
     }
     Ok(())
@@ -490,9 +488,7 @@ pub(crate) fn apply(conn: &Connection, mutation: &ProfileMutation) -> Result<(),
         ProfileMutation::InsertSecret(s) => insert_secret(conn, s),
         ProfileMutation::DeleteChangesetSecrets { changeset_id } => delete_changeset_secrets(conn, *changeset_id),
         ProfileMutation::RewrapSecrets { from_key_id, secrets } => rewrap_secrets(conn, from_key_id, secrets),
-        ProfileMutation::SetSecretsKeyId { expected, key_id } => {
-            set_secrets_key_id(conn, expected.as_deref(), key_id)
-        }
+        ProfileMutation::SetSecretsKeyId { expected, key_id } => set_secrets_key_id(conn, expected.as_deref(), key_id),
         ProfileMutation::ReplaceEnvironments { app_id, environments } => {
             replace_environments(conn, *app_id, environments)
         }

@@ -9,7 +9,10 @@
 
 use conman_core::conformance::fixtures::{self, app, changeset, later, setup, workspace};
 use conman_core::domain::changeset::{Changeset, ChangesetState};
-use conman_core::ports::store::{AppMutation, ChangesetFilter, ChangesetMutation, ChangesetStore, Mutation, Page, PageRequest, Store, Unaudited, UnitOfWork, WorkspaceMutation};
+use conman_core::ports::store::{
+    AppMutation, ChangesetFilter, ChangesetMutation, ChangesetStore, Mutation, Page, PageRequest, Store, Unaudited,
+    UnitOfWork, WorkspaceMutation,
+};
 use conman_store_sqlite::SqliteStore;
 
 /// Changesets in the big app.

@@ -12,7 +12,9 @@ use conman_core::domain::app::App;
 use conman_core::domain::format_timestamp;
 use conman_core::domain::job::{Job, JobState, JobType};
 use conman_core::domain::user::User;
-use conman_core::ports::store::{AppMutation, AppStore, JobClaim, JobMutation, JobStore, Mutation, Store, Unaudited, UnitOfWork, UserMutation};
+use conman_core::ports::store::{
+    AppMutation, AppStore, JobClaim, JobMutation, JobStore, Mutation, Store, Unaudited, UnitOfWork, UserMutation,
+};
 use conman_core::Error;
 use conman_store_sqlite::{SqliteStore, SCHEMA_VERSION};
 use rusqlite::{params, Connection};
@@ -32,7 +34,11 @@ fn claim(worker: &str) -> JobClaim {
 async fn an_app<S: Store>(store: &S) -> App {
     let ada = user("ada");
     let billing = app("billing", &ada);
-    setup(store, [Mutation::from(UserMutation::InsertUser(ada)), Mutation::from(AppMutation::InsertApp(billing.clone()))]).await;
+    setup(
+        store,
+        [Mutation::from(UserMutation::InsertUser(ada)), Mutation::from(AppMutation::InsertApp(billing.clone()))],
+    )
+    .await;
     billing
 }
 

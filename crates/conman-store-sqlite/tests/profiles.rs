@@ -9,7 +9,9 @@
 
 use conman_core::conformance::fixtures::{self, app, runtime_profile, sealed, setup, stored_secret};
 use conman_core::error::ErrorCode;
-use conman_core::ports::store::{AppMutation, Mutation, ProfileMutation, ProfileStore, SecretOwner, Store, StoredSecret, Unaudited, UnitOfWork};
+use conman_core::ports::store::{
+    AppMutation, Mutation, ProfileMutation, ProfileStore, SecretOwner, Store, StoredSecret, Unaudited, UnitOfWork,
+};
 use conman_store_sqlite::SqliteStore;
 
 /// Secrets in the installation.
@@ -44,14 +46,25 @@ async fn rewrapping_ten_thousand_secrets_in_one_unit_replaces_every_value() {
         })
         .collect();
     store
-        .commit(rows.iter().cloned().map(ProfileMutation::InsertSecret).fold(UnitOfWork::new(), |u, m| u.unaudited(m, Unaudited::Fixture)))
+        .commit(
+            rows.iter()
+                .cloned()
+                .map(ProfileMutation::InsertSecret)
+                .fold(UnitOfWork::new(), |u, m| u.unaudited(m, Unaudited::Fixture)),
+        )
         .await
         .unwrap();
 
     let rotated: Vec<StoredSecret> = rows.iter().map(|s| StoredSecret { sealed: sealed("new"), ..s.clone() }).collect();
     let unit = UnitOfWork::new()
-        .unaudited(Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "old".into(), secrets: rotated.clone() }), Unaudited::Fixture)
-        .record(Mutation::from(ProfileMutation::SetSecretsKeyId { expected: None, key_id: "new".into() }), fixtures::audit_entry("secrets.rotated", "installation", "secrets"));
+        .unaudited(
+            Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "old".into(), secrets: rotated.clone() }),
+            Unaudited::Fixture,
+        )
+        .record(
+            Mutation::from(ProfileMutation::SetSecretsKeyId { expected: None, key_id: "new".into() }),
+            fixtures::audit_entry("secrets.rotated", "installation", "secrets"),
+        );
     store.commit(unit).await.unwrap();
 
     let mut expected = rotated.clone();
@@ -61,7 +74,10 @@ async fn rewrapping_ten_thousand_secrets_in_one_unit_replaces_every_value() {
 
     let again: Vec<StoredSecret> = rows.iter().map(|s| StoredSecret { sealed: sealed("newer"), ..s.clone() }).collect();
     let refused = store
-        .commit(UnitOfWork::new().unaudited(Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "old".into(), secrets: again }), Unaudited::Fixture))
+        .commit(UnitOfWork::new().unaudited(
+            Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "old".into(), secrets: again }),
+            Unaudited::Fixture,
+        ))
         .await;
     assert_eq!(refused.unwrap_err().code(), ErrorCode::Conflict);
     assert_eq!(every_secret(&store).await, expected);

@@ -27,7 +27,10 @@ async fn the_audit_log_refuses_update_and_delete() {
     let (path, _dir) = db_path();
     let store = SqliteStore::open(&path).unwrap();
     let ada = user("ada");
-    store.commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada))).await.unwrap();
+    store
+        .commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(ada.clone())), user_created(&ada)))
+        .await
+        .unwrap();
     let before = verified_chain(&store, 10).await;
 
     let conn = raw(&path);
@@ -148,7 +151,10 @@ async fn two_stores_on_one_file_share_one_chain() {
                 for u in 0..5 {
                     let new = user(&format!("s{t}-u{u}"));
                     store
-                        .commit(UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(new.clone())), user_created(&new)))
+                        .commit(
+                            UnitOfWork::new()
+                                .record(Mutation::from(UserMutation::InsertUser(new.clone())), user_created(&new)),
+                        )
                         .await?;
                 }
                 Ok::<_, Error>(())

@@ -16,9 +16,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use conman_core::domain::audit::AuditEntry;
 use conman_core::domain::changeset::{Changeset, ChangesetState};
 use conman_core::ports::git::{DiffDetail, Sha};
-use conman_core::ports::store::{ChangesetFilter, ChangesetMutation, Mutation, PageRequest, UnitOfWork};
+use conman_core::ports::store::{ChangesetFilter, ChangesetMutation, PageRequest, UnitOfWork};
 use conman_core::services::{ChangesetDiff, DiffMode, NewChangeset};
 
 use super::{git, ms, row, seeded_app, stats, verdict};
@@ -101,10 +102,10 @@ pub(super) async fn scenario_changesets(samples: usize) {
     let author = actor.user.id;
     let base = chrono::Utc::now();
     for chunk in 0..20 {
-        let mut unit = UnitOfWork::new();
+        let mut rows = Vec::with_capacity(500);
         for i in 0..500 {
             let at = base + chrono::Duration::milliseconds(chunk * 500 + i);
-            unit = unit.mutate(Mutation::from(ChangesetMutation::InsertChangeset(Changeset {
+            rows.push(ChangesetMutation::InsertChangeset(Changeset {
                 id: conman_core::ids::ChangesetId(uuid::Uuid::now_v7()),
                 app_id: app,
                 workspace_id: ws,
@@ -120,8 +121,22 @@ pub(super) async fn scenario_changesets(samples: usize) {
                 created_at: at,
                 updated_at: at,
                 version: 1,
-            })));
+            }));
         }
+        let entry = AuditEntry {
+            id: conman_core::ids::AuditEventId(uuid::Uuid::now_v7()),
+            occurred_at: chrono::Utc::now(),
+            actor_id: Some(author),
+            app_id: Some(app),
+            entity_type: "changeset".into(),
+            entity_id: format!("bulk-{chunk}"),
+            action: "bench.changesets_loaded".into(),
+            before: None,
+            after: None,
+            git_sha: None,
+            request: Default::default(),
+        };
+        let unit = UnitOfWork::new().record_all(rows, entry);
         conman_core::ports::Store::commit(store.as_ref(), unit).await.expect("bulk insert");
     }
     let page = |n| async move {

@@ -26,7 +26,14 @@ pub async fn app_round_trips_by_id_and_name<S: Store>(store: &S) {
         GateSettings { submit: Some("make check".into()), timeout_secs: Some(600), ..Default::default() };
     billing.settings.path_rules =
         vec![PathRule { glob: "prod/**".into(), role: Some(Role::ConfigManager), user_ids: vec![ada.id] }];
-    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(billing.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+        ],
+    )
+    .await;
 
     assert_eq!(store.app(billing.id).await.unwrap(), Some(billing.clone()));
     assert_eq!(store.app_by_name("billing").await.unwrap(), Some(billing.clone()));
@@ -38,10 +45,17 @@ pub async fn app_round_trips_by_id_and_name<S: Store>(store: &S) {
 pub async fn duplicate_app_name_is_a_conflict<S: Store>(store: &S) {
     let ada = user("ada");
     let first = app("billing", &ada);
-    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(first.clone()))]).await;
+    setup(
+        store,
+        [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(first.clone()))],
+    )
+    .await;
 
     let second = app("billing", &ada);
-    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::InsertApp(second.clone()))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(AppMutation::InsertApp(second.clone()))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(store.app(second.id).await.unwrap(), None);
     assert_eq!(store.app_by_name("billing").await.unwrap(), Some(first));
     assert_eq!(store.list_all_apps(PageRequest::default()).await.unwrap().total, 1);
@@ -54,7 +68,11 @@ pub async fn app_update_is_compare_and_set<S: Store>(store: &S) {
     let (billing, search) = (app("billing", &ada), app("search", &ada));
     setup(
         store,
-        [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(billing.clone())), Mutation::from(AppMutation::InsertApp(search.clone()))],
+        [
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+            Mutation::from(AppMutation::InsertApp(search.clone())),
+        ],
     )
     .await;
 
@@ -66,7 +84,10 @@ pub async fn app_update_is_compare_and_set<S: Store>(store: &S) {
 
     let mut stale = bump(&billing);
     stale.settings.required_approvals = 5;
-    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::UpdateApp(stale))]).await, ErrorCode::Conflict);
+    super::assert_conflict(
+        fixtures::commit(store, [Mutation::from(AppMutation::UpdateApp(stale))]).await,
+        crate::ports::store::ConflictReason::StaleVersion { entity: "app" },
+    );
     assert_eq!(store.app(billing.id).await.unwrap(), Some(updated.clone()));
 
     let mut renamed = bump(&search);
@@ -94,7 +115,14 @@ async fn app_with_members<S: Store>(store: &S, name: &str, handles: &[&str]) -> 
 pub async fn put_membership_inserts_then_replaces<S: Store>(store: &S) {
     let ada = user("ada");
     let billing = app("billing", &ada);
-    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(billing.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+        ],
+    )
+    .await;
     assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), None);
 
     let first = membership(&billing, &ada, Role::User);
@@ -141,7 +169,11 @@ pub async fn deleting_a_membership_removes_only_it<S: Store>(store: &S) {
     assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), Some(rows[0].1.clone()));
     assert_eq!(store.list_members(billing.id, PageRequest::default()).await.unwrap().total, 1);
 
-    let again = fixtures::commit(store, [Mutation::from(AppMutation::DeleteMembership { app_id: billing.id, user_id: bob.id })]).await;
+    let again = fixtures::commit(
+        store,
+        [Mutation::from(AppMutation::DeleteMembership { app_id: billing.id, user_id: bob.id })],
+    )
+    .await;
     assert_code(again, ErrorCode::NotFound);
 }
 
@@ -248,7 +280,11 @@ pub async fn invites_list_newest_first<S: Store>(store: &S) {
     let (billing, search) = (app("billing", &ada), app("search", &ada));
     setup(
         store,
-        [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(AppMutation::InsertApp(billing.clone())), Mutation::from(AppMutation::InsertApp(search.clone()))],
+        [
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+            Mutation::from(AppMutation::InsertApp(search.clone())),
+        ],
     )
     .await;
     let base = fixtures::now();
@@ -293,7 +329,10 @@ pub async fn invite_update_is_compare_and_set<S: Store>(store: &S) {
     assert_eq!(store.invite(billing.id, invite.id).await.unwrap(), Some(accepted.clone()));
 
     let resent = Invite { token_hash: fixtures::token_hash(), version: invite.version + 1, ..invite.clone() };
-    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::UpdateInvite(resent.clone()))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(AppMutation::UpdateInvite(resent.clone()))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(store.invite(billing.id, invite.id).await.unwrap(), Some(accepted));
     assert_eq!(store.invite_by_hash(&resent.token_hash).await.unwrap(), None);
 }

@@ -15,7 +15,9 @@ use crate::domain::outbox::OutboxMessage;
 use crate::domain::Timestamp;
 use crate::error::ErrorCode;
 use crate::ids::{AppId, AuditEventId, UserId};
-use crate::ports::store::{AuditFilter, Mutation, OutboxMutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation};
+use crate::ports::store::{
+    AuditFilter, Mutation, OutboxMutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation,
+};
 
 /// Outbox messages list newest first with totals; marking one delivered
 /// sets its delivery time only; an unknown message is not found.
@@ -92,7 +94,10 @@ pub async fn audit_entries_of_several_units_form_one_chain<S: Store>(store: &S) 
         let entries: Vec<AuditEntry> =
             (0..=unit % 3).map(|i| audit_entry(&format!("unit{unit}.entry{i}"), "test", "x")).collect();
         let ada = fixtures::user(&format!("user{unit}"));
-        let work = entries.iter().cloned().fold(UnitOfWork::new().unaudited(Mutation::from(UserMutation::InsertUser(ada)), Unaudited::Fixture), UnitOfWork::audit_only);
+        let work = entries.iter().cloned().fold(
+            UnitOfWork::new().unaudited(Mutation::from(UserMutation::InsertUser(ada)), Unaudited::Fixture),
+            UnitOfWork::audit_only,
+        );
         store.commit(work).await.unwrap();
         written.extend(entries);
     }

@@ -18,8 +18,8 @@
 
 use chrono::{TimeDelta, TimeZone, Utc};
 
-use super::assert_code;
 use super::fixtures::{self, app, changeset, comment, job, later, review, revision, setup, sha, workspace};
+use super::{assert_code, assert_conflict};
 use crate::domain::app::App;
 use crate::domain::changeset::{Changeset, ChangesetRevision, ChangesetState};
 use crate::domain::comment::{Comment, CommentAnchor, CommentEdit};
@@ -30,7 +30,10 @@ use crate::domain::workspace::Workspace;
 use crate::domain::StateMachine as _;
 use crate::error::ErrorCode;
 use crate::ids::{ChangesetId, JobId};
-use crate::ports::store::{AppMutation, ChangesetFilter, ChangesetMutation, JobMutation, Mutation, Page, PageRequest, Store, WorkspaceMutation};
+use crate::ports::store::{
+    AppMutation, ChangesetFilter, ChangesetMutation, ConflictReason, JobMutation, Mutation, Page, PageRequest, Store,
+    WorkspaceMutation,
+};
 
 /// Users, apps and workspaces the cases share.
 struct World {
@@ -219,10 +222,13 @@ pub async fn a_workspace_has_at_most_one_open_changeset<S: Store>(store: &S) {
     let twin = changeset(&w.ws, &w.ada, "twin");
     let refused = fixtures::commit(
         store,
-        [Mutation::from(ChangesetMutation::InsertChangeset(unrelated.clone())), Mutation::from(ChangesetMutation::InsertChangeset(twin.clone()))],
+        [
+            Mutation::from(ChangesetMutation::InsertChangeset(unrelated.clone())),
+            Mutation::from(ChangesetMutation::InsertChangeset(twin.clone())),
+        ],
     )
     .await;
-    assert_code(refused, ErrorCode::Conflict);
+    assert_conflict(refused, ConflictReason::OpenChangesetExists);
     assert_eq!(reload(store, &unrelated).await, None, "the unit rolled back");
     assert_eq!(reload(store, &twin).await, None);
     assert_eq!(fixtures::verified_chain(store, 100).await, before, "no audit record of the refused unit");
@@ -234,7 +240,7 @@ pub async fn a_workspace_has_at_most_one_open_changeset<S: Store>(store: &S) {
         setup(store, [Mutation::from(ChangesetMutation::UpdateChangeset(current.clone()))]).await;
         let twin = changeset(&w.ws, &w.bob, "twin");
         let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::InsertChangeset(twin.clone()))]).await;
-        assert_code(result, ErrorCode::Conflict);
+        assert_conflict(result, ConflictReason::OpenChangesetExists);
         assert_eq!(reload(store, &twin).await, None, "a {} changeset blocks a second", state.as_str());
     }
 
@@ -266,7 +272,7 @@ pub async fn reopening_beside_an_open_changeset_is_a_conflict<S: Store>(store: &
 
     let reopened = moved(&rejected, ChangesetState::Draft);
     let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(reopened.clone()))]).await;
-    assert_code(result, ErrorCode::Conflict);
+    assert_conflict(result, ConflictReason::OpenChangesetExists);
     assert_eq!(reload(store, &rejected).await, Some(rejected.clone()));
     assert_eq!(store.open_changeset_of_workspace(w.billing.id, w.ws.id).await.unwrap(), Some(open.clone()));
 
@@ -318,13 +324,22 @@ pub async fn changeset_update_is_compare_and_set<S: Store>(store: &S) {
     assert_eq!(reload(store, &cs).await, Some(cleared.clone()));
 
     let stale = Changeset { title: "stale".into(), ..bump(&failed) };
-    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(stale))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(stale))]).await,
+        ErrorCode::Conflict,
+    );
     let skipped = Changeset { title: "skips a version".into(), ..bump(&bump(&cleared)) };
-    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(skipped))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(skipped))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(reload(store, &cs).await, Some(cleared));
 
     let ghost = bump(&changeset(&w.ws2, &w.ada, "ghost"));
-    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(ghost))]).await, ErrorCode::NotFound);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateChangeset(ghost))]).await,
+        ErrorCode::NotFound,
+    );
 }
 
 /// The open changeset of a workspace is found under its app only, and not
@@ -382,7 +397,11 @@ pub async fn revisions_list_by_number_and_refuse_duplicates<S: Store>(store: &S)
     let before = fixtures::verified_chain(store, 100).await;
     let r3 = revision(&cs, 3, &w.ada);
     let dup = revision(&cs, 2, &w.ada);
-    let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::InsertRevision(r3)), Mutation::from(ChangesetMutation::InsertRevision(dup))]).await;
+    let result = fixtures::commit(
+        store,
+        [Mutation::from(ChangesetMutation::InsertRevision(r3)), Mutation::from(ChangesetMutation::InsertRevision(dup))],
+    )
+    .await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.changeset_revisions(cs.id).await.unwrap(), vec![r1, r2], "the unit rolled back");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
@@ -394,7 +413,8 @@ pub async fn a_revision_of_an_unknown_changeset_is_refused<S: Store>(store: &S) 
     let w = world(store).await;
     let ghost = changeset(&w.ws, &w.ada, "ghost");
     let before = fixtures::verified_chain(store, 100).await;
-    let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::InsertRevision(revision(&ghost, 1, &w.ada)))]).await;
+    let result =
+        fixtures::commit(store, [Mutation::from(ChangesetMutation::InsertRevision(revision(&ghost, 1, &w.ada)))]).await;
     assert!(result.is_err(), "a revision of an unknown changeset was accepted");
     assert_eq!(store.changeset_revisions(ghost.id).await.unwrap(), vec![]);
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
@@ -428,7 +448,9 @@ pub async fn put_review_replaces_only_the_same_reviewers_vote_on_the_same_revisi
     let on_other = review(&other, 1, &w.bob, ReviewAction::Approve);
     setup(
         store,
-        [bob_r2.clone(), carol_r1.clone(), bob_r1.clone(), on_other.clone()].into_iter().map(ChangesetMutation::PutReview),
+        [bob_r2.clone(), carol_r1.clone(), bob_r1.clone(), on_other.clone()]
+            .into_iter()
+            .map(ChangesetMutation::PutReview),
     )
     .await;
     assert_eq!(store.changeset_reviews(cs.id).await.unwrap(), vec![bob_r1, carol_r1.clone(), bob_r2.clone()]);
@@ -443,7 +465,14 @@ pub async fn put_review_replaces_only_the_same_reviewers_vote_on_the_same_revisi
     let carol_r2 = vote(2, &w.carol, ReviewAction::Approve, 6);
     let bob_r1_third =
         Review { comment: Some("on second thought".into()), ..vote(1, &w.bob, ReviewAction::Approve, 7) };
-    setup(store, [Mutation::from(ChangesetMutation::PutReview(carol_r2.clone())), Mutation::from(ChangesetMutation::PutReview(bob_r1_third.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(ChangesetMutation::PutReview(carol_r2.clone())),
+            Mutation::from(ChangesetMutation::PutReview(bob_r1_third.clone())),
+        ],
+    )
+    .await;
     let settled = vec![carol_r1, bob_r1_third, bob_r2, carol_r2];
     assert_eq!(store.changeset_reviews(cs.id).await.unwrap(), settled);
     assert_eq!(store.changeset_reviews(other.id).await.unwrap(), vec![on_other]);
@@ -452,7 +481,14 @@ pub async fn put_review_replaces_only_the_same_reviewers_vote_on_the_same_revisi
     // A replacement whose unit is refused leaves the earlier vote.
     let dup = revision(&cs, 2, &w.bob);
     let replacing = vote(2, &w.bob, ReviewAction::Reject, 8);
-    let result = fixtures::commit(store, [Mutation::from(ChangesetMutation::PutReview(replacing)), Mutation::from(ChangesetMutation::InsertRevision(dup))]).await;
+    let result = fixtures::commit(
+        store,
+        [
+            Mutation::from(ChangesetMutation::PutReview(replacing)),
+            Mutation::from(ChangesetMutation::InsertRevision(dup)),
+        ],
+    )
+    .await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.changeset_reviews(cs.id).await.unwrap(), settled);
 }
@@ -493,7 +529,8 @@ pub async fn comments_round_trip_and_list_oldest_first<S: Store>(store: &S) {
     let plain = at(&w.ada, "multi\nline \"quoted\" ✓", 5);
     let on_other = comment(&other, &w.ada, "elsewhere");
     let mut oldest_first = vec![anchored, file_level, edited, tie, plain];
-    setup(store, oldest_first.iter().rev().cloned().chain([on_other.clone()]).map(ChangesetMutation::InsertComment)).await;
+    setup(store, oldest_first.iter().rev().cloned().chain([on_other.clone()]).map(ChangesetMutation::InsertComment))
+        .await;
     oldest_first.sort_by_key(|c| (c.created_at, c.id.0));
 
     let all = store.list_comments(cs.id, PageRequest::default()).await.unwrap();
@@ -537,11 +574,17 @@ pub async fn comment_update_is_compare_and_set<S: Store>(store: &S) {
     assert_eq!(store.comment(cs.id, c.id).await.unwrap(), Some(edited.clone()));
 
     let stale = Comment { body: "stale".into(), version: c.version + 1, ..c.clone() };
-    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateComment(stale))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateComment(stale))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(store.comment(cs.id, c.id).await.unwrap(), Some(edited.clone()));
 
     let ghost = Comment { version: 2, ..comment(&cs, &w.bob, "ghost") };
-    assert_code(fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateComment(ghost))]).await, ErrorCode::NotFound);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ChangesetMutation::UpdateComment(ghost))]).await,
+        ErrorCode::NotFound,
+    );
     let listed = store.list_comments(cs.id, PageRequest::default()).await.unwrap();
     assert_eq!((listed.items, listed.total), (vec![edited], 1));
 }

@@ -17,13 +17,22 @@ use crate::domain::job::{attempt_opening_line, Job, JobState, JobType, LogStream
 use crate::domain::Timestamp;
 use crate::error::ErrorCode;
 use crate::ids::JobId;
-use crate::ports::store::{AppMutation, JobClaim, JobFilter, JobFinish, JobMutation, Mutation, OutboxMutation, PageRequest, Store, UnitOfWork};
+use crate::ports::store::{
+    AppMutation, JobClaim, JobFilter, JobFinish, JobMutation, Mutation, OutboxMutation, PageRequest, Store, UnitOfWork,
+};
 
 /// Inserts user `ada` and apps `billing` and `search`.
 async fn two_apps<S: Store + ?Sized>(store: &S) -> (App, App) {
     let ada = fixtures::users(store, &["ada"]).await.remove(0);
     let (billing, search) = (app("billing", &ada), app("search", &ada));
-    setup(store, [Mutation::from(AppMutation::InsertApp(billing.clone())), Mutation::from(AppMutation::InsertApp(search.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+            Mutation::from(AppMutation::InsertApp(search.clone())),
+        ],
+    )
+    .await;
     (billing, search)
 }
 
@@ -480,10 +489,16 @@ pub async fn a_cancel_request_flags_a_running_job<S: Store>(store: &S) {
     setup(store, [Mutation::from(JobMutation::RequestJobCancel { id: running.id })]).await;
     assert!(reload(store, &running).await.cancel_requested, "asking twice is harmless");
 
-    assert_code(fixtures::commit(store, [Mutation::from(JobMutation::RequestJobCancel { id: queued.id })]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(JobMutation::RequestJobCancel { id: queued.id })]).await,
+        ErrorCode::Conflict,
+    );
     assert!(!reload(store, &queued).await.cancel_requested);
     setup(store, [Mutation::from(JobMutation::FinishJob(finish(&running, "w1", JobState::Canceled, t)))]).await;
-    assert_code(fixtures::commit(store, [Mutation::from(JobMutation::RequestJobCancel { id: running.id })]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(JobMutation::RequestJobCancel { id: running.id })]).await,
+        ErrorCode::Conflict,
+    );
 }
 
 /// `ReleaseJob` by the owner puts the job back in the queue without using
@@ -497,7 +512,7 @@ pub async fn a_released_job_is_queued_again_without_using_an_attempt<S: Store>(s
     let running = reload(store, &j).await;
 
     let by_other = Mutation::from(JobMutation::ReleaseJob { id: j.id, worker: "w2".into() });
-    assert_code(fixtures::commit(store, [by_other]).await, ErrorCode::Conflict);
+    super::assert_conflict(fixtures::commit(store, [by_other]).await, crate::ports::store::ConflictReason::LeaseLost);
     assert_eq!(reload(store, &j).await, running);
 
     setup(store, [Mutation::from(JobMutation::ReleaseJob { id: j.id, worker: "w1".into() })]).await;
@@ -509,7 +524,7 @@ pub async fn a_released_job_is_queued_again_without_using_an_attempt<S: Store>(s
     let again = store.claim_job(&claim_at("w2", t)).await.unwrap().expect("runnable again");
     assert_eq!((again.id, again.attempts, again.lease_owner.as_deref()), (j.id, 1, Some("w2")));
     let stale = Mutation::from(JobMutation::ReleaseJob { id: j.id, worker: "w1".into() });
-    assert_code(fixtures::commit(store, [stale]).await, ErrorCode::Conflict);
+    super::assert_conflict(fixtures::commit(store, [stale]).await, crate::ports::store::ConflictReason::LeaseLost);
 }
 
 /// Changing or appending to a job that does not exist is `not_found`.
@@ -650,24 +665,27 @@ pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S
     let t = now();
     let running = store.claim_job(&claim_at("w1", t)).await.unwrap().expect("claimed");
     store.append_job_log(j.id, &lines(0, 2, 10), 1000).await.unwrap();
-    let append = |from: usize, count: usize, size: usize| Mutation::from(JobMutation::AppendJobLog {
-        id: j.id,
-        lines: lines(from, count, size),
-        limit_bytes: 1000,
-    });
+    let append = |from: usize, count: usize, size: usize| {
+        Mutation::from(JobMutation::AppendJobLog { id: j.id, lines: lines(from, count, size), limit_bytes: 1000 })
+    };
 
     // Refused by the FinishJob of a worker that does not hold the lease.
-    let refused =
-        fixtures::commit(store, [append(2, 3, 10), Mutation::from(JobMutation::FinishJob(finish(&j, "w2", JobState::Succeeded, t)))])
-            .await;
+    let refused = fixtures::commit(
+        store,
+        [append(2, 3, 10), Mutation::from(JobMutation::FinishJob(finish(&j, "w2", JobState::Succeeded, t)))],
+    )
+    .await;
     assert_code(refused, ErrorCode::Conflict);
     let (log, _) = whole_log(store, j.id, 100).await;
     assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
 
     // By the owner: lines and the job's end together; then past the bound.
-    fixtures::commit(store, [Mutation::from(JobMutation::FinishJob(finish(&j, "w1", JobState::Succeeded, t))), append(2, 3, 10)])
-        .await
-        .expect("the owner ends the attempt with its last lines");
+    fixtures::commit(
+        store,
+        [Mutation::from(JobMutation::FinishJob(finish(&j, "w1", JobState::Succeeded, t))), append(2, 3, 10)],
+    )
+    .await
+    .expect("the owner ends the attempt with its last lines");
     let stored = store.job(billing.id, j.id).await.unwrap().expect("job");
     assert_eq!((stored.state, running.attempts), (JobState::Succeeded, 1));
     let (log, truncated) = whole_log(store, j.id, 100).await;
@@ -679,7 +697,11 @@ pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S
     assert!(truncated);
     assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), (16..=25).collect::<Vec<i64>>());
 
-    let unknown = Mutation::from(JobMutation::AppendJobLog { id: JobId(uuid::Uuid::now_v7()), lines: lines(0, 1, 5), limit_bytes: 1000 });
+    let unknown = Mutation::from(JobMutation::AppendJobLog {
+        id: JobId(uuid::Uuid::now_v7()),
+        lines: lines(0, 1, 5),
+        limit_bytes: 1000,
+    });
     assert_code(fixtures::commit(store, [unknown]).await, ErrorCode::NotFound);
 }
 

@@ -25,7 +25,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::error::{Error, ErrorCode};
-use crate::ports::store::Store;
+use crate::ports::store::{ConflictReason, Store};
 
 pub mod apps;
 pub mod audit;
@@ -76,6 +76,16 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Error>, code: ErrorCode
     match result {
         Err(err) if err.code() == code => err,
         other => panic!("expected a `{}` error, got {other:?}", code.as_str()),
+    }
+}
+
+/// Asserts `result` is exactly the conflict the core renders for `reason`:
+/// code, message and details, so two stores cannot drift apart on it.
+pub fn assert_conflict<T: std::fmt::Debug>(result: Result<T, Error>, reason: ConflictReason) -> Error {
+    let expected = Error::from(reason);
+    match result {
+        Err(err) if err == expected => err,
+        other => panic!("expected {expected:?}, got {other:?}"),
     }
 }
 

@@ -45,7 +45,10 @@ use crate::domain::runtime_profile::{
 use crate::domain::user::User;
 use crate::error::ErrorCode;
 use crate::ids::{ChangesetId, EnvironmentId, RuntimeProfileId};
-use crate::ports::store::{AppMutation, ChangesetMutation, Mutation, Page, PageRequest, ProfileMutation, SecretOwner, Store, StoredSecret, WorkspaceMutation};
+use crate::ports::store::{
+    AppMutation, ChangesetMutation, Mutation, Page, PageRequest, ProfileMutation, SecretOwner, Store, StoredSecret,
+    WorkspaceMutation,
+};
 
 /// Users, apps and changesets the cases share.
 struct World {
@@ -184,7 +187,10 @@ pub async fn duplicate_profile_name_conflicts_only_within_an_app<S: Store>(store
     let twin = runtime_profile(&w.billing, "prod");
     let result = fixtures::commit(
         store,
-        [Mutation::from(ProfileMutation::InsertRuntimeProfile(fresh.clone())), Mutation::from(ProfileMutation::InsertRuntimeProfile(twin.clone()))],
+        [
+            Mutation::from(ProfileMutation::InsertRuntimeProfile(fresh.clone())),
+            Mutation::from(ProfileMutation::InsertRuntimeProfile(twin.clone())),
+        ],
     )
     .await;
     assert_code(result, ErrorCode::Conflict);
@@ -193,7 +199,10 @@ pub async fn duplicate_profile_name_conflicts_only_within_an_app<S: Store>(store
     assert_eq!(fixtures::verified_chain(store, 100).await, before, "no audit record of the refused unit");
 
     let renamed = RuntimeProfile { name: "prod".into(), ..bump(&staging) };
-    assert_code(fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(renamed))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(renamed))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(reload(store, &staging).await, Some(staging.clone()));
 
     let elsewhere = runtime_profile(&w.search, "prod");
@@ -238,16 +247,28 @@ pub async fn runtime_profile_update_is_compare_and_set<S: Store>(store: &S) {
     assert_eq!(reload(store, &p).await, Some(cleared.clone()));
 
     let stale = RuntimeProfile { base_url: Some("https://stale.example.com".into()), ..bump(&filled) };
-    assert_code(fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(stale))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(stale))]).await,
+        ErrorCode::Conflict,
+    );
     let skipped = bump(&bump(&cleared));
-    assert_code(fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(skipped))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(skipped))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(reload(store, &p).await, Some(cleared.clone()));
 
     let ghost = bump(&runtime_profile(&w.billing, "ghost"));
-    assert_code(fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(ghost))]).await, ErrorCode::NotFound);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(ghost))]).await,
+        ErrorCode::NotFound,
+    );
     // Under another app the profile does not exist either.
     let moved = RuntimeProfile { app_id: w.search.id, ..bump(&cleared) };
-    assert_code(fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(moved))]).await, ErrorCode::NotFound);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ProfileMutation::UpdateRuntimeProfile(moved))]).await,
+        ErrorCode::NotFound,
+    );
     assert_eq!(reload(store, &p).await, Some(cleared));
 }
 
@@ -302,7 +323,9 @@ pub async fn profile_revisions_list_newest_first_and_refuse_duplicates<S: Store>
     let o1 = profile_revision(&other, 1, &w.bob);
     setup(
         store,
-        [r3.clone(), o1.clone(), r1.clone(), r4.clone(), r2.clone()].into_iter().map(ProfileMutation::InsertProfileRevision),
+        [r3.clone(), o1.clone(), r1.clone(), r4.clone(), r2.clone()]
+            .into_iter()
+            .map(ProfileMutation::InsertProfileRevision),
     )
     .await;
     let newest_first = vec![r4.clone(), r3.clone(), r2.clone(), r1.clone()];
@@ -331,8 +354,14 @@ pub async fn profile_revisions_list_newest_first_and_refuse_duplicates<S: Store>
     let before = fixtures::verified_chain(store, 100).await;
     let r5 = profile_revision(&p, 5, &w.ada);
     let dup = profile_revision(&p, 3, &w.bob);
-    let result =
-        fixtures::commit(store, [Mutation::from(ProfileMutation::InsertProfileRevision(r5)), Mutation::from(ProfileMutation::InsertProfileRevision(dup))]).await;
+    let result = fixtures::commit(
+        store,
+        [
+            Mutation::from(ProfileMutation::InsertProfileRevision(r5)),
+            Mutation::from(ProfileMutation::InsertProfileRevision(dup)),
+        ],
+    )
+    .await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.profile_revision(p.id, 5).await.unwrap(), None, "the unit rolled back");
     assert_eq!(store.profile_revision(p.id, 3).await.unwrap(), Some(r3));
@@ -385,13 +414,20 @@ pub async fn secrets_are_keyed_by_owner_name_and_revision<S: Store>(store: &S) {
     let before = fixtures::verified_chain(store, 100).await;
     let fresh = stored_secret(app_id, prof, "SECRET_D", 1, "key-one");
     let dup = stored_secret(app_id, prof, "SECRET_B", 1, "key-two");
-    let result = fixtures::commit(store, [Mutation::from(ProfileMutation::InsertSecret(fresh)), Mutation::from(ProfileMutation::InsertSecret(dup))]).await;
+    let result = fixtures::commit(
+        store,
+        [Mutation::from(ProfileMutation::InsertSecret(fresh)), Mutation::from(ProfileMutation::InsertSecret(dup))],
+    )
+    .await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.secret(prof, "SECRET_D", 1).await.unwrap(), None, "the unit rolled back");
     assert_eq!(store.secret(prof, "SECRET_B", 1).await.unwrap(), Some(p_key_1), "the first value stays");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
     let dup_changeset = stored_secret(app_id, chg, "SECRET_B", 1, "key-two");
-    assert_code(fixtures::commit(store, [Mutation::from(ProfileMutation::InsertSecret(dup_changeset))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(ProfileMutation::InsertSecret(dup_changeset))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(store.secret(chg, "SECRET_B", 1).await.unwrap(), Some(c_key));
 }
 
@@ -474,7 +510,11 @@ pub async fn rewrap_replaces_only_rows_still_wrapped_by_the_expected_key<S: Stor
 
     // Rotate the first half.
     let half: Vec<StoredSecret> = rows[..11].iter().map(|s| rewrapped(s, "key-two")).collect();
-    setup(store, [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-one".into(), secrets: half.clone() })]).await;
+    setup(
+        store,
+        [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-one".into(), secrets: half.clone() })],
+    )
+    .await;
     let expected: Vec<StoredSecret> = half.iter().cloned().chain(rows[11..].iter().cloned()).collect();
     assert_eq!(store.all_secrets(None, 100).await.unwrap(), expected);
     for s in &half {
@@ -484,8 +524,11 @@ pub async fn rewrap_replaces_only_rows_still_wrapped_by_the_expected_key<S: Stor
     // One row of the batch is already rotated: nothing of the unit applies.
     let before = fixtures::verified_chain(store, 100).await;
     let mixed = vec![rewrapped(&rows[11], "key-two"), rewrapped(&rows[0], "key-two")];
-    let result =
-        fixtures::commit(store, [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-one".into(), secrets: mixed })]).await;
+    let result = fixtures::commit(
+        store,
+        [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-one".into(), secrets: mixed })],
+    )
+    .await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.all_secrets(None, 100).await.unwrap(), expected, "the unit rolled back");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
@@ -493,15 +536,21 @@ pub async fn rewrap_replaces_only_rows_still_wrapped_by_the_expected_key<S: Stor
     // An unknown row is not found, and rolls back the rows before it.
     let ghost = stored_secret(w.billing.id, SecretOwner::Changeset(w.cs.id), "SECRET_Z", 1, "key-two");
     let with_ghost = vec![rewrapped(&rows[12], "key-two"), ghost];
-    let result =
-        fixtures::commit(store, [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-one".into(), secrets: with_ghost })]).await;
+    let result = fixtures::commit(
+        store,
+        [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-one".into(), secrets: with_ghost })],
+    )
+    .await;
     assert_code(result, ErrorCode::NotFound);
     assert_eq!(store.all_secrets(None, 100).await.unwrap(), expected);
 
     // A wrong `from_key_id` for every row changes nothing.
     let wrong = vec![rewrapped(&rows[13], "key-three")];
-    let result =
-        fixtures::commit(store, [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-two".into(), secrets: wrong })]).await;
+    let result = fixtures::commit(
+        store,
+        [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-two".into(), secrets: wrong })],
+    )
+    .await;
     assert_code(result, ErrorCode::Conflict);
 
     // The rest rotates; an empty batch is valid.
@@ -523,10 +572,12 @@ pub async fn rewrap_replaces_only_rows_still_wrapped_by_the_expected_key<S: Stor
 /// value; a refused unit keeps the earlier id.
 pub async fn secrets_key_id_is_compare_and_set<S: Store>(store: &S) {
     assert_eq!(store.secrets_key_id().await.unwrap(), None);
-    let set = |expected: Option<&str>, key_id: &str| Mutation::from(ProfileMutation::SetSecretsKeyId {
-        expected: expected.map(str::to_owned),
-        key_id: key_id.into(),
-    });
+    let set = |expected: Option<&str>, key_id: &str| {
+        Mutation::from(ProfileMutation::SetSecretsKeyId {
+            expected: expected.map(str::to_owned),
+            key_id: key_id.into(),
+        })
+    };
     assert_code(fixtures::commit(store, [set(Some("key-zero"), "key-one")]).await, ErrorCode::Conflict);
     assert_eq!(store.secrets_key_id().await.unwrap(), None);
 
@@ -559,8 +610,14 @@ pub async fn deleting_changeset_secrets_spares_every_other_owner<S: Store>(store
 
     // Again (nothing left), then new values under the same keys.
     let fresh = stored_secret(w.billing.id, SecretOwner::Changeset(w.cs.id), "SECRET_A", 1, "key-one");
-    setup(store, [Mutation::from(ProfileMutation::DeleteChangesetSecrets { changeset_id: w.cs.id }), Mutation::from(ProfileMutation::InsertSecret(fresh.clone()))])
-        .await;
+    setup(
+        store,
+        [
+            Mutation::from(ProfileMutation::DeleteChangesetSecrets { changeset_id: w.cs.id }),
+            Mutation::from(ProfileMutation::InsertSecret(fresh.clone())),
+        ],
+    )
+    .await;
     assert_eq!(store.secrets_of(SecretOwner::Changeset(w.cs.id)).await.unwrap(), vec![fresh]);
     assert_eq!(store.secrets_of(SecretOwner::Changeset(w.cs2.id)).await.unwrap().len(), 2);
 }
@@ -572,8 +629,9 @@ pub async fn replace_environments_inserts_updates_and_removes<S: Store>(store: &
     let w = world(store).await;
     let prod_profile = runtime_profile(&w.billing, "prod");
     insert(store, &[&prod_profile]).await;
-    let replace =
-        |app: &App, envs: &[Environment]| Mutation::from(ProfileMutation::ReplaceEnvironments { app_id: app.id, environments: envs.to_vec() });
+    let replace = |app: &App, envs: &[Environment]| {
+        Mutation::from(ProfileMutation::ReplaceEnvironments { app_id: app.id, environments: envs.to_vec() })
+    };
     assert_eq!(store.environments(w.billing.id).await.unwrap(), vec![]);
 
     let dev = environment(&w.billing, "dev", 0, false);
@@ -615,7 +673,10 @@ pub async fn duplicate_environment_names_are_a_conflict<S: Store>(store: &S) {
     let prod = environment(&w.billing, "prod", 1, true);
     setup(
         store,
-        [Mutation::from(ProfileMutation::ReplaceEnvironments { app_id: w.billing.id, environments: vec![dev.clone(), prod.clone()] })],
+        [Mutation::from(ProfileMutation::ReplaceEnvironments {
+            app_id: w.billing.id,
+            environments: vec![dev.clone(), prod.clone()],
+        })],
     )
     .await;
     let before = fixtures::verified_chain(store, 100).await;
@@ -659,10 +720,9 @@ pub async fn changeset_overrides_are_replaced_whole_in_order<S: Store>(store: &S
     let w = world(store).await;
     let p = runtime_profile(&w.billing, "prod");
     insert(store, &[&p]).await;
-    let put = |cs: ChangesetId, overrides: &[ProfileOverride]| Mutation::from(ProfileMutation::PutChangesetOverrides {
-        changeset_id: cs,
-        overrides: overrides.to_vec(),
-    });
+    let put = |cs: ChangesetId, overrides: &[ProfileOverride]| {
+        Mutation::from(ProfileMutation::PutChangesetOverrides { changeset_id: cs, overrides: overrides.to_vec() })
+    };
     assert_eq!(store.changeset_overrides(w.cs.id).await.unwrap(), vec![]);
 
     let by_name = ProfileOverride {
@@ -702,9 +762,11 @@ pub async fn changeset_overrides_are_replaced_whole_in_order<S: Store>(store: &S
     // A refused unit keeps the list.
     let before = fixtures::verified_chain(store, 100).await;
     let dup = runtime_profile(&w.billing, "prod");
-    let result =
-        fixtures::commit(store, [put(w.cs.id, std::slice::from_ref(&by_id)), Mutation::from(ProfileMutation::InsertRuntimeProfile(dup))])
-            .await;
+    let result = fixtures::commit(
+        store,
+        [put(w.cs.id, std::slice::from_ref(&by_id)), Mutation::from(ProfileMutation::InsertRuntimeProfile(dup))],
+    )
+    .await;
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.changeset_overrides(w.cs.id).await.unwrap().len(), 2, "the unit rolled back");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);

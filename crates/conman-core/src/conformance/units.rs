@@ -27,7 +27,10 @@ async fn assert_no_audit<S: Store>(store: &S) {
 /// first mutation nor any audit record.
 pub async fn a_failing_mutation_rolls_back_the_whole_unit<S: Store>(store: &S) {
     let ada = user("ada");
-    store.commit(UnitOfWork::new().unaudited(Mutation::from(UserMutation::InsertUser(ada.clone())), Unaudited::Fixture)).await.unwrap();
+    store
+        .commit(UnitOfWork::new().unaudited(Mutation::from(UserMutation::InsertUser(ada.clone())), Unaudited::Fixture))
+        .await
+        .unwrap();
     assert_no_audit(store).await;
 
     let bob = user("bob");
@@ -55,15 +58,28 @@ pub async fn a_failing_mutation_rolls_back_the_whole_unit<S: Store>(store: &S) {
 pub async fn a_stale_update_rolls_back_earlier_mutations<S: Store>(store: &S) {
     let ada = user("ada");
     let session = fixtures::credential(&ada, CredentialKind::Session);
-    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(UserMutation::InsertCredential(session.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(UserMutation::InsertCredential(session.clone())),
+        ],
+    )
+    .await;
     let before = fixtures::verified_chain(store, 10).await;
 
     let token = fixtures::credential(&ada, CredentialKind::ApiToken);
     let stale = User { name: "Stale".into(), ..ada.clone() };
     let unit = UnitOfWork::new()
         .unaudited(Mutation::from(UserMutation::InsertCredential(token.clone())), Unaudited::Fixture)
-        .unaudited(Mutation::from(UserMutation::RevokeCredential { id: session.id, at: fixtures::now() }), Unaudited::Fixture)
-        .record(Mutation::from(UserMutation::UpdateUser(stale)), audit_entry("token.created", "token", &token.id.to_string()));
+        .unaudited(
+            Mutation::from(UserMutation::RevokeCredential { id: session.id, at: fixtures::now() }),
+            Unaudited::Fixture,
+        )
+        .record(
+            Mutation::from(UserMutation::UpdateUser(stale)),
+            audit_entry("token.created", "token", &token.id.to_string()),
+        );
     assert_code(store.commit(unit).await, ErrorCode::Conflict);
 
     assert_eq!(store.credential_by_hash(&token.token_hash).await.unwrap(), None);
@@ -139,7 +155,8 @@ pub async fn concurrent_units_all_land_on_one_unbroken_chain<S: Store + 'static>
                 for u in 0..UNITS {
                     let new = user(&format!("t{t}-u{u}"));
                     ids.push(new.id);
-                    let unit = UnitOfWork::new().record(Mutation::from(UserMutation::InsertUser(new.clone())), user_created(&new));
+                    let unit = UnitOfWork::new()
+                        .record(Mutation::from(UserMutation::InsertUser(new.clone())), user_created(&new));
                     store.commit(unit).await?;
                 }
                 // Reads interleave with other tasks' writes.

@@ -37,11 +37,17 @@ pub async fn duplicate_email_or_handle_is_a_conflict<S: Store>(store: &S) {
 
     let mut same_email = user("ada2");
     same_email.email = ada.email.clone();
-    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::InsertUser(same_email.clone()))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(UserMutation::InsertUser(same_email.clone()))]).await,
+        ErrorCode::Conflict,
+    );
 
     let mut same_handle = user("bob");
     same_handle.handle = Handle::parse("ada").unwrap();
-    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::InsertUser(same_handle.clone()))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(UserMutation::InsertUser(same_handle.clone()))]).await,
+        ErrorCode::Conflict,
+    );
 
     assert_eq!(store.user(same_email.id).await.unwrap(), None);
     assert_eq!(store.user(same_handle.id).await.unwrap(), None);
@@ -67,11 +73,17 @@ pub async fn user_update_is_compare_and_set<S: Store>(store: &S) {
     // A writer that read version 1 lost the race.
     let mut stale = bumped_user(&ada);
     stale.name = "Stale".into();
-    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(stale))]).await, ErrorCode::Conflict);
+    super::assert_conflict(
+        fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(stale))]).await,
+        crate::ports::store::ConflictReason::StaleVersion { entity: "user" },
+    );
     // Skipping a version is refused too.
     let mut skipped = bumped_user(&bumped_user(&renamed));
     skipped.name = "Skipped".into();
-    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(skipped))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(skipped))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(store.user(ada.id).await.unwrap(), Some(renamed.clone()));
 
     // An update onto another user's email is a conflict, not an error 500.
@@ -174,7 +186,14 @@ pub async fn revoking_all_credentials_of_a_user_spares_other_users<S: Store>(sto
 pub async fn password_reset_is_usable_once<S: Store>(store: &S) {
     let ada = user("ada");
     let reset = fixtures::password_reset(&ada);
-    setup(store, [Mutation::from(UserMutation::InsertUser(ada.clone())), Mutation::from(UserMutation::InsertPasswordReset(reset.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(UserMutation::InsertUser(ada.clone())),
+            Mutation::from(UserMutation::InsertPasswordReset(reset.clone())),
+        ],
+    )
+    .await;
     assert_eq!(store.password_reset_by_hash(&reset.token_hash).await.unwrap(), Some(reset.clone()));
     assert_eq!(store.password_reset_by_hash(&fixtures::token_hash()).await.unwrap(), None);
 
@@ -183,7 +202,9 @@ pub async fn password_reset_is_usable_once<S: Store>(store: &S) {
     let used = store.password_reset_by_hash(&reset.token_hash).await.unwrap().unwrap();
     assert_eq!(used.used_at, Some(at));
 
-    let second = fixtures::commit(store, [Mutation::from(UserMutation::UsePasswordReset { id: reset.id, at: later(at, 1) })]).await;
+    let second =
+        fixtures::commit(store, [Mutation::from(UserMutation::UsePasswordReset { id: reset.id, at: later(at, 1) })])
+            .await;
     assert_code(second, ErrorCode::Conflict);
     assert_eq!(store.password_reset_by_hash(&reset.token_hash).await.unwrap().unwrap().used_at, Some(at));
 }

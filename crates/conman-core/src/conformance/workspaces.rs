@@ -17,7 +17,14 @@ use crate::ports::store::{AppMutation, Mutation, PageRequest, Store, WorkspaceMu
 async fn two_users_two_apps<S: Store>(store: &S) -> (User, User, App, App) {
     let users = fixtures::users(store, &["ada", "bob"]).await;
     let (billing, search) = (app("billing", &users[0]), app("search", &users[0]));
-    setup(store, [Mutation::from(AppMutation::InsertApp(billing.clone())), Mutation::from(AppMutation::InsertApp(search.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(AppMutation::InsertApp(billing.clone())),
+            Mutation::from(AppMutation::InsertApp(search.clone())),
+        ],
+    )
+    .await;
     let [ada, bob] = <[User; 2]>::try_from(users).expect("two users");
     (ada, bob, billing, search)
 }
@@ -29,7 +36,14 @@ pub async fn workspace_lookups_are_scoped_by_app<S: Store>(store: &S) {
     ws.commit_mode = Some(CommitMode::ManualCheckpoint);
     let mut untitled = workspace(&billing, &ada, "untitled");
     untitled.title = None;
-    setup(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())), Mutation::from(WorkspaceMutation::InsertWorkspace(untitled.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())),
+            Mutation::from(WorkspaceMutation::InsertWorkspace(untitled.clone())),
+        ],
+    )
+    .await;
 
     assert_eq!(store.workspace(billing.id, ws.id).await.unwrap(), Some(ws.clone()));
     assert_eq!(store.workspace(billing.id, untitled.id).await.unwrap(), Some(untitled));
@@ -46,7 +60,9 @@ pub async fn default_workspace_and_branch_lookups<S: Store>(store: &S) {
     let bob_default = workspace(&billing, &bob, "default");
     setup(
         store,
-        [ada_other.clone(), ada_default.clone(), bob_default.clone()].into_iter().map(WorkspaceMutation::InsertWorkspace),
+        [ada_other.clone(), ada_default.clone(), bob_default.clone()]
+            .into_iter()
+            .map(WorkspaceMutation::InsertWorkspace),
     )
     .await;
 
@@ -65,7 +81,10 @@ pub async fn duplicate_branch_conflicts_only_within_an_app<S: Store>(store: &S) 
     setup(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(first.clone()))]).await;
 
     let twin = workspace(&billing, &ada, "feature");
-    assert_code(fixtures::commit(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(twin.clone()))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(twin.clone()))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(store.workspace(billing.id, twin.id).await.unwrap(), None);
     assert_eq!(store.workspace_by_branch(billing.id, "ws/ada/feature").await.unwrap(), Some(first));
 
@@ -118,7 +137,14 @@ pub async fn list_workspaces_filters_by_owner_and_pages_oldest_first<S: Store>(s
 pub async fn workspace_update_is_compare_and_set<S: Store>(store: &S) {
     let (ada, _, billing, _) = two_users_two_apps(store).await;
     let (ws, other) = (workspace(&billing, &ada, "feature"), workspace(&billing, &ada, "other"));
-    setup(store, [Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())), Mutation::from(WorkspaceMutation::InsertWorkspace(other.clone()))]).await;
+    setup(
+        store,
+        [
+            Mutation::from(WorkspaceMutation::InsertWorkspace(ws.clone())),
+            Mutation::from(WorkspaceMutation::InsertWorkspace(other.clone())),
+        ],
+    )
+    .await;
 
     let bump = |w: &Workspace| Workspace { version: w.version + 1, updated_at: later(w.updated_at, 1), ..w.clone() };
     let synced = Workspace { base_sha: "0123456789abcdef0123456789abcdef01234567".into(), ..bump(&ws) };
@@ -126,15 +152,24 @@ pub async fn workspace_update_is_compare_and_set<S: Store>(store: &S) {
     assert_eq!(store.workspace(billing.id, ws.id).await.unwrap(), Some(synced.clone()));
 
     let stale = Workspace { title: Some("stale".into()), ..bump(&ws) };
-    assert_code(fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(stale))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(stale))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(store.workspace(billing.id, ws.id).await.unwrap(), Some(synced.clone()));
 
     let moved = Workspace { branch: synced.branch.clone(), ..bump(&other) };
-    assert_code(fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(moved))]).await, ErrorCode::Conflict);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(moved))]).await,
+        ErrorCode::Conflict,
+    );
     assert_eq!(store.workspace(billing.id, other.id).await.unwrap(), Some(other));
 
     let ghost = bump(&workspace(&billing, &ada, "ghost"));
-    assert_code(fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(ghost))]).await, ErrorCode::NotFound);
+    assert_code(
+        fixtures::commit(store, [Mutation::from(WorkspaceMutation::UpdateWorkspace(ghost))]).await,
+        ErrorCode::NotFound,
+    );
 }
 
 /// `all_workspaces` returns every workspace of every app.

@@ -228,8 +228,13 @@ impl Conman {
             AuditWhat::new("password_reset", reset.id, "auth.password_reset_requested")
                 .after(serde_json::json!({ "user_id": user.id, "expires_at": reset.expires_at })),
         );
-        let unit = UnitOfWork::new()
-            .record_all([Mutation::from(UserMutation::InsertPasswordReset(reset)), Mutation::from(OutboxMutation::InsertOutbox(message))], audit);
+        let unit = UnitOfWork::new().record_all(
+            [
+                Mutation::from(UserMutation::InsertPasswordReset(reset)),
+                Mutation::from(OutboxMutation::InsertOutbox(message)),
+            ],
+            audit,
+        );
         self.store().commit(unit).await
     }
 
@@ -252,15 +257,14 @@ impl Conman {
         };
         let actor = Actor { user: user.clone(), credential_id: None, request };
         let audit = self.audit_entry(Some(&actor), None, AuditWhat::new("user", user.id, "auth.password_reset"));
-        let unit = UnitOfWork::new()
-            .record_all(
-                [
-                    UserMutation::UsePasswordReset { id: reset.id, at: now },
-                    UserMutation::UpdateUser(updated),
-                    UserMutation::RevokeUserCredentials { user_id: user.id, at: now },
-                ],
-                audit,
-            );
+        let unit = UnitOfWork::new().record_all(
+            [
+                UserMutation::UsePasswordReset { id: reset.id, at: now },
+                UserMutation::UpdateUser(updated),
+                UserMutation::RevokeUserCredentials { user_id: user.id, at: now },
+            ],
+            audit,
+        );
         self.store().commit(unit).await
     }
 

@@ -222,7 +222,9 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("changeset", cs.id, "changeset.updated").before(&cs).after(&updated),
         );
-        self.store().commit(UnitOfWork::new().record(ChangesetMutation::UpdateChangeset(updated.clone()), audit)).await?;
+        self.store()
+            .commit(UnitOfWork::new().record(ChangesetMutation::UpdateChangeset(updated.clone()), audit))
+            .await?;
         Ok(updated)
     }
 
@@ -329,11 +331,10 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("changeset", cs.id, action).before(&cs).after(&updated).sha(&head),
         );
-        let unit = UnitOfWork::new()
-            .record_all(
-                [ChangesetMutation::UpdateChangeset(updated.clone()), ChangesetMutation::InsertRevision(revision.clone())],
-                audit,
-            );
+        let unit = UnitOfWork::new().record_all(
+            [ChangesetMutation::UpdateChangeset(updated.clone()), ChangesetMutation::InsertRevision(revision.clone())],
+            audit,
+        );
         let unit = self.enqueue_in(unit, Some(actor), &job);
         let unit = self
             .notify_changeset(unit, &scope.app, &updated, ChangesetNotice::Submitted, Some(actor.user.id), None)

@@ -91,8 +91,8 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("app", app_id, "environments.replaced").before(&current).after(&next),
         );
-        let unit =
-            UnitOfWork::new().record(ProfileMutation::ReplaceEnvironments { app_id, environments: next.clone() }, audit);
+        let unit = UnitOfWork::new()
+            .record(ProfileMutation::ReplaceEnvironments { app_id, environments: next.clone() }, audit);
         self.store().commit(unit).await?;
         Ok(next)
     }

@@ -65,14 +65,13 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("invite", invite.id, "invite.created").after(&invite),
         );
-        let unit = UnitOfWork::new()
-            .record_all(
-                [
-                    Mutation::from(AppMutation::InsertInvite(invite.clone())),
-                    Mutation::from(OutboxMutation::InsertOutbox(self.invite_message(&scope.app.name, &invite, &token))),
-                ],
-                audit,
-            );
+        let unit = UnitOfWork::new().record_all(
+            [
+                Mutation::from(AppMutation::InsertInvite(invite.clone())),
+                Mutation::from(OutboxMutation::InsertOutbox(self.invite_message(&scope.app.name, &invite, &token))),
+            ],
+            audit,
+        );
         self.store().commit(unit).await?;
         Ok(IssuedInvite { invite, token })
     }
@@ -113,14 +112,13 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("invite", invite.id, "invite.resent").before(&invite).after(&updated),
         );
-        let unit = UnitOfWork::new()
-            .record_all(
-                [
-                    Mutation::from(AppMutation::UpdateInvite(updated.clone())),
-                    Mutation::from(OutboxMutation::InsertOutbox(self.invite_message(&scope.app.name, &updated, &token))),
-                ],
-                audit,
-            );
+        let unit = UnitOfWork::new().record_all(
+            [
+                Mutation::from(AppMutation::UpdateInvite(updated.clone())),
+                Mutation::from(OutboxMutation::InsertOutbox(self.invite_message(&scope.app.name, &updated, &token))),
+            ],
+            audit,
+        );
         self.store().commit(unit).await?;
         Ok(IssuedInvite { invite: updated, token })
     }

@@ -20,7 +20,9 @@ use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, JobId};
 use crate::ports::runner::LogSink;
-use crate::ports::store::{JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, Page, PageRequest, Unaudited, UnitOfWork};
+use crate::ports::store::{
+    JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, Page, PageRequest, Unaudited, UnitOfWork,
+};
 use crate::rbac::Capability;
 
 /// What a handler's run came to.

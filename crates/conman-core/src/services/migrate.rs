@@ -29,7 +29,10 @@ use crate::domain::job::{JobState, LogStream, NewLogLine};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, JobId};
-use crate::ports::store::{AppMutation, ChangesetFilter, ChangesetMutation, JobFilter, JobMutation, Mutation, OutboxMutation, Page, PageRequest, ProfileMutation, SecretOwner, Unaudited, UnitOfWork, UserMutation, WorkspaceMutation};
+use crate::ports::store::{
+    AppMutation, ChangesetFilter, ChangesetMutation, JobFilter, JobMutation, Mutation, OutboxMutation, Page,
+    PageRequest, ProfileMutation, SecretOwner, Unaudited, UnitOfWork, UserMutation, WorkspaceMutation,
+};
 use crate::ports::Store;
 
 /// Rows per unit of work (and per page read).
@@ -212,7 +215,8 @@ async fn commit_rows(
 ) -> Result<(), Error> {
     let mut rest = mutations.into_iter().peekable();
     while rest.peek().is_some() {
-        let unit = rest.by_ref().take(UNIT_ROWS).fold(UnitOfWork::new(), |unit, m| unit.unaudited(m, Unaudited::StoreCopy));
+        let unit =
+            rest.by_ref().take(UNIT_ROWS).fold(UnitOfWork::new(), |unit, m| unit.unaudited(m, Unaudited::StoreCopy));
         let n = unit.mutations().len() as u64;
         to.commit(unit).await?;
         *count += n;
@@ -234,7 +238,13 @@ async fn copy_users_and_apps(
         pages.advance(&page);
         let mut credentials = Vec::new();
         for user in &page.items {
-            credentials.extend(from.list_credentials(user.id).await?.into_iter().map(UserMutation::InsertCredential).map(Mutation::from));
+            credentials.extend(
+                from.list_credentials(user.id)
+                    .await?
+                    .into_iter()
+                    .map(UserMutation::InsertCredential)
+                    .map(Mutation::from),
+            );
         }
         let users = page.items.into_iter().map(UserMutation::InsertUser).map(Mutation::from).collect();
         commit_rows(to, users, "users", &mut report.users, progress).await?;
@@ -265,7 +275,8 @@ async fn copy_members_and_invites(
     while let Some(request) = pages.request() {
         let page = from.list_members(app, request).await?;
         pages.advance(&page);
-        let rows = page.items.into_iter().map(|m| AppMutation::PutMembership(m.membership)).map(Mutation::from).collect();
+        let rows =
+            page.items.into_iter().map(|m| AppMutation::PutMembership(m.membership)).map(Mutation::from).collect();
         commit_rows(to, rows, "memberships", &mut report.memberships, progress).await?;
     }
     let mut pages = Pages::new();
@@ -285,7 +296,8 @@ async fn copy_workspaces_and_outbox(
     report: &mut CopyReport,
     progress: &mut dyn FnMut(&str, u64),
 ) -> Result<(), Error> {
-    let rows = from.all_workspaces().await?.into_iter().map(WorkspaceMutation::InsertWorkspace).map(Mutation::from).collect();
+    let rows =
+        from.all_workspaces().await?.into_iter().map(WorkspaceMutation::InsertWorkspace).map(Mutation::from).collect();
     commit_rows(to, rows, "workspaces", &mut report.workspaces, progress).await?;
     let mut pages = Pages::new();
     while let Some(request) = pages.request() {
@@ -404,8 +416,11 @@ enum ChainError {
 /// The key id the sealed secrets are wrapped with (they are copied sealed).
 async fn copy_secrets_key_id(from: &dyn Store, to: &dyn Store) -> Result<(), Error> {
     if let Some(key_id) = from.secrets_key_id().await? {
-        to.commit(UnitOfWork::new().unaudited(ProfileMutation::SetSecretsKeyId { expected: None, key_id }, Unaudited::StoreCopy))
-            .await?;
+        to.commit(
+            UnitOfWork::new()
+                .unaudited(ProfileMutation::SetSecretsKeyId { expected: None, key_id }, Unaudited::StoreCopy),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -431,11 +446,21 @@ async fn copy_profiles(
             while let Some(request) = revision_pages.request() {
                 let revisions = from.profile_revisions(id, request).await?;
                 revision_pages.advance(&revisions);
-                let rows = revisions.items.into_iter().map(ProfileMutation::InsertProfileRevision).map(Mutation::from).collect();
+                let rows = revisions
+                    .items
+                    .into_iter()
+                    .map(ProfileMutation::InsertProfileRevision)
+                    .map(Mutation::from)
+                    .collect();
                 commit_rows(to, rows, "profile revisions", &mut report.profile_revisions, progress).await?;
             }
-            let secrets =
-                from.secrets_of(SecretOwner::Profile(id)).await?.into_iter().map(ProfileMutation::InsertSecret).map(Mutation::from).collect();
+            let secrets = from
+                .secrets_of(SecretOwner::Profile(id))
+                .await?
+                .into_iter()
+                .map(ProfileMutation::InsertSecret)
+                .map(Mutation::from)
+                .collect();
             commit_rows(to, secrets, "secrets", &mut report.secrets, progress).await?;
         }
     }
@@ -472,18 +497,36 @@ async fn copy_changesets(
                 let rows = vec![ProfileMutation::PutChangesetOverrides { changeset_id: id, overrides }.into()];
                 commit_rows(to, rows, "changeset overrides", &mut report.changeset_overrides, progress).await?;
             }
-            let secrets =
-                from.secrets_of(SecretOwner::Changeset(id)).await?.into_iter().map(ProfileMutation::InsertSecret).map(Mutation::from).collect();
+            let secrets = from
+                .secrets_of(SecretOwner::Changeset(id))
+                .await?
+                .into_iter()
+                .map(ProfileMutation::InsertSecret)
+                .map(Mutation::from)
+                .collect();
             commit_rows(to, secrets, "secrets", &mut report.secrets, progress).await?;
-            let revisions = from.changeset_revisions(id).await?.into_iter().map(ChangesetMutation::InsertRevision).map(Mutation::from).collect();
+            let revisions = from
+                .changeset_revisions(id)
+                .await?
+                .into_iter()
+                .map(ChangesetMutation::InsertRevision)
+                .map(Mutation::from)
+                .collect();
             commit_rows(to, revisions, "revisions", &mut report.revisions, progress).await?;
-            let reviews = from.changeset_reviews(id).await?.into_iter().map(ChangesetMutation::PutReview).map(Mutation::from).collect();
+            let reviews = from
+                .changeset_reviews(id)
+                .await?
+                .into_iter()
+                .map(ChangesetMutation::PutReview)
+                .map(Mutation::from)
+                .collect();
             commit_rows(to, reviews, "reviews", &mut report.reviews, progress).await?;
             let mut comment_pages = Pages::new();
             while let Some(request) = comment_pages.request() {
                 let comments = from.list_comments(id, request).await?;
                 comment_pages.advance(&comments);
-                let rows = comments.items.into_iter().map(ChangesetMutation::InsertComment).map(Mutation::from).collect();
+                let rows =
+                    comments.items.into_iter().map(ChangesetMutation::InsertComment).map(Mutation::from).collect();
                 commit_rows(to, rows, "comments", &mut report.comments, progress).await?;
             }
         }

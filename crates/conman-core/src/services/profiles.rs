@@ -175,11 +175,10 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("runtime_profile", id, "runtime_profile.reverted").before(&current).after(&reverted),
         );
-        let unit = UnitOfWork::new()
-            .record_all(
-                [ProfileMutation::UpdateRuntimeProfile(reverted.clone()), ProfileMutation::InsertProfileRevision(revision)],
-                audit,
-            );
+        let unit = UnitOfWork::new().record_all(
+            [ProfileMutation::UpdateRuntimeProfile(reverted.clone()), ProfileMutation::InsertProfileRevision(revision)],
+            audit,
+        );
         self.store().commit(unit).await?;
         self.profile_view(reverted).await
     }

@@ -101,14 +101,13 @@ impl Conman {
             None,
             AuditWhat::new("installation", "secrets", "secrets.master_key_rotated").after(&report),
         );
-        let unit = UnitOfWork::new()
-            .record_all(
-                [
-                    ProfileMutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: rewrapped },
-                    ProfileMutation::SetSecretsKeyId { expected: stored, key_id: report.to_key_id.clone() },
-                ],
-                audit,
-            );
+        let unit = UnitOfWork::new().record_all(
+            [
+                ProfileMutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: rewrapped },
+                ProfileMutation::SetSecretsKeyId { expected: stored, key_id: report.to_key_id.clone() },
+            ],
+            audit,
+        );
         self.store().commit(unit).await?;
         self.set_cipher(Arc::clone(&new));
         for _ in 0..3 {
@@ -129,8 +128,10 @@ impl Conman {
                     })).collect::<Vec<_>>(),
                 })),
             );
-            let unit = UnitOfWork::new()
-                .record(ProfileMutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: late }, audit);
+            let unit = UnitOfWork::new().record(
+                ProfileMutation::RewrapSecrets { from_key_id: report.from_key_id.clone(), secrets: late },
+                audit,
+            );
             self.store().commit(unit).await?;
         }
         Ok(report)

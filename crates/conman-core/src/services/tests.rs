@@ -412,7 +412,10 @@ async fn a_success_commits_its_effects_in_the_same_unit_as_the_finish() {
     let (store, units) = recording_store();
     let c = conman(store);
     let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
-    let effect = Mutation::from(UserMutation::RevokeCredential { id: CredentialId(uuid::Uuid::now_v7()), at: chrono::Utc::now() });
+    let effect = Mutation::from(UserMutation::RevokeCredential {
+        id: CredentialId(uuid::Uuid::now_v7()),
+        at: chrono::Utc::now(),
+    });
     let end = AttemptEnd::Finished(JobOutcome::Succeeded {
         result: serde_json::json!({ "ok": true }),
         effects: UnitOfWork::new().unaudited(effect.clone(), Unaudited::Fixture),

@@ -271,7 +271,9 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("workspace", ws.id, "workspace.updated").before(&ws).after(&updated),
         );
-        self.store().commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit)).await?;
+        self.store()
+            .commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit))
+            .await?;
         Ok(updated)
     }
 
@@ -494,7 +496,9 @@ impl Conman {
                 .after(serde_json::json!({ "head": base, "base_sha": base }))
                 .sha(&base),
         );
-        self.store().commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit)).await?;
+        self.store()
+            .commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit))
+            .await?;
         Ok(updated)
     }
 
