@@ -23,6 +23,7 @@ const STEPS: &[Step] = &[
     Step { name: "fmt", run: fmt },
     Step { name: "tidy", run: crate::tidy::run },
     Step { name: "clippy", run: clippy },
+    Step { name: "docs", run: docs },
     Step { name: "test", run: test },
     Step { name: "contract", run: crate::contract::check },
 ];
@@ -63,6 +64,14 @@ fn clippy(root: &Path) -> Result<(), Failure> {
         &mut cargo(root, &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
         "fix the clippy warnings above; for a justified exception use a narrow `#[expect(clippy::..., reason = \"...\")]`",
     )
+}
+
+/// The core is embedded by other Rust tools: its documentation must build
+/// without a warning (every public item is documented: `#![deny(missing_docs)]`).
+fn docs(root: &Path) -> Result<(), Failure> {
+    let mut doc = cargo(root, &["doc", "-p", "conman-core", "--no-deps", "--all-features"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    run_inherited(&mut doc, "fix the rustdoc warnings above (broken links, missing docs) in conman-core")
 }
 
 fn test(root: &Path) -> Result<(), Failure> {

@@ -18,7 +18,7 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  gate            the one check CI and people run: fmt, tidy, clippy, tests,
+  gate            the one check CI and people run: fmt, tidy, clippy, core docs, tests,
                   frozen OpenAPI contract; stops at the first failure
   freeze          regenerate docs/contracts/openapi.json from conman-server
   bench [ARGS..]  cargo bench -p conman-api --bench conman_bench -- ARGS..

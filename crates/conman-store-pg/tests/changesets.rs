@@ -10,11 +10,11 @@ mod common;
 use conman_core::conformance::fixtures::{app, now, setup, user, workspace};
 use conman_core::domain::changeset::{Changeset, ChangesetState};
 use conman_core::ids::{AppId, ChangesetId, UserId};
+use conman_core::ports::store::ConflictReason;
 use conman_core::ports::store::{
     AppMutation, ChangesetFilter, ChangesetMutation, ChangesetStore, Mutation, Page, PageRequest, Store, Unaudited,
     UnitOfWork, UserMutation, WorkspaceMutation,
 };
-use conman_core::ports::store::ConflictReason;
 use conman_core::{Error, ErrorCode};
 use uuid::Uuid;
 

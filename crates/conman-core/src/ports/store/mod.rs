@@ -4,13 +4,13 @@
 //! this module holds what they share and the one atomic write path.
 //!
 //! Writes go through [`Store::commit`] as a [`UnitOfWork`]: mutations paired
-//! with the audit entries describing them (see [`unit`]). A store applies a
+//! with the audit entries describing them (see [`mod@unit`]). A store applies a
 //! unit in one transaction: all mutations and all audit records, or none.
 //! Audit records are appended to one global hash chain (see
 //! [`crate::domain::audit::chain_hash`]) in the same transaction.
 //!
 //! A store refuses with `conflict` by *choosing* a [`ConflictReason`]; the
-//! core renders it ([`conflict`]), so every store answers the same full
+//! core renders it ([`mod@conflict`]), so every store answers the same full
 //! error value for the same refusal.
 //!
 //! Optimistic concurrency: `Update*` mutations carry the new value whose
