@@ -495,16 +495,12 @@ async fn comment(
         CommentCmd::Add { body, path, line, revision } => {
             let anchor = match path {
                 Some(path) => {
+                    // Default: the latest revision (the core refuses an
+                    // anchor on a changeset that has none).
                     let revision = match revision {
                         Some(r) => r,
                         None => c.get_changeset(a, app_id, cs_id).await.core()?.changeset.revision,
                     };
-                    if revision == 0 {
-                        return Err(bad_input(
-                            "revision",
-                            "an anchored comment needs a submitted revision; this changeset has none yet",
-                        ));
-                    }
                     Some(CommentAnchor { path, line, revision })
                 }
                 None => None,
