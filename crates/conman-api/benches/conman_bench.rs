@@ -47,7 +47,6 @@ use std::time::{Duration, Instant};
 use conman_core::domain::audit::RequestContext;
 use conman_core::ids::{AppId, WorkspaceId};
 use conman_core::ports::git::{FileOp, Signature, WriteRequest};
-use conman_core::ports::store::PageRequest;
 use conman_core::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
 use conman_core::ports::Store;
 use conman_core::services::{Actor, Config, Conman, NewApp, Ports};
@@ -406,8 +405,10 @@ async fn seeded_app(store: Arc<dyn Store>, dir: &Path) -> (SeededApp, Duration) 
     }
     let seeding = t.elapsed();
 
-    let workspaces = conman.list_workspaces(&actor, app.id, PageRequest::default()).await.expect("ws");
-    let ws = workspaces.items.into_iter().find(|w| w.is_default).expect("default workspace");
+    // The default workspace came with the app, before the seeding: reset it
+    // to the seeded baseline so it holds the 10,000 files.
+    let ws = conman.my_default_workspace(&actor, app.id).await.expect("ws").expect("default workspace");
+    conman.reset_workspace(&actor, app.id, ws.id).await.expect("reset to the seeded baseline");
     (SeededApp { conman, actor, app: app.id, ws: ws.id }, seeding)
 }
 

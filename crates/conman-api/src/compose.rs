@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use conman_core::ports::crypto::SecretCipher;
 use conman_core::ports::runner::JobWakeup as _;
 use conman_core::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
 use conman_core::ports::EnvelopeCipher;
@@ -46,6 +47,22 @@ impl MasterKey {
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Parses a key written as 64 hex characters, surrounding whitespace
+    /// ignored: the form of `CONMAN_SECRETS_MASTER_KEY`, the key file and a
+    /// rotation's new key. A bad key is a `validation_error` on `field`.
+    pub fn parse(text: &str, field: &str) -> Result<MasterKey, conman_core::Error> {
+        conman_core::ports::parse_master_key(text.trim()).map(MasterKey).ok_or_else(|| {
+            conman_core::Error::invalid(field, "invalid_key", "the master key must be 64 hex characters (32 bytes)")
+        })
+    }
+}
+
+/// The secrets adapter for `key`: the core's envelope encryption. The one
+/// place that chooses it, for the key an installation opens with and for a
+/// rotation's new key alike.
+pub fn secrets_cipher(key: &MasterKey) -> Arc<dyn SecretCipher> {
+    Arc::new(EnvelopeCipher::new(key.0))
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -101,7 +118,7 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
     let conman = Arc::new(
         Conman::new(ports, settings.core_config())
             .with_job_runtime(Arc::new(ProcessRunner::new(git)), wakeup.clone())
-            .with_secrets(Arc::new(EnvelopeCipher::new(*master_key.bytes()))),
+            .with_secrets(secrets_cipher(&master_key)),
     );
     Ok(Installation { conman, master_key, master_key_source, wakeup, job_listener })
 }
@@ -136,9 +153,7 @@ fn master_key(settings: &Settings) -> anyhow::Result<(MasterKey, MasterKeySource
 }
 
 fn parse_key(hex_key: &str) -> anyhow::Result<MasterKey> {
-    conman_core::ports::parse_master_key(hex_key)
-        .map(MasterKey)
-        .ok_or_else(|| anyhow::anyhow!("the master key must be 64 hex characters"))
+    MasterKey::parse(hex_key, "master_key").map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {

@@ -587,6 +587,107 @@ async fn bad_environment_lists_and_overrides_are_refused_and_change_nothing() {
     assert_eq!(r.data()["profile_overrides"], json!([]));
 }
 
+/// SPEC §7 `POST .../submit {profile_overrides?}`: the body replaces the
+/// draft's overrides and they are frozen with revision 1 in the submit's
+/// own transaction; overrides the submit refuses refuse the whole submit
+/// and change nothing; resubmit takes none (a submitted changeset's
+/// overrides are frozen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_takes_profile_overrides_and_freezes_them_with_the_revision() {
+    let t = team().await;
+    let s = &t.s;
+    t.setup().await;
+    s.put_file(&t.author, &t.app, &t.ws, "config/app.yaml", b"replicas: 5\n").await.assert_status(200);
+    let r = t.send("POST", &t.author, "/changesets", Some(json!({"workspace_id": t.ws, "title": "Scale prod"}))).await;
+    r.assert_status(201);
+    let cs = r.data()["id"].as_str().unwrap().to_owned();
+    let (submit, overrides_path) = (format!("/changesets/{cs}/submit"), format!("/changesets/{cs}/profile-overrides"));
+    // Overrides set beforehand with PUT (kept as an endpoint) ...
+    let earlier = json!({"profile_overrides": [
+        {"target": {"environment": "qa"}, "env_vars": {"REPLICAS": {"type": "number", "value": 3}}}
+    ]});
+    t.send("PUT", &t.author, &overrides_path, Some(earlier)).await.assert_status(200);
+    let earlier_stored = s.get(&t.path(&overrides_path), &t.author).await.data()["profile_overrides"].clone();
+
+    // ... survive a submit whose overrides are refused: nothing changes.
+    let chain = s.chain_len().await;
+    for (what, body, reason) in [
+        (
+            "type change",
+            json!({"profile_overrides": [
+                {"target": {"environment": "prod"}, "env_vars": {"REPLICAS": {"type": "string", "value": "5"}}}
+            ]}),
+            Some("type_change"),
+        ),
+        (
+            "unknown environment",
+            json!({"profile_overrides": [{"target": {"environment": "staging"}, "secrets": {"API_TOKEN": OVERRIDE_TOKEN}}]}),
+            None,
+        ),
+        ("unknown field", json!({"profile_overrides": [], "extra": true}), None),
+        ("not a list", json!({"profile_overrides": {"target": {"environment": "prod"}}}), None),
+    ] {
+        let r = t.send("POST", &t.author, &submit, Some(body)).await;
+        r.assert_error(400, "validation_error");
+        if let Some(reason) = reason {
+            assert_eq!(r.reason(), reason, "{what}: {}", r.text);
+        }
+        assert_no_plaintext(what, &r.text);
+    }
+    t.send("POST", &t.rita, &submit, Some(json!({"profile_overrides": []}))).await.assert_error(403, "forbidden");
+    assert_eq!(s.chain_len().await, chain, "refused submits change nothing");
+    let view = s.get(&t.path(&format!("/changesets/{cs}")), &t.author).await;
+    assert_eq!((view.data()["state"].as_str(), view.data()["revision"].as_u64()), (Some("draft"), Some(0)));
+    assert_eq!(s.get(&t.path(&overrides_path), &t.author).await.data()["profile_overrides"], earlier_stored);
+
+    // Accepted: the submit's list replaces the earlier one and is frozen.
+    let body = json!({"profile_overrides": [{
+        "target": {"environment": "prod"},
+        "env_vars": {"REPLICAS": {"type": "number", "value": 5}},
+        "secrets": {"API_TOKEN": OVERRIDE_TOKEN}
+    }]});
+    let r = t.send("POST", &t.author, &submit, Some(body.clone())).await;
+    r.assert_status(200);
+    assert_no_plaintext("submit answer", &r.text);
+    let expected = json!([{
+        "target": {"environment": "prod"},
+        "env_vars": {"REPLICAS": {"type": "number", "value": 5}},
+        "secrets": ["API_TOKEN"]
+    }]);
+    assert_eq!(r.data()["included_profile_overrides"], expected);
+    assert_eq!(
+        (r.data()["changeset"]["state"].as_str(), r.data()["revision"]["number"].as_u64()),
+        (Some("submitted"), Some(1))
+    );
+    assert_eq!(s.get(&t.path(&overrides_path), &t.rob).await.data()["profile_overrides"], expected);
+    let audit = s.get(&t.path(&format!("/audit?entity_type=changeset&entity_id={cs}&limit=100")), &t.admin).await;
+    let mut actions: Vec<&str> =
+        audit.data().as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        [
+            "changeset.created",
+            "changeset.profile_overrides_set",
+            "changeset.profile_overrides_set",
+            "changeset.submitted"
+        ],
+        "{}",
+        audit.text
+    );
+
+    // Frozen now: neither a second submit nor a resubmit takes overrides.
+    let chain = s.chain_len().await;
+    t.send("POST", &t.author, &submit, Some(json!({"profile_overrides": []})))
+        .await
+        .assert_error(409, "invalid_transition");
+    t.send("POST", &t.author, &format!("/changesets/{cs}/resubmit"), Some(json!({"profile_overrides": []})))
+        .await
+        .assert_error(400, "validation_error");
+    assert_eq!(s.chain_len().await, chain);
+    assert_eq!(s.get(&t.path(&overrides_path), &t.author).await.data()["profile_overrides"], expected);
+}
+
 /// An envelope cipher of a 64-hex key.
 fn cipher(hex_key: &str) -> conman_core::ports::EnvelopeCipher {
     let bytes: [u8; 32] = hex::decode(hex_key).expect("hex").try_into().expect("32 bytes");

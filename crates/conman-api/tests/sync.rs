@@ -18,13 +18,17 @@ struct Setup {
     ws: String,
 }
 
-/// An app whose integration branch holds `a.yaml`, and the admin's workspace on it.
+/// An app whose integration branch holds `a.yaml`, and an admin's workspace
+/// started from it (the default workspace, created with the app, predates
+/// the upstream write).
 async fn setup(name: &str) -> Setup {
     let s = TestServer::start().await;
     let admin = s.admin_token.clone();
     let app = s.create_app(&admin, name).await;
     s.write_upstream(&app, "main", "a.yaml", b"v: 0\n").await;
-    let ws = s.default_workspace(&admin, &app).await;
+    let r = s.req("POST", &format!("/api/apps/{app}/workspaces"), Some(&admin), Some(json!({ "title": "work" }))).await;
+    r.assert_status(201);
+    let ws = r.data()["id"].as_str().expect("workspace id").to_owned();
     assert_eq!(s.read_file(&admin, &app, &ws, "a.yaml").await.as_deref(), Some(&b"v: 0\n"[..]));
     Setup { s, admin, app, ws }
 }

@@ -245,16 +245,20 @@ async fn a_new_team_logs_in_invites_a_reviewer_and_edits_checkpoints_resets_and_
     r.assert_status(200);
     assert!(r.data().as_array().unwrap().iter().all(|e| e["entity_type"] == "workspace"));
     assert_eq!(r.body["pagination"]["total"].as_u64().unwrap(), r.data().as_array().unwrap().len() as u64);
-    assert_eq!(r.body["pagination"]["total"], 9, "created, 5 writes, updated, checkpointed, reset");
+    assert_eq!(
+        r.body["pagination"]["total"], 10,
+        "2 created (each member's default), 5 writes, updated, checkpointed, reset"
+    );
     let r = s.get(&format!("/api/apps/{app}/audit?entity_type=invite&entity_id={invite_id}"), &admin).await;
     assert_eq!(actions(r.data()), ["invite.accepted", "invite.created"]);
     let r = s.get(&format!("/api/apps/{app}/audit?entity_id={ws}&limit=100"), &admin).await;
     assert!(r.data().as_array().unwrap().iter().all(|e| e["entity_id"] == ws.as_str()));
     assert_eq!(actions(r.data()).last().map(String::as_str), Some("workspace.created"));
 
-    // Filter by actor: the reviewer did exactly the acceptance.
+    // Filter by actor: the reviewer did exactly the acceptance, which
+    // created their default workspace.
     let r = s.get(&format!("/api/apps/{app}/audit?actor={reviewer_id}"), &admin).await;
-    assert_eq!(actions(r.data()), ["member.added", "invite.accepted"]);
+    assert_eq!(actions(r.data()), ["workspace.created", "member.added", "invite.accepted"]);
     assert!(r.data().as_array().unwrap().iter().all(|e| e["actor_id"] == reviewer_id.as_str()));
 
     // Filter by time range: since is inclusive, until exclusive.
@@ -484,7 +488,80 @@ async fn apps_are_created_fresh_or_imported_and_a_refused_creation_leaves_nothin
         r.assert_error(status, code);
         assert!(!r.text.contains(s.dir.path().to_str().unwrap()), "no internal paths in {}", r.text);
     }
+    // https and ssh sources are refused before any fetch (the git adapter
+    // has no TLS or SSH stack; docs/decisions/0006).
+    for src in ["https://github.com/example/config.git", "ssh://git@example.com/config.git"] {
+        let r = s.req("POST", "/api/apps", Some(&admin), Some(json!({ "name": "remote", "import_from": src }))).await;
+        r.assert_error(400, "validation_error");
+        assert_eq!(r.body["error"]["details"]["reason"], "unsupported_transport", "{}", r.text);
+    }
     assert_eq!(s.chain_len().await, chain);
     assert_eq!(repos(), before, "no repository left behind");
     assert_eq!(s.get("/api/apps", &admin).await.body["pagination"]["total"], 2);
+}
+
+/// Workspaces of the app as `token` lists them: (owner id, is_default) pairs.
+async fn workspaces(s: &TestServer, token: &str, app: &str) -> Vec<(String, bool)> {
+    let r = s.get(&format!("/api/apps/{app}/workspaces?limit=100"), token).await;
+    r.assert_status(200);
+    let list = r.data().as_array().expect("workspace list").clone();
+    list.iter().map(|w| (w["owner_id"].as_str().unwrap().to_owned(), w["is_default"] == true)).collect()
+}
+
+/// SPEC §2.2 "each user gets one default workspace per app": it comes with
+/// the membership (app creation, invite acceptance, member added), and
+/// listing workspaces is a read that writes nothing — no audit event, no
+/// workspace row.
+#[tokio::test]
+async fn default_workspaces_come_with_the_membership_and_listing_them_writes_nothing() {
+    let s = TestServer::start().await;
+    let admin = s.admin_token.clone();
+    let admin_id = s.user_id(&admin).await;
+    let app = s.create_app(&admin, "defaults").await;
+    let elsewhere = s.create_app(&admin, "elsewhere").await;
+
+    // The creator's default workspace exists at once.
+    let chain = s.chain_len().await;
+    assert_eq!(workspaces(&s, &admin, &app).await, [(admin_id.clone(), true)]);
+    assert_eq!(s.chain_len().await, chain, "a GET wrote an audit event");
+
+    // Invite accepted: the new member's default workspace exists before
+    // they ask for it, and their first GET writes nothing.
+    let ivy = s.invite_and_accept(&admin, &app, "ivy@example.com", "user").await;
+    let ivy_id = s.user_id(&ivy).await;
+    let chain = s.chain_len().await;
+    let listed = workspaces(&s, &ivy, &app).await;
+    assert_eq!(s.chain_len().await, chain, "a member's first GET wrote an audit event");
+    assert_eq!(listed, [(admin_id.clone(), true), (ivy_id.clone(), true)]);
+    assert_eq!(workspaces(&s, &ivy, &app).await, listed, "a GET added a workspace row");
+
+    // Member added by the admin (an account from another app): the same.
+    let max = s.invite_and_accept(&admin, &elsewhere, "max@example.com", "user").await;
+    let max_id = s.user_id(&max).await;
+    let r = s
+        .req(
+            "POST",
+            &format!("/api/apps/{app}/members"),
+            Some(&admin),
+            Some(json!({ "user_id": max_id, "role": "reviewer" })),
+        )
+        .await;
+    r.assert_status(200);
+    let chain = s.chain_len().await;
+    let listed = workspaces(&s, &max, &app).await;
+    assert_eq!(s.chain_len().await, chain, "an added member's first GET wrote an audit event");
+    assert_eq!(listed, [(admin_id.clone(), true), (ivy_id, true), (max_id.clone(), true)]);
+
+    // A role change or a repeated grant creates nothing more.
+    let r = s
+        .req(
+            "POST",
+            &format!("/api/apps/{app}/members"),
+            Some(&admin),
+            Some(json!({ "user_id": max_id, "role": "user" })),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(workspaces(&s, &admin, &app).await.len(), 3);
+    assert_eq!(workspaces(&s, &max, &elsewhere).await, [(admin_id, true), (max_id, true)]);
 }

@@ -154,7 +154,13 @@ fn the_changeset_flow_from_ws_put_to_the_queue() {
     );
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     ok(dir, ADA, &["member", "add", "shop", BOB, "reviewer"]);
+    // App listings carry the caller's role, as the API's do.
+    assert_eq!(json(dir, BOB, &["app", "ls"])[0]["role"], "reviewer");
+    assert_eq!(json(dir, ADA, &["app", "ls"])[0]["role"], "app_admin");
     block_on(commit_baseline(dir, app_id));
+    // The default workspace came with the app, before that commit: reset it
+    // to the baseline.
+    ok(dir, ADA, &["ws", "reset", "--app", "shop"]);
 
     // Edit in the default workspace, open a changeset on it.
     ok(dir, ADA, &["ws", "put", "--app", "shop", "config/app.yaml", "--content", EDITED]);

@@ -207,7 +207,7 @@ async fn a_sqlite_installation_copied_to_postgres_reads_back_identically_and_ser
         ("apps", 1),
         ("memberships", 2),
         ("invites", 1),
-        ("workspaces", 2),
+        ("workspaces", 3), // ada's and bob's defaults (they come with the membership), ada's feature
         ("jobs", 3),
         ("running_jobs", 1),
     ] {

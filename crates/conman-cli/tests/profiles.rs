@@ -270,6 +270,28 @@ fn profiles_environments_and_overrides() {
         Some(wrong_type),
     );
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Submit with overrides (SPEC §7 submit {profile_overrides}): refused
+    // ones refuse the submit; accepted ones replace the draft's and are
+    // frozen with revision 1.
+    let submit = ["cs", "submit", "--app", "shop", cs_id.as_str(), "--overrides-file", "-"];
+    let out = run_command(command(dir).args(as_user(ADA, &submit)), Some(wrong_type));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_out(dir, BOB, &["cs", "show", "--app", "shop", &cs_id])["state"], "draft");
+    assert_eq!(json_out(dir, BOB, &["cs", "overrides", "--app", "shop", &cs_id]), expected);
+    let staging_only = r#"{"profile_overrides": [{"target": {"environment": "staging"}, "env_vars": {"REPLICAS": {"type": "number", "value": 2}}}]}"#;
+    let submitted = json_in(dir, ADA, &submit, Some(staging_only));
+    let frozen = json!([{
+        "target": { "environment": "staging" },
+        "env_vars": { "REPLICAS": { "type": "number", "value": 2 } },
+        "secrets": [],
+    }]);
+    assert_eq!(submitted["included_profile_overrides"], frozen, "{submitted:#}");
+    assert_eq!(submitted["changeset"]["state"], "submitted");
+    assert_eq!(
+        json_out(dir, BOB, &["cs", "overrides", "--app", "shop", &cs_id]),
+        json!({ "profile_overrides": frozen })
+    );
 }
 
 fn key_of(dir: &Path, name: &str) -> String {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{JobDto, ProfileOverrideDto};
+use super::{JobDto, ProfileOverrideDto, ProfileOverrideInputDto};
 
 /// The snake_case wire name of a core enum that serializes as a string.
 fn wire_name<T: Serialize>(value: &T) -> String {
@@ -613,13 +613,25 @@ impl From<UpdateChangesetRequest> for ChangesetPatch {
     }
 }
 
-/// `POST .../submit` and `.../resubmit`: an optional body. The changeset's
-/// profile overrides (set beforehand with `PUT .../profile-overrides`) are
-/// included automatically; passing them here is not supported, so any
-/// field is refused.
+/// `POST .../submit`: an optional body. Without `profile_overrides` the
+/// overrides the draft carries (set with `PUT .../profile-overrides`) are
+/// included; with it, they are first replaced by this list (the same rules
+/// as the `PUT`: at most 20, one per target; `[]` removes them all) in the
+/// same transaction as the submit — the revision is frozen with exactly
+/// these, or nothing changes.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SubmitRequest {}
+pub struct SubmitRequest {
+    /// Replaces the draft's profile overrides before they are frozen.
+    #[serde(default)]
+    pub profile_overrides: Option<Vec<ProfileOverrideInputDto>>,
+}
+
+/// `POST .../resubmit`: an optional empty body. A submitted changeset's
+/// overrides are frozen, so none are taken here (any field is refused).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResubmitRequest {}
 
 /// `POST .../review`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]

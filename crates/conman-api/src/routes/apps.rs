@@ -21,11 +21,7 @@ pub(crate) async fn list(
 ) -> ApiResult<Paged<AppDto>> {
     let page = PageRequest::new(q.page, q.limit)?;
     let apps = c.list_apps(&actor, page).await?;
-    let me = c.me(&actor).await?;
-    Ok(paged(apps, page, |a| {
-        let role = me.memberships.iter().find(|m| m.app_id == a.id).map(|m| m.role);
-        AppDto::new(&a, role)
-    }))
+    Ok(paged(apps, page, |a| AppDto::new(&a.app, Some(a.role))))
 }
 
 /// Create an app (server operators); the creator becomes `app_admin`.

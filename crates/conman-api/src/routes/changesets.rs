@@ -3,6 +3,7 @@
 
 use axum::extract::Path;
 use conman_core::domain::changeset::ChangesetState;
+use conman_core::domain::runtime_profile::overrides::ProfileOverrideInput;
 use conman_core::ids::{parse_uuid, AppId, ChangesetId, UserId};
 use conman_core::ports::store::{ChangesetFilter, PageRequest};
 
@@ -88,7 +89,9 @@ pub(crate) async fn update(
     Ok(ok(ChangesetDto::from(&cs)))
 }
 
-/// Freeze the workspace head as revision 1 and start the submit gate (`draft` only).
+/// Freeze the workspace head as revision 1 with the draft's profile
+/// overrides (replaced first by `profile_overrides` when given) and start
+/// the submit gate (`draft` only).
 #[utoipa::path(post, path = "/api/apps/{app_id}/changesets/{cs_id}/submit", operation_id = "submit_changeset",
     tag = "changesets", security(("bearer" = [])),
     params(("app_id" = Uuid, Path, description = "App id"), ("cs_id" = Uuid, Path, description = "Changeset id")),
@@ -100,10 +103,16 @@ pub(crate) async fn submit(
     State(c): St,
     Authed(actor): Authed,
     Path((app_id, cs_id)): Path<(String, String)>,
-    OptionalJson(SubmitRequest {}): OptionalJson<SubmitRequest>,
+    OptionalJson(req): OptionalJson<SubmitRequest>,
 ) -> ApiResult<Data<SubmitDto>> {
     let (app_id, cs_id) = ids(&app_id, &cs_id)?;
-    let outcome = c.submit_changeset(&actor, app_id, cs_id).await?;
+    let outcome = match req.profile_overrides {
+        Some(list) => {
+            let input = list.into_iter().map(ProfileOverrideInput::from).collect();
+            c.submit_changeset_with_overrides(&actor, app_id, cs_id, input).await?
+        }
+        None => c.submit_changeset(&actor, app_id, cs_id).await?,
+    };
     Ok(ok(SubmitDto::from(&outcome)))
 }
 
@@ -112,7 +121,7 @@ pub(crate) async fn submit(
 #[utoipa::path(post, path = "/api/apps/{app_id}/changesets/{cs_id}/resubmit", operation_id = "resubmit_changeset",
     tag = "changesets", security(("bearer" = [])),
     params(("app_id" = Uuid, Path, description = "App id"), ("cs_id" = Uuid, Path, description = "Changeset id")),
-    request_body = Option<SubmitRequest>,
+    request_body = Option<ResubmitRequest>,
     responses((status = 200, body = Envelope<SubmitDto>), (status = 400, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, body = ErrorEnvelope)))]
@@ -120,7 +129,7 @@ pub(crate) async fn resubmit(
     State(c): St,
     Authed(actor): Authed,
     Path((app_id, cs_id)): Path<(String, String)>,
-    OptionalJson(SubmitRequest {}): OptionalJson<SubmitRequest>,
+    OptionalJson(ResubmitRequest {}): OptionalJson<ResubmitRequest>,
 ) -> ApiResult<Data<SubmitDto>> {
     let (app_id, cs_id) = ids(&app_id, &cs_id)?;
     let outcome = c.resubmit_changeset(&actor, app_id, cs_id).await?;

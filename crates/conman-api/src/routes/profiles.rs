@@ -232,10 +232,8 @@ pub(crate) async fn rotate_master_key(
     Authed(actor): Authed,
     ApiJson(req): ApiJson<RotateKeyRequest>,
 ) -> ApiResult<Data<RotationDto>> {
-    let key = conman_core::ports::parse_master_key(req.new_master_key.trim()).ok_or_else(|| {
-        conman_core::Error::invalid("new_master_key", "invalid_key", "the key must be 64 hex characters")
-    })?;
-    let report = c.rotate_master_key(&actor, std::sync::Arc::new(conman_core::ports::EnvelopeCipher::new(key))).await?;
+    let key = crate::compose::MasterKey::parse(&req.new_master_key, "new_master_key")?;
+    let report = c.rotate_master_key(&actor, crate::compose::secrets_cipher(&key)).await?;
     Ok(ok(RotationDto {
         rewrapped: report.rewrapped,
         from_key_id: report.from_key_id,

@@ -51,7 +51,7 @@ impl AppCmd {
             }
             AppCmd::Ls => {
                 let apps = s.conman.list_apps(&s.actor, PageRequest { page: 1, limit: 100 }).await.core()?;
-                let dtos: Vec<AppDto> = apps.items.iter().map(|a| AppDto::new(a, None)).collect();
+                let dtos: Vec<AppDto> = apps.items.iter().map(|a| AppDto::new(&a.app, Some(a.role))).collect();
                 out.show(&dtos, |l| l.iter().map(|a| format!("{}  {}", a.id, a.name)).collect::<Vec<_>>().join("\n"));
             }
             AppCmd::Show { app } => {

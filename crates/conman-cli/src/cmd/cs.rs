@@ -26,6 +26,7 @@ use conman_core::Error;
 
 use super::apps::resolve_user;
 use super::jobs::follow_job;
+use super::profiles::SecretResult as _;
 use super::resolve_app;
 use super::ws::default_workspace;
 use crate::output::{colors_on_stdout, CoreError, CoreResult, Output};
@@ -108,6 +109,10 @@ pub(crate) enum CsCmd {
         /// Follow the gate job's log until it ends; exits non-zero if the gate failed.
         #[arg(long, short)]
         follow: bool,
+        /// JSON list of profile overrides replacing the draft's before they
+        /// are frozen with the revision (`-` reads stdin).
+        #[arg(long, value_name = "PATH")]
+        overrides_file: Option<std::path::PathBuf>,
     },
     /// Freeze a new revision (approvals reset) and re-run the submit gate.
     Resubmit {
@@ -352,9 +357,16 @@ impl CsCmd {
                 let cs = c.update_changeset(a, app_id, changeset_id(&id)?, patch).await.core()?;
                 out.show(&ChangesetDto::from(&cs), |c| format!("updated changeset {}: {}", c.id, c.title));
             }
-            CsCmd::Submit { app, id, follow } => {
+            CsCmd::Submit { app, id, follow, overrides_file } => {
                 let app_id = resolve_app(s, &app).await?;
-                let outcome = c.submit_changeset(a, app_id, changeset_id(&id)?).await.core()?;
+                let outcome = match overrides_file {
+                    Some(path) => {
+                        let input = super::profiles::read_override_list(&path)?;
+                        super::profiles::check_master_key(s).await?;
+                        c.submit_changeset_with_overrides(a, app_id, changeset_id(&id)?, input).await.secret()?
+                    }
+                    None => c.submit_changeset(a, app_id, changeset_id(&id)?).await.core()?,
+                };
                 submitted(s, out, app_id, &outcome, "submitted", follow).await?;
             }
             CsCmd::Resubmit { app, id, follow } => {
@@ -495,16 +507,12 @@ async fn comment(
         CommentCmd::Add { body, path, line, revision } => {
             let anchor = match path {
                 Some(path) => {
+                    // Default: the latest revision (the core refuses an
+                    // anchor on a changeset that has none).
                     let revision = match revision {
                         Some(r) => r,
                         None => c.get_changeset(a, app_id, cs_id).await.core()?.changeset.revision,
                     };
-                    if revision == 0 {
-                        return Err(bad_input(
-                            "revision",
-                            "an anchored comment needs a submitted revision; this changeset has none yet",
-                        ));
-                    }
                     Some(CommentAnchor { path, line, revision })
                 }
                 None => None,

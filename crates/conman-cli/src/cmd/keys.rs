@@ -16,14 +16,13 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use conman_api::compose::MasterKeySource;
+use conman_api::compose::{secrets_cipher, MasterKey, MasterKeySource};
 use conman_api::config::Settings;
-use conman_core::ports::EnvelopeCipher;
 use conman_core::services::RotationReport;
 use conman_core::Error;
 use serde::Serialize;
 
-use super::profiles::{bad_input, SecretResult};
+use super::profiles::SecretResult;
 use crate::output::{CoreError, Output};
 use crate::session::{self, SessionArgs};
 
@@ -62,7 +61,7 @@ impl KeysCmd {
 async fn rotate(settings: &Settings, args: &SessionArgs, out: &Output, file: Option<&Path>) -> anyhow::Result<()> {
     let new_key = read_new_key(file)?;
     let (s, source) = session::open_with_key_source(settings, args).await?;
-    let cipher = std::sync::Arc::new(EnvelopeCipher::new(new_key));
+    let cipher = secrets_cipher(&new_key);
     let report = match s.conman.rotate_master_key(&s.actor, cipher).await {
         Err(Error::Conflict { message, .. }) => {
             return Err(anyhow::Error::new(CoreError(Error::conflict(format!(
@@ -74,7 +73,7 @@ async fn rotate(settings: &Settings, args: &SessionArgs, out: &Output, file: Opt
     // The rotation committed: from now on only the new key opens secrets.
     let (key_file, old_key_file) = match &source {
         MasterKeySource::File(path) | MasterKeySource::Generated(path) => {
-            let old = replace_key_file(path, &new_key).map_err(|e| {
+            let old = replace_key_file(path, new_key.bytes()).map_err(|e| {
                 e.context(format!(
                     "the rotation committed, but writing the new key to {} failed: put the new key there \
                      (or in CONMAN_SECRETS_MASTER_KEY) before restarting anything",
@@ -110,8 +109,8 @@ async fn rotate(settings: &Settings, args: &SessionArgs, out: &Output, file: Opt
     Ok(())
 }
 
-/// Reads and parses the new key: 64 hex characters, surrounding whitespace ignored.
-fn read_new_key(file: Option<&Path>) -> anyhow::Result<[u8; 32]> {
+/// Reads and parses the new key (as the server parses keys).
+fn read_new_key(file: Option<&Path>) -> anyhow::Result<MasterKey> {
     let text = match file {
         Some(path) if path != Path::new("-") => {
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
@@ -126,8 +125,7 @@ fn read_new_key(file: Option<&Path>) -> anyhow::Result<[u8; 32]> {
             text
         }
     };
-    conman_core::ports::parse_master_key(text.trim())
-        .ok_or_else(|| bad_input("key", "the new master key must be 64 hex characters (32 bytes)"))
+    MasterKey::parse(&text, "key").map_err(|e| anyhow::Error::new(CoreError(e)))
 }
 
 fn to_hex(bytes: &[u8]) -> String {

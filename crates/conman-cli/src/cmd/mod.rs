@@ -24,8 +24,8 @@ pub(crate) async fn resolve_app(s: &Session, app: &str) -> anyhow::Result<AppId>
     let mut page = PageRequest { page: 1, limit: PageRequest::MAX_LIMIT };
     loop {
         let apps = s.conman.list_apps(&s.actor, page).await.core()?;
-        if let Some(a) = apps.items.iter().find(|a| a.name == app) {
-            return Ok(a.id);
+        if let Some(a) = apps.items.iter().find(|a| a.app.name == app) {
+            return Ok(a.app.id);
         }
         if u64::from(page.page) * u64::from(page.limit) >= apps.total {
             anyhow::bail!("no app named {app} among your apps");

@@ -493,6 +493,18 @@ impl ProfileCmd {
 /// `conman cs overrides --app A ID [--file F]`: prints a changeset's profile
 /// overrides, or replaces them with the list in `file` (a JSON list of
 /// overrides, or the API's `{"profile_overrides": [...]}`; `-` reads stdin).
+/// Reads a list of profile overrides from `path` (`-`: stdin): a JSON list,
+/// or an object holding only `profile_overrides` (the API's body).
+pub(crate) fn read_override_list(path: &Path) -> anyhow::Result<Vec<ProfileOverrideInput>> {
+    let body = match read_json(path)? {
+        Value::Object(mut map) if map.len() == 1 && map.contains_key("profile_overrides") => {
+            map.remove("profile_overrides").unwrap_or_default()
+        }
+        other => other,
+    };
+    parse_body(body, "override list")
+}
+
 pub(crate) async fn changeset_overrides(
     s: &Session,
     out: &Output,
@@ -505,13 +517,7 @@ pub(crate) async fn changeset_overrides(
         None => c.changeset_profile_overrides(a, app_id, cs_id).await.secret()?,
         Some(path) => {
             check_master_key(s).await?;
-            let body = match read_json(path)? {
-                Value::Object(mut map) if map.len() == 1 && map.contains_key("profile_overrides") => {
-                    map.remove("profile_overrides").unwrap_or_default()
-                }
-                other => other,
-            };
-            let input: Vec<ProfileOverrideInput> = parse_body(body, "override list")?;
+            let input = read_override_list(path)?;
             c.put_changeset_profile_overrides(a, app_id, cs_id, input).await.secret()?
         }
     };

@@ -1,5 +1,5 @@
 //! `conman ws`: workspaces and file edits. `--ws` defaults to the caller's
-//! default workspace of the app (created on first use).
+//! default workspace of the app (created with the membership).
 
 use std::path::PathBuf;
 
@@ -132,12 +132,13 @@ async fn resolve(s: &Session, t: &Target) -> anyhow::Result<(AppId, WorkspaceId)
     Ok((app_id, default_workspace(s, app_id, "--ws").await?))
 }
 
-/// The caller's default workspace of the app (listing creates it on first
-/// use); `flag` names the option to pass instead when none is found.
+/// The caller's default workspace of the app (it comes with the
+/// membership); `flag` names the option to pass instead when there is none.
 pub(crate) async fn default_workspace(s: &Session, app_id: AppId, flag: &str) -> anyhow::Result<WorkspaceId> {
-    let list = s.conman.list_workspaces(&s.actor, app_id, PageRequest { page: 1, limit: 100 }).await.core()?;
-    let mine = list.items.iter().find(|w| w.owner_id == s.actor.user.id && w.is_default);
-    mine.map(|w| w.id).ok_or_else(|| anyhow::anyhow!("no default workspace found; pass {flag}"))
+    let mine = s.conman.my_default_workspace(&s.actor, app_id).await.core()?;
+    mine.map(|w| w.id).ok_or_else(|| {
+        anyhow::anyhow!("you have no default workspace in this app; create it with `conman ws new` or pass {flag}")
+    })
 }
 
 fn write_line(r: &WriteResultDto) -> String {

@@ -55,19 +55,3 @@ impl StateMachine for DeploymentState {
         DEPLOYMENT_EDGES.iter().find(|(f, e, _)| *f == self && *e == event).map(|(_, _, t)| *t)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::machine::check;
-
-    #[test]
-    fn every_cell_of_the_spec_table() {
-        check::table(DEPLOYMENT_EDGES);
-    }
-
-    #[test]
-    fn random_event_sequences_follow_the_model() {
-        check::random_walks(S::Pending, DEPLOYMENT_EDGES);
-    }
-}

@@ -100,17 +100,6 @@ impl Invite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::machine::check;
-
-    #[test]
-    fn every_cell_of_the_table() {
-        check::table(INVITE_EDGES);
-    }
-
-    #[test]
-    fn random_event_sequences_follow_the_model() {
-        check::random_walks(S::Pending, INVITE_EDGES);
-    }
 
     #[test]
     fn a_second_acceptance_is_refused() {

@@ -282,18 +282,7 @@ pub fn backoff(attempt: u32, base: std::time::Duration, max: std::time::Duration
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::machine::check;
     use std::time::Duration;
-
-    #[test]
-    fn every_cell_of_the_spec_table() {
-        check::table(JOB_EDGES);
-    }
-
-    #[test]
-    fn random_event_sequences_follow_the_model() {
-        check::random_walks(S::Queued, JOB_EDGES);
-    }
 
     #[test]
     fn backoff_doubles_and_caps() {

@@ -1,5 +1,5 @@
-//! The shape every state machine shares, and the table-driven checks that
-//! test each machine cell by cell.
+//! The shape every state machine shares, and the checks that test each
+//! machine cell by cell against a hand transcription of its table.
 
 use crate::error::Error;
 
@@ -48,42 +48,110 @@ pub(crate) fn snake(camel: &str) -> String {
     out
 }
 
-/// Test support: checks a machine against its full SPEC table.
+/// Test support: checks a machine against a transcription of its table
+/// written by hand (`domain/spec_machines.rs` for SPEC §4), never against
+/// the machine's own edge list — a table checked against itself cannot fail.
 #[cfg(test)]
 pub(crate) mod check {
-    use super::StateMachine;
+    use super::{snake, StateMachine};
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
-    /// Every listed edge is accepted with the listed target; every other
-    /// (state, event) pair is refused with `invalid_transition`.
-    pub(crate) fn table<M: StateMachine>(edges: &[(M, M::Event, M)]) {
+    /// Parses a transcription: one edge group per line, `from [| from ...]
+    /// -> to (event)`, states by their wire names and the event by its
+    /// snake-case name; `#` starts a comment. A name that is not one of the
+    /// machine's fails the test, so a typo cannot silently drop an edge.
+    pub(crate) fn edges<M>(text: &str) -> Vec<(M, M::Event, M)>
+    where
+        M: StateMachine + serde::de::DeserializeOwned,
+    {
+        let mut edges = Vec::new();
+        for line in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()) {
+            let (froms, rest) = line.split_once("->").unwrap_or_else(|| panic!("no `->` in {line:?}"));
+            let (to, event) = rest.split_once('(').unwrap_or_else(|| panic!("no `(event)` in {line:?}"));
+            let event = event.trim().strip_suffix(')').unwrap_or_else(|| panic!("unclosed event in {line:?}"));
+            let event = event_named::<M>(event.trim());
+            let to = state_named::<M>(to.trim());
+            for from in froms.split('|') {
+                edges.push((state_named::<M>(from.trim()), event, to));
+            }
+        }
+        edges
+    }
+
+    fn state_named<M: StateMachine + serde::de::DeserializeOwned>(name: &str) -> M {
+        serde_json::from_value(serde_json::Value::String(name.to_owned()))
+            .unwrap_or_else(|_| panic!("{name:?} is not a {} state", M::ENTITY))
+    }
+
+    fn event_named<M: StateMachine>(name: &str) -> M::Event {
+        M::EVENTS
+            .iter()
+            .copied()
+            .find(|e| snake(&format!("{e:?}")) == name)
+            .unwrap_or_else(|| panic!("{name:?} is not a {} event", M::ENTITY))
+    }
+
+    /// The transcribed target of `(from, event)`, if the table has the edge.
+    fn target<M: StateMachine>(edges: &[(M, M::Event, M)], from: M, event: M::Event) -> Option<M> {
+        let mut targets = edges.iter().filter(|(f, e, _)| *f == from && *e == event).map(|(_, _, t)| *t);
+        let first = targets.next();
+        assert!(targets.next().is_none(), "the transcription gives {from:?} --{event:?} two targets");
+        first
+    }
+
+    /// Every (state, event) cell of the machine against the transcription:
+    /// a transcribed edge is accepted with its target; every other cell is
+    /// refused with `invalid_transition` naming the state and the event.
+    /// `states` lists the table's states by wire name, so a state the
+    /// machine forgot to enumerate fails too.
+    pub(crate) fn every_cell<M>(states: &str, edges: &[(M, M::Event, M)])
+    where
+        M: StateMachine + serde::de::DeserializeOwned,
+    {
+        let transcribed: BTreeSet<String> = states.split_whitespace().map(str::to_owned).collect();
+        let enumerated: BTreeSet<String> = M::STATES.iter().map(|s| snake(&format!("{s:?}"))).collect();
+        assert_eq!(enumerated, transcribed, "the {} states", M::ENTITY);
+        for name in &transcribed {
+            state_named::<M>(name);
+        }
         for &from in M::STATES {
             for &event in M::EVENTS {
-                let expected = edges.iter().find(|(f, e, _)| *f == from && *e == event).map(|(_, _, t)| *t);
-                match (expected, from.apply(event)) {
-                    (Some(want), Ok(got)) => assert_eq!(got, want, "{from:?} --{event:?}"),
+                match (target(edges, from, event), from.apply(event)) {
+                    (Some(want), Ok(got)) => assert_eq!(got, want, "{} {from:?} --{event:?}", M::ENTITY),
                     (None, Err(err)) => {
-                        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "{from:?} --{event:?}")
+                        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "{from:?} --{event:?}");
+                        let (state, event) = (snake(&format!("{from:?}")), snake(&format!("{event:?}")));
+                        assert!(
+                            err.to_string() == format!("cannot {event} a {} that is {state}", M::ENTITY),
+                            "the refusal names the state and the event"
+                        );
                     }
-                    (want, got) => panic!("{from:?} --{event:?}: expected {want:?}, got {got:?}"),
+                    (want, got) => {
+                        panic!("{} {from:?} --{event:?}: SPEC says {want:?}, machine says {got:?}", M::ENTITY)
+                    }
                 }
             }
         }
     }
 
-    /// Runs random event sequences from `start` against the edge list as a
-    /// model: accepted events move exactly as the model says, refused ones
-    /// leave the state where it was, terminal states refuse everything.
-    pub(crate) fn random_walks<M: StateMachine>(start: M, edges: &'static [(M, M::Event, M)]) {
+    /// Random event sequences from `start`, with the transcription as the
+    /// model: an accepted event moves exactly where the model says, a
+    /// refused one leaves the state where it was, and a state the model
+    /// gives no way out of refuses every event.
+    pub(crate) fn random_walks<M: StateMachine>(start: M, edges: &[(M, M::Event, M)]) {
         let events = proptest::collection::vec(proptest::sample::select(M::EVENTS), 0..40);
         proptest!(ProptestConfig::with_cases(256), |(seq in events)| {
             let mut state = start;
             for event in seq {
-                let model = edges.iter().find(|(f, e, _)| *f == state && *e == event).map(|(_, _, t)| *t);
+                let model = target(edges, state, event);
+                let before = state;
                 match state.apply(event) {
                     Ok(next) => { prop_assert_eq!(Some(next), model); state = next; }
-                    Err(_) => { prop_assert_eq!(model, None); if state.is_terminal() { prop_assert!(M::EVENTS.iter().all(|e| state.apply(*e).is_err())); } }
+                    Err(_) => { prop_assert_eq!(model, None); prop_assert_eq!(state, before); }
                 }
+                let model_terminal = M::EVENTS.iter().all(|e| target(edges, state, *e).is_none());
+                prop_assert_eq!(state.is_terminal(), model_terminal);
             }
         });
     }

@@ -17,6 +17,8 @@ pub mod outbox;
 pub mod release;
 pub mod review;
 pub mod runtime_profile;
+#[cfg(test)]
+mod spec_machines;
 pub mod temp_env;
 pub mod user;
 pub mod workspace;

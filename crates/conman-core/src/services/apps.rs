@@ -29,14 +29,36 @@ pub struct NewApp {
     pub import_from: Option<String>,
 }
 
+/// An app as one of its members sees it in a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberApp {
+    /// The app.
+    pub app: App,
+    /// The member's role in it.
+    pub role: Role,
+}
+
+/// Import sources: an absolute local path or a `file://`, `git://` or
+/// `http://` URL. `https://` and `ssh://` are refused with their own
+/// reason: the git adapter is built without a TLS or SSH stack (one TLS
+/// stack in the installation, rustls; docs/decisions/0006), so such a
+/// repository is mirrored to a local path first and imported from there.
 fn validate_import_source(src: &str) -> Result<(), Error> {
     let bad = |m: &str| Err(Error::invalid("import_from", "invalid_source", m));
     if src.is_empty() || src.len() > 4096 || src.chars().any(char::is_control) {
         return bad("import_from must be a local path or a URL");
     }
-    let is_url = ["http://", "https://", "git://", "file://", "ssh://"].iter().any(|p| src.starts_with(p));
+    if ["https://", "ssh://", "git+ssh://", "ssh+git://"].iter().any(|p| src.starts_with(p)) {
+        return Err(Error::invalid(
+            "import_from",
+            "unsupported_transport",
+            "this server does not fetch over https or ssh: mirror the repository to a local path \
+             (git clone --mirror) and import that path",
+        ));
+    }
+    let is_url = ["http://", "git://", "file://"].iter().any(|p| src.starts_with(p));
     if !is_url && !src.starts_with('/') {
-        return bad("import_from must be an absolute local path or an http(s)/git/ssh/file URL");
+        return bad("import_from must be an absolute local path or a file://, git:// or http:// URL");
     }
     Ok(())
 }
@@ -53,7 +75,8 @@ impl Conman {
         Ok(AppScope { actor: actor.clone(), app, role: membership.role })
     }
 
-    /// Creates an app (operators only); the creator becomes its `app_admin`.
+    /// Creates an app (operators only); the creator becomes its `app_admin`
+    /// and gets their default workspace.
     pub async fn create_app(&self, actor: &Actor, input: NewApp) -> Result<App, Error> {
         actor.require_operator()?;
         validate_app_name(&input.name)?;
@@ -107,12 +130,27 @@ impl Conman {
             }
             return Err(e);
         }
+        self.grant_default_workspace(actor, &app, &actor.user).await;
         Ok(app)
     }
 
-    /// Apps the caller is a member of.
-    pub async fn list_apps(&self, actor: &Actor, page: PageRequest) -> Result<Page<App>, Error> {
-        self.store().list_apps_for_user(actor.user.id, page).await
+    /// Apps the caller is a member of, each with the caller's role there.
+    /// The page and its membership list are read together; an app whose
+    /// membership ended between the two reads is left out.
+    pub async fn list_apps(&self, actor: &Actor, page: PageRequest) -> Result<Page<MemberApp>, Error> {
+        let (apps, memberships) =
+            join(self.store().list_apps_for_user(actor.user.id, page), self.store().memberships_of(actor.user.id))
+                .await;
+        let (apps, memberships) = (apps?, memberships?);
+        let items = apps
+            .items
+            .into_iter()
+            .filter_map(|app| {
+                let role = memberships.iter().find(|m| m.app_id == app.id)?.role;
+                Some(MemberApp { app, role })
+            })
+            .collect();
+        Ok(Page { items, total: apps.total })
     }
 
     /// One app, for members.
@@ -166,11 +204,15 @@ mod tests {
 
     #[test]
     fn import_sources_are_absolute_paths_or_urls() {
-        for ok in ["/srv/repos/x.git", "https://git.example.com/x.git", "file:///tmp/x"] {
+        for ok in ["/srv/repos/x.git", "http://git.example.com/x.git", "git://example.com/x", "file:///tmp/x"] {
             assert!(validate_import_source(ok).is_ok(), "{ok}");
         }
+        let reason = |src: &str| validate_import_source(src).unwrap_err().details().unwrap()["reason"].clone();
         for bad in ["", "relative/path", "ftp://x", "/a\nb"] {
-            assert!(validate_import_source(bad).is_err(), "{bad}");
+            assert_eq!(reason(bad), "invalid_source", "{bad}");
+        }
+        for unsupported in ["https://github.com/x/y.git", "ssh://git@example.com/x.git", "git+ssh://h/x"] {
+            assert_eq!(reason(unsupported), "unsupported_transport", "{unsupported}");
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   `refs/conman/changesets/<id>/<n>` on the head), then recorded together
 //!   with the changeset update, the gate job and the audit entry in one unit;
 //!   a crash between the two leaves only a ref that the next submit moves;
+//!   a submit that carries profile overrides replaces the draft's in that
+//!   same unit, so the revision never exists with other overrides;
 //! - the gate's verdict applies only to the revision it tested: a verdict of
 //!   an older revision's job (the author resubmitted meanwhile) changes
 //!   nothing; it is committed with the job's own completion, exactly once.
@@ -25,7 +27,7 @@ use crate::domain::app::{App, CommitMode};
 use crate::domain::changeset::{Changeset, ChangesetEvent, ChangesetRevision, ChangesetState};
 use crate::domain::job::{Job, JobState};
 use crate::domain::review::{ApprovalStatus, Review};
-use crate::domain::runtime_profile::overrides::ProfileOverride;
+use crate::domain::runtime_profile::overrides::{ProfileOverride, ProfileOverrideInput};
 use crate::domain::workspace::Workspace;
 use crate::domain::StateMachine;
 use crate::error::Error;
@@ -228,14 +230,29 @@ impl Conman {
         Ok(updated)
     }
 
-    /// Freezes revision 1 and starts the submit gate (`draft` only).
+    /// Freezes revision 1 and starts the submit gate (`draft` only), with
+    /// the profile overrides the draft carries.
     pub async fn submit_changeset(
         &self,
         actor: &Actor,
         app_id: AppId,
         id: ChangesetId,
     ) -> Result<SubmitOutcome, Error> {
-        self.freeze(actor, app_id, id, ChangesetEvent::Submit).await
+        self.freeze(actor, app_id, id, ChangesetEvent::Submit, None).await
+    }
+
+    /// [`submit_changeset`](Self::submit_changeset) that first replaces the
+    /// draft's profile overrides with `overrides` (SPEC §7 `submit
+    /// {profile_overrides}`), in the submit's own unit: the revision is
+    /// frozen with exactly these overrides, or nothing changes.
+    pub async fn submit_changeset_with_overrides(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ChangesetId,
+        overrides: Vec<ProfileOverrideInput>,
+    ) -> Result<SubmitOutcome, Error> {
+        self.freeze(actor, app_id, id, ChangesetEvent::Submit, Some(&overrides)).await
     }
 
     /// Freezes a new revision, resets approvals and re-runs the gate
@@ -246,7 +263,7 @@ impl Conman {
         app_id: AppId,
         id: ChangesetId,
     ) -> Result<SubmitOutcome, Error> {
-        self.freeze(actor, app_id, id, ChangesetEvent::Resubmit).await
+        self.freeze(actor, app_id, id, ChangesetEvent::Resubmit, None).await
     }
 
     /// Submit and resubmit: see the module docs. A lost compare-and-set
@@ -258,10 +275,11 @@ impl Conman {
         app_id: AppId,
         id: ChangesetId,
         event: ChangesetEvent,
+        overrides: Option<&[ProfileOverrideInput]>,
     ) -> Result<SubmitOutcome, Error> {
         let mut tries = 0;
         loop {
-            match self.freeze_once(actor, app_id, id, event).await {
+            match self.freeze_once(actor, app_id, id, event, overrides).await {
                 Err(e) if e.is_stale_version() && tries < 3 => tries += 1,
                 other => return other,
             }
@@ -274,10 +292,17 @@ impl Conman {
         app_id: AppId,
         id: ChangesetId,
         event: ChangesetEvent,
+        overrides: Option<&[ProfileOverrideInput]>,
     ) -> Result<SubmitOutcome, Error> {
         let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
         scope.require(Capability::EditChangeset, Some(cs.author_id))?;
         let state = cs.state.apply(event)?;
+        // Overrides are replaced only on a draft's submit (the event was
+        // accepted, so `cs` is a draft), and validated before any git effect.
+        let unit = match overrides {
+            Some(input) => self.replacing_overrides(UnitOfWork::new(), actor, &cs, input).await?.0,
+            None => UnitOfWork::new(),
+        };
         let ws = self
             .store()
             .workspace(app_id, cs.workspace_id)
@@ -331,7 +356,7 @@ impl Conman {
             Some(app_id),
             AuditWhat::new("changeset", cs.id, action).before(&cs).after(&updated).sha(&head),
         );
-        let unit = UnitOfWork::new().record_all(
+        let unit = unit.record_all(
             [ChangesetMutation::UpdateChangeset(updated.clone()), ChangesetMutation::InsertRevision(revision.clone())],
             audit,
         );

@@ -40,6 +40,13 @@ impl Conman {
         scope.require(Capability::Comment, None)?;
         let anchor = match input.anchor {
             Some(anchor) => {
+                if cs.revision == 0 {
+                    return Err(Error::invalid(
+                        "anchor.revision",
+                        "unknown_revision",
+                        "an anchored comment needs a submitted revision; this changeset has none yet",
+                    ));
+                }
                 if anchor.revision == 0 || anchor.revision > cs.revision {
                     return Err(Error::invalid(
                         "anchor.revision",

@@ -1,7 +1,8 @@
 //! Invites (SPEC §7): an `app_admin` invites an email with a role; the token
 //! is answered once to the admin and sent to the invitee's outbox. Accepting
 //! creates the account — or, when the email already has one, requires that
-//! account's password: a session is never handed out without proof.
+//! account's password: a session is never handed out without proof. A new
+//! member gets their default workspace once the membership is committed.
 
 use serde::Serialize;
 
@@ -202,7 +203,18 @@ impl Conman {
                     AuditWhat::new("membership", user.id, "member.added").after(&membership),
                 ),
             );
-        self.open_session(&actor, unit, "auth.login").await
+        let session = self.open_session(&actor, unit, "auth.login").await?;
+        if existing_role.is_none() {
+            // The session is committed: nothing after it may fail the call.
+            match self.store().app(invite.app_id).await {
+                Ok(Some(app)) => self.grant_default_workspace(&actor, &app, &user).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(app = %invite.app_id, error = %e, "could not read the app of an accepted invite")
+                }
+            }
+        }
+        Ok(session)
     }
 
     fn invite_expiry(&self, now: Timestamp) -> Result<Timestamp, Error> {

@@ -21,7 +21,8 @@ impl Conman {
         self.store().list_members(app_id, page).await
     }
 
-    /// Adds a user to the app or changes their role.
+    /// Adds a user to the app (with their default workspace) or changes
+    /// their role.
     pub async fn put_member(
         &self,
         actor: &Actor,
@@ -31,7 +32,7 @@ impl Conman {
     ) -> Result<Membership, Error> {
         let scope = self.app_scope(actor, app_id).await?;
         scope.require(Capability::ManageMembers, None)?;
-        self.store().user(user_id).await?.ok_or(Error::NotFound(UserId::KIND))?;
+        let member = self.store().user(user_id).await?.ok_or(Error::NotFound(UserId::KIND))?;
         let before = self.store().membership(app_id, user_id).await?;
         if let Some(b) = &before {
             if b.role == role {
@@ -54,6 +55,9 @@ impl Conman {
         }
         let audit = self.audit_entry(Some(actor), Some(app_id), what);
         self.store().commit(UnitOfWork::new().record(AppMutation::PutMembership(membership.clone()), audit)).await?;
+        if before.is_none() {
+            self.grant_default_workspace(actor, &scope.app, &member).await;
+        }
         Ok(membership)
     }
 

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use actor::{Actor, AppScope};
-pub use apps::NewApp;
+pub use apps::{MemberApp, NewApp};
 pub use audit_log::AuditVerification;
 pub use auth::{LoginOutcome, MeView, MembershipView};
 pub use changesets::{

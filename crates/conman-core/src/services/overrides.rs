@@ -3,9 +3,10 @@
 //! or a profile.
 //!
 //! Invariants:
-//! - only the author edits them, and only while the changeset is `draft`:
-//!   a submitted revision includes exactly the overrides it was submitted
-//!   with;
+//! - only the author edits them, and only while the changeset is `draft`
+//!   (`PUT .../profile-overrides`, or the body of the submit itself, which
+//!   replaces them in the submit's unit): a submitted revision includes
+//!   exactly the overrides it was submitted with;
 //! - every override is validated against its target's profile (names,
 //!   types — an override never changes a key's type) and the set against
 //!   the app's environments (one override per target);
@@ -58,6 +59,24 @@ impl Conman {
                 event: "edit_profile_overrides".into(),
             });
         }
+        let (unit, overrides) = self.replacing_overrides(UnitOfWork::new(), actor, &cs, &input).await?;
+        self.store().commit(unit).await?;
+        Ok(overrides)
+    }
+
+    /// Validates `input` as `cs`'s new overrides and adds to `unit` what
+    /// replaces the stored ones (sealed secrets, the list, the audit entry),
+    /// so a caller commits the replacement together with its own change
+    /// (a submit freezes them in the same unit). The caller has checked
+    /// that `cs` is a draft and `actor` its author.
+    pub(super) async fn replacing_overrides(
+        &self,
+        unit: UnitOfWork,
+        actor: &Actor,
+        cs: &Changeset,
+        input: &[ProfileOverrideInput],
+    ) -> Result<(UnitOfWork, Vec<ProfileOverride>), Error> {
+        let app_id = cs.app_id;
         if input.len() > MAX_OVERRIDES {
             return Err(Error::invalid(
                 "profile_overrides",
@@ -91,7 +110,7 @@ impl Conman {
         let before = self.store().changeset_overrides(cs.id).await?;
         let now = self.now();
         let mut mutations = vec![ProfileMutation::DeleteChangesetSecrets { changeset_id: cs.id }];
-        for o in &input {
+        for o in input {
             for (name, value) in &o.secrets {
                 let stored = StoredSecret {
                     app_id,
@@ -111,9 +130,7 @@ impl Conman {
             AuditWhat::new("changeset", cs.id, "changeset.profile_overrides_set").before(&before).after(&overrides),
         );
         mutations.push(ProfileMutation::PutChangesetOverrides { changeset_id: cs.id, overrides: overrides.clone() });
-        let unit = UnitOfWork::new().record_all(mutations, audit);
-        self.store().commit(unit).await?;
-        Ok(overrides)
+        Ok((unit.record_all(mutations, audit), overrides))
     }
 
     /// Approvals `cs` needs: the app's `required_approvals`, raised to 2

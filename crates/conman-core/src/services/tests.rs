@@ -206,6 +206,19 @@ fn store_with_member(app: &App, role: Role) -> MockStore {
     store
 }
 
+/// A GET is a read: listing workspaces neither commits nor looks for (to
+/// create) the caller's default workspace, and the git port is never reached.
+#[tokio::test]
+async fn listing_workspaces_only_reads() {
+    let app = app();
+    let mut store = store_with_member(&app, Role::User);
+    store.expect_list_workspaces().returning(|_, _, _| Ok(Page { items: Vec::new(), total: 0 }));
+    store.expect_default_workspace().never();
+    let c = conman(store);
+    let page = c.list_workspaces(&actor(user(false)), app.id, PageRequest::default()).await.unwrap();
+    assert_eq!(page.total, 0);
+}
+
 #[tokio::test]
 async fn non_operators_cannot_create_apps_and_nothing_is_touched() {
     let mut store = MockStore::new();
@@ -602,6 +615,10 @@ async fn someone_elses_changeset_cannot_be_submitted_edited_or_queued() {
     let c = conman(store_with_changeset(&app, Role::AppAdmin, &draft));
     let me = actor(user(false));
     assert_eq!(c.submit_changeset(&me, app.id, draft.id).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+    // With overrides too, before they are read or validated (the mock store
+    // has no environments to give).
+    let err = c.submit_changeset_with_overrides(&me, app.id, draft.id, Vec::new()).await.unwrap_err();
+    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
     let patch = ChangesetPatch { title: Some("mine now".into()), ..Default::default() };
     assert_eq!(c.update_changeset(&me, app.id, draft.id, patch).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
     let approved = changeset(&app, author, ChangesetState::Approved);
@@ -629,6 +646,8 @@ async fn transitions_outside_the_machine_are_refused_before_git() {
         assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "submit from {state:?}");
         let err = c.resubmit_changeset(&me_actor, app.id, cs.id).await.unwrap_err();
         assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "resubmit from {state:?}");
+        let err = c.submit_changeset_with_overrides(&me_actor, app.id, cs.id, Vec::new()).await.unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "submit with overrides from {state:?}");
     }
     let draft = changeset(&app, me.id, ChangesetState::Draft);
     let c = conman(store_with_changeset(&app, Role::User, &draft));

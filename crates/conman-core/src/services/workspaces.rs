@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::apps::signature_of;
 use super::{Actor, AppScope, AuditWhat, Conman};
-use crate::domain::app::CommitMode;
+use crate::domain::app::{App, CommitMode};
+use crate::domain::user::User;
 use crate::domain::workspace::Workspace;
 use crate::error::Error;
 use crate::ids::{AppId, WorkspaceId};
@@ -76,8 +77,9 @@ pub struct ReconcileReport {
 }
 
 impl Conman {
-    /// Workspaces of an app; also creates the caller's default workspace on
-    /// first use.
+    /// Workspaces of an app. A read: it never creates anything (each
+    /// member's default workspace is created when the membership is granted,
+    /// see [`Conman::grant_default_workspace`]).
     pub async fn list_workspaces(
         &self,
         actor: &Actor,
@@ -86,12 +88,20 @@ impl Conman {
     ) -> Result<Page<Workspace>, Error> {
         let scope = self.app_scope(actor, app_id).await?;
         scope.require(Capability::Read, None)?;
-        self.ensure_default_workspace(&scope).await?;
         self.store().list_workspaces(app_id, None, page).await
     }
 
+    /// The caller's default workspace of the app, if they have one (a read).
+    pub async fn my_default_workspace(&self, actor: &Actor, app_id: AppId) -> Result<Option<Workspace>, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::Read, None)?;
+        self.store().default_workspace(app_id, actor.user.id).await
+    }
+
     /// Creates a workspace for the caller from the app baseline. Without a
-    /// title, the caller's default workspace is created if it does not exist.
+    /// title, the caller's default workspace is created if it does not exist
+    /// (the first write of a member whose default workspace is missing,
+    /// e.g. because its creation at grant time failed).
     pub async fn create_workspace(
         &self,
         actor: &Actor,
@@ -103,39 +113,45 @@ impl Conman {
         if let Some(t) = &title {
             validate_title(t)?;
         }
+        let owner = &actor.user;
         match title {
-            None => match self.store().default_workspace(app_id, actor.user.id).await? {
-                Some(_) => self.insert_workspace(&scope, Some("workspace".into()), false).await,
-                None => self.default_workspace(&scope).await,
+            None => match self.store().default_workspace(app_id, owner.id).await? {
+                Some(_) => self.insert_workspace(actor, &scope.app, owner, Some("workspace".into()), false).await,
+                None => self.default_workspace(actor, &scope.app, owner).await,
             },
-            Some(t) => self.insert_workspace(&scope, Some(t.trim().to_owned()), false).await,
+            Some(t) => self.insert_workspace(actor, &scope.app, owner, Some(t.trim().to_owned()), false).await,
         }
     }
 
-    /// The caller's default workspace, created on first use. Concurrent first
-    /// uses converge on one workspace: its branch name is deterministic, an
-    /// existing ref without a row restarts at the baseline, and the store
-    /// keeps branch names unique, so exactly one insert wins and the others
-    /// read it.
-    async fn default_workspace(&self, scope: &AppScope) -> Result<Workspace, Error> {
-        let (app_id, owner) = (scope.app.id, scope.actor.user.id);
-        if let Some(ws) = self.store().default_workspace(app_id, owner).await? {
+    /// Creates `member`'s default workspace in `app` if it has none, right
+    /// after `granted_by` made them a member (app creation, member added,
+    /// invite accepted). The membership is already committed, so a failure
+    /// here does not undo it: it is logged, and the member's first
+    /// `create_workspace` without a title creates the workspace instead.
+    pub(super) async fn grant_default_workspace(&self, granted_by: &Actor, app: &App, member: &User) {
+        if let Err(e) = self.default_workspace(granted_by, app, member).await {
+            tracing::warn!(app = %app.id, user = %member.id, error = %e, "could not create the default workspace of a new member");
+        }
+    }
+
+    /// `owner`'s default workspace, created when missing. Concurrent
+    /// creations converge on one workspace: its branch name is
+    /// deterministic, an existing ref without a row restarts at the
+    /// baseline, and the store keeps branch names unique, so exactly one
+    /// insert wins and the others read it.
+    async fn default_workspace(&self, by: &Actor, app: &App, owner: &User) -> Result<Workspace, Error> {
+        if let Some(ws) = self.store().default_workspace(app.id, owner.id).await? {
             return Ok(ws);
         }
-        match self.insert_workspace(scope, None, true).await {
+        match self.insert_workspace(by, app, owner, None, true).await {
             Err(Error::Conflict { .. }) => self
                 .store()
-                .default_workspace(app_id, owner)
+                .default_workspace(app.id, owner.id)
                 .await?
                 .ok_or_else(|| Error::conflict("the default workspace is being created by another request; retry")),
             other => other,
         }
     }
-
-    async fn ensure_default_workspace(&self, scope: &AppScope) -> Result<(), Error> {
-        self.default_workspace(scope).await.map(|_| ())
-    }
-
     /// A branch name `ws/<handle>/<slug>[-N]` free in both the store and git.
     async fn free_branch(&self, app_id: AppId, handle: &Handle, slug: &Slug) -> Result<String, Error> {
         let mut candidate = slug.clone();
@@ -152,15 +168,18 @@ impl Conman {
         }
     }
 
+    /// Creates a workspace of `owner` at the baseline, audited as done by
+    /// `by` (the owner, or the admin whose grant created a default one).
     async fn insert_workspace(
         &self,
-        scope: &AppScope,
+        by: &Actor,
+        app: &App,
+        owner: &User,
         title: Option<String>,
         is_default: bool,
     ) -> Result<Workspace, Error> {
-        let app = &scope.app;
         let base = self.baseline(app).await?;
-        let handle = &scope.actor.user.handle;
+        let handle = &owner.handle;
         let branch = if is_default {
             Workspace::branch_name(handle, &Slug::default_workspace())
         } else {
@@ -170,7 +189,7 @@ impl Conman {
         let ws = Workspace {
             id: self.new_id(),
             app_id: app.id,
-            owner_id: scope.actor.user.id,
+            owner_id: owner.id,
             branch,
             title,
             is_default,
@@ -189,7 +208,7 @@ impl Conman {
                 // can hold acknowledged edits (a workspace's row exists before
                 // any write to it), so the branch restarts at the baseline;
                 // the store's unique branch then lets one insert win.
-                if self.store().default_workspace(app.id, scope.actor.user.id).await?.is_some() {
+                if self.store().default_workspace(app.id, owner.id).await?.is_some() {
                     return Err(Error::conflict("the default workspace already exists"));
                 }
                 let current = self.git().resolve_ref(app.id, &ws.branch_ref()).await?;
@@ -199,7 +218,7 @@ impl Conman {
             Err(e) => return Err(e),
         };
         let audit = self.audit_entry(
-            Some(&scope.actor),
+            Some(by),
             Some(app.id),
             AuditWhat::new("workspace", ws.id, "workspace.created").after(&ws).sha(&base),
         );
