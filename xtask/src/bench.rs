@@ -3,7 +3,9 @@
 //! `conman_bench` target.
 //!
 //! Invariant: a thin pass-through — arguments go after `--` untouched and the
-//! bench's exit code is ours.
+//! bench's exit code is ours. So `cargo xtask bench -- --check` fails (cargo
+//! reports the bench's non-zero exit) exactly when a bar printed FAIL, and
+//! without `--check` a slow figure never fails the command.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};

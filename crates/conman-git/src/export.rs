@@ -12,9 +12,9 @@
 //! - submodules are skipped (their commits live in other repositories), and
 //!   so are entry names no checkout could create (`.`, `..`, empty, or
 //!   containing `/` or NUL) — only a hand-crafted tree holds them;
-//! - the export reads through its own short-lived libgit2 handle, so it never
-//!   holds the app's mutation lock while writing files; objects are
-//!   immutable, so concurrent writers cannot change what it reads.
+//! - the export reads through a reader handle of its own (never the app's
+//!   writer lock), so it runs beside reads and writes of the app; objects
+//!   are immutable, so concurrent writers cannot change what it reads.
 //!
 //! Unix only (symlinks and modes).
 
@@ -32,7 +32,7 @@ use git2::{ObjectType, Repository, Tree};
 
 use crate::errors::OrInternal;
 use crate::refs::find_commit;
-use crate::repos::{blocking, repo_dir, GitRepos};
+use crate::repos::GitRepos;
 
 impl GitRepos {
     /// Writes every file of `commit`'s tree under `dest` (an existing,
@@ -40,17 +40,12 @@ impl GitRepos {
     /// An unknown app is `NotFound("repository")`, an unknown commit
     /// `NotFound("commit")`; filesystem failures are `Internal`.
     pub async fn export_tree(&self, app: AppId, commit: &Sha, dest: &Path) -> Result<(), Error> {
-        let dir = repo_dir(self.root(), app);
         let commit = commit.clone();
         let dest = dest.to_owned();
-        blocking(move || {
-            if !dir.is_dir() {
-                return Err(Error::NotFound("repository"));
-            }
-            let repo = Repository::open_bare(&dir).or_internal()?;
-            let tree = find_commit(&repo, &commit)?.tree().or_internal()?;
+        self.with_reader(app, move |repo| {
+            let tree = find_commit(repo, &commit)?.tree().or_internal()?;
             let mut links = Vec::new();
-            write_tree(&repo, &tree, &dest, &mut links)?;
+            write_tree(repo, &tree, &dest, &mut links)?;
             place_links(&dest, links)
         })
         .await

@@ -9,13 +9,16 @@
 //! Invariants:
 //! - all libgit2 work runs on blocking threads; a `git2` handle never
 //!   crosses an `.await`;
-//! - one cached [`git2::Repository`] per app, behind a mutex that also
-//!   serialises this process's mutations of that app; other processes are
-//!   kept honest by the ref compare-and-swap alone;
+//! - per app, one writer [`git2::Repository`] behind a lock that serialises
+//!   this process's mutations of that app (and guards nothing else), and a
+//!   small pool of reader handles: reads, diffs, ancestry questions and
+//!   exports never wait for a writer or for each other; a handle is used by
+//!   one thread at a time; a read that starts after a write returned sees
+//!   it. Other processes are kept honest by the ref compare-and-swap alone;
 //! - errors leave as [`conman_core::Error`]; only `Internal` (log-only)
 //!   carries libgit2's text or filesystem paths.
 //!
-//! Module map: `repos` (handle cache, paths), `create` (init and import),
+//! Module map: `repos` (writer lock, reader pool, paths), `create` (init and import),
 //! `refs` (CAS updates, ref transactions), `read`, `history` (merge base,
 //! ancestry), `diff` (changed files between two commits), `tree_edit`
 //! (in-memory tree editing), `write`, `squash`, `sync`, `port` (the trait

@@ -1,8 +1,13 @@
 //! The [`GitPort`] implementation: each method moves its arguments onto a
 //! blocking thread and calls the module that does the work.
 //!
-//! Invariant: no logic here beyond argument plumbing and handle-cache
-//! eviction; git2 values never cross an `.await`.
+//! Invariants:
+//! - no logic here beyond argument plumbing and handle-cache eviction; git2
+//!   values never cross an `.await`;
+//! - a method that can move a ref (`write`, `squash`, `sync`, `update_ref`)
+//!   runs under the app's writer lock ([`GitRepos::with_writer`]); every
+//!   other method only reads and runs on a reader handle of its own
+//!   ([`GitRepos::with_reader`]), in parallel with other reads and writes.
 
 use async_trait::async_trait;
 use conman_core::ids::AppId;
@@ -40,43 +45,43 @@ impl GitPort for GitRepos {
 
     async fn resolve_ref(&self, app: AppId, name: &str) -> Result<Option<Sha>, Error> {
         let name = name.to_owned();
-        self.with_repo(app, move |repo| refs::resolve(repo, &name)).await
+        self.with_reader(app, move |repo| refs::resolve(repo, &name)).await
     }
 
     async fn read(&self, app: AppId, rev: &Sha, path: Option<&RepoPath>) -> Result<Option<Node>, Error> {
         let (rev, path) = (rev.clone(), path.cloned());
-        self.with_repo(app, move |repo| read::read(repo, &rev, path.as_ref())).await
+        self.with_reader(app, move |repo| read::read(repo, &rev, path.as_ref())).await
     }
 
     async fn write(&self, app: AppId, request: WriteRequest) -> Result<Sha, Error> {
-        self.with_repo(app, move |repo| write::write(repo, request)).await
+        self.with_writer(app, move |repo| write::write(repo, request)).await
     }
 
     async fn squash(&self, app: AppId, request: SquashRequest) -> Result<Option<Sha>, Error> {
-        self.with_repo(app, move |repo| squash::squash(repo, request)).await
+        self.with_writer(app, move |repo| squash::squash(repo, request)).await
     }
 
     async fn sync(&self, app: AppId, request: SyncRequest) -> Result<SyncOutcome, Error> {
-        self.with_repo(app, move |repo| sync::sync(repo, request)).await
+        self.with_writer(app, move |repo| sync::sync(repo, request)).await
     }
 
     async fn update_ref(&self, app: AppId, name: &str, new: Option<&Sha>, expected: Option<&Sha>) -> Result<(), Error> {
         let (name, new, expected) = (name.to_owned(), new.cloned(), expected.cloned());
-        self.with_repo(app, move |repo| refs::update(repo, &name, new.as_ref(), expected.as_ref())).await
+        self.with_writer(app, move |repo| refs::update(repo, &name, new.as_ref(), expected.as_ref())).await
     }
 
     async fn merge_base(&self, app: AppId, a: &Sha, b: &Sha) -> Result<Option<Sha>, Error> {
         let (a, b) = (a.clone(), b.clone());
-        self.with_repo(app, move |repo| history::merge_base(repo, &a, &b)).await
+        self.with_reader(app, move |repo| history::merge_base(repo, &a, &b)).await
     }
 
     async fn is_ancestor(&self, app: AppId, ancestor: &Sha, descendant: &Sha) -> Result<bool, Error> {
         let (ancestor, descendant) = (ancestor.clone(), descendant.clone());
-        self.with_repo(app, move |repo| history::is_ancestor(repo, &ancestor, &descendant)).await
+        self.with_reader(app, move |repo| history::is_ancestor(repo, &ancestor, &descendant)).await
     }
 
     async fn diff(&self, app: AppId, from: &Sha, to: &Sha, detail: DiffDetail) -> Result<Vec<FileChange>, Error> {
         let (from, to) = (from.clone(), to.clone());
-        self.with_repo(app, move |repo| diff::diff(repo, &from, &to, detail)).await
+        self.with_reader(app, move |repo| diff::diff(repo, &from, &to, detail)).await
     }
 }

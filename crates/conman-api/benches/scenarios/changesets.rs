@@ -22,7 +22,7 @@ use conman_core::ports::git::{DiffDetail, Sha};
 use conman_core::ports::store::{ChangesetFilter, ChangesetMutation, PageRequest, UnitOfWork};
 use conman_core::services::{ChangesetDiff, DiffMode, NewChangeset};
 
-use super::{git, ms, row, seeded_app, stats, verdict};
+use super::{git, ms, row, seeded_app, stats, Bars};
 
 /// A 60-line YAML document for file `n` (the changeset's new content).
 fn rich_yaml(n: usize) -> String {
@@ -36,7 +36,7 @@ fn rich_yaml(n: usize) -> String {
 }
 
 /// Runs scenario 3 with `samples` timed calls per figure and prints it.
-pub(super) async fn scenario_changesets(samples: usize) {
+pub(super) async fn scenario_changesets(bars: &mut Bars, samples: usize) {
     println!("Scenario 3: changeset diffs and listing on a 10,000-file repository (SQLite)");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(conman_store_sqlite::SqliteStore::open(&dir.path().join("conman.db")).expect("store"));
@@ -167,13 +167,11 @@ pub(super) async fn scenario_changesets(samples: usize) {
         "  ratio raw diff: core is {:.1}× faster than git diff",
         cli.median.as_secs_f64() / raw.median.as_secs_f64()
     );
-    let bar = |d: Duration, limit_ms: u64| verdict(d <= Duration::from_millis(limit_ms));
-    println!("  bar raw diff median ≤ 5 ms: {}", bar(raw.median, 5));
-    println!("  bar semantic diff median ≤ 20 ms: {}", bar(semantic.median, 20));
-    println!(
-        "  bar listing median ≤ 5 ms per page (page 1 {}, page 500 {}): {}",
-        ms(page_first.median),
-        ms(page_500.median),
-        bar(page_first.median.max(page_500.median), 5)
+    let within = |d: Duration, limit_ms: u64| d <= Duration::from_millis(limit_ms);
+    bars.check("raw diff median ≤ 5 ms", within(raw.median, 5));
+    bars.check("semantic diff median ≤ 20 ms", within(semantic.median, 20));
+    bars.check(
+        format!("listing median ≤ 5 ms per page (page 1 {}, page 500 {})", ms(page_first.median), ms(page_500.median)),
+        within(page_first.median.max(page_500.median), 5),
     );
 }

@@ -18,7 +18,7 @@ use conman_core::ports::crypto::{SecretBinding, SecretCipher};
 use conman_core::ports::store::{ProfileStore, SecretOwner};
 use conman_core::ports::EnvelopeCipher;
 
-use super::{ms, row, seeded_core, stats, verdict};
+use super::{ms, row, seeded_core, stats, Bars};
 
 /// A profile input with `n` secrets and a few variables.
 fn profile_input(name: &str, n: usize) -> ProfileInput {
@@ -34,7 +34,7 @@ fn profile_input(name: &str, n: usize) -> ProfileInput {
 }
 
 /// Runs scenario 4 with `samples` timed reads and prints it.
-pub(super) async fn scenario_profiles(samples: usize) {
+pub(super) async fn scenario_profiles(bars: &mut Bars, samples: usize) {
     println!("Scenario 4: secrets of runtime profiles (SQLite)");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(conman_store_sqlite::SqliteStore::open(&dir.path().join("conman.db")).expect("store"));
@@ -112,9 +112,9 @@ pub(super) async fn scenario_profiles(samples: usize) {
     row("load + open 100 secrets (a gate run's cost)", &gate_resolution);
     row("profile read via core (opens 100 to mask)", &through_core);
     println!("  rotate the master key over 10,000 secrets    {:>10}", ms(rotation));
-    println!(
-        "  bar decrypt a profile's 100 secrets for a gate run median ≤ 1 ms: {}",
-        verdict(gate_resolution.median <= Duration::from_millis(1))
+    bars.check(
+        "decrypt a profile's 100 secrets for a gate run median ≤ 1 ms",
+        gate_resolution.median <= Duration::from_millis(1),
     );
-    println!("  bar rotation of 10,000 secrets ≤ 5 s: {}", verdict(rotation <= Duration::from_secs(5)));
+    bars.check("rotation of 10,000 secrets ≤ 5 s", rotation <= Duration::from_secs(5));
 }
