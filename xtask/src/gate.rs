@@ -25,6 +25,7 @@ const STEPS: &[Step] = &[
     Step { name: "clippy", run: clippy },
     Step { name: "docs", run: docs },
     Step { name: "test", run: test },
+    Step { name: "embed", run: embed },
     Step { name: "contract", run: crate::contract::check },
 ];
 
@@ -90,6 +91,15 @@ fn test(root: &Path) -> Result<(), Failure> {
         println!("(cargo-nextest not installed: using cargo test; `cargo install cargo-nextest --locked` for nextest)");
         run_inherited(&mut cargo(root, &["test", "--workspace", "--all-features"]), hint)
     }
+}
+
+/// Runs `examples/embed-core`: the core embedded with the SQLite store and
+/// the git adapter, no HTTP, from app creation to a changeset in review.
+fn embed(root: &Path) -> Result<(), Failure> {
+    run_inherited(
+        &mut cargo(root, &["run", "--quiet", "-p", "conman-embed-example"]),
+        "the embedding example failed: a public core API it relies on changed or broke (examples/embed-core)",
+    )
 }
 
 /// Says loudly whether the Postgres-backed tests will run; in CI they must.

@@ -19,6 +19,7 @@ Usage: cargo xtask <command>
 
 Commands:
   gate            the one check CI and people run: fmt, tidy, clippy, core docs, tests,
+                  the embedding example,
                   frozen OpenAPI contract; stops at the first failure
   freeze          regenerate docs/contracts/openapi.json from conman-server
   bench [ARGS..]  cargo bench -p conman-api --bench conman_bench -- ARGS..
