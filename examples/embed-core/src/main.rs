@@ -52,9 +52,8 @@ async fn run(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     println!("created app {} ({})", app.name, app.id.0);
 
     let ws = conman.create_workspace(&ada, app.id, Some("raise the rate limit".into())).await?;
-    let wrote = conman
-        .write_file(&ada, app.id, ws.id, "config/limits.yaml", b"rate_limit: 200\n".to_vec(), None)
-        .await?;
+    let wrote =
+        conman.write_file(&ada, app.id, ws.id, "config/limits.yaml", b"rate_limit: 200\n".to_vec(), None).await?;
     println!("wrote {:?} in workspace {}: head {}", wrote.paths, ws.branch, wrote.head.as_str());
 
     let cs = conman
