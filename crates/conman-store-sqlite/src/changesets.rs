@@ -427,6 +427,18 @@ pub(crate) fn update_comment(conn: &Connection, c: &Comment) -> Result<(), Error
     })
 }
 
+/// Applies one changeset mutation inside the unit's transaction.
+pub(crate) fn apply(conn: &Connection, mutation: &ChangesetMutation) -> Result<(), Error> {
+    match mutation {
+        ChangesetMutation::InsertChangeset(c) => insert_changeset(conn, c),
+        ChangesetMutation::UpdateChangeset(c) => update_changeset(conn, c),
+        ChangesetMutation::InsertRevision(r) => insert_revision(conn, r),
+        ChangesetMutation::PutReview(r) => put_review(conn, r),
+        ChangesetMutation::InsertComment(c) => insert_comment(conn, c),
+        ChangesetMutation::UpdateComment(c) => update_comment(conn, c),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,17 +506,5 @@ mod tests {
     fn the_open_changeset_is_found_through_the_partial_index() {
         let plan = plan(open_changeset!(), &["a", "w"]);
         assert!(plan.iter().any(|s| s.contains("USING INDEX changesets_one_open_per_workspace")), "{plan:#?}");
-    }
-}
-
-/// Applies one changeset mutation inside the unit's transaction.
-pub(crate) fn apply(conn: &Connection, mutation: &ChangesetMutation) -> Result<(), Error> {
-    match mutation {
-        ChangesetMutation::InsertChangeset(c) => insert_changeset(conn, c),
-        ChangesetMutation::UpdateChangeset(c) => update_changeset(conn, c),
-        ChangesetMutation::InsertRevision(r) => insert_revision(conn, r),
-        ChangesetMutation::PutReview(r) => put_review(conn, r),
-        ChangesetMutation::InsertComment(c) => insert_comment(conn, c),
-        ChangesetMutation::UpdateComment(c) => update_comment(conn, c),
     }
 }

@@ -394,6 +394,18 @@ fn expect_job_cas(conn: &Connection, changed: usize, job_id: JobId, reason: Conf
     }
 }
 
+/// Applies one job mutation inside the unit's transaction.
+pub(crate) fn apply(conn: &Connection, mutation: &JobMutation) -> Result<(), Error> {
+    match mutation {
+        JobMutation::InsertJob(j) => insert_job(conn, j),
+        JobMutation::FinishJob(f) => finish_job(conn, f),
+        JobMutation::AppendJobLog { id, lines, limit_bytes } => append_log(conn, *id, lines, *limit_bytes),
+        JobMutation::CancelQueuedJob { id, at } => cancel_queued_job(conn, *id, at),
+        JobMutation::RequestJobCancel { id } => request_job_cancel(conn, *id),
+        JobMutation::ReleaseJob { id, worker } => release_job(conn, *id, worker),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,17 +428,5 @@ mod tests {
         let plan = plan(claim_job!());
         assert!(plan.iter().all(|step| !step.starts_with("SCAN jobs")), "{plan:#?}");
         assert_eq!(plan.iter().filter(|step| step.contains("USING INDEX jobs_runnable")).count(), 2, "{plan:#?}");
-    }
-}
-
-/// Applies one job mutation inside the unit's transaction.
-pub(crate) fn apply(conn: &Connection, mutation: &JobMutation) -> Result<(), Error> {
-    match mutation {
-        JobMutation::InsertJob(j) => insert_job(conn, j),
-        JobMutation::FinishJob(f) => finish_job(conn, f),
-        JobMutation::AppendJobLog { id, lines, limit_bytes } => append_log(conn, *id, lines, *limit_bytes),
-        JobMutation::CancelQueuedJob { id, at } => cancel_queued_job(conn, *id, at),
-        JobMutation::RequestJobCancel { id } => request_job_cancel(conn, *id),
-        JobMutation::ReleaseJob { id, worker } => release_job(conn, *id, worker),
     }
 }
