@@ -144,6 +144,8 @@ impl AppHandles {
         let idle = lock(&self.idle_readers).pop();
         match idle {
             Some(repo) => Ok(repo),
+            // A repository removed since it was first opened is unknown.
+            None if !self.dir.is_dir() => Err(Error::NotFound("repository")),
             None => Repository::open_bare(&self.dir).or_internal(),
         }
     }
