@@ -43,10 +43,6 @@ impl GitRepos {
         let commit = commit.clone();
         let dest = dest.to_owned();
         self.with_reader(app, move |repo| {
-            // A repository removed under a pooled handle is unknown, not broken.
-            if !repo.path().is_dir() {
-                return Err(Error::NotFound("repository"));
-            }
             let tree = find_commit(repo, &commit)?.tree().or_internal()?;
             let mut links = Vec::new();
             write_tree(repo, &tree, &dest, &mut links)?;

@@ -96,7 +96,7 @@ impl GitRepos {
         blocking(move || {
             let handles = shared.handles(app)?;
             let repo = lock(&handles.writer);
-            op(&repo)
+            handles.unless_removed(op(&repo))
         })
         .await
     }
@@ -111,10 +111,10 @@ impl GitRepos {
         let shared = Arc::clone(&self.shared);
         blocking(move || {
             let handles = shared.handles(app)?;
-            let reader = handles.check_out_reader()?;
+            let reader = handles.unless_removed(handles.check_out_reader())?;
             let outcome = op(&reader);
             handles.return_reader(reader);
-            outcome
+            handles.unless_removed(outcome)
         })
         .await
     }
@@ -144,9 +144,17 @@ impl AppHandles {
         let idle = lock(&self.idle_readers).pop();
         match idle {
             Some(repo) => Ok(repo),
-            // A repository removed since it was first opened is unknown.
-            None if !self.dir.is_dir() => Err(Error::NotFound("repository")),
             None => Repository::open_bare(&self.dir).or_internal(),
+        }
+    }
+
+    /// `outcome`, except that a failure of a repository removed since its
+    /// handles were opened is `NotFound("repository")`, as for an app never
+    /// seen: checked only on the error path, so reads pay nothing for it.
+    fn unless_removed<T>(&self, outcome: Result<T, Error>) -> Result<T, Error> {
+        match outcome {
+            Err(Error::Internal(_)) if !self.dir.is_dir() => Err(Error::NotFound("repository")),
+            other => other,
         }
     }
 

@@ -78,8 +78,8 @@ pub struct ReconcileReport {
 
 impl Conman {
     /// Workspaces of an app. A read: it never creates anything (each
-    /// member's default workspace is created when the membership is granted,
-    /// see [`Conman::grant_default_workspace`]).
+    /// member's default workspace is created when the membership is granted:
+    /// app creation, member added, invite accepted).
     pub async fn list_workspaces(
         &self,
         actor: &Actor,

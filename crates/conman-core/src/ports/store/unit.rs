@@ -25,9 +25,6 @@ pub enum Unaudited {
     /// Copying rows from one store into another: the source's audit chain is
     /// copied record by record after them.
     StoreCopy,
-    /// Marking an outbox message delivered: delivery bookkeeping, not a
-    /// change anyone made.
-    Delivery,
     /// A notification about an event audited in the same unit: the event's
     /// entry is the record, the message only tells people about it.
     Notification,
@@ -116,5 +113,73 @@ impl UnitOfWork {
             Mutation::Jobs(JobMutation::FinishJob(finish)) => finish.state == JobState::Queued,
             _ => false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::RequestContext;
+    use crate::ids::{AuditEventId, JobId, OutboxMessageId};
+    use crate::ports::store::{JobFinish, OutboxMutation};
+
+    fn entry(action: &str) -> AuditEntry {
+        AuditEntry {
+            id: AuditEventId(uuid::Uuid::now_v7()),
+            occurred_at: chrono::Utc::now(),
+            actor_id: None,
+            app_id: None,
+            entity_type: "test".into(),
+            entity_id: "1".into(),
+            action: action.into(),
+            before: None,
+            after: None,
+            git_sha: None,
+            request: RequestContext::default(),
+        }
+    }
+
+    fn finish(state: JobState) -> Mutation {
+        let id = JobId(uuid::Uuid::now_v7());
+        let end =
+            JobFinish { id, worker: "w".into(), state, result: None, error: None, run_after: None, finished_at: None };
+        JobMutation::FinishJob(end).into()
+    }
+
+    fn delivered() -> Mutation {
+        OutboxMutation::MarkOutboxDelivered { id: OutboxMessageId(uuid::Uuid::now_v7()), at: chrono::Utc::now() }.into()
+    }
+
+    #[test]
+    fn every_mutation_enters_with_its_entry_or_a_named_reason() {
+        let first = entry("a");
+        let unit = UnitOfWork::new()
+            .record(finish(JobState::Succeeded), first.clone())
+            .record_all([delivered(), delivered()], entry("b"))
+            .audit_only(entry("c"))
+            .unaudited(delivered(), Unaudited::Notification);
+        assert_eq!(unit.mutations().len(), 4);
+        assert_eq!(unit.audit_entries().len(), 3);
+        assert_eq!(unit.audit_entries()[0], first);
+        assert_eq!(unit.unaudited_reasons(), [Unaudited::Notification]);
+
+        let joined = UnitOfWork::new().unaudited(delivered(), Unaudited::LogAppend).append(unit);
+        assert_eq!((joined.mutations().len(), joined.audit_entries().len()), (5, 3));
+        assert_eq!(joined.unaudited_reasons(), [Unaudited::LogAppend, Unaudited::Notification]);
+        assert!(UnitOfWork::new().is_empty() && !UnitOfWork::new().audit_only(entry("d")).is_empty());
+    }
+
+    #[test]
+    fn a_unit_wakes_workers_exactly_when_it_makes_a_job_runnable() {
+        let id = JobId(uuid::Uuid::now_v7());
+        let wakes = |m: Mutation| UnitOfWork::new().record(m, entry("x")).wakes_workers();
+        assert!(wakes(JobMutation::ReleaseJob { id, worker: "w".into() }.into()));
+        assert!(wakes(finish(JobState::Queued)), "a retry puts the job back in the queue");
+        for end in [JobState::Succeeded, JobState::Failed, JobState::Canceled] {
+            assert!(!wakes(finish(end)), "{end:?}");
+        }
+        assert!(!wakes(JobMutation::RequestJobCancel { id }.into()));
+        assert!(!wakes(delivered()));
+        assert!(!UnitOfWork::new().audit_only(entry("y")).wakes_workers());
     }
 }
