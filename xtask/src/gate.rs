@@ -27,6 +27,7 @@ const STEPS: &[Step] = &[
     Step { name: "test", run: test },
     Step { name: "embed", run: embed },
     Step { name: "contract", run: crate::contract::check },
+    Step { name: "surface", run: crate::surface::check },
 ];
 
 pub(crate) fn run(root: &Path) -> ExitCode {

@@ -1,4 +1,5 @@
-//! `cargo xtask`: Conman's project automation, std only so it builds in seconds.
+//! `cargo xtask`: Conman's project automation. It depends on std and a Rust
+//! parser (for the core's frozen surface) only, so it builds in seconds.
 //!
 //! Invariant: every command works from any working directory — the workspace
 //! root is derived from this crate's manifest, never from the cwd — and child
@@ -7,6 +8,7 @@
 mod bench;
 mod contract;
 mod gate;
+mod surface;
 mod tidy;
 
 use std::env;
@@ -20,8 +22,9 @@ Usage: cargo xtask <command>
 Commands:
   gate            the one check CI and people run: fmt, tidy, clippy, core docs, tests,
                   the embedding example,
-                  frozen OpenAPI contract; stops at the first failure
-  freeze          regenerate docs/contracts/openapi.json from conman-server
+                  the frozen OpenAPI contract and core surface; stops at the first failure
+  freeze          regenerate the frozen contracts in docs/contracts/: openapi.json from
+                  conman-server, conman-core.surface.rs.txt from conman-core's sources
   bench [ARGS..]  cargo bench -p conman-api --bench conman_bench -- ARGS..
   help            this message
 ";
@@ -37,7 +40,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("gate") if rest.is_empty() => gate::run(&root),
-        Some("freeze") if rest.is_empty() => report(contract::freeze(&root)),
+        Some("freeze") if rest.is_empty() => report(contract::freeze(&root).and_then(|()| surface::freeze(&root))),
         Some("bench") => bench::run(&root, &rest),
         Some(cmd @ ("gate" | "freeze")) => {
             eprintln!("error: `cargo xtask {cmd}` takes no arguments (got {rest:?})\n\n{USAGE}");
