@@ -190,6 +190,45 @@ async fn blocked_paths_are_refused_with_reason_path_blocked_and_change_nothing()
     s.put_file(admin, &f.app, &f.ws, ".github/workflows/x.yml", b"x").await.assert_status(200);
 }
 
+/// Issue 18 item 6: every spelling of a git-special name that git or a
+/// case-insensitive filesystem treats as the lowercase one is refused like
+/// it, and the repository stays clean for `git fsck` (checked when the
+/// server drops).
+#[tokio::test]
+async fn git_special_names_are_blocked_in_every_spelling_git_sees() {
+    let f = fixture().await;
+    let (s, admin) = (&f.s, f.admin.as_str());
+    let before = f.snapshot().await;
+    for path in [
+        ".GITHUB/workflows/x.yml",
+        ".GITIGNORE",
+        ".git\u{200c}",
+        ".g\u{200c}it/config",
+        "a/.GIT/x",
+        "sub/.git./x",
+        "GIT~1/config",
+        ".git::$INDEX_ALLOCATION/x",
+    ] {
+        let r = s.put_file(admin, &f.app, &f.ws, path, b"x").await;
+        r.assert_error(400, "validation_error");
+        assert_eq!(r.reason(), "path_blocked", "{path:?}: {}", r.text);
+        let r = s
+            .req(
+                "POST",
+                &f.ws_path("/changes"),
+                Some(admin),
+                Some(json!({ "ops": [{ "op": "move", "from": "exists.txt", "to": path }] })),
+            )
+            .await;
+        assert_eq!(r.reason(), "path_blocked", "move to {path:?}: {}", r.text);
+    }
+    assert_eq!(f.snapshot().await, before);
+    // Names that merely look alike are ordinary files.
+    for path in ["github/x", ".gitattributes", "docs/.GITHUB", "x.git"] {
+        s.put_file(admin, &f.app, &f.ws, path, b"x").await.assert_status(200);
+    }
+}
+
 #[tokio::test]
 async fn content_over_the_apps_file_size_limit_is_refused_with_413_and_changes_nothing() {
     let f = fixture().await;

@@ -57,14 +57,14 @@ pub(crate) fn prepare(repo: &Repository, ops: Vec<FileOp>) -> Result<Vec<Prepare
 }
 
 fn check_segments(path: &RepoPath, field: &str) -> Result<(), Error> {
-    if path.segments().any(|s| s.eq_ignore_ascii_case(".git")) {
+    if path.segments().any(conman_core::validation::is_git_reserved) {
         return Err(reserved(field));
     }
     Ok(())
 }
 
 fn reserved(field: &str) -> Error {
-    Error::invalid(field, "reserved", "git does not accept this path (a segment is reserved, such as '.git')")
+    Error::invalid(field, "reserved", "git does not accept this path (a segment is reserved: '.git' in some spelling)")
 }
 
 /// Applies `ops` in order on top of `base` and returns the id of the new

@@ -185,6 +185,34 @@ pub struct TestServer {
     pub admin_token: String,
 }
 
+/// Every repository a test leaves behind must satisfy `git fsck --strict`:
+/// nothing Conman writes may make git warn (`hasDotgit`, bad modes, broken
+/// trees). Checked when the server is dropped, unless the test already failed.
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let Ok(repos) = std::fs::read_dir(self.dir.path().join("repos")) else { return };
+        for repo in repos.flatten().map(|e| e.path()) {
+            if repo.extension().is_none_or(|ext| ext != "git") || !repo.join("HEAD").is_file() {
+                continue;
+            }
+            let out = std::process::Command::new("git")
+                .args(["fsck", "--strict", "--no-dangling", "--no-progress"])
+                .env("GIT_DIR", &repo)
+                .output()
+                .expect("git fsck runs");
+            let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success() && report.trim().is_empty(),
+                "git fsck of {} reported:\n{report}",
+                repo.display()
+            );
+        }
+    }
+}
+
 impl TestServer {
     /// A fresh installation opened the way the binaries open it.
     pub async fn start() -> Self {

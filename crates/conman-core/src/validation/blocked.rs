@@ -4,6 +4,7 @@
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
+use super::git_names::{fold_git_special, is_git_reserved, is_git_special};
 use super::RepoPath;
 use crate::error::Error;
 
@@ -27,7 +28,11 @@ impl GlobList {
 
     /// True when `path` matches any pattern.
     pub fn matches(&self, path: &RepoPath) -> bool {
-        self.set.is_match(path.as_str())
+        self.matches_str(path.as_str())
+    }
+
+    fn matches_str(&self, path: &str) -> bool {
+        self.set.is_match(path)
     }
 
     /// The patterns this list was built from.
@@ -47,10 +52,22 @@ fn compile(pattern: &str) -> Result<Glob, Error> {
         .map_err(|e| Error::invalid("globs", "invalid_glob", format!("invalid glob {pattern:?}: {e}")))
 }
 
-/// The blocked-path policy of an app (SPEC §2.1). `.git/**` is always
-/// blocked, whatever the settings say, because Git itself owns it.
+/// The blocked-path policy of an app (SPEC §2.1).
+///
+/// Invariants: every spelling of `.git` that git itself refuses
+/// ([`is_git_reserved`], in any segment) is blocked, whatever the settings
+/// say, because Git owns it; and a git-special name (`.gitignore`,
+/// `.github`, ...) is matched in the spelling case-insensitive filesystems
+/// see ([`fold_git_special`]), so `.GITHUB/x` or `.GITIGNORE` is blocked
+/// wherever `.github/**` or `.gitignore` is. Other names match exactly.
 #[derive(Debug, Clone)]
-pub struct BlockedPaths(GlobList);
+pub struct BlockedPaths {
+    /// The app's patterns, matched against the path as written.
+    exact: GlobList,
+    /// The same patterns with their git-special segments folded, matched
+    /// against the path with its git-special segments folded.
+    folded: GlobList,
+}
 
 impl BlockedPaths {
     /// The SPEC default list.
@@ -58,26 +75,37 @@ impl BlockedPaths {
         vec![".git/**".into(), ".gitignore".into(), ".github/**".into()]
     }
 
-    /// Compiles the app's list plus the always-blocked `.git/**`.
+    /// Compiles the app's list (git's own `.git` is blocked besides, by
+    /// [`Self::check`]).
     pub fn new(patterns: &[String]) -> Result<Self, Error> {
-        let mut all = patterns.to_vec();
-        if !all.iter().any(|p| p == ".git/**") {
-            all.push(".git/**".into());
-        }
-        all.push(".git".into());
-        Ok(BlockedPaths(GlobList::new(&all)?))
+        let exact = GlobList::new(patterns)?;
+        let folded: Vec<String> = patterns.iter().map(|p| fold_special_segments(p)).collect();
+        Ok(BlockedPaths { exact, folded: GlobList::new(&folded)? })
     }
 
     /// Refuses `path` with `validation_error` / reason `path_blocked` if blocked.
     pub fn check(&self, path: &RepoPath) -> Result<(), Error> {
-        if self.0.matches(path) {
+        let reserved = path.segments().any(is_git_reserved);
+        if reserved || self.exact.matches(path) || self.folded.matches_str(&fold_special_segments(path.as_str())) {
             return Err(Error::Validation {
-                message: format!("path {path} is blocked by the app's blocked_paths"),
+                message: if reserved {
+                    format!("path {path} is blocked: git reserves '.git' in every spelling")
+                } else {
+                    format!("path {path} is blocked by the app's blocked_paths")
+                },
                 details: Some(serde_json::json!({ "field": "path", "reason": "path_blocked", "path": path.as_str() })),
             });
         }
         Ok(())
     }
+}
+
+/// `path` (or a glob) with each git-special segment in its folded spelling.
+fn fold_special_segments(path: &str) -> String {
+    path.split('/')
+        .map(|s| if is_git_special(s) { fold_git_special(s) } else { s.to_owned() })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[cfg(test)]
@@ -100,9 +128,35 @@ mod tests {
     }
 
     #[test]
+    fn git_special_names_are_blocked_in_every_spelling() {
+        let blocked = BlockedPaths::new(&BlockedPaths::default_patterns()).unwrap();
+        for path in [
+            ".GITHUB/workflows/x.yml",
+            ".GitHub/x",
+            ".GITIGNORE",
+            ".gitignore.",
+            ".git\u{200c}",
+            ".g\u{200c}it/config",
+            "a/.GIT/x",
+            "deep/dir/.git./x",
+            "GIT~1/config",
+            ".git::$INDEX_ALLOCATION/x",
+        ] {
+            assert!(blocked.check(&p(path)).is_err(), "{path:?} should be blocked");
+        }
+        // Folding applies to git-special names only: other names stay exact.
+        let list = BlockedPaths::new(&["Secrets/**".to_owned(), ".GitHub/**".to_owned()]).unwrap();
+        assert!(list.check(&p("Secrets/a")).is_err());
+        assert!(list.check(&p("secrets/a")).is_ok());
+        assert!(list.check(&p(".github/a")).is_err(), "a git-special pattern folds too");
+    }
+
+    #[test]
     fn git_dir_is_blocked_even_when_settings_clear_the_list() {
         let blocked = BlockedPaths::new(&[]).unwrap();
         assert!(blocked.check(&p(".git/config")).is_err());
+        assert!(blocked.check(&p(".GIT")).is_err());
+        assert!(blocked.check(&p("a/b/.git/c")).is_err());
         assert!(blocked.check(&p(".github/x")).is_ok());
     }
 

@@ -4,12 +4,14 @@
 
 mod blocked;
 mod email;
+mod git_names;
 mod names;
 mod password;
 mod path;
 
 pub use blocked::{BlockedPaths, GlobList};
 pub use email::Email;
+pub use git_names::{fold_git_special, is_git_reserved};
 pub use names::{validate_app_name, validate_branch_name, validate_display_name, validate_title, Handle, Slug};
 pub use password::{validate_password, MIN_PASSWORD_LEN};
 pub use path::{RepoPath, MAX_PATH_BYTES};

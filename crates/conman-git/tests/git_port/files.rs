@@ -204,7 +204,7 @@ async fn replacing_an_executable_keeps_its_mode() {
 #[tokio::test]
 async fn git_reserved_segments_are_refused() {
     let fx = Fixture::with_workspace().await;
-    for path in [".git/config", "a/.GIT/x", ".git"] {
+    for path in [".git/config", "a/.GIT/x", ".git", ".git\u{200c}", "a/.g\u{200d}it/x", ".git. /x", "GIT~1/x"] {
         let err = fx.write(vec![put(path, "x")]).await.unwrap_err();
         assert_eq!(reason(&err), "reserved", "{path}");
     }
