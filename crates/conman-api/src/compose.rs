@@ -19,6 +19,7 @@ use conman_store_pg::{JobListener, PgStore};
 use conman_store_sqlite::SqliteStore;
 use rand::RngCore;
 
+use crate::compute::BlockingCompute;
 use crate::config::{DatabaseTarget, Settings};
 use crate::runtime::{NotifyWakeup, ProcessRunner};
 
@@ -118,7 +119,8 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
     let conman = Arc::new(
         Conman::new(ports, settings.core_config())
             .with_job_runtime(Arc::new(ProcessRunner::new(git)), wakeup.clone())
-            .with_secrets(secrets_cipher(&master_key)),
+            .with_secrets(secrets_cipher(&master_key))
+            .with_compute(Arc::new(BlockingCompute)),
     );
     Ok(Installation { conman, master_key, master_key_source, wakeup, job_listener })
 }

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod compose;
+pub mod compute;
 pub mod config;
 pub mod dto;
 mod envelope;

@@ -470,6 +470,10 @@ pub struct SemanticFileDto {
     pub changes: Vec<KeyChangeDto>,
     /// Why the file is reported at file level, or a remark.
     pub note: Option<String>,
+    /// Why the file is at file level, as a code: `binary`, `not_structured`,
+    /// `renamed`, `contents_unavailable`, `unparseable` or `too_complex`
+    /// (over a parse limit: size, depth or values); absent at key level.
+    pub reason: Option<String>,
 }
 
 impl From<&SemanticFile> for SemanticFileDto {
@@ -482,6 +486,7 @@ impl From<&SemanticFile> for SemanticFileDto {
             level: wire_name(&f.level),
             changes: f.changes.iter().map(KeyChangeDto::from).collect(),
             note: f.note.clone(),
+            reason: f.reason.as_ref().map(wire_name),
         }
     }
 }

@@ -16,11 +16,15 @@
 //! - nesting is capped by the parsers themselves (serde_json and the YAML
 //!   deserializer at 128 levels, toml_edit at its recursion limit), so the
 //!   recursive conversions and the tree walk cannot overflow the stack;
-//!   deeper input is reported as not valid.
+//!   deeper input is reported as not valid;
+//! - every side is parsed within [`ParseLimits`] (size, depth, nodes with
+//!   aliases expanded, counted while YAML is read — see `budget`); over a
+//!   limit is [`ParseError::TooComplex`], never an error of the diff.
 
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::{Map, Number, Value};
 
+use super::budget::{check_tree, Budget, BudgetedYaml, ParseLimits, TooComplex};
 use super::FileFormat;
 
 /// The format a path's extension selects (case-insensitive).
@@ -53,27 +57,69 @@ pub(super) struct Parsed<'a> {
     pub(super) docs: Vec<Value>,
 }
 
-/// Parses one side; `Err` is the reason, without the side's name.
-pub(super) fn parse(format: FileFormat, bytes: &[u8]) -> Result<Parsed<'_>, String> {
+/// Why a side could not be parsed by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ParseError {
+    /// Not valid in its format: the reason, without the side's name.
+    Invalid(String),
+    /// Over a limit of [`ParseLimits`].
+    TooComplex(TooComplex),
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Invalid(reason) => f.write_str(reason),
+            ParseError::TooComplex(limit) => write!(f, "too complex to compare by key: {limit}"),
+        }
+    }
+}
+
+/// Parses one side within `limits`, spending nodes from `budget`.
+pub(super) fn parse<'a>(
+    format: FileFormat,
+    bytes: &'a [u8],
+    limits: &ParseLimits,
+    budget: &Budget,
+) -> Result<Parsed<'a>, ParseError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(ParseError::TooComplex(TooComplex::bytes(limits.max_bytes)));
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
-        Err(e) => return Err(format!("not valid UTF-8 (at byte {})", e.valid_up_to())),
+        Err(e) => return Err(ParseError::Invalid(format!("not valid UTF-8 (at byte {})", e.valid_up_to()))),
     };
     let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let invalid = |e: String| ParseError::Invalid(format!("not valid {}: {e}", format_name(format)));
     let docs = match format {
-        FileFormat::Yaml => parse_yaml(body),
-        FileFormat::Json => parse_json(body).map(|v| vec![v]),
-        FileFormat::Toml => parse_toml(body).map(|v| vec![v]),
-        FileFormat::Other => Err("not a structured format".to_owned()),
+        FileFormat::Yaml => parse_yaml(body, budget).map_err(|e| match e {
+            ParseError::Invalid(reason) => invalid(reason),
+            too_complex => too_complex,
+        })?,
+        FileFormat::Json => vec![parse_json(body).map_err(invalid)?],
+        FileFormat::Toml => vec![parse_toml(body).map_err(invalid)?],
+        FileFormat::Other => return Err(invalid("not a structured format".to_owned())),
+    };
+    if format != FileFormat::Yaml {
+        // YAML spent its budget while it parsed; JSON and TOML built no more
+        // nodes than their size allows and are counted now.
+        for doc in &docs {
+            check_tree(doc, budget).map_err(ParseError::TooComplex)?;
+        }
     }
-    .map_err(|e| format!("not valid {}: {e}", format_name(format)))?;
     Ok(Parsed { text: body, docs })
 }
 
-fn parse_yaml(text: &str) -> Result<Vec<Value>, String> {
+fn parse_yaml(text: &str, budget: &Budget) -> Result<Vec<Value>, ParseError> {
     let mut docs = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
-        let mut value = serde_yaml_ng::Value::deserialize(doc).map_err(|e| one_line(&e.to_string()))?;
+        let mut value = BudgetedYaml(budget).deserialize(doc).map_err(|e| {
+            let message = e.to_string();
+            match Budget::over_budget(&message) {
+                Some(limit) => ParseError::TooComplex(limit),
+                None => ParseError::Invalid(one_line(&message)),
+            }
+        })?;
         if text.contains("<<") {
             let mut merged = value.clone();
             if merged.apply_merge().is_ok() {
@@ -195,6 +241,63 @@ fn toml_to_json(value: toml::Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Parses within the default limits; the error as its text.
+    fn parse(format: FileFormat, bytes: &[u8]) -> Result<Parsed<'_>, String> {
+        let limits = ParseLimits::DEFAULT;
+        super::parse(format, bytes, &limits, &Budget::new(limits.max_nodes, limits.max_depth))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_alias_bomb_stops_at_the_node_budget() {
+        let bomb = "a: &a [1,2,3,4,5,6,7,8,9,10]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n\
+                    d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n";
+        let budget = Budget::new(50_000, 64);
+        let e = super::parse(FileFormat::Yaml, bomb.as_bytes(), &ParseLimits::DEFAULT, &budget).err().unwrap();
+        assert_eq!(e, ParseError::TooComplex(TooComplex::nodes(50_000)));
+        assert_eq!(budget.spent(), 50_000, "the parse stopped where the budget ran out");
+        // Within the budget the same aliases expand as before.
+        let small = "a: &a [1, 2]\nb: [*a, *a]\n";
+        assert_eq!(
+            parse(FileFormat::Yaml, small.as_bytes()).unwrap().docs,
+            vec![json!({"a": [1, 2], "b": [[1, 2], [1, 2]]})]
+        );
+    }
+
+    #[test]
+    fn depth_and_size_limits_apply_to_every_format() {
+        let limits = ParseLimits { max_depth: 8, ..ParseLimits::DEFAULT };
+        let deep_yaml = format!("a: {}1{}\n", "[".repeat(9), "]".repeat(9));
+        let deep_json = format!("{}1{}", "[".repeat(9), "]".repeat(9));
+        let deep_toml = format!("a = {}1{}\n", "[".repeat(9), "]".repeat(9));
+        for (format, text) in
+            [(FileFormat::Yaml, deep_yaml), (FileFormat::Json, deep_json), (FileFormat::Toml, deep_toml)]
+        {
+            let e = super::parse(format, text.as_bytes(), &limits, &Budget::new(1000, 8)).err().unwrap();
+            assert_eq!(e, ParseError::TooComplex(TooComplex::depth(8)), "{format:?}");
+        }
+        let small = ParseLimits { max_bytes: 4, ..ParseLimits::DEFAULT };
+        let e = super::parse(FileFormat::Json, b"[1, 2]", &small, &Budget::new(1000, 8)).err().unwrap();
+        assert_eq!(e, ParseError::TooComplex(TooComplex::bytes(4)));
+    }
+
+    #[test]
+    fn budgeted_yaml_reads_like_serde_yaml_ng() {
+        for text in
+            ["a: 1\nb: [x, {c: !T 3}]\n", "k: &x {y: 1}\nm:\n  <<: *x\n", "? [1, 2]\n: v\n", "~\n", "- 1.5\n- .nan\n"]
+        {
+            let ours: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(text)
+                .map(|doc| BudgetedYaml(&Budget::new(1000, 64)).deserialize(doc).unwrap())
+                .collect();
+            let theirs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(text)
+                .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+                .collect();
+            assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{text}");
+        }
+        let dup = parse(FileFormat::Yaml, b"a: 1\na: 2\n").err().unwrap();
+        assert!(dup.starts_with("not valid YAML: duplicate entry with key \"a\""), "{dup}");
+    }
 
     #[test]
     fn detects_formats_by_extension() {

@@ -55,8 +55,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::budget::{Budget, ParseLimits, TooComplex};
 use super::lines::LineIndex;
-use super::parse::{self, Parsed};
+use super::parse::{self, ParseError, Parsed};
 use super::path::{self, Seg};
 use super::tree::{self, Raw};
 use crate::ports::git::{ChangeStatus, FileChange};
@@ -88,6 +89,27 @@ pub struct SemanticFile {
     /// Why the file is reported at file level, or a remark on a key-level
     /// file without changes.
     pub note: Option<String>,
+    /// Why the file is reported at file level, as a code (`None` at key level).
+    pub reason: Option<FileLevelReason>,
+}
+
+/// Why a file is reported at file level rather than key by key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileLevelReason {
+    /// Either side is binary.
+    Binary,
+    /// Not YAML, JSON or TOML by extension.
+    NotStructured,
+    /// Renamed without a change of contents.
+    Renamed,
+    /// The contents of a side were not supplied.
+    ContentsUnavailable,
+    /// A side is not valid UTF-8 or not valid in its format.
+    Unparseable,
+    /// A side is over a [`ParseLimits`] limit (size, depth, values), or the
+    /// diff's budget was spent on earlier files; the note names the limit.
+    TooComplex,
 }
 
 /// A file's structured format.
@@ -157,9 +179,18 @@ pub struct SemanticSummary {
     pub by_file: BTreeMap<String, u32>,
 }
 
-/// Computes the semantic diff of `changes` (see the module doc).
+/// Computes the semantic diff of `changes` (see the module doc) within
+/// [`ParseLimits::DEFAULT`].
 pub fn semantic_diff(changes: &[FileChange]) -> SemanticDiff {
-    let files: Vec<SemanticFile> = changes.iter().map(diff_file).collect();
+    semantic_diff_within(changes, &ParseLimits::DEFAULT)
+}
+
+/// [`semantic_diff`] within `limits`: a side over a limit, and every file
+/// after the diff's node budget is spent, is reported at file level with
+/// [`FileLevelReason::TooComplex`].
+pub fn semantic_diff_within(changes: &[FileChange], limits: &ParseLimits) -> SemanticDiff {
+    let mut diff_nodes_left = limits.max_diff_nodes;
+    let files: Vec<SemanticFile> = changes.iter().map(|c| diff_file(c, limits, &mut diff_nodes_left)).collect();
     let summary = summarize(&files);
     SemanticDiff { files, summary }
 }
@@ -208,7 +239,21 @@ fn summarize(files: &[SemanticFile]) -> SemanticSummary {
     SemanticSummary { by_op, by_file }
 }
 
-fn diff_file(change: &FileChange) -> SemanticFile {
+/// Parses one side within `limits` and what is left of the diff's budget
+/// (at most `max_nodes`); whatever it built is spent, even when it fails.
+fn parse_side<'a>(
+    bytes: &'a [u8],
+    format: FileFormat,
+    limits: &ParseLimits,
+    left: &mut u64,
+) -> Result<Parsed<'a>, ParseError> {
+    let budget = Budget::new(limits.max_nodes.min(*left), limits.max_depth);
+    let parsed = parse::parse(format, bytes, limits, &budget);
+    *left -= budget.spent();
+    parsed
+}
+
+fn diff_file(change: &FileChange, limits: &ParseLimits, diff_nodes_left: &mut u64) -> SemanticFile {
     let format = parse::detect(&change.path);
     let old_format = change.old_path.as_deref().map_or(format, parse::detect);
     let mut file = SemanticFile {
@@ -219,15 +264,18 @@ fn diff_file(change: &FileChange) -> SemanticFile {
         level: DiffLevel::File,
         changes: Vec::new(),
         note: None,
+        reason: None,
     };
-    let note = |text: &str| Some(text.to_owned());
+    let at_file_level = |mut file: SemanticFile, reason: FileLevelReason, note: String| {
+        file.reason = Some(reason);
+        file.note = Some(note);
+        file
+    };
     if change.binary {
-        file.note = note("binary file");
-        return file;
+        return at_file_level(file, FileLevelReason::Binary, "binary file".to_owned());
     }
     if format == FileFormat::Other || old_format == FileFormat::Other {
-        file.note = note("not a YAML, JSON or TOML file");
-        return file;
+        return at_file_level(file, FileLevelReason::NotStructured, "not a YAML, JSON or TOML file".to_owned());
     }
     let (old_bytes, new_bytes) = match change.status {
         ChangeStatus::Added => (None, change.new_content.as_deref()),
@@ -238,34 +286,40 @@ fn diff_file(change: &FileChange) -> SemanticFile {
     };
     if change.status == ChangeStatus::Renamed && (old_bytes == new_bytes || old_bytes.is_none() || new_bytes.is_none())
     {
-        file.note = note("renamed without content changes");
-        return file;
+        return at_file_level(file, FileLevelReason::Renamed, "renamed without content changes".to_owned());
     }
     let needs_old = change.status != ChangeStatus::Added;
     let needs_new = change.status != ChangeStatus::Deleted;
     if (needs_old && old_bytes.is_none()) || (needs_new && new_bytes.is_none()) {
-        file.note = note("contents not available");
-        return file;
+        return at_file_level(file, FileLevelReason::ContentsUnavailable, "contents not available".to_owned());
     }
-    let old = old_bytes.map(|b| parse::parse(old_format, b));
-    let new = new_bytes.map(|b| parse::parse(format, b));
+    if *diff_nodes_left == 0 {
+        let note = TooComplex::diff_budget(limits.max_diff_nodes).to_string();
+        return at_file_level(file, FileLevelReason::TooComplex, note);
+    }
+    let old = old_bytes.map(|b| parse_side(b, old_format, limits, diff_nodes_left));
+    let new = new_bytes.map(|b| parse_side(b, format, limits, diff_nodes_left));
     let mut errors = Vec::new();
-    if let Some(Err(e)) = &old {
-        errors.push(format!("old side is {e}"));
-    }
-    if let Some(Err(e)) = &new {
-        errors.push(format!("new side is {e}"));
+    let mut reason = FileLevelReason::Unparseable;
+    for (name, result) in [("old", &old), ("new", &new)] {
+        match result {
+            Some(Err(e @ ParseError::TooComplex(_))) => {
+                reason = FileLevelReason::TooComplex;
+                errors.push(format!("{name} side is {e}"));
+            }
+            Some(Err(e)) => errors.push(format!("{name} side is {e}")),
+            _ => {}
+        }
     }
     if !errors.is_empty() {
-        file.note = Some(errors.join("; "));
-        return file;
+        return at_file_level(file, reason, errors.join("; "));
     }
     let old = old.and_then(Result::ok);
     let new = new.and_then(Result::ok);
     file.level = DiffLevel::Key;
     file.changes = key_changes(old.as_ref(), old_format, new.as_ref(), format);
     if file.changes.is_empty() {
-        file.note = note("no key-level changes");
+        file.note = Some("no key-level changes".to_owned());
     }
     file
 }

@@ -4,6 +4,7 @@
 //! beyond the OS clock and random source.
 
 pub mod clock;
+pub mod compute;
 pub mod crypto;
 pub mod envelope;
 pub mod git;
@@ -16,6 +17,7 @@ pub mod system;
 pub mod tokens;
 
 pub use clock::Clock;
+pub use compute::{Compute, InlineCompute};
 pub use crypto::{SealedSecret, SecretBinding, SecretBytes, SecretCipher};
 pub use envelope::{parse_master_key, EnvelopeCipher};
 pub use git::GitPort;

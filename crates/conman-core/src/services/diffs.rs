@@ -15,6 +15,7 @@ use crate::diff::{semantic_diff, SemanticDiff};
 use crate::domain::changeset::Changeset;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId};
+use crate::ports::compute::offload;
 use crate::ports::git::{ChangeStatus, DiffDetail, Sha};
 use crate::rbac::Capability;
 
@@ -147,7 +148,11 @@ impl Conman {
             }
             DiffMode::Semantic => {
                 let changes = self.git().diff(app_id, &range.base, &range.head, DiffDetail::Contents).await?;
-                Ok(ChangesetDiff::Semantic { range, diff: semantic_diff(&changes) })
+                // Parsing user content is CPU-bound (bounded by
+                // `ParseLimits`, but still up to a second): never on an
+                // async thread.
+                let diff = offload(self.compute.as_ref(), move || semantic_diff(&changes)).await?;
+                Ok(ChangesetDiff::Semantic { range, diff })
             }
         }
     }

@@ -64,7 +64,9 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::job::JobType;
 use crate::ids::{AppId, AuditEventId};
 use crate::ports::runner::{CommandRunner, JobWakeup, NoWakeup};
-use crate::ports::{Clock, GitPort, IdGenerator, PasswordHasher, SecretCipher, Store, TokenGenerator};
+use crate::ports::{
+    Clock, Compute, GitPort, IdGenerator, InlineCompute, PasswordHasher, SecretCipher, Store, TokenGenerator,
+};
 use throttle::Throttle;
 
 /// The adapters a [`Conman`] runs on.
@@ -101,6 +103,9 @@ pub struct Conman {
     /// Seals and opens secrets (`None`: secret operations fail clearly);
     /// swapped by a master-key rotation.
     secrets: std::sync::RwLock<Option<Arc<dyn SecretCipher>>>,
+    /// Runs CPU-heavy work (parsing and diffing user content) off the
+    /// async threads; inline unless the composition plugs in a pool.
+    compute: Arc<dyn Compute>,
 }
 
 impl Conman {
@@ -121,7 +126,15 @@ impl Conman {
             wakeup: Arc::new(NoWakeup),
             commands: None,
             secrets: std::sync::RwLock::new(None),
+            compute: Arc::new(InlineCompute),
         }
+    }
+
+    /// Plugs in the pool CPU-heavy work runs on (the server's blocking
+    /// threads), so a large diff never holds an async worker.
+    pub fn with_compute(mut self, compute: Arc<dyn Compute>) -> Self {
+        self.compute = compute;
+        self
     }
 
     /// Plugs in the job runtime: the command runner of gates and the
