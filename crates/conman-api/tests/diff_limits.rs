@@ -15,7 +15,12 @@ use serde_json::{json, Value};
 /// times, referenced twenty times — 400,000 values from 9 KB.
 fn alias_bomb(seed: usize) -> String {
     let values: Vec<String> = (0..1000).map(|i| format!("v{seed}_{i}")).collect();
-    format!("a: &a [{}]\nb: &b [{}]\nc: [{}]\n", values.join(", "), vec!["*a"; 20].join(", "), vec!["*b"; 20].join(", "))
+    format!(
+        "a: &a [{}]\nb: &b [{}]\nc: [{}]\n",
+        values.join(", "),
+        vec!["*a"; 20].join(", "),
+        vec!["*b"; 20].join(", ")
+    )
 }
 
 /// A changeset whose diff holds `files` alias bombs, and its diff URL.

@@ -107,7 +107,7 @@ impl Installation {
             AuditFilter { entity_type: Some("job".into()), entity_id: Some(id.to_string()), ..Default::default() };
         let page = PageRequest::new(Some(1), Some(100)).unwrap();
         let records = self.conman.query_audit(&self.actor, self.app, filter, page).await.unwrap();
-        records.items.into_iter().map(|r| r.entry.action).collect()
+        records.items.into_iter().map(|r| r.record.entry.action).collect()
     }
 
     fn path(&self, name: &str) -> PathBuf {

@@ -1,7 +1,7 @@
 //! Wire types of the audit log.
 
 use chrono::{DateTime, Utc};
-use conman_core::domain::audit::AuditRecord;
+use conman_core::services::AuditView;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -56,18 +56,23 @@ pub struct AuditEventDto {
     pub git_sha: Option<String>,
     /// Request id.
     pub request_id: Option<String>,
-    /// Client IP.
+    /// Client IP (shown to `app_admin`s only).
     pub ip: Option<String>,
-    /// Client user agent.
+    /// Client user agent (shown to `app_admin`s only).
     pub user_agent: Option<String>,
+    /// Fields removed because the reader's role may not see them
+    /// (`request.ip`, `request.user_agent`, `before.email`, `after.email`);
+    /// the hashes are of the full event.
+    pub redacted: Vec<String>,
     /// Previous event's hash.
     pub prev_hash: String,
     /// This event's hash.
     pub hash: String,
 }
 
-impl From<AuditRecord> for AuditEventDto {
-    fn from(r: AuditRecord) -> Self {
+impl From<AuditView> for AuditEventDto {
+    fn from(view: AuditView) -> Self {
+        let (r, redacted) = (view.record, view.redacted);
         let e = r.entry;
         AuditEventDto {
             seq: r.seq,
@@ -84,6 +89,7 @@ impl From<AuditRecord> for AuditEventDto {
             request_id: e.request.request_id,
             ip: e.request.ip,
             user_agent: e.request.user_agent,
+            redacted: redacted.into_iter().map(str::to_owned).collect(),
             prev_hash: r.prev_hash,
             hash: r.hash,
         }

@@ -886,6 +886,7 @@ mod tests {
                         change("modified", "server.port", Some(8080.into()), Some(9090.into())),
                     ],
                     note: None,
+                    reason: None,
                 },
                 SemanticFileDto {
                     path: "README.md".into(),
@@ -895,6 +896,7 @@ mod tests {
                     level: "file".into(),
                     changes: vec![],
                     note: None,
+                    reason: Some("not_structured".into()),
                 },
             ],
             summary: SemanticSummaryDto {

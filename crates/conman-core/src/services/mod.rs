@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 pub use actor::{Actor, AppScope};
 pub use apps::{MemberApp, NewApp};
-pub use audit_log::AuditVerification;
+pub use audit_log::{AuditVerification, AuditView};
 pub use auth::{LoginOutcome, MeView, MembershipView};
 pub use changesets::{
     ChangesetPatch, ChangesetView, NewChangeset, SubmitOutcome, MAX_DEPENDENCIES, MAX_DESCRIPTION_BYTES,
