@@ -33,6 +33,7 @@ use crate::routes;
         routes::members::list,
         routes::members::put,
         routes::members::remove,
+        routes::members::grant_operator_admin,
         routes::members::list_invites,
         routes::members::create_invite,
         routes::members::resend_invite,

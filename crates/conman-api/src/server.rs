@@ -39,6 +39,7 @@ pub fn router(conman: Arc<Conman>) -> Router {
         .route("/apps/{app_id}/settings", axum::routing::patch(apps::patch_settings))
         .route("/apps/{app_id}/members", get(members::list).post(members::put))
         .route("/apps/{app_id}/members/{user_id}", axum::routing::delete(members::remove))
+        .route("/apps/{app_id}/admins", post(members::grant_operator_admin))
         .route("/apps/{app_id}/invites", get(members::list_invites).post(members::create_invite))
         .route("/apps/{app_id}/invites/{invite_id}", axum::routing::delete(members::revoke_invite))
         .route("/apps/{app_id}/invites/{invite_id}/resend", post(members::resend_invite))

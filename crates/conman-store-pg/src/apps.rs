@@ -9,7 +9,8 @@ use conman_core::domain::app::App;
 use conman_core::domain::invite::Invite;
 use conman_core::domain::membership::Membership;
 use conman_core::ids::{AppId, InviteId, UserId};
-use conman_core::ports::store::{AppMutation, AppStore, MemberRecord, Page, PageRequest};
+use conman_core::ports::store::{AppMutation, AppStore, ConflictReason, MemberRecord, Page, PageRequest};
+use conman_core::rbac::Role;
 use conman_core::validation::Email;
 use conman_core::Error;
 use sqlx::{query, PgConnection};
@@ -222,6 +223,25 @@ pub(crate) async fn delete_membership(conn: &mut PgConnection, app_id: AppId, us
     Ok(())
 }
 
+/// `RequireAppAdmin`: locks the app's row first, in a statement of its own,
+/// so the guards of one app run one after the other; the count that follows
+/// is a new statement, whose `READ COMMITTED` snapshot sees every unit that
+/// committed while this one waited for the lock (counting in the locking
+/// statement would use the snapshot from before the wait).
+async fn require_app_admin(conn: &mut PgConnection, app_id: AppId) -> Result<(), Error> {
+    query("SELECT 1 FROM apps WHERE id = $1 FOR UPDATE").bind(app_id.0).execute(&mut *conn).await.db()?;
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE app_id = $1 AND role = $2")
+        .bind(app_id.0)
+        .bind(name_of(&Role::AppAdmin)?)
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
+    if admins == 0 {
+        return Err(ConflictReason::LastAppAdmin.into());
+    }
+    Ok(())
+}
+
 /// Binds the eleven invite columns, in [`invite_columns!`] order.
 fn bind_invite<'q>(q: PgQuery<'q>, i: &'q Invite) -> Result<PgQuery<'q>, Error> {
     Ok(q.bind(i.id.0)
@@ -264,5 +284,6 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &AppMutation) -> Re
         AppMutation::DeleteMembership { app_id, user_id } => delete_membership(conn, *app_id, *user_id).await,
         AppMutation::InsertInvite(i) => insert_invite(conn, i).await,
         AppMutation::UpdateInvite(i) => update_invite(conn, i).await,
+        AppMutation::RequireAppAdmin { app_id } => require_app_admin(conn, *app_id).await,
     }
 }

@@ -9,7 +9,8 @@ use conman_core::domain::app::App;
 use conman_core::domain::invite::Invite;
 use conman_core::domain::membership::Membership;
 use conman_core::ids::{AppId, InviteId, UserId};
-use conman_core::ports::store::{AppMutation, AppStore, MemberRecord, Page, PageRequest};
+use conman_core::ports::store::{AppMutation, AppStore, ConflictReason, MemberRecord, Page, PageRequest};
+use conman_core::rbac::Role;
 use conman_core::validation::Email;
 use conman_core::Error;
 use rusqlite::types::Value;
@@ -272,6 +273,21 @@ pub(crate) fn delete_membership(conn: &Connection, app_id: AppId, user_id: UserI
     Ok(())
 }
 
+/// `RequireAppAdmin`: the unit's transaction is the only writer
+/// (`BEGIN IMMEDIATE`), so counting after the unit's earlier mutations is
+/// enough.
+fn require_app_admin(conn: &Connection, app_id: AppId) -> Result<(), Error> {
+    let admins: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM memberships WHERE app_id = ?1 AND role = ?2")
+        .db()?
+        .query_row(params![id(app_id.0), name_of(&Role::AppAdmin)?], |row| row.get(0))
+        .db()?;
+    if admins == 0 {
+        return Err(ConflictReason::LastAppAdmin.into());
+    }
+    Ok(())
+}
+
 /// `InsertInvite`.
 pub(crate) fn insert_invite(conn: &Connection, i: &Invite) -> Result<(), Error> {
     conn.prepare_cached(concat!(
@@ -334,5 +350,6 @@ pub(crate) fn apply(conn: &Connection, mutation: &AppMutation) -> Result<(), Err
         AppMutation::DeleteMembership { app_id, user_id } => delete_membership(conn, *app_id, *user_id),
         AppMutation::InsertInvite(i) => insert_invite(conn, i),
         AppMutation::UpdateInvite(i) => update_invite(conn, i),
+        AppMutation::RequireAppAdmin { app_id } => require_app_admin(conn, *app_id),
     }
 }

@@ -54,6 +54,21 @@ pub(crate) async fn remove(
     Ok(ok(Done::ok()))
 }
 
+/// A server operator makes themself `app_admin` of the app (audited as
+/// `member.operator_granted`): the way back into an app left without admins.
+#[utoipa::path(operation_id = "grant_operator_admin", post, path = "/api/apps/{app_id}/admins", tag = "members", security(("bearer" = [])),
+    params(("app_id" = Uuid, Path, description = "App id")),
+    responses((status = 200, body = Envelope<MembershipChangeDto>), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub(crate) async fn grant_operator_admin(
+    State(c): St,
+    Authed(actor): Authed,
+    Path(app_id): Path<String>,
+) -> ApiResult<Data<MembershipChangeDto>> {
+    let m = c.grant_operator_admin(&actor, path_id::<AppId>(&app_id)?).await?;
+    Ok(ok(MembershipChangeDto { app_id: m.app_id.0, user_id: m.user_id.0, role: m.role.to_string() }))
+}
+
 /// Invites of the app (`app_admin`).
 #[utoipa::path(get, path = "/api/apps/{app_id}/invites", tag = "members", security(("bearer" = [])),
     params(("app_id" = Uuid, Path, description = "App id"), PageQuery),

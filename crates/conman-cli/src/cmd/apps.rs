@@ -1,8 +1,8 @@
 //! `conman app`, `conman member`, `conman invite`.
 
 use clap::Subcommand;
-use conman_api::dto::{AppDto, InviteDto, IssuedInviteDto, MemberDto, SettingsPatchDto};
-use conman_core::ids::{InviteId, UserId};
+use conman_api::dto::{AppDto, InviteDto, IssuedInviteDto, MemberDto, MembershipChangeDto, SettingsPatchDto};
+use conman_core::ids::{AppId, InviteId, UserId};
 use conman_core::ports::store::PageRequest;
 use conman_core::rbac::Role;
 use conman_core::services::NewApp;
@@ -39,6 +39,20 @@ pub(crate) enum AppCmd {
         /// JSON object of settings to change.
         patch: String,
     },
+    /// App administrators: recovery by a server operator.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+/// `conman app admin ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCmd {
+    /// Make yourself (a server operator) app_admin of an app, e.g. one left
+    /// without admins. Audited as member.operator_granted.
+    Add {
+        /// App id or name (any app of the installation).
+        app: String,
+    },
 }
 
 impl AppCmd {
@@ -58,6 +72,15 @@ impl AppCmd {
                 let scope = s.conman.get_app(&s.actor, resolve_app(s, &app).await?).await.core()?;
                 let dto = AppDto::new(&scope.app, Some(scope.role));
                 out.show(&dto, |a| serde_json::to_string_pretty(a).unwrap_or_default());
+            }
+            AppCmd::Admin(AdminCmd::Add { app }) => {
+                let app_id = match app.parse::<AppId>() {
+                    Ok(id) => id,
+                    Err(_) => s.conman.operator_app_by_name(&s.actor, &app).await.core()?.id,
+                };
+                let m = s.conman.grant_operator_admin(&s.actor, app_id).await.core()?;
+                let dto = MembershipChangeDto { app_id: m.app_id.0, user_id: m.user_id.0, role: m.role.to_string() };
+                out.show(&dto, |d| format!("you are app_admin of {}", d.app_id));
             }
             AppCmd::Settings { app, patch } => {
                 let patch: SettingsPatchDto = serde_json::from_str(&patch).map_err(|e| {

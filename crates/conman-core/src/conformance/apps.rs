@@ -5,14 +5,20 @@
 //! id asked under another app is not found), and listings are ordered and
 //! paginated as the port documents.
 
-use super::assert_code;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use super::fixtures::{self, app, later, membership, setup, user};
+use super::{assert_code, assert_conflict, Spawner};
 use crate::domain::app::{App, BaselineMode, GateSettings, PathRule};
 use crate::domain::invite::{Invite, InviteState};
 use crate::domain::membership::Membership;
 use crate::domain::user::User;
-use crate::error::ErrorCode;
-use crate::ports::store::{AppMutation, MemberRecord, Mutation, PageRequest, Store, UserMutation};
+use crate::error::{Error, ErrorCode};
+use crate::ids::AppId;
+use crate::ports::store::{
+    AppMutation, ConflictReason, MemberRecord, Mutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation,
+};
 use crate::rbac::Role;
 
 /// An app with non-default settings reads back equal by id and by name.
@@ -335,4 +341,87 @@ pub async fn invite_update_is_compare_and_set<S: Store>(store: &S) {
     );
     assert_eq!(store.invite(billing.id, invite.id).await.unwrap(), Some(accepted));
     assert_eq!(store.invite_by_hash(&resent.token_hash).await.unwrap(), None);
+}
+
+/// A unit that removes or demotes an app's only `app_admin` and carries the
+/// `RequireAppAdmin` guard is refused whole with `last_app_admin`; with a
+/// second admin it commits.
+pub async fn the_admin_guard_refuses_a_unit_that_leaves_no_app_admin<S: Store>(store: &S) {
+    let (billing, rows) = app_with_members(store, "billing", &["ada", "bob"]).await;
+    let (ada, bob) = (&rows[0].0, &rows[1].0);
+    let ada_admin = membership(&billing, ada, Role::AppAdmin);
+    setup(store, [AppMutation::PutMembership(ada_admin.clone())]).await;
+    let guard = || AppMutation::RequireAppAdmin { app_id: billing.id };
+    let removal = UnitOfWork::new()
+        .record(
+            AppMutation::DeleteMembership { app_id: billing.id, user_id: ada.id },
+            fixtures::audit_entry("member.removed", "membership", "ada"),
+        )
+        .unaudited(guard(), Unaudited::Guard);
+    assert_conflict(store.commit(removal).await, ConflictReason::LastAppAdmin);
+    let demotion = UnitOfWork::new()
+        .record(
+            AppMutation::PutMembership(membership(&billing, ada, Role::User)),
+            fixtures::audit_entry("member.role_changed", "membership", "ada"),
+        )
+        .unaudited(guard(), Unaudited::Guard);
+    assert_conflict(store.commit(demotion).await, ConflictReason::LastAppAdmin);
+    assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), Some(ada_admin));
+
+    // With a second admin, the same removal commits.
+    setup(store, [AppMutation::PutMembership(membership(&billing, bob, Role::AppAdmin))]).await;
+    let removal = UnitOfWork::new()
+        .record(
+            AppMutation::DeleteMembership { app_id: billing.id, user_id: ada.id },
+            fixtures::audit_entry("member.removed", "membership", "ada"),
+        )
+        .unaudited(guard(), Unaudited::Guard);
+    store.commit(removal).await.expect("another admin remains");
+    assert_eq!(store.membership(billing.id, ada.id).await.unwrap(), None);
+}
+
+/// Two admins demote each other at the same moment, on ten apps at once:
+/// on every app exactly one unit commits, the other is `last_app_admin`,
+/// and one admin remains.
+pub async fn admins_demoting_each_other_at_once_leave_one<S: Store + 'static>(store: Arc<S>, spawn: Spawner) {
+    const APPS: usize = 10;
+    let mut races = Vec::new();
+    for i in 0..APPS {
+        let (a, rows) = app_with_members(&*store, &format!("race{i}"), &[&format!("ada{i}"), &format!("bob{i}")]).await;
+        let admins: Vec<Membership> = rows.iter().map(|(u, _)| membership(&a, u, Role::AppAdmin)).collect();
+        setup(&*store, admins.iter().cloned().map(AppMutation::PutMembership)).await;
+        races.push((a, rows.into_iter().map(|(u, _)| u).collect::<Vec<_>>()));
+    }
+    let mut handles = Vec::new();
+    for (a, users) in &races {
+        for (me, other) in [(&users[0], &users[1]), (&users[1], &users[0])] {
+            let store = Arc::clone(&store);
+            let demoted = membership(a, other, Role::User);
+            let entry = fixtures::audit_entry("member.role_changed", "membership", &me.handle.to_string());
+            let guard = AppMutation::RequireAppAdmin { app_id: a.id };
+            handles.push((
+                a.id,
+                spawn(Box::pin(async move {
+                    let unit = UnitOfWork::new()
+                        .record(AppMutation::PutMembership(demoted), entry)
+                        .unaudited(guard, Unaudited::Guard);
+                    store.commit(unit).await
+                })),
+            ));
+        }
+    }
+    let mut outcomes: BTreeMap<AppId, Vec<Result<(), Error>>> = BTreeMap::new();
+    for (app_id, handle) in handles {
+        outcomes.entry(app_id).or_default().push(handle.await);
+    }
+    for (a, _) in &races {
+        let results = &outcomes[&a.id];
+        let committed = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(committed, 1, "exactly one demotion commits on {}: {results:?}", a.name);
+        let refused = results.iter().find(|r| r.is_err()).cloned().unwrap();
+        assert_conflict(refused, ConflictReason::LastAppAdmin);
+        let members = store.all_members(a.id).await.unwrap();
+        let admins = members.iter().filter(|m| m.membership.role == Role::AppAdmin).count();
+        assert_eq!(admins, 1, "one admin remains on {}", a.name);
+    }
 }

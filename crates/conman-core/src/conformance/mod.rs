@@ -117,6 +117,7 @@ macro_rules! store_conformance_tests {
             invite_lookups_are_scoped_by_app,
             invites_list_newest_first,
             invite_update_is_compare_and_set,
+            the_admin_guard_refuses_a_unit_that_leaves_no_app_admin,
         );
         $crate::store_conformance_tests!(@module $make; workspaces:
             workspace_lookups_are_scoped_by_app,
@@ -199,6 +200,19 @@ macro_rules! store_conformance_tests {
             async fn concurrent_units_all_land_on_one_unbroken_chain() {
                 let (store, _guard) = $crate::conformance::StoreFixture::into_parts($make.await);
                 $crate::conformance::units::concurrent_units_all_land_on_one_unbroken_chain(
+                    ::std::sync::Arc::new(store),
+                    |task| {
+                        let handle = ::tokio::spawn(task);
+                        ::std::boxed::Box::pin(async move { handle.await.expect("conformance task panicked") })
+                    },
+                )
+                .await;
+            }
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn admins_demoting_each_other_at_once_leave_one() {
+                let (store, _guard) = $crate::conformance::StoreFixture::into_parts($make.await);
+                $crate::conformance::apps::admins_demoting_each_other_at_once_leave_one(
                     ::std::sync::Arc::new(store),
                     |task| {
                         let handle = ::tokio::spawn(task);

@@ -39,6 +39,17 @@ pub enum AppMutation {
     InsertInvite(Invite),
     /// Update an invite (CAS on version).
     UpdateInvite(Invite),
+    /// A guard, not a change: refuses the unit with
+    /// [`ConflictReason::LastAppAdmin`](super::ConflictReason::LastAppAdmin)
+    /// unless the app still has an `app_admin` after the unit's earlier
+    /// mutations. Stores serialise the guards of one app (Postgres locks the
+    /// app's row before counting), so two units that each demote or remove
+    /// one of two admins cannot both commit. Added with
+    /// [`Unaudited::Guard`](super::Unaudited::Guard).
+    RequireAppAdmin {
+        /// App.
+        app_id: AppId,
+    },
 }
 
 /// Apps, memberships and invites.

@@ -129,6 +129,8 @@ pub enum ConflictReason {
     StaleKeyId,
     /// An environment id in the list belongs to another app.
     EnvironmentOfAnotherApp,
+    /// The unit would leave the app without an `app_admin`.
+    LastAppAdmin,
 }
 
 impl ConflictReason {
@@ -146,6 +148,7 @@ impl ConflictReason {
             ConflictReason::KeyIdMismatch => "key_id_mismatch",
             ConflictReason::StaleKeyId => "stale_key_id",
             ConflictReason::EnvironmentOfAnotherApp => "environment_of_another_app",
+            ConflictReason::LastAppAdmin => "last_app_admin",
         }
     }
 
@@ -169,6 +172,7 @@ impl ConflictReason {
             }
             ConflictReason::StaleKeyId => "the secrets master key id changed meanwhile; reload and retry".into(),
             ConflictReason::EnvironmentOfAnotherApp => "an environment with this id belongs to another app".into(),
+            ConflictReason::LastAppAdmin => "an app must keep at least one app_admin".into(),
         }
     }
 }

@@ -28,6 +28,9 @@ pub enum Unaudited {
     /// A notification about an event audited in the same unit: the event's
     /// entry is the record, the message only tells people about it.
     Notification,
+    /// A guard that changes nothing (`AppMutation::RequireAppAdmin`): the
+    /// change it guards is audited in the same unit.
+    Guard,
     /// Rows a store test or the conformance suite sets up directly (only
     /// with the `conformance` feature, never in a service).
     #[cfg(any(test, feature = "conformance"))]
