@@ -558,6 +558,71 @@ async fn a_cancel_requested_during_the_attempt_wins_over_a_success_whose_effects
     assert_eq!(kinds, ["finish", "log tail"], "the success's effects are dropped, its log tail kept");
 }
 
+/// A job whose worker ends it right after a follower's first read of its
+/// lines, writing its last line with its end: the store as a follower
+/// racing the job's finish sees it.
+fn store_with_job_finishing_after_the_first_log_read(app: &App) -> MockStore {
+    use crate::domain::job::{JobLogLine, JobState, LogStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut store = store_with_member(app, Role::AppAdmin);
+    let finished = Arc::new(AtomicBool::new(false));
+    let app_id = app.id;
+    let seen = finished.clone();
+    store.expect_job().returning(move |_, id| {
+        let mut job = running_job(app_id, 1);
+        job.id = id;
+        if seen.load(Ordering::SeqCst) {
+            job.state = JobState::Succeeded;
+        }
+        Ok(Some(job))
+    });
+    let line = |seq: i64| JobLogLine { seq, at: chrono::Utc::now(), stream: LogStream::Stdout, text: format!("line {seq}") };
+    store.expect_job_log().returning(move |_, after, limit| {
+        // Lines 1-3 are stored; line 4 comes with the job's end.
+        let stored = if finished.load(Ordering::SeqCst) { 4 } else { 3 };
+        let lines: Vec<_> = (after + 1..=stored).take(limit as usize).map(line).collect();
+        // The job finishes right after this read.
+        finished.store(true, Ordering::SeqCst);
+        Ok(JobLogPage { lines, truncated: false })
+    });
+    store
+}
+
+#[tokio::test]
+async fn a_follower_stopping_at_complete_gets_every_line_of_a_job_finishing_between_its_reads() {
+    let app = app();
+    let c = conman(store_with_job_finishing_after_the_first_log_read(&app));
+    let who = actor(user(false));
+    let job = JobId(uuid::Uuid::now_v7());
+    let (mut after, mut seen, mut reads) = (0, Vec::new(), 0);
+    loop {
+        let read = c.read_job_log(&who, app.id, job, after, 100).await.unwrap();
+        reads += 1;
+        seen.extend(read.page.lines.iter().map(|l| l.text.clone()));
+        after = read.page.lines.last().map_or(after, |l| l.seq);
+        if read.complete {
+            assert!(read.state.is_terminal());
+            break;
+        }
+        assert!(reads < 10, "never complete");
+    }
+    assert_eq!(seen, ["line 1", "line 2", "line 3", "line 4"], "no line lost to the race");
+}
+
+#[tokio::test]
+async fn a_full_page_of_a_finished_job_is_not_complete() {
+    let app = app();
+    let c = conman(store_with_job_finishing_after_the_first_log_read(&app));
+    let who = actor(user(false));
+    let job = JobId(uuid::Uuid::now_v7());
+    c.read_job_log(&who, app.id, job, 0, 3).await.unwrap();
+    // Finished now, but a page as long as the limit may have more after it.
+    let read = c.read_job_log(&who, app.id, job, 2, 2).await.unwrap();
+    assert_eq!((read.state, read.page.lines.len(), read.complete), (crate::domain::job::JobState::Succeeded, 2, false));
+    let read = c.read_job_log(&who, app.id, job, 4, 2).await.unwrap();
+    assert!(read.complete && read.page.lines.is_empty());
+}
+
 // ---- changesets ------------------------------------------------------
 
 fn changeset(
