@@ -60,8 +60,7 @@ fn fast_hasher() -> Argon2Hasher {
 /// Settings of a Postgres installation in `data_dir` running `workers`.
 fn postgres_settings(data_dir: &std::path::Path, url: &str, workers: usize, lease_secs: u64) -> Settings {
     let (data_dir, workers, lease) = (data_dir.to_str().unwrap(), workers.to_string(), lease_secs.to_string());
-    let args =
-        ["x", "--data-dir", data_dir, "--database-url", url, "--workers", &workers, "--job-lease-secs", &lease];
+    let args = ["x", "--data-dir", data_dir, "--database-url", url, "--workers", &workers, "--job-lease-secs", &lease];
     let mut settings = Args::try_parse_from(args).unwrap().settings;
     settings.secrets_master_key = Some("11".repeat(32));
     settings

@@ -499,11 +499,10 @@ pub(crate) async fn finish_job(conn: &mut PgConnection, f: &JobFinish) -> Result
     .rows_affected();
     if changed == 0 {
         // Still this worker's, so the cancel flag is what refused it.
-        let held = query(
-            "SELECT 1 FROM jobs WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND cancel_requested",
-        )
-        .bind(f.id.0)
-        .bind(&f.worker);
+        let held =
+            query("SELECT 1 FROM jobs WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND cancel_requested")
+                .bind(f.id.0)
+                .bind(&f.worker);
         if exists(&mut *conn, held).await? {
             return Err(ConflictReason::CancelRequested.into());
         }

@@ -361,7 +361,8 @@ pub(crate) fn finish_job(conn: &Connection, f: &JobFinish) -> Result<(), Error> 
         .db()?;
     if changed == 0 {
         // Still this worker's, so the cancel flag is what refused it.
-        let held = "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND cancel_requested = 1";
+        let held =
+            "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND cancel_requested = 1";
         if exists(conn, held, params![id(f.id.0), f.worker])? {
             return Err(ConflictReason::CancelRequested.into());
         }

@@ -105,9 +105,8 @@ pub async fn run_workers(
     for n in 0..options.concurrency {
         spawn(&mut slots, &mut slot_of, n);
     }
-    let cancel_poll = (options.concurrency > 0).then(|| {
-        tokio::spawn(poll_cancels(Arc::clone(&conman), Arc::clone(&wakeup), options.poll_interval))
-    });
+    let cancel_poll = (options.concurrency > 0)
+        .then(|| tokio::spawn(poll_cancels(Arc::clone(&conman), Arc::clone(&wakeup), options.poll_interval)));
     tracing::info!(slots = options.concurrency, prefix = %options.id_prefix, "job workers started");
     tokio::pin!(shutdown);
     loop {

@@ -525,7 +525,8 @@ pub async fn a_requested_cancel_wins_over_any_other_end<S: Store>(store: &S) {
     assert_eq!(store.jobs_to_cancel(&[other.id]).await.unwrap(), Vec::<JobId>::new());
     let before = reload(store, &asked).await;
     for state in [JobState::Succeeded, JobState::Failed, JobState::Queued] {
-        let end = JobFinish { run_after: (state == JobState::Queued).then(|| later(t, 5)), ..finish(&asked, "w1", state, t) };
+        let end =
+            JobFinish { run_after: (state == JobState::Queued).then(|| later(t, 5)), ..finish(&asked, "w1", state, t) };
         let unit = UnitOfWork::new()
             .record(JobMutation::FinishJob(end), audit_entry("job.finished", "job", &asked.id.to_string()))
             .record(

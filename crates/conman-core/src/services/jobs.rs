@@ -353,7 +353,9 @@ impl Conman {
             let Some(job) = self.store().claim_job(&claim).await? else { return Ok(None) };
             if job.attempts > job.max_attempts {
                 let error = format!("gave up after {} attempts (workers lost)", job.max_attempts);
-                match self.finish(&job, worker, JobState::Failed, None, Some(error.clone()), UnitOfWork::new(), None).await
+                match self
+                    .finish(&job, worker, JobState::Failed, None, Some(error.clone()), UnitOfWork::new(), None)
+                    .await
                 {
                     // A requested cancel wins here too.
                     Err(e) if e.is_cancel_requested() => {

@@ -576,7 +576,8 @@ fn store_with_job_finishing_after_the_first_log_read(app: &App) -> MockStore {
         }
         Ok(Some(job))
     });
-    let line = |seq: i64| JobLogLine { seq, at: chrono::Utc::now(), stream: LogStream::Stdout, text: format!("line {seq}") };
+    let line =
+        |seq: i64| JobLogLine { seq, at: chrono::Utc::now(), stream: LogStream::Stdout, text: format!("line {seq}") };
     store.expect_job_log().returning(move |_, after, limit| {
         // Lines 1-3 are stored; line 4 comes with the job's end.
         let stored = if finished.load(Ordering::SeqCst) { 4 } else { 3 };

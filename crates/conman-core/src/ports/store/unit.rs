@@ -190,7 +190,9 @@ mod tests {
             assert!(!wakes(finish(end)), "{end:?}");
         }
         assert!(!wakes(JobMutation::RequestJobCancel { id }.into()));
-        let cancel = UnitOfWork::new().record(JobMutation::RequestJobCancel { id }, entry("c")).record(finish(JobState::Queued), entry("q"));
+        let cancel = UnitOfWork::new()
+            .record(JobMutation::RequestJobCancel { id }, entry("c"))
+            .record(finish(JobState::Queued), entry("q"));
         assert_eq!(cancel.cancels_requested().collect::<Vec<_>>(), [id]);
         assert_eq!(UnitOfWork::new().record(finish(JobState::Queued), entry("q")).cancels_requested().count(), 0);
         assert!(!wakes(delivered()));
