@@ -4,7 +4,8 @@
 //! Invariant: a claim hands the oldest runnable job to exactly one worker;
 //! every later change to a running job (renew, finish, release) applies only
 //! for the worker holding its lease, and a finish refused for a lost lease
-//! takes the rest of its unit down with it; a job's log is numbered from 1,
+//! takes the rest of its unit down with it; once a cancel was requested only
+//! a `canceled` finish applies; a job's log is numbered from 1,
 //! follows with `after`, and keeps its newest tail within the bound.
 
 use std::collections::BTreeMap;

@@ -8,6 +8,15 @@
 //! `FinishJob` — which only applies while the worker still holds the lease.
 //! A worker that died mid-job never commits, its job is reclaimed and run
 //! again, and the effects land exactly once.
+//!
+//! A requested cancel wins: once a running job's cancel is committed, the
+//! store refuses any end but `canceled` (`conflict` `cancel_requested`) and
+//! the core ends the attempt canceled instead — whatever the handler
+//! answered, whichever process asked.
+//!
+//! [`Conman::read_job_log`] reads the job's state before its lines, so its
+//! `complete` (terminal, nothing after this page) is never true while a
+//! line is missing.
 
 use std::sync::Arc;
 
