@@ -15,7 +15,7 @@ use conman_core::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, Uuid
 use conman_core::ports::EnvelopeCipher;
 use conman_core::services::{Conman, Ports};
 use conman_git::GitRepos;
-use conman_store_pg::{JobListener, PgStore};
+use conman_store_pg::{JobListener, JobNotice, PgStore};
 use conman_store_sqlite::SqliteStore;
 use rand::RngCore;
 
@@ -34,8 +34,9 @@ pub struct Installation {
     /// Wakes this process's job workers on enqueue (pass it to
     /// [`run_workers`](crate::runtime::run_workers)).
     pub wakeup: Arc<NotifyWakeup>,
-    /// On Postgres, when this process runs workers: turns jobs enqueued by
-    /// any process (`LISTEN/NOTIFY`) into `wakeup` calls. Stops when dropped.
+    /// On Postgres, when this process runs workers: turns jobs enqueued and
+    /// cancels requested by any process (`LISTEN/NOTIFY`) into `wakeup`
+    /// calls. Stops when dropped.
     pub job_listener: Option<JobListener>,
 }
 
@@ -103,7 +104,12 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
         DatabaseTarget::Postgres(url) => {
             let store = open_postgres(&url)?;
             let wakeup = Arc::clone(&wakeup);
-            let listener = (settings.workers > 0).then(|| store.listen_for_jobs(move || wakeup.job_enqueued()));
+            let listener = (settings.workers > 0).then(|| {
+                store.listen_for_job_notices(move |notice| match notice {
+                    JobNotice::Runnable => wakeup.job_enqueued(),
+                    JobNotice::CancelRequested(job) => wakeup.cancel_requested(job),
+                })
+            });
             (Arc::new(store), listener)
         }
     };

@@ -83,11 +83,13 @@ async fn a_gate_run_is_started_read_followed_and_counted_in_metrics() {
     assert!(texts.contains(&"hello-from-gate"), "{texts:?}");
     assert!(texts.contains(&"second line"), "{texts:?}");
     assert_eq!(logs.data()["state"], "succeeded");
+    assert_eq!(logs.data()["complete"], true, "a finished job's whole log in one page");
     let next = logs.data()["next_after"].as_i64().unwrap();
     let rest = s.get(&format!("/api/apps/{app}/jobs/{job}/logs?after={next}"), &admin).await;
     assert_eq!(rest.data()["lines"].as_array().unwrap().len(), 0, "following from next_after gives nothing new");
     let partial = s.get(&format!("/api/apps/{app}/jobs/{job}/logs?after=1&limit=1"), &admin).await;
     assert_eq!(partial.data()["lines"][0]["seq"], 2);
+    assert_eq!(partial.data()["complete"], false, "a full page may have more after it");
 
     let list = s.get(&format!("/api/apps/{app}/jobs?type=gate_submit&state=succeeded"), &admin).await;
     list.assert_status(200);

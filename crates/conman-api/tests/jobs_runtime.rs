@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use clap::Parser;
+use conman_api::compose;
 use conman_api::config::Settings;
 use conman_api::runtime::{metrics, run_workers, JobLog, NotifyWakeup, ProcessRunner, WorkerOptions};
 use conman_core::domain::app::{AppSettingsPatch, GateSettings};
@@ -48,6 +49,21 @@ struct Harness {
     actor: Actor,
     app: AppId,
     commit: Sha,
+    /// Kept open for its job listener (Postgres harnesses).
+    _installation: Option<compose::Installation>,
+}
+
+fn fast_hasher() -> Argon2Hasher {
+    Argon2Hasher::insecure_fast_for_tests()
+}
+
+/// Settings of a Postgres installation in `data_dir` running `workers`.
+fn postgres_settings(data_dir: &std::path::Path, url: &str, workers: usize, lease_secs: u64) -> Settings {
+    let (data_dir, workers, lease) = (data_dir.to_str().unwrap(), workers.to_string(), lease_secs.to_string());
+    let args = ["x", "--data-dir", data_dir, "--database-url", url, "--workers", &workers, "--job-lease-secs", &lease];
+    let mut settings = Args::try_parse_from(args).unwrap().settings;
+    settings.secrets_master_key = Some("11".repeat(32));
+    settings
 }
 
 impl Harness {
@@ -77,7 +93,37 @@ impl Harness {
         for (job_type, handler) in handlers {
             conman = conman.with_job_handler(job_type, handler);
         }
-        let conman = Arc::new(conman);
+        Harness::set_up(dir, Arc::new(conman), wakeup, git, None).await
+    }
+
+    /// On the Postgres database at `url` (through the composition, as a
+    /// server runs: its job listener turns notices into `wakeup` calls),
+    /// with leases of `lease_secs`.
+    async fn on_postgres(url: &str, lease_secs: u64) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let installation = compose::open_with_hasher(&postgres_settings(dir.path(), url, 1, lease_secs), fast_hasher())
+            .expect("open the installation");
+        let git = GitRepos::new(dir.path().join("repos")).unwrap();
+        let (conman, wakeup) = (installation.conman.clone(), installation.wakeup.clone());
+        Harness::set_up(dir, conman, wakeup, git, Some(installation)).await
+    }
+
+    /// Another process of the Postgres installation of `self` (no workers,
+    /// wake-ups of its own): what it commits reaches `self`'s workers only
+    /// through the store.
+    fn other_postgres_process(&self, url: &str) -> compose::Installation {
+        compose::open_with_hasher(&postgres_settings(self.dir.path(), url, 0, 300), fast_hasher())
+            .expect("open the second installation")
+    }
+
+    /// The admin, an app and its commit on a fresh installation.
+    async fn set_up(
+        dir: TempDir,
+        conman: Arc<Conman>,
+        wakeup: Arc<NotifyWakeup>,
+        git: GitRepos,
+        installation: Option<compose::Installation>,
+    ) -> Harness {
         conman.bootstrap_admin(ADMIN, "Ada Admin", "correct horse battery staple").await.unwrap();
         let actor = conman.local_actor(ADMIN, Default::default()).await.unwrap();
         let new_app = NewApp { name: "gates".into(), integration_branch: None, import_from: None };
@@ -91,7 +137,14 @@ impl Harness {
             author: Signature { name: "Ada".into(), email: ADMIN.into() },
         };
         let commit = git.write(app, request).await.unwrap();
-        Harness { dir, conman, wakeup, actor, app, commit }
+        Harness { dir, conman, wakeup, actor, app, commit, _installation: installation }
+    }
+
+    /// The same installation as another process sees it, with in-process
+    /// signals of its own that reach none of `self`'s workers: a cancel it
+    /// requests reaches them only through the store (the cancel poll).
+    fn other_process(&self) -> Conman {
+        Conman::new(self.conman.ports().clone(), self.conman.config().clone())
     }
 
     /// Sets the app's submit gate command and timeout.
@@ -427,6 +480,107 @@ async fn cancelling_a_running_job_kills_its_process_group() {
     eventually_not("the process group has members", || !group_members(group).is_empty()).await;
     let system = h.output(job.id, LogStream::System).await.join("\n");
     assert!(system.contains("canceled"), "{system}");
+}
+
+/// Leases long enough that renewal never comes during a test: whatever
+/// stops a canceled job is the cancel path itself.
+fn long_leases(config: &mut Config) {
+    config.jobs.lease_ttl = Duration::from_secs(300);
+}
+
+/// Waits until the job's stdout has `line`.
+async fn printed(h: &Harness, id: JobId, line: &str) {
+    for _ in 0..1000 {
+        if h.output(id, LogStream::Stdout).await.iter().any(|l| l == line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the job never printed {line:?}");
+}
+
+/// The gate of the cancel tests: prints `before`, sleeps 30 s, then writes
+/// `marker` and prints `after` — so a canceled job that shows neither was
+/// really killed during its sleep.
+fn sleeping_gate(marker: &str) -> String {
+    format!("echo before; sleep 30; touch {marker}; echo after")
+}
+
+/// The job ended canceled with the command killed mid-sleep.
+async fn assert_killed_mid_sleep(h: &Harness, job: &Job, marker: &str) {
+    assert_eq!(job.state, JobState::Canceled, "{job:#?}");
+    let stdout = h.output(job.id, LogStream::Stdout).await;
+    assert_eq!(stdout, ["before"], "the line after the sleep never came");
+    assert!(!std::path::Path::new(marker).exists(), "the command never got past its sleep");
+    let system = h.output(job.id, LogStream::System).await.join("\n");
+    assert!(system.contains("canceled: the job was stopped"), "{system}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_gate_canceled_while_running_ends_canceled_even_if_it_exits_first() {
+    let h = Harness::with(long_leases, Vec::new()).await;
+    let release = h.path("release");
+    // Runs until the test lets it go, then passes.
+    h.gate(&format!("echo started; while [ ! -f {release} ]; do sleep 0.01; done; echo released"), 60).await;
+    let workers = h.workers(options());
+    let job = h.start_gate().await;
+    printed(&h, job.id, "started").await;
+    let asked = h.conman.cancel_job(&h.actor, h.app, job.id).await.unwrap();
+    assert!(asked.cancel_requested);
+    // Whether the kill or the gate's own exit comes first, it ends canceled.
+    std::fs::write(&release, "").unwrap();
+    let job = h.finished(job.id, Duration::from_secs(30)).await;
+    workers.stop().await;
+    assert_eq!(job.state, JobState::Canceled, "{job:#?}");
+    assert_eq!(job.error.as_deref(), Some("canceled"), "{job:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_30_second_gate_canceled_in_process_is_killed_during_its_sleep() {
+    let h = Harness::with(long_leases, Vec::new()).await;
+    let marker = h.path("woke");
+    h.gate(&sleeping_gate(&marker), 120).await;
+    let workers = h.workers(options());
+    let job = h.start_gate().await;
+    printed(&h, job.id, "before").await;
+    h.conman.cancel_job(&h.actor, h.app, job.id).await.unwrap();
+    let job = h.finished(job.id, Duration::from_secs(60)).await;
+    workers.stop().await;
+    assert_killed_mid_sleep(&h, &job, &marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_requested_by_another_process_is_found_by_the_cancel_poll() {
+    let h = Harness::with(long_leases, Vec::new()).await;
+    let marker = h.path("woke");
+    h.gate(&sleeping_gate(&marker), 120).await;
+    let workers = h.workers(options());
+    let job = h.start_gate().await;
+    printed(&h, job.id, "before").await;
+    // Its in-process signal reaches none of these workers.
+    let other = h.other_process();
+    other.cancel_job(&h.actor, h.app, job.id).await.unwrap();
+    let job = h.finished(job.id, Duration::from_secs(60)).await;
+    workers.stop().await;
+    assert_killed_mid_sleep(&h, &job, &marker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_cancel_requested_by_another_process_is_notified_to_the_worker() {
+    let Some(db) = conman_store_pg::scratch::scratch_database().await else { return };
+    let h = Harness::on_postgres(db.url(), 300).await;
+    let marker = h.path("woke");
+    h.gate(&sleeping_gate(&marker), 120).await;
+    // No cancel poll within the test: only the notification can stop it.
+    let workers = h.workers(WorkerOptions { poll_interval: Duration::from_secs(300), ..options() });
+    let job = h.start_gate().await;
+    printed(&h, job.id, "before").await;
+    let other = h.other_postgres_process(db.url());
+    let actor = other.conman.local_actor(ADMIN, Default::default()).await.unwrap();
+    other.conman.cancel_job(&actor, h.app, job.id).await.unwrap();
+    let job = h.finished(job.id, Duration::from_secs(60)).await;
+    workers.stop().await;
+    assert_killed_mid_sleep(&h, &job, &marker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

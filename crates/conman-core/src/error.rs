@@ -176,6 +176,14 @@ impl Error {
         matches!(self, Error::Conflict { details: Some(d), .. } if d["reason"] == "stale_version")
     }
 
+    /// True for a store's conflict saying a cancel was requested for the
+    /// job being finished ([`ConflictReason::CancelRequested`]).
+    ///
+    /// [`ConflictReason::CancelRequested`]: crate::ports::store::ConflictReason::CancelRequested
+    pub fn is_cancel_requested(&self) -> bool {
+        matches!(self, Error::Conflict { details: Some(d), .. } if d["reason"] == "cancel_requested")
+    }
+
     /// A plain conflict.
     pub fn conflict(message: impl Into<String>) -> Self {
         Error::Conflict { message: message.into(), details: None }

@@ -196,6 +196,12 @@ impl JobStore for PgStore {
         one(&self.pool, query(sql).bind(job_id.0).bind(worker).bind(ts(&until)), |c| c.flag(0)).await
     }
 
+    async fn jobs_to_cancel(&self, ids: &[JobId]) -> Result<Vec<JobId>, Error> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|j| j.0).collect();
+        let sql = "SELECT id FROM jobs WHERE id = ANY($1) AND state = 'running' AND cancel_requested";
+        all(&self.pool, query(sql).bind(ids), |c| c.id(0)).await
+    }
+
     async fn append_job_log(&self, job_id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
         let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
         let batch = Batch::new(lines, limit)?;
@@ -478,7 +484,7 @@ pub(crate) async fn finish_job(conn: &mut PgConnection, f: &JobFinish) -> Result
     let changed = query(
         "UPDATE jobs SET state = $3, result = $4::json, error = $5, finished_at = $6,
             run_after = COALESCE($7, run_after), lease_owner = NULL, lease_expires_at = NULL
-         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+         WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND (NOT cancel_requested OR $3 = 'canceled')",
     )
     .bind(f.id.0)
     .bind(&f.worker)
@@ -491,6 +497,16 @@ pub(crate) async fn finish_job(conn: &mut PgConnection, f: &JobFinish) -> Result
     .await
     .db()?
     .rows_affected();
+    if changed == 0 {
+        // Still this worker's, so the cancel flag is what refused it.
+        let held =
+            query("SELECT 1 FROM jobs WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND cancel_requested")
+                .bind(f.id.0)
+                .bind(&f.worker);
+        if exists(&mut *conn, held).await? {
+            return Err(ConflictReason::CancelRequested.into());
+        }
+    }
     expect_job_cas(conn, changed, f.id, ConflictReason::LeaseLost).await
 }
 

@@ -39,7 +39,9 @@
 //! Wake-ups across processes: a unit that makes a job runnable also
 //! `pg_notify`s the store's job channel in its transaction, and
 //! [`PgStore::listen_for_jobs`] turns those notifications into calls back
-//! in any process (see [`JobListener`]); polling remains the fallback.
+//! in any process (see [`JobListener`]); [`PgStore::listen_for_job_notices`]
+//! also reports the cancel notifications a unit requesting a running job's
+//! cancel sends ([`JobNotice`]); polling remains the fallback.
 //!
 //! Schemas: [`PgStore::connect`] uses the URL's default `search_path`;
 //! [`PgStore::connect_with`] can pin every pooled connection to one schema
@@ -76,7 +78,7 @@ use sqlx::Executor as _;
 
 pub use audit::AUDIT_LOCK_CLASS;
 pub use migrate::SCHEMA_VERSION;
-pub use notify::JobListener;
+pub use notify::{JobListener, JobNotice};
 
 /// A pooled connection idle at least this long is pinged before it is handed
 /// out (a dead one is replaced); one back from use more recently passed the

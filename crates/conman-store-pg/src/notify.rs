@@ -1,7 +1,10 @@
 //! Job wake-ups across processes with `LISTEN/NOTIFY`: a unit of work that
-//! makes a job runnable notifies the store's job channel, and a
-//! [`JobListener`] calls back in every process listening on it, so idle
-//! workers anywhere claim at once instead of at their next poll.
+//! makes a job runnable notifies the store's job channel (empty payload),
+//! a unit that requests a running job's cancel notifies it with
+//! `cancel:<job id>`, and a [`JobListener`] calls back with the
+//! [`JobNotice`] in every process listening on it, so idle workers anywhere
+//! claim at once instead of at their next poll, and the worker running a
+//! canceled job kills it at once instead of at its next cancel poll.
 //!
 //! Invariant: the notification is sent inside the unit's own transaction
 //! (`pg_notify`), so Postgres delivers it exactly when the unit commits and
@@ -18,6 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use conman_core::ids::JobId;
 use conman_core::Error;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Executor as _, PgPool};
@@ -53,13 +57,46 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// Appends to `out` the statement that queues a notification on `channel`,
-/// delivered when the transaction it runs in commits (it goes in a unit's
-/// last message, before the `COMMIT`).
-pub(crate) fn notify_sql(out: &mut String, channel: &str) -> Result<(), Error> {
+/// The payload of "a job became runnable".
+pub(crate) const RUNNABLE: &str = "";
+/// The payload prefix of "a cancel of this running job was requested".
+const CANCEL_PREFIX: &str = "cancel:";
+
+/// The payload telling the worker running `job` to stop it.
+pub(crate) fn cancel_payload(job: JobId) -> String {
+    format!("{CANCEL_PREFIX}{}", job.0.hyphenated())
+}
+
+/// What a notification on the job channel says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobNotice {
+    /// A job became runnable — or notifications may have been missed (sent
+    /// after every (re)connection): idle workers should claim.
+    Runnable,
+    /// A cancel of this running job was committed: its worker stops it.
+    CancelRequested(JobId),
+}
+
+impl JobNotice {
+    /// The notice a payload carries; one this build does not know is read
+    /// as [`JobNotice::Runnable`] (a spurious claim costs nothing).
+    fn parse(payload: &str) -> JobNotice {
+        match payload.strip_prefix(CANCEL_PREFIX).map(uuid::Uuid::parse_str) {
+            Some(Ok(id)) => JobNotice::CancelRequested(JobId(id)),
+            _ => JobNotice::Runnable,
+        }
+    }
+}
+
+/// Appends to `out` the statement that queues a notification with
+/// `payload` on `channel`, delivered when the transaction it runs in
+/// commits (it goes in a unit's last message, before the `COMMIT`).
+pub(crate) fn notify_sql(out: &mut String, channel: &str, payload: &str) -> Result<(), Error> {
     out.push_str("SELECT pg_notify(");
     literal::text(out, channel)?;
-    out.push_str(", ''); ");
+    out.push_str(", ");
+    literal::text(out, payload)?;
+    out.push_str("); ");
     Ok(())
 }
 
@@ -94,6 +131,18 @@ impl PgStore {
     /// Must be called within a Tokio runtime; it does not wait for the
     /// connection.
     pub fn listen_for_jobs(&self, on_job: impl Fn() + Send + Sync + 'static) -> JobListener {
+        self.listen_for_job_notices(move |notice| {
+            if notice == JobNotice::Runnable {
+                on_job();
+            }
+        })
+    }
+
+    /// Like [`PgStore::listen_for_jobs`], calling `on_notice` with every
+    /// [`JobNotice`]: [`JobNotice::Runnable`] where `listen_for_jobs` calls
+    /// back, and [`JobNotice::CancelRequested`] whenever a unit requesting
+    /// a running job's cancel commits, in any process.
+    pub fn listen_for_job_notices(&self, on_notice: impl Fn(JobNotice) + Send + Sync + 'static) -> JobListener {
         let name = match &self.schema {
             Some(schema) => format!("conman/{schema}/listener"),
             None => "conman-listener".to_owned(),
@@ -107,12 +156,12 @@ impl PgStore {
             .acquire_timeout(PING_TIMEOUT)
             .connect_lazy_with(options);
         let channel: Arc<str> = self.job_channel.clone();
-        JobListener { task: tokio::spawn(listen(pool, channel, on_job)) }
+        JobListener { task: tokio::spawn(listen(pool, channel, on_notice)) }
     }
 }
 
 /// Connects, listens and calls back until aborted; reconnects with backoff.
-async fn listen(pool: PgPool, channel: Arc<str>, on_job: impl Fn()) {
+async fn listen(pool: PgPool, channel: Arc<str>, on_notice: impl Fn(JobNotice)) {
     let mut backoff = FIRST_BACKOFF;
     let mut reconnecting = false;
     loop {
@@ -124,8 +173,8 @@ async fn listen(pool: PgPool, channel: Arc<str>, on_job: impl Fn()) {
                     tracing::info!(%channel, "listening for job notifications");
                 }
                 let connected = Instant::now();
-                on_job();
-                let lost = receive(&mut listener, &on_job).await;
+                on_notice(JobNotice::Runnable);
+                let lost = receive(&mut listener, &on_notice).await;
                 drop(listener);
                 // A connection that held a while earns a quick reconnect.
                 if connected.elapsed() > MAX_BACKOFF {
@@ -157,11 +206,11 @@ async fn subscribe(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Err
 }
 
 /// Calls back per notification until the connection is lost; says why.
-async fn receive(listener: &mut PgListener, on_job: &impl Fn()) -> String {
+async fn receive(listener: &mut PgListener, on_notice: &impl Fn(JobNotice)) -> String {
     loop {
         tokio::select! {
             received = listener.try_recv() => match received {
-                Ok(Some(_)) => on_job(),
+                Ok(Some(notification)) => on_notice(JobNotice::parse(notification.payload())),
                 Ok(None) => return "the connection closed".to_owned(),
                 Err(e) => return e.to_string(),
             },
@@ -191,5 +240,13 @@ mod tests {
         assert!(hashed.len() <= MAX_IDENTIFIER, "{hashed}");
         assert_ne!(hashed, job_channel(Some(&"s".repeat(62))));
         assert_eq!(hashed, job_channel(Some(&long)), "stable");
+    }
+
+    #[test]
+    fn a_cancel_payload_reads_back_as_its_notice() {
+        let job = JobId(uuid::Uuid::now_v7());
+        assert_eq!(JobNotice::parse(&cancel_payload(job)), JobNotice::CancelRequested(job));
+        assert_eq!(JobNotice::parse(RUNNABLE), JobNotice::Runnable);
+        assert_eq!(JobNotice::parse("cancel:not-a-uuid"), JobNotice::Runnable);
     }
 }

@@ -50,8 +50,8 @@ async fn begin_and_apply(tx: &mut UnitTransaction, unit: &UnitOfWork) -> Result<
 
 /// The unit's last message, one simple query: `BEGIN` when there was no
 /// mutation to apply first; the job notification if the unit makes a job
-/// runnable (Postgres sends it at commit); the audit entries staged and
-/// chained under the audit lock; `COMMIT`. An audit-only unit — most writes
+/// runnable and one per cancel it requests (Postgres sends them at commit);
+/// the audit entries staged and chained under the audit lock; `COMMIT`. An audit-only unit — most writes
 /// of workspace files — is one round trip.
 fn last_message(unit: &UnitOfWork, job_channel: &str) -> Result<String, Error> {
     let mut last = String::new();
@@ -60,7 +60,10 @@ fn last_message(unit: &UnitOfWork, job_channel: &str) -> Result<String, Error> {
         last.push_str("; ");
     }
     if unit.wakes_workers() {
-        notify::notify_sql(&mut last, job_channel)?;
+        notify::notify_sql(&mut last, job_channel, notify::RUNNABLE)?;
+    }
+    for job in unit.cancels_requested() {
+        notify::notify_sql(&mut last, job_channel, &notify::cancel_payload(job))?;
     }
     let entries = unit.audit_entries();
     if !entries.is_empty() {

@@ -188,6 +188,20 @@ impl JobStore for SqliteStore {
         .await
     }
 
+    async fn jobs_to_cancel(&self, ids: &[JobId]) -> Result<Vec<JobId>, Error> {
+        let ids = json(&ids.iter().map(|j| id(j.0)).collect::<Vec<_>>())?;
+        self.read(move |conn| {
+            all(
+                conn,
+                "SELECT id FROM jobs WHERE state = 'running' AND cancel_requested = 1
+                   AND id IN (SELECT value FROM json_each(?1))",
+                [ids],
+                |c| c.id(0),
+            )
+        })
+        .await
+    }
+
     async fn append_job_log(&self, job_id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
         let lines = lines.to_vec();
         self.transaction(move |tx| append_log(tx, job_id, &lines, limit_bytes)).await
@@ -332,7 +346,7 @@ pub(crate) fn finish_job(conn: &Connection, f: &JobFinish) -> Result<(), Error> 
         .prepare_cached(
             "UPDATE jobs SET state = ?3, result = ?4, error = ?5, finished_at = ?6, run_after = COALESCE(?7, run_after),
                 lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND (cancel_requested = 0 OR ?3 = 'canceled')",
         )
         .db()?
         .execute(params![
@@ -345,6 +359,14 @@ pub(crate) fn finish_job(conn: &Connection, f: &JobFinish) -> Result<(), Error> 
             opt_ts(&f.run_after),
         ])
         .db()?;
+    if changed == 0 {
+        // Still this worker's, so the cancel flag is what refused it.
+        let held =
+            "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND cancel_requested = 1";
+        if exists(conn, held, params![id(f.id.0), f.worker])? {
+            return Err(ConflictReason::CancelRequested.into());
+        }
+    }
     expect_job_cas(conn, changed, f.id, ConflictReason::LeaseLost)
 }
 

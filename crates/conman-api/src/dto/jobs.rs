@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use conman_core::domain::job::{Job, JobLogLine};
-use conman_core::ports::store::JobLogPage;
+use conman_core::services::JobLogRead;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -145,19 +145,25 @@ pub struct JobLogDto {
     pub next_after: i64,
     /// Older lines were dropped to keep the log within 1 MiB.
     pub truncated: bool,
-    /// The job's state when read (stop following once it is terminal).
+    /// The job's state, read before the lines.
     pub state: String,
+    /// The job had finished before these lines were read and they are the
+    /// rest of its log: stop following. Never true while lines are missing
+    /// (a terminal `state` alone does not mean that).
+    pub complete: bool,
 }
 
 impl JobLogDto {
-    /// Converts, given the `after` asked for and the job's state.
-    pub fn new(page: JobLogPage, after: i64, state: &str) -> Self {
+    /// Converts, given the `after` asked for.
+    pub fn new(read: JobLogRead, after: i64) -> Self {
+        let JobLogRead { page, state, complete } = read;
         let next_after = page.lines.last().map_or(after, |l| l.seq);
         JobLogDto {
             lines: page.lines.into_iter().map(LogLineDto::from).collect(),
             next_after,
             truncated: page.truncated,
-            state: state.to_owned(),
+            state: state.as_str().to_owned(),
+            complete,
         }
     }
 }

@@ -81,7 +81,7 @@ pub(crate) async fn get(
     Ok(ok(JobEnvelope { job: JobDto::from(&job) }))
 }
 
-/// A job's log lines after `after`; follow by passing `next_after` back.
+/// A job's log lines after `after`; follow with `next_after` until `complete`.
 #[utoipa::path(get, path = "/api/apps/{app_id}/jobs/{job_id}/logs", operation_id = "get_job_logs", tag = "jobs",
     security(("bearer" = [])),
     params(("app_id" = Uuid, Path, description = "App id"), ("job_id" = Uuid, Path, description = "Job id"), LogQuery),
@@ -94,10 +94,8 @@ pub(crate) async fn logs(
 ) -> ApiResult<Data<JobLogDto>> {
     let (app_id, job_id) = ids(&app_id, &job_id)?;
     let after = q.after.unwrap_or(0);
-    let page = c.job_log(&actor, app_id, job_id, after, q.limit.unwrap_or(1000)).await?;
-    // Read the state after the lines, so a terminal state means nothing more will come.
-    let job = c.get_job(&actor, app_id, job_id).await?;
-    Ok(ok(JobLogDto::new(page, after, job.state.as_str())))
+    let read = c.read_job_log(&actor, app_id, job_id, after, q.limit.unwrap_or(1000)).await?;
+    Ok(ok(JobLogDto::new(read, after)))
 }
 
 /// Cancel a queued or running job (409 when it already finished).

@@ -9,9 +9,10 @@
 //!   and cancellation kill the whole group);
 //! - [`log_sink`]: [`JobLog`], a `LogSink` that batches lines into few store
 //!   commits;
-//! - [`wakeup`]: [`NotifyWakeup`], the in-process `JobWakeup`;
+//! - [`wakeup`]: [`NotifyWakeup`], the in-process `JobWakeup` (wakes idle
+//!   slots on enqueue, stops a running attempt whose cancel was requested);
 //! - [`worker`]: [`run_workers`], the worker slots (claim, lease renewal,
-//!   timeout, cancel, graceful shutdown);
+//!   timeout, cancel, graceful shutdown) and the process's cancel poll;
 //! - [`metrics`]: the process-wide Prometheus registry and its text rendering.
 //!
 //! Started by `conman-server` next to the HTTP server and by `conman worker`.

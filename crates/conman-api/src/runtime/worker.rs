@@ -3,15 +3,23 @@
 //! shutdown.
 //!
 //! One attempt races, in one `select!`:
-//! - the handler (its outcome is passed to `Conman::complete_job`);
-//! - lease renewal every `lease_ttl / 3`: a cancel request stops the handler
-//!   and ends the attempt `Canceled`; a lost lease abandons the job without
+//! - the handler (its outcome is passed to `Conman::complete_job`; if a
+//!   cancel was requested meanwhile the core ends it canceled anyway);
+//! - the cancel signal ([`NotifyWakeup::watch_cancel`]): fired in this
+//!   process right after a cancel request commits, by the Postgres listener
+//!   for a request of any process, and by this process's cancel poll —
+//!   every `poll_interval`, `Conman::jobs_to_stop` over the jobs running
+//!   here — for a request no notification told about; it stops the handler
+//!   and ends the attempt `Canceled`;
+//! - lease renewal every `lease_ttl / 3`: a cancel request seen there stops
+//!   the handler the same way; a lost lease abandons the job without
 //!   completing it (another worker owns it now);
 //! - the job's own timeout (`AttemptEnd::TimedOut`);
 //! - shutdown: the handler gets `shutdown_grace` to finish, then it is
 //!   dropped and the job released back to the queue.
 //!
-//! Invariants: every decision (retry, backoff, give up) is the core's; a
+//! Invariants: every decision (retry, backoff, give up, a requested cancel
+//! winning over the handler's outcome) is the core's; a
 //! stopped handler is *dropped*, which kills its command's process group
 //! (see `command.rs`); no slot claims after shutdown began; an idle slot
 //! wakes on the in-process notify or every `poll_interval` (jobs enqueued by
@@ -24,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conman_core::domain::job::{Job, JobState, LogStream, NewLogLine};
-use conman_core::ports::runner::LogSink as _;
+use conman_core::ports::runner::{JobWakeup as _, LogSink as _};
 use conman_core::services::{AttemptEnd, Conman, LeaseStatus};
 use conman_core::Error;
 use tokio::sync::watch;
@@ -33,7 +41,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::log_sink::JobLog;
 use super::metrics;
-use super::wakeup::NotifyWakeup;
+use super::wakeup::{CancelWatch, NotifyWakeup};
 
 /// How this process runs jobs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +105,8 @@ pub async fn run_workers(
     for n in 0..options.concurrency {
         spawn(&mut slots, &mut slot_of, n);
     }
+    let cancel_poll = (options.concurrency > 0)
+        .then(|| tokio::spawn(poll_cancels(Arc::clone(&conman), Arc::clone(&wakeup), options.poll_interval)));
     tracing::info!(slots = options.concurrency, prefix = %options.id_prefix, "job workers started");
     tokio::pin!(shutdown);
     loop {
@@ -121,7 +131,28 @@ pub async fn run_workers(
             tracing::error!(error = %e, "job worker slot failed during shutdown");
         }
     }
+    // Polled on while running jobs had their grace period.
+    if let Some(cancel_poll) = cancel_poll {
+        cancel_poll.abort();
+    }
     tracing::info!("job workers stopped");
+}
+
+/// Every `every`, asks the core which of the jobs running in this process
+/// had their cancel requested (through another process, or while no
+/// notification could tell) and signals their attempts. One store read per
+/// interval for the whole process, none while nothing runs.
+async fn poll_cancels(conman: Arc<Conman>, wakeup: Arc<NotifyWakeup>, every: Duration) {
+    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let running = wakeup.running_jobs();
+        match conman.jobs_to_stop(&running).await {
+            Ok(to_stop) => to_stop.into_iter().for_each(|job| wakeup.cancel_requested(job)),
+            Err(e) => tracing::warn!(error = ?e, "polling for cancel requests failed; retrying at the next tick"),
+        }
+    }
 }
 
 /// One worker slot.
@@ -181,7 +212,9 @@ impl Slot {
         let started = Instant::now();
         // The claim wrote the attempt's opening line; the log goes on from it.
         let log = JobLog::start(Arc::clone(&conman), job.id);
-        let attempt = attempt(&conman, &self.worker, &self.options, &mut self.stop, &job, &log).await;
+        let cancel = self.wakeup.watch_cancel(job.id);
+        let attempt = attempt(&conman, &self.worker, &self.options, &mut self.stop, &job, &log, &cancel).await;
+        drop(cancel);
         let ran = started.elapsed();
         metrics::observe_run(job.job_type, ran);
         let ran_ms = ran.as_millis() as u64;
@@ -241,9 +274,12 @@ async fn attempt(
     stop: &mut watch::Receiver<bool>,
     job: &Job,
     log: &JobLog,
+    cancel: &CancelWatch,
 ) -> Attempt {
     let handler = conman.run_job_handler(job, log);
     tokio::pin!(handler);
+    let cancel_requested = cancel.requested();
+    tokio::pin!(cancel_requested);
     let every = (conman.config().jobs.lease_ttl / 3).max(Duration::from_millis(10));
     let mut renew = tokio::time::interval_at(Instant::now() + every, every);
     renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -256,6 +292,8 @@ async fn attempt(
     loop {
         tokio::select! {
             outcome = &mut handler => return Attempt::Ended(AttemptEnd::Finished(outcome)),
+            // Returning drops the handler, which kills its command.
+            () = &mut cancel_requested => return Attempt::Ended(AttemptEnd::Canceled),
             _ = renew.tick() => match conman.renew_job_lease(job, worker).await {
                 Ok(LeaseStatus::Held { cancel_requested: true }) => return Attempt::Ended(AttemptEnd::Canceled),
                 Ok(LeaseStatus::Held { cancel_requested: false }) => {}

@@ -146,9 +146,8 @@ async fn follow_log(
         out.show(d, |d| d.lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>().join("\n"));
     };
     if !follow {
-        let page = s.conman.job_log(&s.actor, app_id, job_id, 0, 1000).await.core()?;
-        let job = s.conman.get_job(&s.actor, app_id, job_id).await.core()?;
-        show(&JobLogDto::new(page, 0, job.state.as_str()), true);
+        let read = s.conman.read_job_log(&s.actor, app_id, job_id, 0, 1000).await.core()?;
+        show(&JobLogDto::new(read, 0), true);
         return Ok(());
     }
     let job = follow_job(s, app_id, job_id, show).await?;
@@ -158,8 +157,8 @@ async fn follow_log(
     Ok(())
 }
 
-/// Follows a job's log from the start until the job is finished and no
-/// line is left, handing `on_page` every page that has lines, the first
+/// Follows a job's log from the start until a page says `complete` (the
+/// job had finished before its lines were read and no line is left), handing `on_page` every page that has lines, the first
 /// page and the last (both even when empty; `true` marks the first), and
 /// answers the finished job. While nothing arrives, a spinner on a
 /// terminal's stderr says whether the job waits for a worker or runs.
@@ -172,23 +171,22 @@ pub(crate) async fn follow_job(
     let mut spinner = Spinner::on_terminal();
     let (mut after, mut first) = (0, true);
     loop {
-        // The state first: a job seen finished has written its last line.
-        let job = s.conman.get_job(&s.actor, app_id, job_id).await.core()?;
-        let page = s.conman.job_log(&s.actor, app_id, job_id, after, 1000).await.core()?;
-        let got = page.lines.len();
-        let dto = JobLogDto::new(page, after, job.state.as_str());
-        let last = job.state.is_terminal() && got == 0;
+        // `complete`: the job had finished before these lines were read,
+        // and they are the rest of its log.
+        let read = s.conman.read_job_log(&s.actor, app_id, job_id, after, 1000).await.core()?;
+        let (got, state, last) = (read.page.lines.len(), read.state, read.complete);
+        let dto = JobLogDto::new(read, after);
         if got > 0 || first || last {
             spinner.clear();
             on_page(&dto, first);
             first = false;
         }
         if last {
-            return Ok(job);
+            return s.conman.get_job(&s.actor, app_id, job_id).await.core();
         }
         after = dto.next_after;
         if got == 0 {
-            spinner.tick(match job.state {
+            spinner.tick(match state {
                 JobState::Queued => "queued, waiting for a worker",
                 _ => "running",
             });

@@ -4,7 +4,8 @@
 //! Invariant: a claim hands the oldest runnable job to exactly one worker;
 //! every later change to a running job (renew, finish, release) applies only
 //! for the worker holding its lease, and a finish refused for a lost lease
-//! takes the rest of its unit down with it; a job's log is numbered from 1,
+//! takes the rest of its unit down with it; once a cancel was requested only
+//! a `canceled` finish applies; a job's log is numbered from 1,
 //! follows with `after`, and keeps its newest tail within the bound.
 
 use std::collections::BTreeMap;
@@ -499,6 +500,56 @@ pub async fn a_cancel_request_flags_a_running_job<S: Store>(store: &S) {
         fixtures::commit(store, [Mutation::from(JobMutation::RequestJobCancel { id: running.id })]).await,
         ErrorCode::Conflict,
     );
+}
+
+/// "A requested cancel wins": once a running job's cancel was requested,
+/// its owner's `FinishJob` with any state but `canceled` is `conflict`
+/// `cancel_requested` and changes nothing (its unit rolls back whole);
+/// `canceled` applies. `jobs_to_cancel` answers exactly the asked-about
+/// jobs that run with a cancel requested.
+pub async fn a_requested_cancel_wins_over_any_other_end<S: Store>(store: &S) {
+    use crate::ports::store::ConflictReason;
+    let billing = one_app(store).await;
+    let t = now();
+    let (asked, other, queued) =
+        (job(&billing, JobType::GateSubmit), job(&billing, JobType::GateSubmit), job(&billing, JobType::GateSubmit));
+    insert(store, [Job { run_after: later(t, -2), ..asked.clone() }, Job { run_after: later(t, -1), ..other.clone() }])
+        .await;
+    assert_eq!(claimed_id(store, "w1", t).await, Some(asked.id));
+    assert_eq!(claimed_id(store, "w2", t).await, Some(other.id));
+    insert(store, [Job { run_after: later(t, 60), ..queued.clone() }]).await;
+    let unknown = JobId(uuid::Uuid::now_v7());
+    assert_eq!(store.jobs_to_cancel(&[asked.id, other.id, queued.id, unknown]).await.unwrap(), Vec::<JobId>::new());
+
+    setup(store, [Mutation::from(JobMutation::RequestJobCancel { id: asked.id })]).await;
+    assert_eq!(store.jobs_to_cancel(&[asked.id, other.id, queued.id, unknown]).await.unwrap(), vec![asked.id]);
+    assert_eq!(store.jobs_to_cancel(&[other.id]).await.unwrap(), Vec::<JobId>::new());
+    let before = reload(store, &asked).await;
+    for state in [JobState::Succeeded, JobState::Failed, JobState::Queued] {
+        let end =
+            JobFinish { run_after: (state == JobState::Queued).then(|| later(t, 5)), ..finish(&asked, "w1", state, t) };
+        let unit = UnitOfWork::new()
+            .record(JobMutation::FinishJob(end), audit_entry("job.finished", "job", &asked.id.to_string()))
+            .record(
+                OutboxMutation::InsertOutbox(outbox("ops", Some(billing.id))),
+                audit_entry("outbox.queued", "outbox", "1"),
+            );
+        super::assert_conflict(store.commit(unit).await, ConflictReason::CancelRequested);
+        assert_eq!(reload(store, &asked).await, before, "{state:?} changed nothing");
+    }
+    assert_eq!(store.list_outbox(PageRequest::default()).await.unwrap().total, 0, "the units rolled back");
+    // Not the owner: the lease is what refuses it, cancel or not.
+    super::assert_conflict(
+        fixtures::commit(store, [Mutation::from(JobMutation::FinishJob(finish(&asked, "w2", JobState::Canceled, t)))])
+            .await,
+        ConflictReason::LeaseLost,
+    );
+    setup(store, [Mutation::from(JobMutation::FinishJob(finish(&asked, "w1", JobState::Canceled, t)))]).await;
+    assert_eq!(reload(store, &asked).await.state, JobState::Canceled);
+    assert_eq!(store.jobs_to_cancel(&[asked.id]).await.unwrap(), Vec::<JobId>::new(), "no longer running");
+    // The other job, never asked to cancel, ends as its worker says.
+    setup(store, [Mutation::from(JobMutation::FinishJob(finish(&other, "w2", JobState::Succeeded, t)))]).await;
+    assert_eq!(reload(store, &other).await.state, JobState::Succeeded);
 }
 
 /// `ReleaseJob` by the owner puts the job back in the queue without using

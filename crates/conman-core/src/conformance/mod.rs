@@ -176,6 +176,7 @@ macro_rules! store_conformance_tests {
             a_retry_is_claimable_only_after_run_after,
             cancelling_applies_only_to_queued_jobs,
             a_cancel_request_flags_a_running_job,
+            a_requested_cancel_wins_over_any_other_end,
             a_released_job_is_queued_again_without_using_an_attempt,
             job_mutations_of_an_unknown_id_are_not_found,
             log_lines_are_numbered_per_job_and_followed_with_after,

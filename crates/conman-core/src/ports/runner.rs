@@ -68,11 +68,14 @@ pub trait CommandRunner: Send + Sync {
 }
 
 /// Tells workers that a job was enqueued, so they start it at once instead
-/// of at their next poll (in-process: a notify; across processes: e.g.
-/// Postgres `LISTEN/NOTIFY`).
+/// of at their next poll, and that a cancel was requested, so the worker
+/// running the job stops it at once instead of at its next check
+/// (in-process: a notify; across processes: e.g. Postgres `LISTEN/NOTIFY`).
 pub trait JobWakeup: Send + Sync {
     /// A job became runnable.
     fn job_enqueued(&self);
+    /// A cancel of the running job `job` was committed.
+    fn cancel_requested(&self, job: crate::ids::JobId);
 }
 
 /// A wake-up that does nothing (workers fall back to polling).
@@ -81,4 +84,5 @@ pub struct NoWakeup;
 
 impl JobWakeup for NoWakeup {
     fn job_enqueued(&self) {}
+    fn cancel_requested(&self, _job: crate::ids::JobId) {}
 }

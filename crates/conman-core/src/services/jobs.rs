@@ -8,6 +8,15 @@
 //! `FinishJob` — which only applies while the worker still holds the lease.
 //! A worker that died mid-job never commits, its job is reclaimed and run
 //! again, and the effects land exactly once.
+//!
+//! A requested cancel wins: once a running job's cancel is committed, the
+//! store refuses any end but `canceled` (`conflict` `cancel_requested`) and
+//! the core ends the attempt canceled instead — whatever the handler
+//! answered, whichever process asked.
+//!
+//! [`Conman::read_job_log`] reads the job's state before its lines, so its
+//! `complete` (terminal, nothing after this page) is never true while a
+//! line is missing.
 
 use std::sync::Arc;
 
@@ -91,6 +100,18 @@ pub enum AttemptEnd {
     TimedOut,
 }
 
+/// A page of a job's log as a follower reads it ([`Conman::read_job_log`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLogRead {
+    /// The lines after the requested one.
+    pub page: JobLogPage,
+    /// The job's state, read before the lines.
+    pub state: JobState,
+    /// The job had ended before the lines were read and this page holds
+    /// the rest of its log: a follower stops here.
+    pub complete: bool,
+}
+
 /// A new job's description.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -140,6 +161,14 @@ fn sanitized_log_lines(mut lines: Vec<NewLogLine>) -> Vec<NewLogLine> {
         }
     }
     lines
+}
+
+/// Refuses a log page request out of range.
+fn check_log_page(after: i64, limit: u32) -> Result<(), Error> {
+    if !(1..=5000).contains(&limit) || after < 0 {
+        return Err(Error::invalid("limit", "out_of_range", "limit must be 1-5000 and after >= 0"));
+    }
+    Ok(())
 }
 
 fn job_view(job: &Job) -> Value {
@@ -225,6 +254,27 @@ impl Conman {
         self.store().list_jobs(app_id, &filter, page).await
     }
 
+    /// A page of a job's log for a follower (any member): the job's state
+    /// is read *before* the lines, so every line written before that state
+    /// became terminal is in the store when the lines are read, and
+    /// `complete` — terminal, and this page not full — is never true while
+    /// lines are missing (a job finishing between two reads only delays
+    /// `complete` to the next page).
+    pub async fn read_job_log(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: JobId,
+        after: i64,
+        limit: u32,
+    ) -> Result<JobLogRead, Error> {
+        let job = self.get_job(actor, app_id, id).await?;
+        check_log_page(after, limit)?;
+        let page = self.store().job_log(id, after, limit).await?;
+        let complete = job.state.is_terminal() && page.lines.len() < limit as usize;
+        Ok(JobLogRead { page, state: job.state, complete })
+    }
+
     /// A job's log after line `after` (any member).
     pub async fn job_log(
         &self,
@@ -235,15 +285,18 @@ impl Conman {
         limit: u32,
     ) -> Result<JobLogPage, Error> {
         self.get_job(actor, app_id, id).await?;
-        if !(1..=5000).contains(&limit) || after < 0 {
-            return Err(Error::invalid("limit", "out_of_range", "limit must be 1-5000 and after >= 0"));
-        }
+        check_log_page(after, limit)?;
         self.store().job_log(id, after, limit).await
     }
 
-    /// Cancels a queued job at once, or asks a running one to stop (its
-    /// worker kills it at the next lease renewal). Own jobs by anyone, any
-    /// job by a config manager; a finished job is `invalid_transition`.
+    /// Cancels a queued job at once, or asks a running one to stop: once
+    /// the request commits, the wake-up tells this process's worker running
+    /// it to kill it at once (other processes' workers learn of it from
+    /// their store's notification or at their poll, [`Conman::jobs_to_stop`]),
+    /// and from then on its attempt can only end canceled ("a requested
+    /// cancel wins", enforced by the store's `FinishJob`). Own jobs by
+    /// anyone, any job by a config manager; a finished job is
+    /// `invalid_transition`.
     pub async fn cancel_job(&self, actor: &Actor, app_id: AppId, id: JobId) -> Result<Job, Error> {
         let scope = self.app_scope(actor, app_id).await?;
         let job = self.store().job(app_id, id).await?.ok_or(Error::NotFound(JobId::KIND))?;
@@ -264,7 +317,21 @@ impl Conman {
             AuditWhat::new("job", id, "job.cancel_requested").before(job_view(&job)).after(job_view(&after)),
         );
         self.store().commit(UnitOfWork::new().record(mutation, audit)).await?;
+        if after.cancel_requested {
+            self.wakeup.cancel_requested(id);
+        }
         Ok(after)
+    }
+
+    /// Of the jobs `running` (those a worker process runs now), the ones
+    /// whose cancel was requested: the worker stops them. Asked at the
+    /// worker's poll interval, so a cancel requested through another
+    /// process is noticed without a notification.
+    pub async fn jobs_to_stop(&self, running: &[JobId]) -> Result<Vec<JobId>, Error> {
+        if running.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store().jobs_to_cancel(running).await
     }
 
     /// Counts per (type, state), for metrics.
@@ -295,7 +362,16 @@ impl Conman {
             let Some(job) = self.store().claim_job(&claim).await? else { return Ok(None) };
             if job.attempts > job.max_attempts {
                 let error = format!("gave up after {} attempts (workers lost)", job.max_attempts);
-                self.finish(&job, worker, JobState::Failed, None, Some(error), UnitOfWork::new(), None).await?;
+                match self
+                    .finish(&job, worker, JobState::Failed, None, Some(error.clone()), UnitOfWork::new(), None)
+                    .await
+                {
+                    // A requested cancel wins here too.
+                    Err(e) if e.is_cancel_requested() => {
+                        self.finish_canceled(&job, worker, None, error, UnitOfWork::new()).await?;
+                    }
+                    other => other?,
+                }
                 continue;
             }
             return Ok(Some(job));
@@ -349,42 +425,73 @@ impl Conman {
             Some(tail) => effects.unaudited(tail, Unaudited::LogAppend),
             None => effects,
         };
-        let (outcome_error, retryable, result, effects, canceled) = match end {
-            AttemptEnd::Finished(JobOutcome::Succeeded { result, effects }) => {
-                let effects = with_tail(effects);
-                self.finish(job, worker, JobState::Succeeded, Some(result), None, effects, None).await?;
-                return Ok(JobState::Succeeded);
-            }
+        // What a failed attempt would keep if a requested cancel wins.
+        let mut failure = None;
+        let ended = match end {
+            AttemptEnd::Finished(JobOutcome::Succeeded { result, effects }) => self
+                .finish(job, worker, JobState::Succeeded, Some(result), None, with_tail(effects), None)
+                .await
+                .map(|()| JobState::Succeeded),
             AttemptEnd::Finished(JobOutcome::Failed { error, retryable, result }) => {
-                (error, retryable, result, UnitOfWork::new(), false)
+                failure = Some((result.clone(), error.clone()));
+                self.fail_or_retry(job, worker, error, retryable, result, with_tail(UnitOfWork::new())).await
             }
             AttemptEnd::TimedOut => {
-                (format!("attempt timed out after {} s", job.timeout_secs), true, None, UnitOfWork::new(), false)
+                let error = format!("attempt timed out after {} s", job.timeout_secs);
+                failure = Some((None, error.clone()));
+                self.fail_or_retry(job, worker, error, true, None, with_tail(UnitOfWork::new())).await
             }
-            AttemptEnd::Canceled => ("canceled".to_owned(), false, None, UnitOfWork::new(), true),
+            AttemptEnd::Canceled => {
+                return self.finish_canceled(job, worker, None, "canceled".into(), with_tail(UnitOfWork::new())).await
+            }
         };
-        let effects = with_tail(effects);
-        if canceled {
-            self.finish(job, worker, JobState::Canceled, result, Some(outcome_error), effects, None).await?;
-            return Ok(JobState::Canceled);
+        match ended {
+            // A requested cancel wins over any other end (the store refused
+            // it): the attempt ends canceled, its success effects dropped,
+            // its log tail kept; a failure keeps its result and error text.
+            Err(e) if e.is_cancel_requested() => {
+                let (result, error) = match failure {
+                    Some((result, error)) => (result, error),
+                    None => (None, "canceled".to_owned()),
+                };
+                self.finish_canceled(job, worker, result, error, with_tail(UnitOfWork::new())).await
+            }
+            other => other,
         }
-        // A cancel asked for during the attempt wins over a retry.
-        let cancel_requested = match self.store().job(job.app_id, job.id).await? {
-            Some(current) => current.cancel_requested,
-            None => false,
-        };
-        if cancel_requested {
-            self.finish(job, worker, JobState::Canceled, result, Some(outcome_error), effects, None).await?;
-            return Ok(JobState::Canceled);
-        }
+    }
+
+    /// A failed attempt: retried after its backoff while attempts remain
+    /// and `retryable`, else failed.
+    async fn fail_or_retry(
+        &self,
+        job: &Job,
+        worker: &str,
+        error: String,
+        retryable: bool,
+        result: Option<Value>,
+        effects: UnitOfWork,
+    ) -> Result<JobState, Error> {
         if retryable && job.attempts < job.max_attempts {
             let delay = backoff(job.attempts, self.config.jobs.backoff_base, self.config.jobs.backoff_max);
             let run_after = self.now() + chrono::Duration::from_std(delay).map_err(Error::internal)?;
-            self.finish(job, worker, JobState::Queued, result, Some(outcome_error), effects, Some(run_after)).await?;
+            self.finish(job, worker, JobState::Queued, result, Some(error), effects, Some(run_after)).await?;
             return Ok(JobState::Queued);
         }
-        self.finish(job, worker, JobState::Failed, result, Some(outcome_error), effects, None).await?;
+        self.finish(job, worker, JobState::Failed, result, Some(error), effects, None).await?;
         Ok(JobState::Failed)
+    }
+
+    /// Ends the attempt canceled.
+    async fn finish_canceled(
+        &self,
+        job: &Job,
+        worker: &str,
+        result: Option<Value>,
+        error: String,
+        effects: UnitOfWork,
+    ) -> Result<JobState, Error> {
+        self.finish(job, worker, JobState::Canceled, result, Some(error), effects, None).await?;
+        Ok(JobState::Canceled)
     }
 
     /// Gives a running job back to the queue (graceful shutdown).

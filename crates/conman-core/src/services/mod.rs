@@ -51,7 +51,7 @@ pub use diffs::{ChangesetDiff, DiffMode, DiffRange, DiffStats, RawFileDiff};
 pub use environments::EnvironmentInput;
 pub use gates::{GateKind, GatePayload, GATE_PATH};
 pub use invites::IssuedInvite;
-pub use jobs::{AttemptEnd, JobHandler, JobOutcome, LeaseStatus, NewJob, WORKER_ID_MAX_BYTES};
+pub use jobs::{AttemptEnd, JobHandler, JobLogRead, JobOutcome, LeaseStatus, NewJob, WORKER_ID_MAX_BYTES};
 pub use migrate::{copy_store, CopyReport};
 pub use overrides::MAX_OVERRIDES;
 pub use profiles::{MaskedSecret, ProfileView};

@@ -93,6 +93,7 @@ mock! {
         async fn list_jobs(&self, app_id: AppId, filter: &JobFilter, page: PageRequest) -> Result<Page<crate::domain::job::Job>, Error>;
         async fn claim_job(&self, claim: &JobClaim) -> Result<Option<crate::domain::job::Job>, Error>;
         async fn renew_job_lease(&self, id: JobId, worker: &str, until: crate::domain::Timestamp) -> Result<Option<bool>, Error>;
+        async fn jobs_to_cancel(&self, ids: &[JobId]) -> Result<Vec<JobId>, Error>;
         async fn append_job_log(&self, id: JobId, lines: &[crate::domain::job::NewLogLine], limit_bytes: u64) -> Result<(), Error>;
         async fn job_log(&self, id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error>;
         async fn job_counts(&self) -> Result<Vec<(crate::domain::job::JobType, crate::domain::job::JobState, u64)>, Error>;
@@ -499,26 +500,128 @@ async fn cancelling_a_finished_job_is_an_invalid_transition_and_writes_nothing()
     assert_eq!(err.code(), crate::ErrorCode::InvalidTransition);
 }
 
-#[tokio::test]
-async fn a_cancel_requested_during_the_attempt_wins_over_a_retry() {
+/// A store whose job had its cancel requested: as the store port says, it
+/// refuses every `FinishJob` but `canceled` with `cancel_requested` (and
+/// records the units it accepts).
+fn store_with_cancel_requested() -> (MockStore, Arc<std::sync::Mutex<Vec<UnitOfWork>>>) {
     let units = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut store = MockStore::new();
     let sink = units.clone();
-    let app_id = AppId(uuid::Uuid::now_v7());
-    store.expect_job().returning(move |_, _| {
-        let mut current = running_job(app_id, 1);
-        current.cancel_requested = true;
-        Ok(Some(current))
-    });
     store.expect_commit().returning(move |u| {
+        if finish_of(&u).state != crate::domain::job::JobState::Canceled {
+            return Err(ConflictReason::CancelRequested.into());
+        }
         sink.lock().unwrap().push(u);
         Ok(())
     });
+    (store, units)
+}
+
+#[tokio::test]
+async fn a_cancel_requested_during_the_attempt_wins_over_a_retry() {
+    let (store, units) = store_with_cancel_requested();
     let c = conman(store);
-    let job = running_job(app_id, 1);
+    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
     let end = AttemptEnd::Finished(JobOutcome::Failed { error: "flaky".into(), retryable: true, result: None });
     assert_eq!(c.complete_job(&job, "w1", end).await.unwrap(), crate::domain::job::JobState::Canceled);
-    assert_eq!(finish_of(&units.lock().unwrap()[0]).state, crate::domain::job::JobState::Canceled);
+    let units = units.lock().unwrap();
+    assert_eq!(units.len(), 1);
+    let finish = finish_of(&units[0]);
+    assert_eq!(finish.state, crate::domain::job::JobState::Canceled);
+    assert_eq!(finish.error.as_deref(), Some("flaky"), "the failure's text is kept");
+}
+
+#[tokio::test]
+async fn a_cancel_requested_during_the_attempt_wins_over_a_success_whose_effects_are_dropped() {
+    let (store, units) = store_with_cancel_requested();
+    let c = conman(store);
+    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
+    let effect = JobMutation::RequestJobCancel { id: JobId(uuid::Uuid::now_v7()) };
+    let effects = UnitOfWork::new().unaudited(effect, Unaudited::LogAppend);
+    let end = AttemptEnd::Finished(JobOutcome::Succeeded { result: serde_json::json!({ "exit_code": 0 }), effects });
+    let tail = vec![c.system_line("last line")];
+    let state = c.complete_job_with_log(&job, "w1", end, tail).await.unwrap();
+    assert_eq!(state, crate::domain::job::JobState::Canceled);
+    let units = units.lock().unwrap();
+    assert_eq!(units.len(), 1);
+    let finish = finish_of(&units[0]);
+    assert_eq!((finish.state, finish.result.clone()), (crate::domain::job::JobState::Canceled, None));
+    let kinds: Vec<_> = units[0]
+        .mutations()
+        .iter()
+        .map(|m| match m {
+            Mutation::Jobs(JobMutation::FinishJob(_)) => "finish",
+            Mutation::Jobs(JobMutation::AppendJobLog { .. }) => "log tail",
+            _ => "effect",
+        })
+        .collect();
+    assert_eq!(kinds, ["finish", "log tail"], "the success's effects are dropped, its log tail kept");
+}
+
+/// A job whose worker ends it right after a follower's first read of its
+/// lines, writing its last line with its end: the store as a follower
+/// racing the job's finish sees it.
+fn store_with_job_finishing_after_the_first_log_read(app: &App) -> MockStore {
+    use crate::domain::job::{JobLogLine, JobState, LogStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut store = store_with_member(app, Role::AppAdmin);
+    let finished = Arc::new(AtomicBool::new(false));
+    let app_id = app.id;
+    let seen = finished.clone();
+    store.expect_job().returning(move |_, id| {
+        let mut job = running_job(app_id, 1);
+        job.id = id;
+        if seen.load(Ordering::SeqCst) {
+            job.state = JobState::Succeeded;
+        }
+        Ok(Some(job))
+    });
+    let line =
+        |seq: i64| JobLogLine { seq, at: chrono::Utc::now(), stream: LogStream::Stdout, text: format!("line {seq}") };
+    store.expect_job_log().returning(move |_, after, limit| {
+        // Lines 1-3 are stored; line 4 comes with the job's end.
+        let stored = if finished.load(Ordering::SeqCst) { 4 } else { 3 };
+        let lines: Vec<_> = (after + 1..=stored).take(limit as usize).map(line).collect();
+        // The job finishes right after this read.
+        finished.store(true, Ordering::SeqCst);
+        Ok(JobLogPage { lines, truncated: false })
+    });
+    store
+}
+
+#[tokio::test]
+async fn a_follower_stopping_at_complete_gets_every_line_of_a_job_finishing_between_its_reads() {
+    let app = app();
+    let c = conman(store_with_job_finishing_after_the_first_log_read(&app));
+    let who = actor(user(false));
+    let job = JobId(uuid::Uuid::now_v7());
+    let (mut after, mut seen, mut reads) = (0, Vec::new(), 0);
+    loop {
+        let read = c.read_job_log(&who, app.id, job, after, 100).await.unwrap();
+        reads += 1;
+        seen.extend(read.page.lines.iter().map(|l| l.text.clone()));
+        after = read.page.lines.last().map_or(after, |l| l.seq);
+        if read.complete {
+            assert!(read.state.is_terminal());
+            break;
+        }
+        assert!(reads < 10, "never complete");
+    }
+    assert_eq!(seen, ["line 1", "line 2", "line 3", "line 4"], "no line lost to the race");
+}
+
+#[tokio::test]
+async fn a_full_page_of_a_finished_job_is_not_complete() {
+    let app = app();
+    let c = conman(store_with_job_finishing_after_the_first_log_read(&app));
+    let who = actor(user(false));
+    let job = JobId(uuid::Uuid::now_v7());
+    c.read_job_log(&who, app.id, job, 0, 3).await.unwrap();
+    // Finished now, but a page as long as the limit may have more after it.
+    let read = c.read_job_log(&who, app.id, job, 2, 2).await.unwrap();
+    assert_eq!((read.state, read.page.lines.len(), read.complete), (crate::domain::job::JobState::Succeeded, 2, false));
+    let read = c.read_job_log(&who, app.id, job, 4, 2).await.unwrap();
+    assert!(read.complete && read.page.lines.is_empty());
 }
 
 // ---- changesets ------------------------------------------------------

@@ -120,6 +120,9 @@ pub enum ConflictReason {
     NotQueued,
     /// The job is not running.
     NotRunning,
+    /// A cancel was requested for the job: its attempt may only end
+    /// `canceled` ("a requested cancel wins").
+    CancelRequested,
     /// The password reset was already used.
     ResetAlreadyUsed,
     /// A secret being re-wrapped is no longer wrapped by the key being
@@ -144,6 +147,7 @@ impl ConflictReason {
             ConflictReason::LeaseLost => "lease_lost",
             ConflictReason::NotQueued => "not_queued",
             ConflictReason::NotRunning => "not_running",
+            ConflictReason::CancelRequested => "cancel_requested",
             ConflictReason::ResetAlreadyUsed => "reset_already_used",
             ConflictReason::KeyIdMismatch => "key_id_mismatch",
             ConflictReason::StaleKeyId => "stale_key_id",
@@ -166,6 +170,7 @@ impl ConflictReason {
             ConflictReason::LeaseLost => "the worker no longer holds the job's lease".into(),
             ConflictReason::NotQueued => "the job is no longer queued".into(),
             ConflictReason::NotRunning => "the job is not running".into(),
+            ConflictReason::CancelRequested => "a cancel was requested; the job can only end canceled".into(),
             ConflictReason::ResetAlreadyUsed => "this password reset was already used".into(),
             ConflictReason::KeyIdMismatch => {
                 "a secret is no longer wrapped by the key being rotated; restart the rotation".into()

@@ -73,10 +73,14 @@ pub enum JobMutation {
     InsertJob(Job),
     /// End a running attempt: only while `worker` still holds the lease and
     /// the job is running (else `conflict` [`LeaseLost`], changing nothing —
-    /// so the effects committed in the same unit apply at most once). Clears
-    /// the lease.
+    /// so the effects committed in the same unit apply at most once). Once a
+    /// cancel was requested, only `state = canceled` applies: any other end
+    /// is `conflict` [`CancelRequested`], changing nothing ("a requested
+    /// cancel wins"; the core then ends the attempt canceled). Clears the
+    /// lease.
     ///
     /// [`LeaseLost`]: super::ConflictReason::LeaseLost
+    /// [`CancelRequested`]: super::ConflictReason::CancelRequested
     FinishJob(JobFinish),
     /// Append lines to a job's log inside the unit, exactly as
     /// [`JobStore::append_job_log`] does on its own (the oldest lines dropped
@@ -136,6 +140,10 @@ pub trait JobStore: Send + Sync {
     /// Extends the lease while `worker` holds it and the job runs; answers
     /// the job's cancel flag, or `None` when the lease is lost.
     async fn renew_job_lease(&self, id: JobId, worker: &str, until: Timestamp) -> Result<Option<bool>, Error>;
+    /// Of `ids`, those still running with a cancel requested (in no
+    /// particular order); unknown ids are skipped. A worker asks this at
+    /// its poll interval about the jobs it runs.
+    async fn jobs_to_cancel(&self, ids: &[JobId]) -> Result<Vec<JobId>, Error>;
     /// Appends log lines, then drops the oldest lines while the job's log
     /// exceeds `limit_bytes` (sum of the lines' UTF-8 byte lengths), marking
     /// it truncated. An unknown job is `not_found`.

@@ -10,11 +10,13 @@
 //!
 //! Invariant: whether a unit makes a job runnable (so workers in every
 //! process should wake when it commits) is decided here, from the core's
-//! vocabulary — [`UnitOfWork::wakes_workers`] — not by a store.
+//! vocabulary — [`UnitOfWork::wakes_workers`] — not by a store; so is
+//! which running jobs it asks to stop ([`UnitOfWork::cancels_requested`]).
 
 use super::{JobMutation, Mutation};
 use crate::domain::audit::AuditEntry;
 use crate::domain::job::JobState;
+use crate::ids::JobId;
 
 /// Why a mutation is committed without an audit entry of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,15 @@ impl UnitOfWork {
         self.mutations.is_empty() && self.audit.is_empty()
     }
 
+    /// The running jobs whose cancel the unit requests, in order: the
+    /// workers running them should stop them once it commits.
+    pub fn cancels_requested(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.mutations.iter().filter_map(|m| match m {
+            Mutation::Jobs(JobMutation::RequestJobCancel { id }) => Some(*id),
+            _ => None,
+        })
+    }
+
     /// True when committing the unit makes a job runnable: it enqueues one,
     /// gives one back to the queue, or schedules a retry.
     pub fn wakes_workers(&self) -> bool {
@@ -123,7 +134,7 @@ impl UnitOfWork {
 mod tests {
     use super::*;
     use crate::domain::audit::RequestContext;
-    use crate::ids::{AuditEventId, JobId, OutboxMessageId};
+    use crate::ids::{AuditEventId, OutboxMessageId};
     use crate::ports::store::{JobFinish, OutboxMutation};
 
     fn entry(action: &str) -> AuditEntry {
@@ -182,6 +193,11 @@ mod tests {
             assert!(!wakes(finish(end)), "{end:?}");
         }
         assert!(!wakes(JobMutation::RequestJobCancel { id }.into()));
+        let cancel = UnitOfWork::new()
+            .record(JobMutation::RequestJobCancel { id }, entry("c"))
+            .record(finish(JobState::Queued), entry("q"));
+        assert_eq!(cancel.cancels_requested().collect::<Vec<_>>(), [id]);
+        assert_eq!(UnitOfWork::new().record(finish(JobState::Queued), entry("q")).cancels_requested().count(), 0);
         assert!(!wakes(delivered()));
         assert!(!UnitOfWork::new().audit_only(entry("y")).wakes_workers());
     }
