@@ -81,7 +81,7 @@ use crate::routes;
         routes::jobs::logs,
         routes::jobs::cancel,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &StandardErrors),
     tags(
         (name = "system", description = "Health and documentation"),
         (name = "auth", description = "Login, logout, password reset, invite acceptance"),
@@ -107,6 +107,62 @@ impl Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        }
+    }
+}
+
+/// Documents the error statuses every operation of a kind can answer, so
+/// no answer is undocumented: `401` on every operation that declares the
+/// bearer scheme (missing, expired or revoked credentials), `400` on every
+/// operation that takes input (a path id, a query or a body that does not
+/// parse), `404` on every operation with a path parameter, `403` on the
+/// protected operations of an app or of the operator, `413` on every
+/// operation with a body. An operation's own, more specific description of
+/// a status is kept.
+struct StandardErrors;
+
+impl Modify for StandardErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let has_path_params = path.contains('{');
+            let scoped = path.starts_with("/api/apps/{app_id}") || path.starts_with("/api/admin/");
+            for op in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+            {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = op.request_body.is_some();
+                let has_input = has_path_params || has_body || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let mut add = |status: &str, description: &str| {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description));
+                };
+                if secured {
+                    add("401", "`unauthorized`: missing, invalid, expired or revoked credentials");
+                }
+                if has_input {
+                    add("400", "`validation_error`: a path id, query or body that does not parse or validate");
+                }
+                if has_path_params {
+                    add("404", "`not_found`: no such resource visible to the caller");
+                }
+                if secured && scoped {
+                    add("403", "`forbidden`: the caller's role does not allow this");
+                }
+                if has_body {
+                    add("413", "`payload_too_large`: the body exceeds the server's ceiling");
+                }
+            }
         }
     }
 }

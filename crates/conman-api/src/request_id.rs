@@ -48,11 +48,12 @@ pub(crate) async fn layer(mut request: Request, next: Next) -> Response {
         }
         response = rendered;
     } else if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-        // SPEC §7 has no code for a wrong method: the route does not exist
-        // for it, so it is `not_found` (the `Allow` header still says which
-        // methods exist).
-        let error = conman_core::Error::NotFound("route");
-        let mut r = (StatusCode::NOT_FOUND, axum::Json(envelope(&error, &id))).into_response();
+        // A wrong method answers 405 in the error envelope, with the `Allow`
+        // header naming the methods that exist. SPEC §7 has no code of its
+        // own for it: the route does not exist for this method, so the code
+        // is `not_found` (decision 0009).
+        let error = conman_core::Error::NotFound("route for this method");
+        let mut r = (StatusCode::METHOD_NOT_ALLOWED, axum::Json(envelope(&error, &id))).into_response();
         if let Some(allow) = response.headers().get(header::ALLOW) {
             r.headers_mut().insert(header::ALLOW, allow.clone());
         }

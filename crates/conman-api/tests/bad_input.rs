@@ -916,14 +916,14 @@ async fn an_invite_or_member_of_another_app_is_not_found_under_this_app() {
 }
 
 #[tokio::test]
-async fn requests_with_the_wrong_method_answer_not_found_and_change_nothing() {
+async fn requests_with_the_wrong_method_answer_405_in_the_envelope_and_change_nothing() {
     let f = fixture().await;
     let before = f.snapshot().await;
     let r =
         f.s.req("POST", &f.ws_path("/files"), Some(&f.admin), Some(json!({ "path": "m.txt", "content": b64("x") })))
             .await;
-    assert_eq!(r.status.as_u16(), 404, "{}", r.text);
-    assert!(r.body["error"]["code"].is_string());
+    r.assert_error(405, "not_found");
+    assert_eq!(r.headers.get("allow").and_then(|v| v.to_str().ok()), Some("GET,HEAD,PUT,DELETE"), "{:?}", r.headers);
     assert_eq!(f.snapshot().await, before);
 }
 

@@ -33,7 +33,7 @@ async fn every_response_success_or_error_carries_a_uuidv7_request_id() {
         ("GET", format!("/api/apps/{}", uuid::Uuid::now_v7()), Some(admin), 404),
         ("GET", "/api/nope".into(), None, 404),
         ("GET", "/elsewhere".into(), None, 404),
-        ("DELETE", "/api/health".into(), None, 404),
+        ("DELETE", "/api/health".into(), None, 405),
     ];
     for (method, path, token, status) in cases {
         let r = s.req(method, &path, token, None).await;
@@ -196,4 +196,27 @@ async fn the_docs_page_is_html() {
     r.assert_status(200);
     assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(r.text.to_ascii_lowercase().contains("<html"), "{}", &r.text[..r.text.len().min(200)]);
+}
+
+#[test]
+fn the_contract_check_refuses_answers_that_do_not_match_the_document() {
+    use common::contract::verify;
+    let json = "application/json";
+    let envelope = r#"{"error":{"code":"not_found","message":"m","request_id":"r"}}"#;
+    assert_eq!(verify("GET", "/api/health", 200, json, r#"{"data":{"status":"ok","version":"1"}}"#), Ok(()));
+    assert!(verify("GET", "/api/health", 200, json, r#"{"data":{"status":1,"version":"1"}}"#).is_err());
+    assert!(verify("GET", "/api/health", 200, json, r#"{"status":"ok"}"#).is_err());
+    assert!(verify("GET", "/api/health", 418, json, envelope).is_err(), "undocumented status");
+    assert_eq!(verify("DELETE", "/api/health", 405, json, envelope), Ok(()));
+    assert!(verify("DELETE", "/api/health", 404, json, envelope).is_err(), "a wrong method must answer 405");
+    assert!(verify("DELETE", "/api/health", 405, json, r#"{"oops":1}"#).is_err(), "405 outside the envelope");
+    assert!(verify("GET", "/api/nope", 404, json, r#"{"data":1}"#).is_err(), "unknown path without envelope");
+}
+
+#[tokio::test]
+async fn a_wrong_method_answers_405_in_the_envelope_with_the_allowed_methods() {
+    let s = TestServer::start().await;
+    let r = s.req("DELETE", "/api/health", None, None).await;
+    r.assert_error(405, "not_found");
+    assert_eq!(r.headers.get("allow").and_then(|v| v.to_str().ok()), Some("GET,HEAD"), "{:?}", r.headers);
 }

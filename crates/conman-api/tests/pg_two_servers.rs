@@ -126,9 +126,14 @@ async fn call(
     if let Some(body) = body {
         request = request.json(&body);
     }
+    let method = request.try_clone().and_then(|r| r.build().ok()).map(|r| r.method().to_string()).unwrap_or_default();
     let response = request.send().await.expect("request sent");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let path = response.url().path().to_owned();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let text = response.text().await.expect("response body");
+    common::contract::check(&method, &path, status, &content_type, &text);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,11 +46,13 @@ pub struct AuditEventDto {
     pub entity_id: String,
     /// Action.
     pub action: String,
-    /// State before (secrets masked).
-    #[schema(value_type = Option<Object>)]
+    /// State before (secrets masked): the entity's JSON snapshot, whose
+    /// shape is the entity type's (an object, or a list for list-valued
+    /// settings such as environments and profile overrides); null when the
+    /// entity did not exist.
     pub before: Option<serde_json::Value>,
-    /// State after (secrets masked).
-    #[schema(value_type = Option<Object>)]
+    /// State after (secrets masked), shaped as `before`; null when the
+    /// entity no longer exists.
     pub after: Option<serde_json::Value>,
     /// Git commit concerned.
     pub git_sha: Option<String>,

@@ -38,15 +38,45 @@ fn wire_name<T: Serialize>(v: &T) -> String {
 /// A typed env var value: `{"type": "number", "value": 3}`. Types are
 /// `string`, `number` (finite; `"NaN"`/`"Infinity"` are refused), `boolean`
 /// and `json` (any document). In requests the value must match the type.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+///
+/// Its schema is a `oneOf` of the four `{type, value}` pairs (hand-written
+/// below: the pair is one field typed by the other, which derive cannot say).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvValueDto {
     /// `string`, `number`, `boolean` or `json`.
     #[serde(rename = "type")]
     pub ty: String,
     /// The value (a JSON number for `number`, any document for `json`).
-    #[schema(value_type = Object)]
     pub value: serde_json::Value,
 }
+
+impl utoipa::PartialSchema for EnvValueDto {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, SchemaType, Type};
+        let pair = |ty: &str, value: ObjectBuilder| {
+            ObjectBuilder::new()
+                .property("type", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([ty])))
+                .required("type")
+                .property("value", value)
+                .required("value")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        let typed = |t: Type| ObjectBuilder::new().schema_type(t);
+        OneOfBuilder::new()
+            .item(pair("string", typed(Type::String)))
+            .item(pair("number", typed(Type::Number)))
+            .item(pair("boolean", typed(Type::Boolean)))
+            .item(pair(
+                "json",
+                ObjectBuilder::new().schema_type(SchemaType::AnyValue).description(Some("Any JSON document.")),
+            ))
+            .description(Some("A typed env var value (SPEC §2.6): the value must match `type`."))
+            .examples([serde_json::json!({ "type": "number", "value": 3 })])
+            .into()
+    }
+}
+
+impl ToSchema for EnvValueDto {}
 
 impl From<&EnvValue> for EnvValueDto {
     fn from(v: &EnvValue) -> Self {

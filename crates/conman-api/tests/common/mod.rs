@@ -5,6 +5,8 @@
 //! Each test binary uses a subset of the helpers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod contract;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -251,6 +253,7 @@ impl TestServer {
 
     /// Sends a hand-built request.
     pub async fn send(&self, raw: RawRequest<'_>) -> Reply {
+        let method = raw.method.to_string();
         let mut builder = Request::builder().method(raw.method).uri(raw.path);
         if let Some(token) = raw.token {
             builder = builder.header("authorization", format!("Bearer {token}"));
@@ -261,6 +264,7 @@ impl TestServer {
         for (name, value) in raw.headers {
             builder = builder.header(name, value);
         }
+        let uri = raw.path.to_owned();
         let mut request = builder.body(Body::from(raw.body)).expect("request");
         if let Some(addr) = raw.client {
             request.extensions_mut().insert(ConnectInfo(addr));
@@ -271,6 +275,8 @@ impl TestServer {
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        contract::check(&method, &uri, status.as_u16(), content_type, &text);
         Reply { status, headers, text, body }
     }
 
