@@ -20,6 +20,7 @@ mod config;
 mod diffs;
 mod environments;
 mod gates;
+mod intents;
 mod invites;
 mod jobs;
 mod members;
@@ -58,7 +59,8 @@ pub use profiles::{MaskedSecret, ProfileView};
 pub use reviews::{ReviewInput, ReviewOutcome};
 pub use secrets_key::{secret_binding, RotationReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
-pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, ReconcileReport, WriteOutcome};
+pub use intents::{ReconcileReport, Settlement};
+pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, WriteOutcome};
 
 use crate::domain::audit::AuditEntry;
 use crate::domain::job::JobType;

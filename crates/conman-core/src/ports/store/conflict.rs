@@ -129,6 +129,8 @@ pub enum ConflictReason {
     StaleKeyId,
     /// An environment id in the list belongs to another app.
     EnvironmentOfAnotherApp,
+    /// A ref of a new intent is claimed by a pending one.
+    RefBusy,
 }
 
 impl ConflictReason {
@@ -146,6 +148,7 @@ impl ConflictReason {
             ConflictReason::KeyIdMismatch => "key_id_mismatch",
             ConflictReason::StaleKeyId => "stale_key_id",
             ConflictReason::EnvironmentOfAnotherApp => "environment_of_another_app",
+            ConflictReason::RefBusy => "ref_busy",
         }
     }
 
@@ -169,6 +172,7 @@ impl ConflictReason {
             }
             ConflictReason::StaleKeyId => "the secrets master key id changed meanwhile; reload and retry".into(),
             ConflictReason::EnvironmentOfAnotherApp => "an environment with this id belongs to another app".into(),
+            ConflictReason::RefBusy => "another change to the same git ref is still being applied; retry".into(),
         }
     }
 }

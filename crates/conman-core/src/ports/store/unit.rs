@@ -28,6 +28,10 @@ pub enum Unaudited {
     /// A notification about an event audited in the same unit: the event's
     /// entry is the record, the message only tells people about it.
     Notification,
+    /// Recording or completing a ref intent (decision 0008): the change
+    /// that promises the move is audited in the unit that records it, and
+    /// every repair of an intent by reconciliation is audited.
+    RefIntent,
     /// Rows a store test or the conformance suite sets up directly (only
     /// with the `conformance` feature, never in a service).
     #[cfg(any(test, feature = "conformance"))]
