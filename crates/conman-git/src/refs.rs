@@ -203,8 +203,13 @@ pub(crate) fn move_refs(repo: &Repository, moves: &[conman_core::ports::git::Ref
         check_name(&m.name)?;
         let new = m.to.as_ref().map(oid_of).transpose()?;
         if let Some(oid) = new {
-            repo.find_object(oid, None)
-                .map_err(|e| if is_not_found(&e) { Error::NotFound("commit") } else { internal(e) })?;
+            repo.find_object(oid, None).map_err(|e| {
+                if is_not_found(&e) {
+                    Error::NotFound("commit")
+                } else {
+                    internal(e)
+                }
+            })?;
         }
         owned.push(OwnedMove { name: m.name.clone(), expected: m.from.as_ref().map(oid_of).transpose()?, new });
     }

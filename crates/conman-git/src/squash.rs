@@ -69,7 +69,11 @@ fn plan(repo: &Repository, request: &SquashRequest) -> Result<Option<Planned>, E
         Some(repo.commit(None, &who, &who, &request.message, &tree, &[&branch]).or_internal()?)
     };
     let moves = vec![
-        OwnedMove { name: request.branch_ref.clone(), expected: Some(branch_id), new: Some(commit.unwrap_or(branch_id)) },
+        OwnedMove {
+            name: request.branch_ref.clone(),
+            expected: Some(branch_id),
+            new: Some(commit.unwrap_or(branch_id)),
+        },
         OwnedMove { name: request.source_ref.clone(), expected: Some(source_id), new: None },
     ];
     Ok(Some(Planned { commit, moves }))

@@ -402,8 +402,11 @@ impl Conman {
         }
         let protect = ChangesetRevision::ref_name(cs.id, number);
         let leftover = self.git().resolve_ref(app.id, &protect).await?;
-        let protect = (leftover.as_ref() != Some(&head))
-            .then(|| RefMove { name: protect, from: leftover, to: Some(head.clone()) });
+        let protect = (leftover.as_ref() != Some(&head)).then(|| RefMove {
+            name: protect,
+            from: leftover,
+            to: Some(head.clone()),
+        });
         Ok((head, base, files.into_iter().collect(), protect))
     }
 

@@ -124,7 +124,8 @@ impl Conman {
     async fn apply_intent(&self, intent: &Intent) -> Result<(), Error> {
         match self.git().move_refs(intent.app_id, &intent.moves).await {
             Ok(()) => {
-                let done = IntentMutation::CompleteIntent { id: intent.id, outcome: IntentOutcome::Applied, at: self.now() };
+                let done =
+                    IntentMutation::CompleteIntent { id: intent.id, outcome: IntentOutcome::Applied, at: self.now() };
                 if let Err(e) = self.store().commit(UnitOfWork::new().unaudited(done, Unaudited::RefIntent)).await {
                     // The refs moved: the change stands; reconciliation completes the intent.
                     tracing::warn!(intent = %intent.id, error = %e, "could not complete an applied intent");

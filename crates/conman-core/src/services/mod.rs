@@ -51,6 +51,7 @@ pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
 pub use diffs::{ChangesetDiff, DiffMode, DiffRange, DiffStats, RawFileDiff};
 pub use environments::EnvironmentInput;
 pub use gates::{GateKind, GatePayload, GATE_PATH};
+pub use intents::{ReconcileReport, Settlement};
 pub use invites::IssuedInvite;
 pub use jobs::{AttemptEnd, JobHandler, JobOutcome, LeaseStatus, NewJob, WORKER_ID_MAX_BYTES};
 pub use migrate::{copy_store, CopyReport};
@@ -59,7 +60,6 @@ pub use profiles::{MaskedSecret, ProfileView};
 pub use reviews::{ReviewInput, ReviewOutcome};
 pub use secrets_key::{secret_binding, RotationReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
-pub use intents::{ReconcileReport, Settlement};
 pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, WriteOutcome};
 
 use crate::domain::audit::AuditEntry;
