@@ -26,6 +26,10 @@
 //! an intent exists, and its new commits were written before it, so
 //! carrying the move out is what makes git agree with the store.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::lock::{Mutex as TurnLock, OwnedMutexGuard};
 use serde::Serialize;
 
 use super::{AuditWhat, Conman};
@@ -67,6 +71,24 @@ pub enum Settlement {
     Abandoned,
 }
 
+/// One turn per app at planning and applying ref moves in this process:
+/// an operation takes its app's turn before it plans (reads the refs it
+/// will move) and keeps it until its intent is completed, so operations of
+/// one process never plan against each other's pending intents. Other
+/// processes are kept apart by the store's ref claims (`ref_busy`).
+#[derive(Default)]
+pub(super) struct IntentTurns(Mutex<HashMap<AppId, Arc<TurnLock<()>>>>);
+
+impl IntentTurns {
+    async fn take(&self, app_id: AppId) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut turns = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(turns.entry(app_id).or_default())
+        };
+        lock.lock_owned().await
+    }
+}
+
 /// True for the conflicts after which re-planning the operation can
 /// succeed: a ref claimed by a pending intent, or a ref that moved between
 /// planning and applying.
@@ -75,6 +97,12 @@ pub(super) fn is_retryable(e: &Error) -> bool {
 }
 
 impl Conman {
+    /// Waits for `app_id`'s turn at moving refs (see [`IntentTurns`]); hold
+    /// it from planning until [`Conman::commit_with_intent`] returns.
+    pub(super) async fn intent_turn(&self, app_id: AppId) -> OwnedMutexGuard<()> {
+        self.intent_turns.take(app_id).await
+    }
+
     /// A new intent of `owner` to apply `moves` for `operation`.
     pub(super) fn intent(
         &self,

@@ -103,6 +103,8 @@ pub struct Conman {
     /// Seals and opens secrets (`None`: secret operations fail clearly);
     /// swapped by a master-key rotation.
     secrets: std::sync::RwLock<Option<Arc<dyn SecretCipher>>>,
+    /// Per-app turns at moving refs (decision 0008).
+    intent_turns: intents::IntentTurns,
 }
 
 impl Conman {
@@ -123,6 +125,7 @@ impl Conman {
             wakeup: Arc::new(NoWakeup),
             commands: None,
             secrets: std::sync::RwLock::new(None),
+            intent_turns: Default::default(),
         }
     }
 

@@ -192,6 +192,7 @@ impl Conman {
             updated_at: now,
             version: 1,
         };
+        let _turn = self.intent_turn(app.id).await;
         let existing = self.git().resolve_ref(app.id, &ws.branch_ref()).await?;
         if existing.is_some() {
             if !is_default {
@@ -422,6 +423,7 @@ impl Conman {
         };
         let mut attempt = 0;
         let head = loop {
+            let turn = self.intent_turn(app_id).await;
             let plan = self.git().plan_write(app_id, request.clone()).await?;
             let audit = self.audit_entry(
                 Some(actor),
@@ -431,7 +433,9 @@ impl Conman {
                     .sha(&plan.head),
             );
             let intent = self.intent(app_id, "workspace.files_changed", ("workspace", ws.id), plan.moves);
-            match self.commit_with_intent(UnitOfWork::new().audit_only(audit), intent).await {
+            let committed = self.commit_with_intent(UnitOfWork::new().audit_only(audit), intent).await;
+            drop(turn);
+            match committed {
                 Ok(()) => break plan.head,
                 Err(e) if is_retryable(&e) && attempt < MAX_REPLANS => attempt += 1,
                 Err(e) => return Err(e),
@@ -477,6 +481,7 @@ impl Conman {
             message: message.clone(),
             author: signature_of(actor),
         };
+        let _turn = self.intent_turn(ws.app_id).await;
         let Some(plan) = self.git().plan_squash(ws.app_id, request).await? else { return Ok(None) };
         let commit = plan.moves.first().filter(|branch| branch.from != branch.to).map(|_| plan.head.clone());
         let intent = self.intent(ws.app_id, action, ("workspace", ws.id), plan.moves);
@@ -497,6 +502,7 @@ impl Conman {
     pub async fn reset_workspace(&self, actor: &Actor, app_id: AppId, ws_id: WorkspaceId) -> Result<Workspace, Error> {
         let (scope, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::EditWorkspace).await?;
         let base = self.baseline(&scope.app).await?;
+        let _turn = self.intent_turn(app_id).await;
         let before_head = self.workspace_head(&ws).await?;
         let branch_head = self.git().resolve_ref(app_id, &ws.branch_ref()).await?;
         let mut moves = vec![RefMove { name: ws.branch_ref(), from: branch_head, to: Some(base.clone()) }];
@@ -539,6 +545,7 @@ impl Conman {
             message: format!("Sync with {}", scope.app.settings.integration_branch),
             author: signature_of(actor),
         };
+        let _turn = self.intent_turn(app_id).await;
         match self.git().plan_sync(app_id, request).await? {
             SyncPlan::UpToDate { head } => Ok((ws, head)),
             SyncPlan::Conflicts { paths } => Err(Error::Conflict {
