@@ -6,7 +6,8 @@
 //! 2. one unit of work commits the domain change, its audit entry and the
 //!    [`Intent`] naming each ref's expected old and new value — the intent
 //!    claims its refs, so no second intent can plan against them meanwhile;
-//! 3. the refs move together by compare-and-swap ([`GitPort::move_refs`]);
+//! 3. the refs move together by compare-and-swap
+//!    ([`GitPort::move_refs`](crate::ports::git::GitPort::move_refs));
 //! 4. the intent is completed (unaudited, [`Unaudited::RefIntent`]: the
 //!    change was audited in step 2).
 //!
