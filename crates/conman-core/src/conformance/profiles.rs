@@ -431,13 +431,9 @@ pub async fn secrets_are_keyed_by_owner_name_and_revision<S: Store>(store: &S) {
         [Mutation::from(ProfileMutation::InsertSecret(fresh)), Mutation::from(ProfileMutation::InsertSecret(dup))],
     )
     .await;
-    super::assert_conflict(
-        result,
-        crate::ports::store::ConflictReason::Taken {
-            record: crate::ports::store::Record::Secret,
-            field: "revision".into(),
-        },
-    );
+    // Code only: SQLite names the field `revision`, Postgres `name` (its
+    // primary-key detail); which is right is open (decision 0010).
+    assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.secret(prof, "SECRET_D", 1).await.unwrap(), None, "the unit rolled back");
     assert_eq!(store.secret(prof, "SECRET_B", 1).await.unwrap(), Some(p_key_1), "the first value stays");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
