@@ -17,7 +17,9 @@ pub mod rbac;
 pub mod services;
 pub mod validation;
 
-#[cfg(feature = "conformance")]
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod reference_store;
 
 pub use error::{Error, ErrorCode, Result};

@@ -98,7 +98,10 @@ pub async fn app_update_is_compare_and_set<S: Store>(store: &S) {
 
     let mut renamed = bump(&search);
     renamed.name = "billing".into();
-    assert_code(fixtures::commit(store, [Mutation::from(AppMutation::UpdateApp(renamed))]).await, ErrorCode::Conflict);
+    super::assert_conflict(
+        fixtures::commit(store, [Mutation::from(AppMutation::UpdateApp(renamed))]).await,
+        crate::ports::store::ConflictReason::Taken { record: crate::ports::store::Record::App, field: "name".into() },
+    );
     assert_eq!(store.app(search.id).await.unwrap(), Some(search));
 
     let ghost = bump(&app("ghost", &ada));

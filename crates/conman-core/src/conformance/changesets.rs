@@ -402,7 +402,13 @@ pub async fn revisions_list_by_number_and_refuse_duplicates<S: Store>(store: &S)
         [Mutation::from(ChangesetMutation::InsertRevision(r3)), Mutation::from(ChangesetMutation::InsertRevision(dup))],
     )
     .await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(
+        result,
+        crate::ports::store::ConflictReason::Taken {
+            record: crate::ports::store::Record::ChangesetRevision,
+            field: "number".into(),
+        },
+    );
     assert_eq!(store.changeset_revisions(cs.id).await.unwrap(), vec![r1, r2], "the unit rolled back");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
 }
@@ -489,7 +495,13 @@ pub async fn put_review_replaces_only_the_same_reviewers_vote_on_the_same_revisi
         ],
     )
     .await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(
+        result,
+        crate::ports::store::ConflictReason::Taken {
+            record: crate::ports::store::Record::ChangesetRevision,
+            field: "number".into(),
+        },
+    );
     assert_eq!(store.changeset_reviews(cs.id).await.unwrap(), settled);
 }
 

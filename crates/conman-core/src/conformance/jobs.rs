@@ -287,7 +287,7 @@ pub async fn an_expired_lease_is_reclaimed<S: Store>(store: &S) {
 
     assert_eq!(store.renew_job_lease(orphan.id, "dead", later(t, 60)).await.unwrap(), None);
     let late = Mutation::from(JobMutation::FinishJob(finish(&orphan, "dead", JobState::Succeeded, t)));
-    assert_code(fixtures::commit(store, [late]).await, ErrorCode::Conflict);
+    super::assert_conflict(fixtures::commit(store, [late]).await, crate::ports::store::ConflictReason::LeaseLost);
     assert_eq!(reload(store, &orphan).await, expected);
 }
 
@@ -394,7 +394,7 @@ pub async fn finishing_by_the_owner_ends_the_attempt<S: Store>(store: &S) {
     );
     assert_eq!(claimed_id(store, "w3", later(t, 3600)).await, None, "finished jobs are never claimed");
     let again = Mutation::from(JobMutation::FinishJob(finish(&ok, "w1", JobState::Failed, t)));
-    assert_code(fixtures::commit(store, [again]).await, ErrorCode::Conflict);
+    super::assert_conflict(fixtures::commit(store, [again]).await, crate::ports::store::ConflictReason::LeaseLost);
     assert_eq!(reload(store, &ok).await, expected);
 }
 
@@ -416,7 +416,7 @@ pub async fn finishing_without_the_lease_changes_nothing<S: Store>(store: &S) {
             audit_entry("job.succeeded", "job", &j.id.to_string()),
         )
         .record(OutboxMutation::InsertOutbox(effect), audit_entry("outbox.queued", "outbox", "1"));
-    assert_code(store.commit(unit).await, ErrorCode::Conflict);
+    super::assert_conflict(store.commit(unit).await, crate::ports::store::ConflictReason::LeaseLost);
 
     assert_eq!(reload(store, &j).await, running);
     assert_eq!(store.list_outbox(PageRequest::default()).await.unwrap().total, 0, "the effect is not applied");
@@ -468,7 +468,7 @@ pub async fn cancelling_applies_only_to_queued_jobs<S: Store>(store: &S) {
     let before = reload(store, &running).await;
     for id in [running.id, queued.id] {
         let again = Mutation::from(JobMutation::CancelQueuedJob { id, at: later(t, 2) });
-        assert_code(fixtures::commit(store, [again]).await, ErrorCode::Conflict);
+        super::assert_conflict(fixtures::commit(store, [again]).await, crate::ports::store::ConflictReason::NotQueued);
     }
     assert_eq!(reload(store, &running).await, before);
     assert_eq!(reload(store, &queued).await, canceled);
@@ -726,7 +726,7 @@ pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S
         [append(2, 3, 10), Mutation::from(JobMutation::FinishJob(finish(&j, "w2", JobState::Succeeded, t)))],
     )
     .await;
-    assert_code(refused, ErrorCode::Conflict);
+    super::assert_conflict(refused, crate::ports::store::ConflictReason::LeaseLost);
     let (log, _) = whole_log(store, j.id, 100).await;
     assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2]);
 

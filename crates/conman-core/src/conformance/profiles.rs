@@ -193,7 +193,13 @@ pub async fn duplicate_profile_name_conflicts_only_within_an_app<S: Store>(store
         ],
     )
     .await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(
+        result,
+        crate::ports::store::ConflictReason::Taken {
+            record: crate::ports::store::Record::RuntimeProfile,
+            field: "name".into(),
+        },
+    );
     assert_eq!(reload(store, &fresh).await, None, "the unit rolled back");
     assert_eq!(reload(store, &twin).await, None);
     assert_eq!(fixtures::verified_chain(store, 100).await, before, "no audit record of the refused unit");
@@ -362,7 +368,13 @@ pub async fn profile_revisions_list_newest_first_and_refuse_duplicates<S: Store>
         ],
     )
     .await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(
+        result,
+        crate::ports::store::ConflictReason::Taken {
+            record: crate::ports::store::Record::ProfileRevision,
+            field: "number".into(),
+        },
+    );
     assert_eq!(store.profile_revision(p.id, 5).await.unwrap(), None, "the unit rolled back");
     assert_eq!(store.profile_revision(p.id, 3).await.unwrap(), Some(r3));
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
@@ -419,6 +431,8 @@ pub async fn secrets_are_keyed_by_owner_name_and_revision<S: Store>(store: &S) {
         [Mutation::from(ProfileMutation::InsertSecret(fresh)), Mutation::from(ProfileMutation::InsertSecret(dup))],
     )
     .await;
+    // Code only: SQLite names the field `revision`, Postgres `name` (its
+    // primary-key detail); which is right is open (decision 0010).
     assert_code(result, ErrorCode::Conflict);
     assert_eq!(store.secret(prof, "SECRET_D", 1).await.unwrap(), None, "the unit rolled back");
     assert_eq!(store.secret(prof, "SECRET_B", 1).await.unwrap(), Some(p_key_1), "the first value stays");
@@ -529,7 +543,7 @@ pub async fn rewrap_replaces_only_rows_still_wrapped_by_the_expected_key<S: Stor
         [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-one".into(), secrets: mixed })],
     )
     .await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(result, crate::ports::store::ConflictReason::KeyIdMismatch);
     assert_eq!(store.all_secrets(None, 100).await.unwrap(), expected, "the unit rolled back");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
 
@@ -551,7 +565,7 @@ pub async fn rewrap_replaces_only_rows_still_wrapped_by_the_expected_key<S: Stor
         [Mutation::from(ProfileMutation::RewrapSecrets { from_key_id: "key-two".into(), secrets: wrong })],
     )
     .await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(result, crate::ports::store::ConflictReason::KeyIdMismatch);
 
     // The rest rotates; an empty batch is valid.
     let rest: Vec<StoredSecret> = rows[11..].iter().map(|s| rewrapped(s, "key-two")).collect();
@@ -578,18 +592,27 @@ pub async fn secrets_key_id_is_compare_and_set<S: Store>(store: &S) {
             key_id: key_id.into(),
         })
     };
-    assert_code(fixtures::commit(store, [set(Some("key-zero"), "key-one")]).await, ErrorCode::Conflict);
+    super::assert_conflict(
+        fixtures::commit(store, [set(Some("key-zero"), "key-one")]).await,
+        crate::ports::store::ConflictReason::StaleKeyId,
+    );
     assert_eq!(store.secrets_key_id().await.unwrap(), None);
 
     setup(store, [set(None, "key-one")]).await;
     assert_eq!(store.secrets_key_id().await.unwrap().as_deref(), Some("key-one"));
-    assert_code(fixtures::commit(store, [set(None, "key-two")]).await, ErrorCode::Conflict);
-    assert_code(fixtures::commit(store, [set(Some("key-two"), "key-three")]).await, ErrorCode::Conflict);
+    super::assert_conflict(
+        fixtures::commit(store, [set(None, "key-two")]).await,
+        crate::ports::store::ConflictReason::StaleKeyId,
+    );
+    super::assert_conflict(
+        fixtures::commit(store, [set(Some("key-two"), "key-three")]).await,
+        crate::ports::store::ConflictReason::StaleKeyId,
+    );
     assert_eq!(store.secrets_key_id().await.unwrap().as_deref(), Some("key-one"));
 
     // Two steps in one unit chain; a failing later step undoes both.
     let result = fixtures::commit(store, [set(Some("key-one"), "key-two"), set(Some("key-one"), "key-three")]).await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(result, crate::ports::store::ConflictReason::StaleKeyId);
     assert_eq!(store.secrets_key_id().await.unwrap().as_deref(), Some("key-one"), "the unit rolled back");
     setup(store, [set(Some("key-one"), "key-two"), set(Some("key-two"), "key-three")]).await;
     assert_eq!(store.secrets_key_id().await.unwrap().as_deref(), Some("key-three"));
@@ -691,7 +714,13 @@ pub async fn duplicate_environment_names_are_a_conflict<S: Store>(store: &S) {
         })],
     )
     .await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(
+        result,
+        crate::ports::store::ConflictReason::Taken {
+            record: crate::ports::store::Record::Environment,
+            field: "name".into(),
+        },
+    );
     assert_eq!(
         store.environments(w.billing.id).await.unwrap(),
         vec![dev.clone(), prod.clone()],
@@ -767,7 +796,13 @@ pub async fn changeset_overrides_are_replaced_whole_in_order<S: Store>(store: &S
         [put(w.cs.id, std::slice::from_ref(&by_id)), Mutation::from(ProfileMutation::InsertRuntimeProfile(dup))],
     )
     .await;
-    assert_code(result, ErrorCode::Conflict);
+    super::assert_conflict(
+        result,
+        crate::ports::store::ConflictReason::Taken {
+            record: crate::ports::store::Record::RuntimeProfile,
+            field: "name".into(),
+        },
+    );
     assert_eq!(store.changeset_overrides(w.cs.id).await.unwrap().len(), 2, "the unit rolled back");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
 

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use chrono::{TimeDelta, TimeZone, Utc};
 
 use super::fixtures::{self, audit_entry, setup, user, user_created};
-use super::{assert_code, Spawner};
+use super::Spawner;
 use crate::domain::user::{CredentialKind, User};
-use crate::error::ErrorCode;
 use crate::ports::store::{AuditFilter, Mutation, PageRequest, Store, Unaudited, UnitOfWork, UserMutation};
 
 /// Asserts that the audit log is empty.
@@ -40,7 +39,10 @@ pub async fn a_failing_mutation_rolls_back_the_whole_unit<S: Store>(store: &S) {
         .unaudited(Mutation::from(UserMutation::InsertUser(bob.clone())), Unaudited::Fixture)
         .record(Mutation::from(UserMutation::InsertUser(ada_again.clone())), user_created(&bob))
         .audit_only(user_created(&ada_again));
-    assert_code(store.commit(unit).await, ErrorCode::Conflict);
+    super::assert_conflict(
+        store.commit(unit).await,
+        crate::ports::store::ConflictReason::Taken { record: crate::ports::store::Record::User, field: "email".into() },
+    );
 
     assert_eq!(store.user(bob.id).await.unwrap(), None);
     assert_eq!(store.user_by_handle("bob").await.unwrap(), None);
@@ -80,7 +82,10 @@ pub async fn a_stale_update_rolls_back_earlier_mutations<S: Store>(store: &S) {
             Mutation::from(UserMutation::UpdateUser(stale)),
             audit_entry("token.created", "token", &token.id.to_string()),
         );
-    assert_code(store.commit(unit).await, ErrorCode::Conflict);
+    super::assert_conflict(
+        store.commit(unit).await,
+        crate::ports::store::ConflictReason::StaleVersion { entity: crate::ids::UserId::KIND },
+    );
 
     assert_eq!(store.credential_by_hash(&token.token_hash).await.unwrap(), None);
     assert_eq!(store.credential_by_hash(&session.token_hash).await.unwrap(), Some(session));

@@ -91,7 +91,10 @@ pub async fn user_update_is_compare_and_set<S: Store>(store: &S) {
     setup(store, [Mutation::from(UserMutation::InsertUser(bob.clone()))]).await;
     let mut grab = bumped_user(&bob);
     grab.email = renamed.email.clone();
-    assert_code(fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(grab))]).await, ErrorCode::Conflict);
+    super::assert_conflict(
+        fixtures::commit(store, [Mutation::from(UserMutation::UpdateUser(grab))]).await,
+        crate::ports::store::ConflictReason::Taken { record: crate::ports::store::Record::User, field: "email".into() },
+    );
     assert_eq!(store.user(bob.id).await.unwrap(), Some(bob));
 
     let ghost = bumped_user(&user("ghost"));
@@ -205,6 +208,6 @@ pub async fn password_reset_is_usable_once<S: Store>(store: &S) {
     let second =
         fixtures::commit(store, [Mutation::from(UserMutation::UsePasswordReset { id: reset.id, at: later(at, 1) })])
             .await;
-    assert_code(second, ErrorCode::Conflict);
+    super::assert_conflict(second, crate::ports::store::ConflictReason::ResetAlreadyUsed);
     assert_eq!(store.password_reset_by_hash(&reset.token_hash).await.unwrap().unwrap().used_at, Some(at));
 }
