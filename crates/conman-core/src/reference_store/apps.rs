@@ -8,7 +8,8 @@ use crate::domain::invite::Invite;
 use crate::domain::membership::Membership;
 use crate::error::Error;
 use crate::ids::{AppId, InviteId, UserId};
-use crate::ports::store::{AppMutation, AppStore, MemberRecord, Page, PageRequest, Record};
+use crate::ports::store::{AppMutation, AppStore, ConflictReason, MemberRecord, Page, PageRequest, Record};
+use crate::rbac::Role;
 
 /// The apps slice's collections.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -89,7 +90,7 @@ impl AppStore for ReferenceStore {
 
     async fn list_invites(&self, app_id: AppId, request: PageRequest) -> Result<Page<Invite>, Error> {
         let mut found: Vec<Invite> = self.lock().apps.invites.iter().filter(|i| i.app_id == app_id).cloned().collect();
-        found.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        found.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
         Ok(page(found, request))
     }
 }
@@ -152,6 +153,13 @@ fn update_invite(state: &mut State, i: &Invite) -> Result<(), Error> {
 /// Applies one app mutation.
 pub(crate) fn apply(state: &mut State, mutation: &AppMutation) -> Result<(), Error> {
     match mutation {
+        AppMutation::RequireAppAdmin { app_id } => {
+            let admins = state.apps.memberships.iter().filter(|m| m.app_id == *app_id && m.role == Role::AppAdmin);
+            if admins.count() == 0 {
+                return Err(ConflictReason::LastAppAdmin.into());
+            }
+            Ok(())
+        }
         AppMutation::InsertApp(a) => insert_app(state, a),
         AppMutation::UpdateApp(a) => update_app(state, a),
         AppMutation::PutMembership(m) => put_membership(state, m),

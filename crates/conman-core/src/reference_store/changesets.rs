@@ -59,7 +59,7 @@ impl ChangesetStore for ReferenceStore {
             .filter(|c| filter.author_id.is_none_or(|a| c.author_id == a))
             .cloned()
             .collect();
-        found.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        found.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
         Ok(page(found, request))
     }
 
@@ -79,7 +79,7 @@ impl ChangesetStore for ReferenceStore {
     async fn changeset_reviews(&self, id: ChangesetId) -> Result<Vec<Review>, Error> {
         let mut found: Vec<Review> =
             self.lock().changesets.reviews.iter().filter(|r| r.changeset_id == id).cloned().collect();
-        found.sort_by(|a, b| (a.revision, a.created_at, a.id).cmp(&(b.revision, b.created_at, b.id)));
+        found.sort_by_key(|x| (x.revision, x.created_at, x.id));
         Ok(found)
     }
 
@@ -91,7 +91,7 @@ impl ChangesetStore for ReferenceStore {
     async fn list_comments(&self, changeset_id: ChangesetId, request: PageRequest) -> Result<Page<Comment>, Error> {
         let mut found: Vec<Comment> =
             self.lock().changesets.comments.iter().filter(|c| c.changeset_id == changeset_id).cloned().collect();
-        found.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        found.sort_by_key(|x| (x.created_at, x.id));
         Ok(page(found, request))
     }
 }

@@ -53,7 +53,7 @@ impl JobStore for ReferenceStore {
             .filter(|j| filter.state.is_none_or(|s| j.state == s))
             .cloned()
             .collect();
-        found.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        found.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
         Ok(page(found, request))
     }
 
@@ -99,6 +99,18 @@ impl JobStore for ReferenceStore {
             r.job.lease_expires_at = Some(until);
             r.job.cancel_requested
         }))
+    }
+
+    async fn jobs_to_cancel(&self, ids: &[JobId]) -> Result<Vec<JobId>, Error> {
+        let state = self.lock();
+        let flagged = |id: &&JobId| {
+            state
+                .jobs
+                .jobs
+                .iter()
+                .any(|r| r.job.id == **id && r.job.state == JobState::Running && r.job.cancel_requested)
+        };
+        Ok(ids.iter().filter(flagged).copied().collect())
     }
 
     async fn append_job_log(&self, id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
@@ -169,6 +181,10 @@ fn finish_job(state: &mut State, f: &JobFinish) -> Result<(), Error> {
         return Err(Error::internal("FinishJob cannot leave a job running"));
     }
     let job = held(state, f.id, leased_to(&f.worker), ConflictReason::LeaseLost)?;
+    // A requested cancel wins: only `canceled` ends the attempt then.
+    if job.cancel_requested && f.state != JobState::Canceled {
+        return Err(ConflictReason::CancelRequested.into());
+    }
     job.state = f.state;
     job.result = f.result.clone();
     job.error = f.error.clone();

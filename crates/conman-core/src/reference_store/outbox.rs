@@ -18,7 +18,7 @@ pub(crate) struct Outbox {
 impl OutboxStore for ReferenceStore {
     async fn list_outbox(&self, request: PageRequest) -> Result<Page<OutboxMessage>, Error> {
         let mut found = self.lock().outbox.messages.clone();
-        found.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        found.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
         Ok(page(found, request))
     }
 }

@@ -62,7 +62,7 @@ impl ProfileStore for ReferenceStore {
     ) -> Result<Page<ProfileRevision>, Error> {
         let mut found: Vec<ProfileRevision> =
             self.lock().profiles.revisions.iter().filter(|r| r.profile_id == id).cloned().collect();
-        found.sort_by(|a, b| b.number.cmp(&a.number));
+        found.sort_by_key(|x| std::cmp::Reverse(x.number));
         Ok(page(found, request))
     }
 

@@ -51,7 +51,7 @@ impl UserStore for ReferenceStore {
     async fn list_credentials(&self, user_id: UserId) -> Result<Vec<Credential>, Error> {
         let mut found: Vec<Credential> =
             self.lock().users.credentials.iter().filter(|c| c.user_id == user_id).cloned().collect();
-        found.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        found.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
         Ok(found)
     }
 

@@ -15,7 +15,7 @@ pub(crate) struct Workspaces {
 }
 
 fn oldest_first(found: &mut [Workspace]) {
-    found.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+    found.sort_by_key(|x| (x.created_at, x.id));
 }
 
 #[async_trait]
@@ -61,7 +61,7 @@ impl WorkspaceStore for ReferenceStore {
 
     async fn all_workspaces(&self) -> Result<Vec<Workspace>, Error> {
         let mut found = self.lock().workspaces.workspaces.clone();
-        found.sort_by(|a, b| (a.app_id, a.created_at, a.id).cmp(&(b.app_id, b.created_at, b.id)));
+        found.sort_by_key(|x| (x.app_id, x.created_at, x.id));
         Ok(found)
     }
 }
