@@ -7,7 +7,7 @@
 //! every mutation and the audit append succeeded.
 //!
 //! Invariant: it refuses exactly as the SQL stores do — the same
-//! [`ConflictReason`](crate::ports::store::ConflictReason)s for unique keys,
+//! [`ConflictReason`]s for unique keys,
 //! stale versions and missing references, `not_found` for updates of
 //! unknown rows — and chains audit records with the core's
 //! [`chain_hash`](crate::domain::audit::chain_hash). It passes the whole
