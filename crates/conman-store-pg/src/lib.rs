@@ -56,7 +56,6 @@ mod apps;
 mod audit;
 mod changesets;
 mod codec;
-mod intents;
 mod jobs;
 mod literal;
 mod migrate;

@@ -29,7 +29,6 @@ mod apps;
 mod audit;
 mod changesets;
 mod codec;
-mod intents;
 mod jobs;
 mod migrate;
 mod outbox;

@@ -20,7 +20,6 @@ mod config;
 mod diffs;
 mod environments;
 mod gates;
-mod intents;
 mod invites;
 mod jobs;
 mod members;
@@ -51,7 +50,6 @@ pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
 pub use diffs::{ChangesetDiff, DiffMode, DiffRange, DiffStats, RawFileDiff};
 pub use environments::EnvironmentInput;
 pub use gates::{GateKind, GatePayload, GATE_PATH};
-pub use intents::{ReconcileReport, Settlement};
 pub use invites::IssuedInvite;
 pub use jobs::{AttemptEnd, JobHandler, JobLogRead, JobOutcome, LeaseStatus, NewJob, WORKER_ID_MAX_BYTES};
 pub use migrate::{copy_store, CopyReport};
@@ -60,7 +58,7 @@ pub use profiles::{MaskedSecret, ProfileView};
 pub use reviews::{ReviewInput, ReviewOutcome};
 pub use secrets_key::{secret_binding, RotationReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
-pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, WriteOutcome};
+pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, ReconcileReport, WriteOutcome};
 
 use crate::domain::audit::AuditEntry;
 use crate::domain::job::JobType;
@@ -108,8 +106,6 @@ pub struct Conman {
     /// Runs CPU-heavy work (parsing and diffing user content) off the
     /// async threads; inline unless the composition plugs in a pool.
     compute: Arc<dyn Compute>,
-    /// Per-app turns at moving refs (decision 0008).
-    intent_turns: intents::IntentTurns,
 }
 
 impl Conman {
@@ -131,7 +127,6 @@ impl Conman {
             commands: None,
             secrets: std::sync::RwLock::new(None),
             compute: Arc::new(InlineCompute),
-            intent_turns: Default::default(),
         }
     }
 

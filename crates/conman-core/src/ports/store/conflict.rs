@@ -134,8 +134,6 @@ pub enum ConflictReason {
     EnvironmentOfAnotherApp,
     /// The unit would leave the app without an `app_admin`.
     LastAppAdmin,
-    /// A ref of a new intent is claimed by a pending one.
-    RefBusy,
 }
 
 impl ConflictReason {
@@ -155,7 +153,6 @@ impl ConflictReason {
             ConflictReason::StaleKeyId => "stale_key_id",
             ConflictReason::EnvironmentOfAnotherApp => "environment_of_another_app",
             ConflictReason::LastAppAdmin => "last_app_admin",
-            ConflictReason::RefBusy => "ref_busy",
         }
     }
 
@@ -181,7 +178,6 @@ impl ConflictReason {
             ConflictReason::StaleKeyId => "the secrets master key id changed meanwhile; reload and retry".into(),
             ConflictReason::EnvironmentOfAnotherApp => "an environment with this id belongs to another app".into(),
             ConflictReason::LastAppAdmin => "an app must keep at least one app_admin".into(),
-            ConflictReason::RefBusy => "another change to the same git ref is still being applied; retry".into(),
         }
     }
 }

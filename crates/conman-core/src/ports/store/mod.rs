@@ -1,6 +1,5 @@
 //! The store port, cut by aggregate: each slice (`users`, `apps`,
-//! `workspaces`, `changesets`, `profiles`, `jobs`, `audit`, `outbox`,
-//! `intents`) holds
+//! `workspaces`, `changesets`, `profiles`, `jobs`, `audit`, `outbox`) holds
 //! its read trait, its mutation sub-enum and the value types they speak;
 //! this module holds what they share and the one atomic write path.
 //!
@@ -38,7 +37,6 @@ pub mod apps;
 pub mod audit;
 pub mod changesets;
 pub mod conflict;
-pub mod intents;
 pub mod jobs;
 pub mod outbox;
 pub mod profiles;
@@ -52,7 +50,6 @@ pub use apps::{AppMutation, AppStore, MemberRecord};
 pub use audit::{AuditFilter, AuditStore};
 pub use changesets::{ChangesetFilter, ChangesetMutation, ChangesetStore};
 pub use conflict::{ConflictReason, Record};
-pub use intents::{Intent, IntentMutation, IntentOutcome, IntentStore};
 pub use jobs::{JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore};
 pub use outbox::{OutboxMutation, OutboxStore};
 pub use profiles::{ProfileMutation, ProfileStore, SecretOwner, StoredSecret};
@@ -135,8 +132,6 @@ pub enum Mutation {
     Jobs(JobMutation),
     /// The outbox.
     Outbox(OutboxMutation),
-    /// Ref intents.
-    Intents(IntentMutation),
 }
 
 macro_rules! mutation_from {
@@ -157,7 +152,6 @@ mutation_from! {
     ProfileMutation => Profiles,
     JobMutation => Jobs,
     OutboxMutation => Outbox,
-    IntentMutation => Intents,
 }
 
 /// Reads every page of a listing, in order: `fetch` is called with pages 1,
@@ -184,15 +178,7 @@ where
 /// The whole store: every aggregate's reads plus the atomic write path.
 #[async_trait]
 pub trait Store:
-    UserStore
-    + AppStore
-    + WorkspaceStore
-    + ChangesetStore
-    + ProfileStore
-    + JobStore
-    + AuditStore
-    + OutboxStore
-    + IntentStore
+    UserStore + AppStore + WorkspaceStore + ChangesetStore + ProfileStore + JobStore + AuditStore + OutboxStore
 {
     /// Applies `unit` atomically (see the module docs).
     async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
