@@ -19,7 +19,6 @@
 mod apps;
 mod audit;
 mod changesets;
-mod intents;
 mod jobs;
 mod outbox;
 mod profiles;
@@ -48,7 +47,6 @@ pub struct State {
     pub(crate) jobs: jobs::Jobs,
     pub(crate) audit: audit::Audit,
     pub(crate) outbox: outbox::Outbox,
-    pub(crate) intents: intents::Intents,
 }
 
 /// The in-memory reference store.
@@ -101,7 +99,6 @@ fn apply(state: &mut State, mutation: &Mutation) -> Result<(), Error> {
         Mutation::Profiles(m) => profiles::apply(state, m),
         Mutation::Jobs(m) => jobs::apply(state, m),
         Mutation::Outbox(m) => outbox::apply(state, m),
-        Mutation::Intents(m) => intents::apply(state, m),
     }
 }
 
