@@ -507,7 +507,7 @@ mod tests {
                 "/// Doc.\n#[derive(Debug)]\npub struct S { pub x: u32, secret: u8 }\n\
                  fn private() {}\npub fn visible(n: u32) -> u32 { n + 1 }\n\
                  pub trait T { fn req(&self); fn prov(&self) { } }\n\
-                 impl S { pub fn new() -> S { todo!() } fn internal(&self) {} }\n\
+                 impl S { pub fn new() -> S { S { x: 0, secret: 0 } } fn internal(&self) {} }\n\
                  impl T for S { fn req(&self) {} }\n\
                  #[cfg(test)] mod tests { pub fn not_listed() {} }\n",
             ),

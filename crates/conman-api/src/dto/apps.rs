@@ -5,6 +5,7 @@ use conman_core::domain::app::{
     App, AppSettings, AppSettingsPatch, BaselineMode, CommitMode, GateSettings, PathRule, ProfileApprovalPolicy,
 };
 use conman_core::domain::invite::Invite;
+use conman_core::domain::membership::Membership;
 use conman_core::ports::store::MemberRecord;
 use conman_core::rbac::Role;
 use conman_core::services::IssuedInvite;
@@ -252,6 +253,12 @@ pub struct MembershipChangeDto {
     pub user_id: Uuid,
     /// Role.
     pub role: String,
+}
+
+impl From<&Membership> for MembershipChangeDto {
+    fn from(m: &Membership) -> Self {
+        MembershipChangeDto { app_id: m.app_id.0, user_id: m.user_id.0, role: m.role.to_string() }
+    }
 }
 
 /// `POST /api/apps/:appId/invites`.

@@ -37,7 +37,7 @@ pub(crate) async fn put(
     ApiJson(req): ApiJson<PutMemberRequest>,
 ) -> ApiResult<Data<MembershipChangeDto>> {
     let m = c.put_member(&actor, path_id::<AppId>(&app_id)?, UserId(req.user_id), req.role).await?;
-    Ok(ok(MembershipChangeDto { app_id: m.app_id.0, user_id: m.user_id.0, role: m.role.to_string() }))
+    Ok(ok(MembershipChangeDto::from(&m)))
 }
 
 /// Remove a member (`app_admin`); the last `app_admin` cannot be removed.
@@ -66,7 +66,7 @@ pub(crate) async fn grant_operator_admin(
     Path(app_id): Path<String>,
 ) -> ApiResult<Data<MembershipChangeDto>> {
     let m = c.grant_operator_admin(&actor, path_id::<AppId>(&app_id)?).await?;
-    Ok(ok(MembershipChangeDto { app_id: m.app_id.0, user_id: m.user_id.0, role: m.role.to_string() }))
+    Ok(ok(MembershipChangeDto::from(&m)))
 }
 
 /// Invites of the app (`app_admin`).

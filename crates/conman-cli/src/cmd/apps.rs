@@ -79,7 +79,7 @@ impl AppCmd {
                     Err(_) => s.conman.operator_app_by_name(&s.actor, &app).await.core()?.id,
                 };
                 let m = s.conman.grant_operator_admin(&s.actor, app_id).await.core()?;
-                let dto = MembershipChangeDto { app_id: m.app_id.0, user_id: m.user_id.0, role: m.role.to_string() };
+                let dto = MembershipChangeDto::from(&m);
                 out.show(&dto, |d| format!("you are app_admin of {}", d.app_id));
             }
             AppCmd::Settings { app, patch } => {

@@ -100,24 +100,32 @@ impl Budget {
         self.max_nodes - self.nodes_left.get()
     }
 
-    fn take<E: de::Error>(&self) -> Result<(), E> {
-        match self.nodes_left.get().checked_sub(1) {
-            Some(left) => {
-                self.nodes_left.set(left);
-                Ok(())
-            }
-            None => Err(E::custom(format!("{OVER_BUDGET}{}", TooComplex::nodes(self.max_nodes)))),
-        }
+    /// Spends one value.
+    fn spend(&self) -> Result<(), TooComplex> {
+        let left = self.nodes_left.get().checked_sub(1).ok_or_else(|| TooComplex::nodes(self.max_nodes))?;
+        self.nodes_left.set(left);
+        Ok(())
     }
 
-    fn enter<E: de::Error>(&self) -> Result<(), E> {
-        self.take()?;
+    /// Spends one value and goes one level deeper.
+    fn descend(&self) -> Result<(), TooComplex> {
+        self.spend()?;
         let depth = self.depth.get() + 1;
         if depth > self.max_depth {
-            return Err(E::custom(format!("{OVER_BUDGET}{}", TooComplex::depth(self.max_depth))));
+            return Err(TooComplex::depth(self.max_depth));
         }
         self.depth.set(depth);
         Ok(())
+    }
+
+    /// [`Self::spend`] as a deserializer error the parser recognises.
+    fn take<E: de::Error>(&self) -> Result<(), E> {
+        self.spend().map_err(over_budget_error)
+    }
+
+    /// [`Self::descend`] as a deserializer error the parser recognises.
+    fn enter<E: de::Error>(&self) -> Result<(), E> {
+        self.descend().map_err(over_budget_error)
     }
 
     fn leave(&self) {
@@ -135,25 +143,28 @@ impl Budget {
     }
 }
 
+/// A deserializer error carrying `limit`, marked so the parser can tell it
+/// from "not valid YAML".
+fn over_budget_error<E: de::Error>(limit: TooComplex) -> E {
+    E::custom(format!("{OVER_BUDGET}{limit}"))
+}
+
 /// Checks a parsed JSON tree against the depth and node limits.
 pub(super) fn check_tree(value: &serde_json::Value, budget: &Budget) -> Result<(), TooComplex> {
-    fn walk(value: &serde_json::Value, budget: &Budget) -> Result<(), String> {
-        match value {
-            serde_json::Value::Array(items) => {
-                budget.enter::<de::value::Error>().map_err(|e| e.to_string())?;
-                items.iter().try_for_each(|v| walk(v, budget))?;
-                budget.leave();
-            }
-            serde_json::Value::Object(map) => {
-                budget.enter::<de::value::Error>().map_err(|e| e.to_string())?;
-                map.values().try_for_each(|v| walk(v, budget))?;
-                budget.leave();
-            }
-            _ => budget.take::<de::value::Error>().map_err(|e| e.to_string())?,
+    match value {
+        serde_json::Value::Array(items) => {
+            budget.descend()?;
+            items.iter().try_for_each(|v| check_tree(v, budget))?;
+            budget.leave();
         }
-        Ok(())
+        serde_json::Value::Object(map) => {
+            budget.descend()?;
+            map.values().try_for_each(|v| check_tree(v, budget))?;
+            budget.leave();
+        }
+        _ => budget.spend()?,
     }
-    walk(value, budget).map_err(|message| Budget::over_budget(&message).unwrap_or(TooComplex(message)))
+    Ok(())
 }
 
 /// Deserializes one YAML value the way `serde_yaml_ng::Value` does — tags

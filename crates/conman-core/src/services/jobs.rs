@@ -284,9 +284,7 @@ impl Conman {
         after: i64,
         limit: u32,
     ) -> Result<JobLogPage, Error> {
-        self.get_job(actor, app_id, id).await?;
-        check_log_page(after, limit)?;
-        self.store().job_log(id, after, limit).await
+        Ok(self.read_job_log(actor, app_id, id, after, limit).await?.page)
     }
 
     /// Cancels a queued job at once, or asks a running one to stop: once
