@@ -18,6 +18,7 @@ use conman_api::runtime::{metrics, run_workers, JobLog, NotifyWakeup, ProcessRun
 use conman_core::domain::app::{AppSettingsPatch, GateSettings};
 use conman_core::domain::job::{Job, JobLogLine, JobState, JobType, LogStream};
 use conman_core::ids::{AppId, JobId};
+use conman_core::ports::envelope::EnvelopeCipher;
 use conman_core::ports::git::{FileOp, GitPort, Sha, Signature, WriteRequest};
 use conman_core::ports::runner::LogSink;
 use conman_core::ports::store::UnitOfWork;
@@ -88,8 +89,9 @@ impl Harness {
             passwords: Arc::new(Argon2Hasher::insecure_fast_for_tests()),
             tokens: Arc::new(OsRandomTokens),
         };
-        let mut conman =
-            Conman::new(ports, config).with_job_runtime(Arc::new(ProcessRunner::new(git.clone())), wakeup.clone());
+        let mut conman = Conman::new(ports, config)
+            .with_job_runtime(Arc::new(ProcessRunner::new(git.clone())), wakeup.clone())
+            .with_secrets(Arc::new(EnvelopeCipher::new([7; 32])));
         for (job_type, handler) in handlers {
             conman = conman.with_job_handler(job_type, handler);
         }
@@ -752,4 +754,50 @@ async fn a_thousand_no_op_jobs_flow_through_one_runner() {
     let took = started.elapsed();
     workers.stop().await;
     eprintln!("1,000 no-op jobs through one runner (2 slots, debug build): {took:?}");
+}
+
+/// Prints what it is given, as a job of any type could.
+struct Prints(Vec<String>);
+
+#[async_trait]
+impl JobHandler for Prints {
+    async fn run(&self, _conman: &Conman, _job: &Job, log: &dyn LogSink) -> JobOutcome {
+        for line in &self.0 {
+            log.line(LogStream::Stdout, line.clone()).await;
+        }
+        JobOutcome::Succeeded { result: json!({}), effects: UnitOfWork::new() }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_type_logs_the_apps_secrets_masked_current_and_rotated_values_alike() {
+    use base64::Engine as _;
+    const OLD: &str = "rotated-away-secret-0001";
+    const NEW: &str = "current-secret-value-0002";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(NEW);
+    let printed = vec![format!("old={OLD}"), format!("new={NEW}"), format!("b64={b64}"), "nothing secret".to_owned()];
+    let h = Harness::with(|_| {}, vec![(JobType::Notify, Arc::new(Prints(printed)) as Arc<dyn JobHandler>)]).await;
+    let input = serde_json::from_value(json!({
+        "name": "prod", "kind": "persistent_env", "secrets": {"TOKEN": OLD}
+    }))
+    .unwrap();
+    let profile = h.conman.create_runtime_profile(&h.actor, h.app, input).await.unwrap();
+    let patch = serde_json::from_value(json!({"set_secrets": {"TOKEN": NEW}})).unwrap();
+    h.conman.patch_runtime_profile(&h.actor, h.app, profile.profile.id, patch).await.unwrap();
+
+    let workers = h.workers(options());
+    let spec = NewJob {
+        app_id: h.app,
+        job_type: JobType::Notify,
+        entity_type: None,
+        entity_id: None,
+        payload: json!({}),
+        timeout_secs: 30,
+    };
+    let job = h.conman.new_job(Some(&h.actor), spec);
+    h.conman.commit_and_wake(h.conman.enqueue_in(UnitOfWork::new(), Some(&h.actor), &job)).await.unwrap();
+    let job = h.finished(job.id, Duration::from_secs(20)).await;
+    workers.stop().await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:#?}");
+    assert_eq!(h.output(job.id, LogStream::Stdout).await, ["old=***", "new=***", "b64=***", "nothing secret"]);
 }

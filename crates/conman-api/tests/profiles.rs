@@ -301,7 +301,9 @@ async fn profiles_environments_reveal_revisions_and_an_override_through_the_subm
 
     // A changeset with an override on prod; its submit gate sees the values.
     let gate = r#"test "$REPLICAS" = 5 && test "$API_TOKEN" = "s3cret-""override" && test "$LOG_LEVEL" = warn && test "$DB_PASS" = "hunter""2x" && echo gate-ok"#;
-    t.send("PATCH", &t.admin, "/settings", Some(json!({"gates": {"submit": gate}}))).await.assert_status(200);
+    // The real values reach this gate only because the admin opts in.
+    let settings = json!({"gates": {"submit": gate}, "unreviewed_gate_secrets": "real"});
+    t.send("PATCH", &t.admin, "/settings", Some(settings)).await.assert_status(200);
     s.put_file(&t.author, &t.app, &t.ws, "config/app.yaml", b"replicas: 5\n").await.assert_status(200);
     let r = t.send("POST", &t.author, "/changesets", Some(json!({"workspace_id": t.ws, "title": "Scale prod"}))).await;
     r.assert_status(201);
@@ -743,4 +745,134 @@ async fn an_operator_rotates_the_master_key_over_http_and_secrets_still_open() {
     let r =
         t.s.req("POST", "/api/admin/secrets/rotate", Some(&t.admin), Some(json!({"new_master_key": new_key}))).await;
     r.assert_error(400, "validation_error");
+}
+
+/// The probe of issue 18 item 1: a plain `user` makes the submit gate's own
+/// script print the secrets, plainly and encoded.
+const LEAKING_SCRIPT: &str = r#"#!/bin/sh
+echo "plain:$API_TOKEN:$DB_PASS"
+printf %s "$API_TOKEN" | base64
+printf 'x%s' "$DB_PASS$API_TOKEN" | base64
+printf %s "$API_TOKEN" | od -An -tx1 | tr -d ' \n'; echo
+echo "sees $(printf %s "$API_TOKEN" | wc -c) bytes"
+"#;
+
+use base64::Engine as _;
+
+/// What [`LEAKING_SCRIPT`] would print if nothing were hidden.
+fn leaked_forms(token: &str, db: &str) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        token.to_owned(),
+        db.to_owned(),
+        b64.encode(token),
+        b64.encode(format!("x{db}{token}")),
+        token.bytes().map(|b| format!("{b:02x}")).collect(),
+    ]
+}
+
+/// Fails when any 10-character piece of a leaked form is in `text`.
+#[track_caller]
+fn assert_nothing_leaked(what: &str, text: &str, forms: &[String]) {
+    for form in forms {
+        for window in form.as_bytes().windows(10) {
+            let piece = std::str::from_utf8(window).unwrap();
+            assert!(!text.contains(piece), "{what} holds {piece:?} of {form:?}:\n{text}");
+        }
+    }
+}
+
+/// Every byte of the installation's store files (SQLite and its WAL).
+fn store_bytes(s: &TestServer) -> Vec<u8> {
+    let mut all = Vec::new();
+    for name in ["conman.db", "conman.db-wal"] {
+        if let Ok(bytes) = std::fs::read(s.dir.path().join(name)) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
+impl Team {
+    /// The author writes the leaking script, the admin makes it the submit
+    /// gate, the author submits; answers the job's log lines as the author
+    /// reads them.
+    async fn submit_leaking_gate(&self) -> Vec<String> {
+        let s = &self.s;
+        let settings = json!({"gates": {"submit": "sh scripts/validate.sh"}});
+        self.send("PATCH", &self.admin, "/settings", Some(settings)).await.assert_status(200);
+        s.put_file(&self.author, &self.app, &self.ws, "scripts/validate.sh", LEAKING_SCRIPT.as_bytes())
+            .await
+            .assert_status(200);
+        let r = self
+            .send("POST", &self.author, "/changesets", Some(json!({"workspace_id": self.ws, "title": "Validate"})))
+            .await;
+        r.assert_status(201);
+        let cs = r.data()["id"].as_str().unwrap().to_owned();
+        let workers = Workers::start(s);
+        let r = self.send("POST", &self.author, &format!("/changesets/{cs}/submit"), None).await;
+        r.assert_status(200);
+        let job = r.data()["job"]["id"].as_str().unwrap().to_owned();
+        let mut state = Value::Null;
+        for _ in 0..2000 {
+            state = s.get(&self.path(&format!("/jobs/{job}")), &self.author).await.data()["job"]["state"].clone();
+            if state == "succeeded" || state == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        workers.stop().await;
+        let logs = s.get(&self.path(&format!("/jobs/{job}/logs?limit=1000")), &self.author).await;
+        logs.assert_status(200);
+        assert_eq!(state, "succeeded", "{}", logs.text);
+        logs.data()["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_submit_gate_gets_placeholder_secrets_by_default() {
+    let t = team().await;
+    t.setup().await;
+    let lines = t.submit_leaking_gate().await;
+    let text = lines.join("\n");
+    // The script ran, with the names present and placeholder values.
+    assert!(lines.iter().any(|l| l == "plain:conman-placeholder-secret:conman-placeholder-secret"), "{text}");
+    let profile_line = lines.iter().find(|l| l.starts_with("runtime profile:")).expect("profile line");
+    assert!(profile_line.contains("API_TOKEN") && profile_line.contains("placeholder values"), "{profile_line}");
+    let forms = leaked_forms(PROD_TOKEN, PROD_DB);
+    assert_nothing_leaked("the job log", &text, &forms);
+    let stored = String::from_utf8_lossy(&store_bytes(&t.s)).into_owned();
+    assert_nothing_leaked("the store files", &stored, &forms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_secrets_of_an_opted_in_app_are_masked_in_every_form_before_they_are_stored() {
+    let t = team().await;
+    t.setup().await;
+    // Only an app_admin opts in.
+    let chain = t.s.chain_len().await;
+    for token in [&t.author, &t.cm, &t.rita] {
+        t.send("PATCH", token, "/settings", Some(json!({"unreviewed_gate_secrets": "real"})))
+            .await
+            .assert_error(403, "forbidden");
+    }
+    assert_eq!(t.s.chain_len().await, chain, "refused opt-ins change nothing");
+    t.send("PATCH", &t.admin, "/settings", Some(json!({"unreviewed_gate_secrets": "bogus"})))
+        .await
+        .assert_error(400, "validation_error");
+    let r = t.send("PATCH", &t.admin, "/settings", Some(json!({"unreviewed_gate_secrets": "real"}))).await;
+    r.assert_status(200);
+    assert_eq!(r.data()["settings"]["unreviewed_gate_secrets"], "real");
+
+    let lines = t.submit_leaking_gate().await;
+    let text = lines.join("\n");
+    // The gate had the real values (their length shows), and the log hides them.
+    assert!(lines.iter().any(|l| l == &format!("sees {} bytes", PROD_TOKEN.len())), "{text}");
+    assert!(lines.iter().any(|l| l == "plain:***:***"), "{text}");
+    let profile_line = lines.iter().find(|l| l.starts_with("runtime profile:")).expect("profile line");
+    assert!(profile_line.contains("real values, masked"), "{profile_line}");
+    let forms = leaked_forms(PROD_TOKEN, PROD_DB);
+    assert_nothing_leaked("the job log", &text, &forms);
+    let stored = String::from_utf8_lossy(&store_bytes(&t.s)).into_owned();
+    assert_nothing_leaked("the store files", &stored, &forms);
 }

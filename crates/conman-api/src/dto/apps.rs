@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use conman_core::domain::app::{
     App, AppSettings, AppSettingsPatch, BaselineMode, CommitMode, GateSettings, PathRule, ProfileApprovalPolicy,
+    UnreviewedGateSecrets,
 };
 use conman_core::domain::invite::Invite;
 use conman_core::domain::membership::Membership;
@@ -82,6 +83,10 @@ pub struct SettingsDto {
     pub gates: GatesDto,
     /// Code-owner rules.
     pub path_rules: Vec<PathRuleDto>,
+    /// `placeholder` (default) or `real`: the secrets of gates that run
+    /// unreviewed content (a changeset's submit gate).
+    #[schema(example = "placeholder")]
+    pub unreviewed_gate_secrets: String,
 }
 
 impl From<&AppSettings> for SettingsDto {
@@ -111,6 +116,7 @@ impl From<&AppSettings> for SettingsDto {
                     user_ids: r.user_ids.iter().map(|u| u.0).collect(),
                 })
                 .collect(),
+            unreviewed_gate_secrets: s.unreviewed_gate_secrets.as_str().to_owned(),
         }
     }
 }
@@ -157,6 +163,12 @@ pub struct SettingsPatchDto {
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     pub path_rules: Option<Vec<PathRule>>,
+    /// `placeholder` or `real` (`app_admin`): whether a changeset's submit
+    /// gate gets the real secret values (masked in the job log) or
+    /// placeholders.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub unreviewed_gate_secrets: Option<UnreviewedGateSecrets>,
 }
 
 impl From<SettingsPatchDto> for AppSettingsPatch {
@@ -173,6 +185,7 @@ impl From<SettingsPatchDto> for AppSettingsPatch {
             temp_url_domain: p.temp_url_domain,
             gates: p.gates,
             path_rules: p.path_rules,
+            unreviewed_gate_secrets: p.unreviewed_gate_secrets,
         }
     }
 }

@@ -83,6 +83,34 @@ pub struct GateSettings {
     pub timeout_secs: Option<u64>,
 }
 
+/// What secrets a gate running *unreviewed* content (a changeset's submit
+/// gate, later revalidation and temp-environment provisioning of a
+/// workspace) gets. Gates of reviewed content (release, deploy) always get
+/// the real values. See docs/decisions/0013-job-log-secrets.md.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnreviewedGateSecrets {
+    /// Secret names are present with the value [`GATE_SECRET_PLACEHOLDER`]
+    /// (the default, as forks' pull requests get no secrets on CI services).
+    #[default]
+    Placeholder,
+    /// The real values (masked in the job log); an `app_admin` opts in.
+    Real,
+}
+
+impl UnreviewedGateSecrets {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnreviewedGateSecrets::Placeholder => "placeholder",
+            UnreviewedGateSecrets::Real => "real",
+        }
+    }
+}
+
+/// The value every secret has in a gate that gets placeholders.
+pub const GATE_SECRET_PLACEHOLDER: &str = "conman-placeholder-secret";
+
 /// Code-owner style rule: changesets touching `glob` need an approval from
 /// someone with at least `role`, or from one of `user_ids`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +152,9 @@ pub struct AppSettings {
     pub gates: GateSettings,
     /// Code-owner rules.
     pub path_rules: Vec<PathRule>,
+    /// Secrets of gates that run unreviewed content.
+    #[serde(default)]
+    pub unreviewed_gate_secrets: UnreviewedGateSecrets,
 }
 
 impl Default for AppSettings {
@@ -140,6 +171,7 @@ impl Default for AppSettings {
             temp_url_domain: None,
             gates: GateSettings::default(),
             path_rules: Vec::new(),
+            unreviewed_gate_secrets: UnreviewedGateSecrets::default(),
         }
     }
 }
@@ -181,6 +213,9 @@ pub struct AppSettingsPatch {
     /// See [`AppSettings::path_rules`].
     #[serde(default)]
     pub path_rules: Option<Vec<PathRule>>,
+    /// See [`AppSettings::unreviewed_gate_secrets`].
+    #[serde(default)]
+    pub unreviewed_gate_secrets: Option<UnreviewedGateSecrets>,
 }
 
 /// Hard ceiling on `file_size_limit_bytes` (64 MiB): content travels as
@@ -204,7 +239,8 @@ impl AppSettings {
             allow_self_approval,
             profile_approval_policy,
             gates,
-            path_rules
+            path_rules,
+            unreviewed_gate_secrets
         );
         if let Some(domain) = patch.temp_url_domain {
             s.temp_url_domain = if domain.is_empty() { None } else { Some(domain) };

@@ -11,6 +11,7 @@ pub mod deployment;
 pub mod environment;
 pub mod invite;
 pub mod job;
+pub mod log_mask;
 mod machine;
 pub mod membership;
 pub mod outbox;

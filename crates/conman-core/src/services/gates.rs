@@ -8,6 +8,12 @@
 //! the runner) `HOME`/`PWD` pointing at its fresh working directory — nothing
 //! of the server's own environment. A failing gate is a verdict, not a
 //! transient error: it is not retried.
+//!
+//! Secrets (docs/decisions/0013-job-log-secrets.md): a gate of unreviewed
+//! content gets placeholder values unless the app opts in
+//! (`unreviewed_gate_secrets: real`); whatever values a gate gets are
+//! masked in every line it logs, on top of the app-wide mask every job
+//! runs under.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,10 +22,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::job_log_mask::MaskedLog;
 use super::jobs::{JobHandler, JobOutcome, NewJob};
+use super::runtime_env::SecretValues;
 use super::{Actor, Conman};
-use crate::domain::app::App;
+use crate::domain::app::{App, UnreviewedGateSecrets};
 use crate::domain::job::{Job, JobState, JobType, LogStream};
+use crate::domain::log_mask::SecretMask;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId};
 use crate::ports::git::Sha;
@@ -121,6 +130,24 @@ fn gate_env(app_id: AppId, payload: &GatePayload) -> BTreeMap<String, String> {
     env
 }
 
+impl GateKind {
+    /// Whether this gate runs content nobody has reviewed yet (a
+    /// changeset's submit gate) rather than reviewed content (release,
+    /// deploy).
+    pub fn runs_unreviewed_content(self) -> bool {
+        matches!(self, GateKind::Submit)
+    }
+
+    /// The secret values this gate gets in `app`: real for reviewed
+    /// content, else as the app's `unreviewed_gate_secrets` says.
+    fn secret_values(self, app: &App) -> SecretValues {
+        match (self.runs_unreviewed_content(), app.settings.unreviewed_gate_secrets) {
+            (false, _) | (true, UnreviewedGateSecrets::Real) => SecretValues::Real,
+            (true, UnreviewedGateSecrets::Placeholder) => SecretValues::Placeholder,
+        }
+    }
+}
+
 /// `A B C`, or `(none)`.
 fn names_or_none(names: &[String]) -> String {
     if names.is_empty() {
@@ -165,20 +192,33 @@ impl JobHandler for GateHandler {
             return failed("this process has no command runner".into(), json!({ "passed": false }));
         };
         let mut env = BTreeMap::new();
+        let mut mask = SecretMask::none();
         if let (GateKind::Submit, Some(Ok(changeset_id))) =
             (payload.gate, payload.changeset_id.as_deref().map(str::parse::<ChangesetId>))
         {
-            match conman.submit_gate_env(job.app_id, changeset_id).await {
+            let values = payload.gate.secret_values(&app);
+            match conman.submit_gate_env(job.app_id, changeset_id, values).await {
                 Ok(resolved) => {
+                    let what = match values {
+                        SecretValues::Real => "real values, masked in this log",
+                        SecretValues::Placeholder => {
+                            "placeholder values: this gate runs unreviewed content \
+                             (app setting unreviewed_gate_secrets: placeholder)"
+                        }
+                    };
                     log.line(
                         LogStream::System,
                         format!(
-                            "runtime profile: variables {} ; secrets {}",
+                            "runtime profile: variables {} ; secrets {} ({what})",
                             names_or_none(&resolved.var_names),
                             names_or_none(&resolved.secret_names)
                         ),
                     )
                     .await;
+                    mask = match resolved.secret_mask() {
+                        Ok(mask) => mask,
+                        Err(e) => return JobOutcome::Failed { error: e.to_string(), retryable: true, result: None },
+                    };
                     env.extend(resolved.values);
                 }
                 Err(e) => {
@@ -188,6 +228,8 @@ impl JobHandler for GateHandler {
                 }
             }
         }
+        // Everything from here on is masked with the values this gate got.
+        let log = &MaskedLog::new(log, mask);
         // The SPEC §6.3 variables and PATH win over profile variables.
         env.extend(gate_env(job.app_id, &payload));
         let names: Vec<&str> =

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::job_log_mask::MaskedLog;
 use super::{Actor, AuditWhat, Conman};
 use crate::domain::job::{backoff, Job, JobEvent, JobState, JobType, LogStream, NewLogLine, JOB_LOG_MAX_LINE_BYTES};
 use crate::domain::StateMachine;
@@ -385,10 +386,22 @@ impl Conman {
         })
     }
 
-    /// Runs the handler of `job`'s type.
+    /// Runs the handler of `job`'s type, every line it logs masked with
+    /// the app's secret values first (`job_log_mask`).
     pub async fn run_job_handler(&self, job: &Job, log: &dyn LogSink) -> JobOutcome {
+        let mask = match self.job_secret_mask(job.app_id).await {
+            Ok(mask) => mask,
+            Err(e) => {
+                return JobOutcome::Failed {
+                    error: format!("the job log's secret mask could not be built: {e}"),
+                    retryable: true,
+                    result: None,
+                }
+            }
+        };
+        let log = MaskedLog::new(log, mask);
         match self.handlers.get(&job.job_type).cloned() {
-            Some(handler) => handler.run(self, job, log).await,
+            Some(handler) => handler.run(self, job, &log).await,
             None => JobOutcome::Failed {
                 error: format!("no handler for job type {} in this build", job.job_type.as_str()),
                 retryable: false,

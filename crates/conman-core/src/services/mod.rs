@@ -21,6 +21,7 @@ mod diffs;
 mod environments;
 mod gates;
 mod invites;
+mod job_log_mask;
 mod jobs;
 mod members;
 mod migrate;

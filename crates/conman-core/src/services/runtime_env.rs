@@ -11,17 +11,31 @@
 //!   apply to it;
 //! - secret values are decrypted only here (into zeroizing buffers, copied
 //!   once into the process environment map) and only their *names* are ever
-//!   reported (job log, errors, `Debug`).
+//!   reported (job log, errors, `Debug`);
+//! - with [`SecretValues::Placeholder`] nothing is decrypted: every secret
+//!   name is present with [`GATE_SECRET_PLACEHOLDER`] (content nobody has
+//!   reviewed never sees a real value).
 
 use std::collections::BTreeMap;
 
 use super::secrets_key::secret_binding;
 use super::Conman;
+use crate::domain::app::GATE_SECRET_PLACEHOLDER;
+use crate::domain::log_mask::SecretMask;
 use crate::domain::runtime_profile::precedence::{effective_secrets, effective_variables, Layer};
 use crate::domain::runtime_profile::{EnvValue, EnvVars, Secrets};
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId};
 use crate::ports::store::SecretOwner;
+
+/// Which secret values a process gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SecretValues {
+    /// The decrypted values.
+    Real,
+    /// [`GATE_SECRET_PLACEHOLDER`] for every secret.
+    Placeholder,
+}
 
 /// A resolved environment for a process.
 #[derive(Default)]
@@ -32,6 +46,19 @@ pub(super) struct ResolvedEnv {
     pub var_names: Vec<String>,
     /// Names of the secrets.
     pub secret_names: Vec<String>,
+    /// Whether the secrets hold placeholders.
+    pub placeholders: bool,
+}
+
+impl ResolvedEnv {
+    /// The mask of the real secret values handed to the process (empty
+    /// with placeholders).
+    pub(super) fn secret_mask(&self) -> Result<SecretMask, Error> {
+        if self.placeholders {
+            return Ok(SecretMask::none());
+        }
+        SecretMask::new(self.secret_names.iter().filter_map(|name| self.values.get(name)))
+    }
 }
 
 impl std::fmt::Debug for ResolvedEnv {
@@ -54,7 +81,12 @@ impl Conman {
     /// The environment of a submit gate of `changeset` (see the module doc).
     /// An app without environments (or whose canonical environment has no
     /// profile) resolves to the changeset's applicable overrides alone.
-    pub(super) async fn submit_gate_env(&self, app_id: AppId, changeset: ChangesetId) -> Result<ResolvedEnv, Error> {
+    pub(super) async fn submit_gate_env(
+        &self,
+        app_id: AppId,
+        changeset: ChangesetId,
+        secret_values: SecretValues,
+    ) -> Result<ResolvedEnv, Error> {
         let envs = self.store().environments(app_id).await?;
         let Some(canonical) = envs.iter().find(|e| e.is_canonical) else { return Ok(ResolvedEnv::default()) };
         let base = match canonical.runtime_profile_id {
@@ -79,6 +111,14 @@ impl Conman {
         for (name, var) in &vars {
             resolved.values.insert(name.clone(), env_text(&var.value));
             resolved.var_names.push(name.clone());
+        }
+        if secret_values == SecretValues::Placeholder {
+            for name in secrets.keys() {
+                resolved.values.insert(name.clone(), GATE_SECRET_PLACEHOLDER.to_owned());
+                resolved.secret_names.push(name.clone());
+            }
+            resolved.placeholders = true;
+            return Ok(resolved);
         }
         let mut base_values = match &base {
             Some(profile) => self.open_profile_secrets(profile).await?,
