@@ -238,4 +238,6 @@ fn to_json(v: impl serde::Serialize) -> serde_json::Value {
 }
 
 #[cfg(test)]
+mod refusals;
+#[cfg(test)]
 mod tests;

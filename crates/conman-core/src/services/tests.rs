@@ -109,7 +109,7 @@ mock! {
 }
 
 /// A git port that must not be reached: every call fails the test.
-struct UntouchableGit;
+pub(super) struct UntouchableGit;
 
 #[async_trait]
 impl GitPort for UntouchableGit {
