@@ -16,7 +16,7 @@ use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 
-use crate::codec::{self, all, exists, id, json, name_of, one, opt_id, ts, Cols, Db as _};
+use crate::codec::{self, all, exists, id, inserted, json, name_of, one, opt_id, ts, Cols, Db as _};
 use crate::unit_of_work::expect_cas;
 use crate::users::user_at;
 use crate::SqliteStore;
@@ -208,22 +208,23 @@ impl AppStore for SqliteStore {
 
 /// `InsertApp`.
 pub(crate) fn insert_app(conn: &Connection, a: &App) -> Result<(), Error> {
-    conn.prepare_cached(
-        "INSERT INTO apps (id, name, settings, created_by, created_at, updated_at, version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .db()?
-    .execute(params![
-        id(a.id.0),
-        a.name,
-        json(&a.settings)?,
-        id(a.created_by.0),
-        ts(&a.created_at),
-        ts(&a.updated_at),
-        a.version
-    ])
-    .db()?;
-    Ok(())
+    let rows = conn
+        .prepare_cached(
+            "INSERT INTO apps (id, name, settings, created_by, created_at, updated_at, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+        )
+        .db()?
+        .execute(params![
+            id(a.id.0),
+            a.name,
+            json(&a.settings)?,
+            id(a.created_by.0),
+            ts(&a.created_at),
+            ts(&a.updated_at),
+            a.version
+        ])
+        .db()?;
+    inserted(rows, conman_core::ports::store::Record::App)
 }
 
 /// `UpdateApp`: compare-and-set on `version`.

@@ -22,7 +22,7 @@ use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 
-use crate::codec::{self, all, exists, id, json, one, opt_id, ts, Cols, Db as _};
+use crate::codec::{self, all, exists, id, inserted, json, one, opt_id, ts, Cols, Db as _};
 use crate::unit_of_work::expect_cas;
 use crate::SqliteStore;
 
@@ -264,31 +264,32 @@ impl ChangesetStore for SqliteStore {
 
 /// `InsertChangeset` (a second open changeset of the workspace: `conflict`).
 pub(crate) fn insert_changeset(conn: &Connection, cs: &Changeset) -> Result<(), Error> {
-    conn.prepare_cached(concat!(
-        "INSERT INTO changesets (",
-        changeset_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
-    ))
-    .db()?
-    .execute(params![
-        id(cs.id.0),
-        id(cs.app_id.0),
-        id(cs.workspace_id.0),
-        id(cs.author_id.0),
-        cs.title,
-        cs.description,
-        cs.state.as_str(),
-        cs.revision,
-        cs.head_sha,
-        json(&cs.depends_on)?,
-        opt_id(cs.gate_job_id.map(|j| j.0)),
-        cs.gate_failure,
-        ts(&cs.created_at),
-        ts(&cs.updated_at),
-        cs.version,
-    ])
-    .db()?;
-    Ok(())
+    let rows = conn
+        .prepare_cached(concat!(
+            "INSERT INTO changesets (",
+            changeset_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT (id) DO NOTHING"
+        ))
+        .db()?
+        .execute(params![
+            id(cs.id.0),
+            id(cs.app_id.0),
+            id(cs.workspace_id.0),
+            id(cs.author_id.0),
+            cs.title,
+            cs.description,
+            cs.state.as_str(),
+            cs.revision,
+            cs.head_sha,
+            json(&cs.depends_on)?,
+            opt_id(cs.gate_job_id.map(|j| j.0)),
+            cs.gate_failure,
+            ts(&cs.created_at),
+            ts(&cs.updated_at),
+            cs.version,
+        ])
+        .db()?;
+    inserted(rows, conman_core::ports::store::Record::Changeset)
 }
 
 /// `UpdateChangeset`: compare-and-set on `version`, within the changeset's

@@ -79,6 +79,18 @@ fn unique_conflict(message: &str) -> Error {
     ConflictReason::Taken { record, field: field.to_owned() }.into()
 }
 
+/// The rows an `INSERT ... ON CONFLICT (id) DO NOTHING` of a `record`
+/// wrote: none means its id is taken. Every store reports a duplicate id
+/// before any other taken key (SQLite checks a table's unique indexes
+/// newest first, so without the conflict target a row repeated whole would
+/// name its last unique column instead).
+pub(crate) fn inserted(rows: usize, record: Record) -> Result<(), Error> {
+    if rows == 0 {
+        return Err(ConflictReason::Taken { record, field: "id".to_owned() }.into());
+    }
+    Ok(())
+}
+
 /// Text of an id.
 pub(crate) fn id(uuid: Uuid) -> String {
     uuid.hyphenated().to_string()

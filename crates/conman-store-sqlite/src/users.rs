@@ -15,7 +15,7 @@ use conman_core::validation::{Email, Handle};
 use conman_core::Error;
 use rusqlite::{params, Connection};
 
-use crate::codec::{self, all, exists, flag, id, name_of, one, opt_ts, ts, Cols, Db as _};
+use crate::codec::{self, all, exists, flag, id, inserted, name_of, one, opt_ts, ts, Cols, Db as _};
 use crate::SqliteStore;
 
 macro_rules! user_columns {
@@ -161,26 +161,38 @@ impl UserStore for SqliteStore {
 
 /// `InsertUser`.
 pub(crate) fn insert_user(conn: &Connection, u: &User) -> Result<(), Error> {
-    conn.prepare_cached(concat!(
-        "INSERT INTO users (",
-        user_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-    ))
-    .db()?
-    .execute(params![
-        id(u.id.0),
-        u.email.as_str(),
-        u.name,
-        u.handle.as_str(),
-        u.password_hash,
-        flag(u.is_operator),
-        flag(u.email_notifications),
-        ts(&u.created_at),
-        ts(&u.updated_at),
-        u.version,
-    ])
-    .db()?;
-    Ok(())
+    let rows = conn
+        .prepare_cached(concat!(
+            "INSERT INTO users (",
+            user_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"
+        ))
+        .db()?
+        .execute(params![
+            id(u.id.0),
+            u.email.as_str(),
+            u.name,
+            u.handle.as_str(),
+            u.password_hash,
+            flag(u.is_operator),
+            flag(u.email_notifications),
+            ts(&u.created_at),
+            ts(&u.updated_at),
+            u.version,
+        ])
+        .db();
+    match rows {
+        Ok(rows) => inserted(rows, conman_core::ports::store::Record::User),
+        // SQLite checks `handle` before `email`; every store names the
+        // email when both are taken.
+        Err(Error::Conflict { details: Some(details), .. })
+            if details["field"] == "handle"
+                && exists(conn, "SELECT 1 FROM users WHERE email = ?1", [u.email.as_str()])? =>
+        {
+            Err(ConflictReason::Taken { record: conman_core::ports::store::Record::User, field: "email".into() }.into())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `UpdateUser`: compare-and-set on `version`.

@@ -12,7 +12,7 @@ use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 
-use crate::codec::{self, all, exists, flag, id, name_of, one, ts, Cols, Db as _};
+use crate::codec::{self, all, exists, flag, id, inserted, name_of, one, ts, Cols, Db as _};
 use crate::unit_of_work::expect_cas;
 use crate::SqliteStore;
 
@@ -132,27 +132,28 @@ impl WorkspaceStore for SqliteStore {
 
 /// `InsertWorkspace`.
 pub(crate) fn insert_workspace(conn: &Connection, w: &Workspace) -> Result<(), Error> {
-    conn.prepare_cached(concat!(
-        "INSERT INTO workspaces (",
-        workspace_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-    ))
-    .db()?
-    .execute(params![
-        id(w.id.0),
-        id(w.app_id.0),
-        id(w.owner_id.0),
-        w.branch,
-        w.title,
-        flag(w.is_default),
-        w.base_sha,
-        w.commit_mode.as_ref().map(name_of).transpose()?,
-        ts(&w.created_at),
-        ts(&w.updated_at),
-        w.version,
-    ])
-    .db()?;
-    Ok(())
+    let rows = conn
+        .prepare_cached(concat!(
+            "INSERT INTO workspaces (",
+            workspace_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING"
+        ))
+        .db()?
+        .execute(params![
+            id(w.id.0),
+            id(w.app_id.0),
+            id(w.owner_id.0),
+            w.branch,
+            w.title,
+            flag(w.is_default),
+            w.base_sha,
+            w.commit_mode.as_ref().map(name_of).transpose()?,
+            ts(&w.created_at),
+            ts(&w.updated_at),
+            w.version,
+        ])
+        .db()?;
+    inserted(rows, conman_core::ports::store::Record::Workspace)
 }
 
 /// `UpdateWorkspace`: compare-and-set on `version`, within the workspace's app.
