@@ -43,11 +43,11 @@ use crate::domain::runtime_profile::{
     SecretMeta,
 };
 use crate::domain::user::User;
-use crate::error::ErrorCode;
+use crate::error::{Error, ErrorCode};
 use crate::ids::{ChangesetId, EnvironmentId, RuntimeProfileId};
 use crate::ports::store::{
-    AppMutation, ChangesetMutation, Mutation, Page, PageRequest, ProfileMutation, SecretOwner, Store, StoredSecret,
-    WorkspaceMutation,
+    AppMutation, ChangesetMutation, ConflictReason, Mutation, Page, PageRequest, ProfileMutation, Record, SecretOwner,
+    Store, StoredSecret, WorkspaceMutation,
 };
 
 /// Users, apps and changesets the cases share.
@@ -431,16 +431,16 @@ pub async fn secrets_are_keyed_by_owner_name_and_revision<S: Store>(store: &S) {
         [Mutation::from(ProfileMutation::InsertSecret(fresh)), Mutation::from(ProfileMutation::InsertSecret(dup))],
     )
     .await;
-    // Code only: SQLite names the field `revision`, Postgres `name` (its
-    // primary-key detail); which is right is open (decision 0010).
-    assert_code(result, ErrorCode::Conflict);
+    // Taken on the last column of the key, as every store names it.
+    let taken: Error = ConflictReason::Taken { record: Record::Secret, field: "revision".into() }.into();
+    assert_eq!(result, Err(taken.clone()));
     assert_eq!(store.secret(prof, "SECRET_D", 1).await.unwrap(), None, "the unit rolled back");
     assert_eq!(store.secret(prof, "SECRET_B", 1).await.unwrap(), Some(p_key_1), "the first value stays");
     assert_eq!(fixtures::verified_chain(store, 100).await, before);
     let dup_changeset = stored_secret(app_id, chg, "SECRET_B", 1, "key-two");
-    assert_code(
+    assert_eq!(
         fixtures::commit(store, [Mutation::from(ProfileMutation::InsertSecret(dup_changeset))]).await,
-        ErrorCode::Conflict,
+        Err(taken)
     );
     assert_eq!(store.secret(chg, "SECRET_B", 1).await.unwrap(), Some(c_key));
 }
