@@ -49,7 +49,9 @@ impl Installation {
     async fn new() -> Installation {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_str().unwrap().to_owned();
-        let settings = Args::try_parse_from(["x", "--data-dir", &data_dir]).unwrap().settings;
+        let mut settings = Args::try_parse_from(["x", "--data-dir", &data_dir]).unwrap().settings;
+        // The gates below are the app's own.
+        settings.allow_app_gate_commands = true;
         let conman = compose::open_with_hasher(&settings, Argon2Hasher::insecure_fast_for_tests()).unwrap().conman;
         conman.bootstrap_admin(ADMIN, "Ada Admin", "correct horse battery staple").await.unwrap();
         let actor = conman.local_actor(ADMIN, Default::default()).await.unwrap();
@@ -128,6 +130,10 @@ impl Installation {
             .env("CONMAN_JOB_POLL_MS", "100")
             .env("CONMAN_JOB_SHUTDOWN_GRACE_SECS", "1")
             .env("CONMAN_LOG", "info")
+            .env("CONMAN_ALLOW_APP_GATE_COMMANDS", "true")
+            // The gates share files and pids with the test through its
+            // directory, which a gate sandbox hides.
+            .env("CONMAN_GATE_SANDBOX", "none")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
