@@ -114,8 +114,8 @@ impl Harness {
             passwords: Arc::new(Argon2Hasher::insecure_fast_for_tests()),
             tokens: Arc::new(OsRandomTokens),
         };
-        let mut conman =
-            Conman::new(ports, config).with_job_runtime(Arc::new(ProcessRunner::new(git.clone(), sandbox)), wakeup.clone());
+        let mut conman = Conman::new(ports, config)
+            .with_job_runtime(Arc::new(ProcessRunner::new(git.clone(), sandbox)), wakeup.clone());
         for (job_type, handler) in handlers {
             conman = conman.with_job_handler(job_type, handler);
         }

@@ -101,27 +101,7 @@ impl GateSandbox {
     /// Resolves `mode` for an installation in `data_dir` (which exists).
     /// `Err` is a configuration the server must refuse to start with.
     pub fn resolve(mode: SandboxMode, gate_user: Option<&str>, data_dir: &Path) -> Result<GateSandbox, String> {
-        let data_dir = data_dir
-            .canonicalize()
-            .map_err(|e| format!("resolving the data directory {}: {e}", data_dir.display()))?;
-        check_temp_dir(&data_dir)?;
-        let gate_user = gate_user.map(str::trim).filter(|u| !u.is_empty());
-        match mode {
-            SandboxMode::None => Ok(GateSandbox::Unsandboxed),
-            SandboxMode::Bwrap => Bubblewrap::find(&data_dir).map(GateSandbox::Bubblewrap),
-            SandboxMode::User => {
-                let user = gate_user.ok_or("CONMAN_GATE_SANDBOX=user needs CONMAN_GATE_USER (a user name or uid)")?;
-                GateUser::resolve(user, &data_dir).map(GateSandbox::User)
-            }
-            SandboxMode::Auto => match Bubblewrap::find(&data_dir) {
-                Ok(bwrap) => Ok(GateSandbox::Bubblewrap(bwrap)),
-                // The operator named a gate user: it must work.
-                Err(_) if gate_user.is_some() => {
-                    GateUser::resolve(gate_user.unwrap_or_default(), &data_dir).map(GateSandbox::User)
-                }
-                Err(why) => Ok(GateSandbox::Refused(format!("gate commands cannot be isolated ({why}): {FIXES}"))),
-            },
-        }
+        resolve_with(mode, gate_user, data_dir, find_program("bwrap"))
     }
 
     /// One line for the start-up log.
@@ -135,6 +115,40 @@ impl GateSandbox {
                 .to_owned(),
             GateSandbox::Refused(reason) => format!("every gate run will fail to start: {reason}"),
         }
+    }
+}
+
+/// [`GateSandbox::resolve`] with `bwrap` the bubblewrap program found (or
+/// not) on this machine.
+fn resolve_with(
+    mode: SandboxMode,
+    gate_user: Option<&str>,
+    data_dir: &Path,
+    bwrap: Option<PathBuf>,
+) -> Result<GateSandbox, String> {
+    let data_dir =
+        data_dir.canonicalize().map_err(|e| format!("resolving the data directory {}: {e}", data_dir.display()))?;
+    check_temp_dir(&data_dir)?;
+    let gate_user = gate_user.map(str::trim).filter(|u| !u.is_empty());
+    let bubblewrap = || {
+        bwrap
+            .clone()
+            .ok_or("bubblewrap (bwrap) is not installed".to_owned())
+            .and_then(|program| Bubblewrap::new(program, &data_dir))
+    };
+    match mode {
+        SandboxMode::None => Ok(GateSandbox::Unsandboxed),
+        SandboxMode::Bwrap => bubblewrap().map(GateSandbox::Bubblewrap),
+        SandboxMode::User => {
+            let user = gate_user.ok_or("CONMAN_GATE_SANDBOX=user needs CONMAN_GATE_USER (a user name or uid)")?;
+            GateUser::resolve(user, &data_dir).map(GateSandbox::User)
+        }
+        SandboxMode::Auto => match (bubblewrap(), gate_user) {
+            (Ok(bwrap), _) => Ok(GateSandbox::Bubblewrap(bwrap)),
+            // The operator named a gate user: it must work.
+            (Err(_), Some(user)) => GateUser::resolve(user, &data_dir).map(GateSandbox::User),
+            (Err(why), None) => Ok(GateSandbox::Refused(format!("gate commands cannot be isolated ({why}): {FIXES}"))),
+        },
     }
 }
 
@@ -152,11 +166,9 @@ fn check_temp_dir(data_dir: &Path) -> Result<(), String> {
 }
 
 impl Bubblewrap {
-    /// `bwrap` on the server's `PATH` or at `/usr/bin/bwrap`, checked to
-    /// start a sandbox here, with the data directory outside every bound
-    /// path.
-    fn find(data_dir: &Path) -> Result<Bubblewrap, String> {
-        let program = find_program("bwrap").ok_or("bubblewrap (bwrap) is not installed")?;
+    /// A sandbox of `program` (`bwrap`), checked to start here, with the
+    /// data directory outside every bound path.
+    fn new(program: PathBuf, data_dir: &Path) -> Result<Bubblewrap, String> {
         let mut mounts: Vec<OsString> = Vec::new();
         let mut bound = Vec::new();
         for dir in SYSTEM_DIRS {
@@ -190,7 +202,14 @@ impl Bubblewrap {
                 ));
             }
         }
-        mounts.extend(["--proc".into(), "/proc".into(), "--dev".into(), "/dev".into(), "--tmpfs".into(), "/tmp".into()]);
+        mounts.extend([
+            "--proc".into(),
+            "/proc".into(),
+            "--dev".into(),
+            "/dev".into(),
+            "--tmpfs".into(),
+            "/tmp".into(),
+        ]);
         let bwrap = Bubblewrap { program, mounts };
         bwrap.check()?;
         Ok(bwrap)
@@ -242,7 +261,7 @@ impl Bubblewrap {
     }
 }
 
-/// `name` on the server's `PATH`, else in `/usr/bin`.
+/// `name` (`bwrap`) on the server's `PATH`, else in `/usr/bin`.
 fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -265,9 +284,7 @@ impl GateUser {
             .ok_or_else(|| format!("CONMAN_GATE_USER {user:?} is not a user of this system"))?;
         let me = geteuid();
         if found.uid.is_root() || found.uid == me {
-            return Err(format!(
-                "CONMAN_GATE_USER {user:?} must be an unprivileged user other than the server's own"
-            ));
+            return Err(format!("CONMAN_GATE_USER {user:?} must be an unprivileged user other than the server's own"));
         }
         if !me.is_root() {
             return Err(format!(
@@ -285,5 +302,46 @@ impl GateUser {
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("setting the data directory to mode 0700: {e}"))?;
         Ok(GateUser { uid: found.uid.as_raw(), gid: found.gid.as_raw() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_without_bubblewrap_or_gate_user_refuses_gates_naming_every_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = resolve_with(SandboxMode::Auto, None, dir.path(), None).unwrap();
+        let GateSandbox::Refused(reason) = sandbox else { panic!("{sandbox:?}") };
+        for fix in [
+            "bubblewrap (bwrap) is not installed",
+            "apt-get install bubblewrap",
+            "CONMAN_GATE_USER",
+            "CONMAN_GATE_SANDBOX=none",
+        ] {
+            assert!(reason.contains(fix), "{fix:?} missing from {reason:?}");
+        }
+    }
+
+    #[test]
+    fn explicit_modes_that_cannot_be_honoured_are_start_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve_with(SandboxMode::Bwrap, None, dir.path(), None).unwrap_err();
+        assert!(err.contains("not installed"), "{err}");
+        let err = resolve_with(SandboxMode::User, None, dir.path(), None).unwrap_err();
+        assert!(err.contains("needs CONMAN_GATE_USER"), "{err}");
+        let err = resolve_with(SandboxMode::User, Some("no-such-user-here"), dir.path(), None).unwrap_err();
+        assert!(err.contains("is not a user of this system"), "{err}");
+        let err = resolve_with(SandboxMode::Auto, Some("root"), dir.path(), None).unwrap_err();
+        assert!(err.contains("unprivileged user other than the server's own"), "{err}");
+        assert_eq!(resolve_with(SandboxMode::None, None, dir.path(), None), Ok(GateSandbox::Unsandboxed));
+    }
+
+    #[test]
+    fn a_data_directory_the_sandbox_would_show_is_refused() {
+        let err =
+            resolve_with(SandboxMode::Bwrap, None, Path::new("/usr/share"), Some("/usr/bin/bwrap".into())).unwrap_err();
+        assert!(err.contains("overlaps /usr"), "{err}");
     }
 }
