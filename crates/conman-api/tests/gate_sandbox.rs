@@ -108,11 +108,11 @@ fn probe(data_dir: &std::path::Path, secret: &str) -> String {
             "if head -c 15 {data}/conman.db 2>/dev/null | grep -q 'SQLite format'; \
              then echo 'conman.db: read'; else echo 'conman.db: denied'; fi"
         ),
-        // Processes whose environment is readable and not a gate's.
-        "n=0; for p in /proc/[0-9]*; do if [ -r $p/environ ] && tr '\\000' '\\n' < $p/environ 2>/dev/null \
-         | grep -q .; then tr '\\000' '\\n' < $p/environ | grep -q '^CONMAN_GATE=' || n=$((n+1)); fi; done; \
-         echo \"foreign environs: $n\""
-            .to_owned(),
+        // Every process whose environment shows the server's variable.
+        format!(
+            "n=0; for p in /proc/[0-9]*; do if tr '\\000' '\\n' < $p/environ 2>/dev/null | grep -q '^{secret}='; \
+             then n=$((n+1)); fi; done; echo \"foreign environs: $n\""
+        ),
         "if echo x > own-file; then echo 'workdir: writable'; else echo 'workdir: read-only'; fi".to_owned(),
         "echo done".to_owned(),
     ]
