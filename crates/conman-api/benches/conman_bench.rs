@@ -333,7 +333,11 @@ async fn job_runner(store: Arc<dyn Store>, dir: &Path, latency_samples: usize) -
             Config::default(),
         )
         .with_job_runtime(
-            Arc::new(conman_api::runtime::command::ProcessRunner::new((*git_repos).clone())),
+            Arc::new(conman_api::runtime::command::ProcessRunner::new(
+                (*git_repos).clone(),
+                // Only no-op jobs: no gate command ever starts.
+                conman_api::runtime::GateSandbox::Unsandboxed,
+            )),
             wakeup.clone(),
         )
         .with_job_handler(JobType::Notify, Arc::new(NoopHandler)),

@@ -3,7 +3,10 @@
 //! builds the core. Both binaries call [`open`]; a Postgres URL must be
 //! opened from within their multi-threaded Tokio runtime, which also runs
 //! the job listener that wakes this process's workers for jobs enqueued by
-//! other processes.
+//! other processes. The gate sandbox (`CONMAN_GATE_SANDBOX`) is resolved
+//! here once; a configuration that cannot be honoured makes every gate run
+//! fail to start and is reported in [`Installation::gate_sandbox_error`],
+//! which the commands that run jobs refuse to start with.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use rand::RngCore;
 
 use crate::compute::BlockingCompute;
 use crate::config::{DatabaseTarget, Settings};
-use crate::runtime::{NotifyWakeup, ProcessRunner};
+use crate::runtime::{GateSandbox, NotifyWakeup, ProcessRunner};
 
 /// An opened installation.
 pub struct Installation {
@@ -38,6 +41,11 @@ pub struct Installation {
     /// cancels requested by any process (`LISTEN/NOTIFY`) into `wakeup`
     /// calls. Stops when dropped.
     pub job_listener: Option<JobListener>,
+    /// How gate commands run here.
+    pub gate_sandbox: GateSandbox,
+    /// Why the configured sandbox cannot be honoured (then `gate_sandbox`
+    /// is `Refused` with it): the server and `conman worker` refuse to start.
+    pub gate_sandbox_error: Option<String>,
 }
 
 /// A 256-bit master key. Its bytes are never logged.
@@ -114,6 +122,11 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
         }
     };
     let git = GitRepos::new(settings.data_dir.join("repos")).map_err(|e| anyhow::anyhow!("repositories: {e:?}"))?;
+    let (gate_sandbox, gate_sandbox_error) =
+        match GateSandbox::resolve(settings.gate_sandbox, settings.gate_user.as_deref(), &settings.data_dir) {
+            Ok(sandbox) => (sandbox, None),
+            Err(why) => (GateSandbox::Refused(format!("the gate sandbox is misconfigured: {why}")), Some(why)),
+        };
     let ports = Ports {
         store,
         git: Arc::new(git.clone()),
@@ -124,11 +137,11 @@ pub fn open_with_hasher(settings: &Settings, hasher: Argon2Hasher) -> anyhow::Re
     };
     let conman = Arc::new(
         Conman::new(ports, settings.core_config())
-            .with_job_runtime(Arc::new(ProcessRunner::new(git)), wakeup.clone())
+            .with_job_runtime(Arc::new(ProcessRunner::new(git, gate_sandbox.clone())), wakeup.clone())
             .with_secrets(secrets_cipher(&master_key))
             .with_compute(Arc::new(BlockingCompute)),
     );
-    Ok(Installation { conman, master_key, master_key_source, wakeup, job_listener })
+    Ok(Installation { conman, master_key, master_key_source, wakeup, job_listener, gate_sandbox, gate_sandbox_error })
 }
 
 /// Connects to Postgres (migrating it) from this sync function. The pool

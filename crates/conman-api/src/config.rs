@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use conman_core::services::{GateCommands, JobConfig};
 
-use crate::runtime::WorkerOptions;
+use crate::runtime::{SandboxMode, WorkerOptions};
 
 /// Every setting, as flags with `CONMAN_*` environment fallbacks.
 #[derive(Debug, Clone, Args)]
@@ -64,9 +64,19 @@ pub struct Settings {
     /// released back to the queue, in seconds.
     #[arg(long, env = "CONMAN_JOB_SHUTDOWN_GRACE_SECS", default_value_t = 10, global = true)]
     pub job_shutdown_grace_secs: u64,
-    /// Let `app_admin` override gate commands per app.
-    #[arg(long, env = "CONMAN_ALLOW_APP_GATE_COMMANDS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    /// Let `app_admin` override gate commands per app: an app admin then
+    /// runs any shell command on this machine (inside the gate sandbox).
+    #[arg(long, env = "CONMAN_ALLOW_APP_GATE_COMMANDS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub allow_app_gate_commands: bool,
+    /// How gate commands are isolated from the installation: `auto`
+    /// (bubblewrap when installed, else `CONMAN_GATE_USER` when set, else
+    /// gates are refused), `bwrap`, `user` or `none` (unisolated).
+    #[arg(long, env = "CONMAN_GATE_SANDBOX", value_enum, default_value_t = SandboxMode::Auto, global = true)]
+    pub gate_sandbox: SandboxMode,
+    /// Unprivileged user (name or uid) gate commands run as without
+    /// bubblewrap; the server must run as root.
+    #[arg(long, env = "CONMAN_GATE_USER", global = true)]
+    pub gate_user: Option<String>,
     /// Domain of generated temp-env URLs.
     #[arg(long, env = "CONMAN_TEMP_URL_DOMAIN", default_value = "localhost", global = true)]
     pub temp_url_domain: String,
@@ -121,6 +131,15 @@ impl Settings {
             jobs: JobConfig { lease_ttl: Duration::from_secs(self.job_lease_secs.max(1)), ..JobConfig::default() },
             ..Default::default()
         }
+    }
+
+    /// Whether any gate command can run: a server-wide one is configured,
+    /// or app admins may set their own.
+    pub fn gate_commands_possible(&self) -> bool {
+        self.allow_app_gate_commands
+            || [&self.gate_submit_cmd, &self.gate_release_cmd, &self.gate_deploy_cmd]
+                .into_iter()
+                .any(|c| command(c).is_some())
     }
 
     /// How this process runs jobs (`--workers`, `CONMAN_JOB_POLL_MS`,

@@ -3,18 +3,22 @@
 //! crash may have left (workspace heads without audit), bind, serve until SIGINT or
 //! SIGTERM, with the job workers (`--workers`) running beside the HTTP
 //! server on the same shutdown signal. Shared by `conman-server` and
-//! `conman serve`; [`run_worker`] is `conman worker` (workers only).
+//! `conman serve`; [`run_worker`] is `conman worker` (workers only). Both
+//! refuse to start with a gate sandbox that cannot be honoured, log an
+//! error when gates are refused for want of a sandbox while gate commands
+//! are configured, and warn when gates run unsandboxed.
 
 use anyhow::bail;
 use tokio::sync::watch;
 
 use crate::compose::{self, MasterKeySource};
 use crate::config::Settings;
-use crate::runtime::run_workers;
+use crate::runtime::{run_workers, GateSandbox};
 
 /// Runs the server with `settings` until a shutdown signal.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let installation = compose::open(&settings)?;
+    check_gate_sandbox(&settings, &installation)?;
     match &installation.master_key_source {
         MasterKeySource::Generated(path) => tracing::warn!(
             "generated a new secrets master key at {} — back it up, or set CONMAN_SECRETS_MASTER_KEY",
@@ -68,10 +72,27 @@ pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
         bail!("conman worker needs at least one slot: --workers N (or CONMAN_WORKERS) with N >= 1");
     }
     let installation = compose::open(&settings)?;
+    check_gate_sandbox(&settings, &installation)?;
     check_secrets_key(&installation.conman).await?;
     tracing::info!(data_dir = %settings.data_dir.display(), slots = settings.workers, "Conman worker starting");
     let _job_listener = installation.job_listener;
     run_workers(installation.conman, installation.wakeup, settings.worker_options(), shutdown_signal()).await;
+    Ok(())
+}
+
+/// Refuses to start with a gate sandbox that cannot be honoured; says how
+/// gates will run.
+fn check_gate_sandbox(settings: &Settings, installation: &compose::Installation) -> anyhow::Result<()> {
+    if let Some(why) = &installation.gate_sandbox_error {
+        bail!("refusing to start: {why}");
+    }
+    let sandbox = &installation.gate_sandbox;
+    match sandbox {
+        GateSandbox::Refused(_) if settings.gate_commands_possible() => tracing::error!("{}", sandbox.describe()),
+        GateSandbox::Refused(_) => tracing::info!("{}", sandbox.describe()),
+        GateSandbox::Unsandboxed => tracing::warn!("{}", sandbox.describe()),
+        GateSandbox::Bubblewrap(_) | GateSandbox::User(_) => tracing::info!("{}", sandbox.describe()),
+    }
     Ok(())
 }
 

@@ -50,7 +50,7 @@ async fn wait_terminal(s: &TestServer, app: &str, job: &str) -> serde_json::Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gate_run_is_started_read_followed_and_counted_in_metrics() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|s| s.allow_app_gate_commands = true).await;
     let admin = s.admin_token.clone();
     let app = s.create_app(&admin, "gated").await;
     let r = s

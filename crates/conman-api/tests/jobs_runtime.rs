@@ -5,6 +5,12 @@
 //! and stored log. Covers the "Bad input and faults" list of the jobs
 //! issue that one process can show; the multi-process ones (SIGKILL, two
 //! workers racing) live in `crates/conman-cli/tests/worker.rs`.
+//!
+//! Gates run in the sandbox `CONMAN_GATE_SANDBOX=auto` picks (bubblewrap
+//! where installed), except in the tests that exchange files or pids with
+//! the gate through the test's directory, which a sandbox hides: those run
+//! unsandboxed ([`Harness::unsandboxed`]); `tests/gate_sandbox.rs` shows
+//! the same kills inside the sandbox.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +20,9 @@ use async_trait::async_trait;
 use clap::Parser;
 use conman_api::compose;
 use conman_api::config::Settings;
-use conman_api::runtime::{metrics, run_workers, JobLog, NotifyWakeup, ProcessRunner, WorkerOptions};
+use conman_api::runtime::{
+    metrics, run_workers, GateSandbox, JobLog, NotifyWakeup, ProcessRunner, SandboxMode, WorkerOptions,
+};
 use conman_core::domain::app::{AppSettingsPatch, GateSettings};
 use conman_core::domain::job::{Job, JobLogLine, JobState, JobType, LogStream};
 use conman_core::ids::{AppId, JobId};
@@ -64,6 +72,7 @@ fn postgres_settings(data_dir: &std::path::Path, url: &str, workers: usize, leas
     let args = ["x", "--data-dir", data_dir, "--database-url", url, "--workers", &workers, "--job-lease-secs", &lease];
     let mut settings = Args::try_parse_from(args).unwrap().settings;
     settings.secrets_master_key = Some("11".repeat(32));
+    settings.allow_app_gate_commands = true;
     settings
 }
 
@@ -74,11 +83,28 @@ impl Harness {
 
     /// With a tuned configuration and extra job handlers.
     async fn with(tune: impl FnOnce(&mut Config), handlers: Vec<(JobType, Arc<dyn JobHandler>)>) -> Harness {
+        Harness::build(SandboxMode::Auto, tune, handlers).await
+    }
+
+    /// Gates unsandboxed (`CONMAN_GATE_SANDBOX=none`): for the tests that
+    /// share files and pids with the gate through the test's directory.
+    async fn unsandboxed(tune: impl FnOnce(&mut Config)) -> Harness {
+        Harness::build(SandboxMode::None, tune, Vec::new()).await
+    }
+
+    /// App gate commands allowed, the sandbox `mode` resolves to here.
+    async fn build(
+        mode: SandboxMode,
+        tune: impl FnOnce(&mut Config),
+        handlers: Vec<(JobType, Arc<dyn JobHandler>)>,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_str().unwrap().to_owned();
         let settings = Args::try_parse_from(["x", "--data-dir", &data_dir, "--job-lease-secs", "2"]).unwrap().settings;
         let mut config = settings.core_config();
+        config.allow_app_gate_commands = true;
         tune(&mut config);
+        let sandbox = GateSandbox::resolve(mode, None, dir.path()).expect("the gate sandbox resolves");
         let git = GitRepos::new(dir.path().join("repos")).unwrap();
         let wakeup = Arc::new(NotifyWakeup::new());
         let ports = Ports {
@@ -90,7 +116,7 @@ impl Harness {
             tokens: Arc::new(OsRandomTokens),
         };
         let mut conman = Conman::new(ports, config)
-            .with_job_runtime(Arc::new(ProcessRunner::new(git.clone())), wakeup.clone())
+            .with_job_runtime(Arc::new(ProcessRunner::new(git.clone(), sandbox)), wakeup.clone())
             .with_secrets(Arc::new(EnvelopeCipher::new([7; 32])));
         for (job_type, handler) in handlers {
             conman = conman.with_job_handler(job_type, handler);
@@ -101,10 +127,12 @@ impl Harness {
     /// On the Postgres database at `url` (through the composition, as a
     /// server runs: its job listener turns notices into `wakeup` calls),
     /// with leases of `lease_secs`.
+    /// Its one test shares a marker file with the gate: unsandboxed.
     async fn on_postgres(url: &str, lease_secs: u64) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let installation = compose::open_with_hasher(&postgres_settings(dir.path(), url, 1, lease_secs), fast_hasher())
-            .expect("open the installation");
+        let mut settings = postgres_settings(dir.path(), url, 1, lease_secs);
+        settings.gate_sandbox = SandboxMode::None;
+        let installation = compose::open_with_hasher(&settings, fast_hasher()).expect("open the installation");
         let git = GitRepos::new(dir.path().join("repos")).unwrap();
         let (conman, wakeup) = (installation.conman.clone(), installation.wakeup.clone());
         Harness::set_up(dir, conman, wakeup, git, Some(installation)).await
@@ -429,7 +457,7 @@ async fn a_command_that_never_ends_is_killed_at_its_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_forked_by_a_timed_out_command_dies_with_it() {
-    let h = Harness::new().await;
+    let h = Harness::unsandboxed(|_| {}).await;
     let pid_file = h.path("child.pid");
     h.gate(&format!("sleep 1000 & echo $! > {pid_file}; (sleep 1000 &) ; wait"), 2).await;
     let workers = h.workers(options());
@@ -445,7 +473,7 @@ async fn a_child_forked_by_a_timed_out_command_dies_with_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_child_left_by_a_passing_command_is_killed_too() {
-    let h = Harness::new().await;
+    let h = Harness::unsandboxed(|_| {}).await;
     let pid_file = h.path("daemon.pid");
     h.gate(&format!("sleep 1000 & echo $! > {pid_file}; echo done"), 30).await;
     let workers = h.workers(options());
@@ -463,7 +491,7 @@ async fn a_background_child_left_by_a_passing_command_is_killed_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_running_job_kills_its_process_group() {
-    let h = Harness::new().await;
+    let h = Harness::unsandboxed(|_| {}).await;
     let pid_file = h.path("shell.pid");
     h.gate(&format!("echo $$ > {pid_file}; sleep 1000 & sleep 1000"), 60).await;
     let workers = h.workers(options());
@@ -520,7 +548,7 @@ async fn assert_killed_mid_sleep(h: &Harness, job: &Job, marker: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_gate_canceled_while_running_ends_canceled_even_if_it_exits_first() {
-    let h = Harness::with(long_leases, Vec::new()).await;
+    let h = Harness::unsandboxed(long_leases).await;
     let release = h.path("release");
     // Runs until the test lets it go, then passes.
     h.gate(&format!("echo started; while [ ! -f {release} ]; do sleep 0.01; done; echo released"), 60).await;
@@ -539,7 +567,7 @@ async fn a_short_gate_canceled_while_running_ends_canceled_even_if_it_exits_firs
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_30_second_gate_canceled_in_process_is_killed_during_its_sleep() {
-    let h = Harness::with(long_leases, Vec::new()).await;
+    let h = Harness::unsandboxed(long_leases).await;
     let marker = h.path("woke");
     h.gate(&sleeping_gate(&marker), 120).await;
     let workers = h.workers(options());
@@ -553,7 +581,7 @@ async fn a_30_second_gate_canceled_in_process_is_killed_during_its_sleep() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_requested_by_another_process_is_found_by_the_cancel_poll() {
-    let h = Harness::with(long_leases, Vec::new()).await;
+    let h = Harness::unsandboxed(long_leases).await;
     let marker = h.path("woke");
     h.gate(&sleeping_gate(&marker), 120).await;
     let workers = h.workers(options());
@@ -677,7 +705,7 @@ async fn a_retryable_failure_is_retried_after_its_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_releases_a_running_job_which_a_later_worker_finishes() {
-    let h = Harness::new().await;
+    let h = Harness::unsandboxed(|_| {}).await;
     let pid_file = h.path("shell.pid");
     h.gate(&format!("echo $$ > {pid_file}; sleep 1000"), 60).await;
     let workers = h.workers(WorkerOptions { shutdown_grace: Duration::from_millis(300), ..options() });

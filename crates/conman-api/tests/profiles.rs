@@ -101,7 +101,8 @@ struct Team {
 }
 
 async fn team() -> Team {
-    let s = TestServer::start().await;
+    // The submit gate below is the app's own.
+    let s = TestServer::start_with(|s| s.allow_app_gate_commands = true).await;
     let admin = s.admin_token.clone();
     let app = s.create_app(&admin, "shop").await;
     s.write_upstream(&app, "main", "config/app.yaml", b"replicas: 2\n").await;

@@ -48,7 +48,10 @@ fn settings(data_dir: &Path, database_url: Option<&str>) -> Settings {
     if let Some(url) = database_url {
         args.extend(["--database-url".to_owned(), url.to_owned()]);
     }
-    Args::try_parse_from(args).unwrap().settings
+    let mut settings = Args::try_parse_from(args).unwrap().settings;
+    // The gate below is the app's own.
+    settings.allow_app_gate_commands = true;
+    settings
 }
 
 fn open(data_dir: &Path, database_url: Option<&str>) -> Arc<Conman> {
@@ -116,6 +119,7 @@ async fn build_source(conman: &Conman, data_dir: &Path) -> AppId {
             .env_remove("CONMAN_DATABASE_URL")
             .env_remove("CONMAN_CONFIG")
             .env("CONMAN_JOB_POLL_MS", "50")
+            .env("CONMAN_ALLOW_APP_GATE_COMMANDS", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -61,7 +61,9 @@ impl Installation {
         let data_dir = dir.path().to_str().unwrap().to_owned();
         // No workers here: the test process only enqueues and checks.
         let args = ["x", "--data-dir", &data_dir, "--database-url", db.url(), "--workers", "0"];
-        let settings = Args::try_parse_from(args).unwrap().settings;
+        let mut settings = Args::try_parse_from(args).unwrap().settings;
+        // The gates below are the app's own.
+        settings.allow_app_gate_commands = true;
         let conman = compose::open_with_hasher(&settings, Argon2Hasher::insecure_fast_for_tests()).unwrap().conman;
         conman.bootstrap_admin(ADMIN, "Ada Admin", "correct horse battery staple").await.unwrap();
         let actor = conman.local_actor(ADMIN, Default::default()).await.unwrap();
@@ -167,6 +169,10 @@ impl Installation {
             .env("CONMAN_JOB_POLL_MS", poll_ms.to_string())
             .env("CONMAN_JOB_SHUTDOWN_GRACE_SECS", "1")
             .env("CONMAN_LOG", "info")
+            .env("CONMAN_ALLOW_APP_GATE_COMMANDS", "true")
+            // The gates share files with the test through its directory,
+            // which a gate sandbox hides.
+            .env("CONMAN_GATE_SANDBOX", "none")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())

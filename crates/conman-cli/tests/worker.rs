@@ -3,7 +3,8 @@
 //! test: a worker killed with SIGKILL mid-job has its job reclaimed by
 //! another after the lease expires and finished exactly once; two worker
 //! processes racing over 50 quick jobs run each exactly once; SIGTERM
-//! releases a running job back to the queue and exits cleanly.
+//! releases a running job back to the queue and exits cleanly; a worker
+//! killed with SIGKILL takes its bubblewrap-sandboxed gate with it.
 //!
 //! The test process enqueues through the core (`Conman::start_gate_run`);
 //! the workers find the jobs by polling, as any worker finds jobs enqueued
@@ -49,7 +50,9 @@ impl Installation {
     async fn new() -> Installation {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_str().unwrap().to_owned();
-        let settings = Args::try_parse_from(["x", "--data-dir", &data_dir]).unwrap().settings;
+        let mut settings = Args::try_parse_from(["x", "--data-dir", &data_dir]).unwrap().settings;
+        // The gates below are the app's own.
+        settings.allow_app_gate_commands = true;
         let conman = compose::open_with_hasher(&settings, Argon2Hasher::insecure_fast_for_tests()).unwrap().conman;
         conman.bootstrap_admin(ADMIN, "Ada Admin", "correct horse battery staple").await.unwrap();
         let actor = conman.local_actor(ADMIN, Default::default()).await.unwrap();
@@ -114,8 +117,15 @@ impl Installation {
         self.dir.path().join(name)
     }
 
-    /// Starts `conman worker` with `slots` slots, a 2 s lease and a 100 ms poll.
+    /// Starts `conman worker` with `slots` slots, a 2 s lease and a 100 ms
+    /// poll, gates unsandboxed: they share files and pids with the test
+    /// through its directory, which a gate sandbox hides.
     fn worker(&self, name: &str, slots: usize) -> Worker {
+        self.worker_in(name, slots, "none")
+    }
+
+    /// [`worker`](Self::worker) with `CONMAN_GATE_SANDBOX=sandbox`.
+    fn worker_in(&self, name: &str, slots: usize, sandbox: &str) -> Worker {
         let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_conman"))
             .arg("--data-dir")
@@ -128,6 +138,8 @@ impl Installation {
             .env("CONMAN_JOB_POLL_MS", "100")
             .env("CONMAN_JOB_SHUTDOWN_GRACE_SECS", "1")
             .env("CONMAN_LOG", "info")
+            .env("CONMAN_ALLOW_APP_GATE_COMMANDS", "true")
+            .env("CONMAN_GATE_SANDBOX", sandbox)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -303,4 +315,56 @@ fn is_zombie(pid: &str) -> bool {
         .ok()
         .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(true)
+}
+
+/// Host processes whose command line holds `token` (zombies excluded).
+fn processes_with(token: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || is_zombie(&pid) {
+            continue;
+        }
+        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(token)) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_worker_takes_its_sandboxed_gate_with_it() {
+    let probe = tempfile::tempdir().unwrap();
+    if let Err(missing) =
+        conman_api::runtime::GateSandbox::resolve(conman_api::runtime::SandboxMode::Bwrap, None, probe.path())
+    {
+        let missing = format!("{missing}: install the Debian package bubblewrap (apt-get install bubblewrap)");
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "CI=true but {missing}");
+        eprintln!("SKIP: {missing}");
+        return;
+    }
+    let inst = Installation::new().await;
+    let token = format!("{}{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
+    // In the group, and out of it in a session of its own.
+    inst.gate(&format!("sleep 1000.{token} & setsid sleep 1000.{token} & wait")).await;
+    let commit = inst.commit("a: 1\n").await;
+    let mut worker = inst.worker_in("sandboxed", 1, "bwrap");
+    inst.start_gate(&commit).await;
+    // bwrap outside and as the sandbox's init, the shell, the sleepers.
+    let start = Instant::now();
+    while processes_with(&token).len() < 5 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the gate never ran: {:?}", processes_with(&token));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    worker.sigkill();
+    let killed = Instant::now();
+    while !processes_with(&token).is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "the gate outlived its SIGKILLed worker: {:?}",
+            processes_with(&token)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

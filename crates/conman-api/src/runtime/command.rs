@@ -1,26 +1,50 @@
 //! [`ProcessRunner`]: the [`CommandRunner`] port on real processes.
 //!
-//! One run: a fresh temporary directory holding the exported tree of the
-//! commit, `/bin/sh -c <command>` started there with exactly the given
-//! environment plus `HOME`/`PWD` (the directory), stdin closed, stdout and
-//! stderr streamed line by line into the job log, in a process group of its
-//! own.
+//! One run: a fresh private (`0700`) temporary directory, outside the data
+//! directory, holding the exported tree of the commit; `/bin/sh -c
+//! <command>` started there, isolated as the [`GateSandbox`] resolved at
+//! start says (`docs/decisions/0012-gate-sandbox.md`), with exactly the
+//! given environment plus `HOME`/`PWD` (the directory), stdin closed,
+//! stdout and stderr streamed line by line into the job log, in a process
+//! group of its own.
 //!
 //! Invariants:
-//! - nothing of the server's environment reaches the command;
+//! - nothing of the server's environment reaches the command, nor any
+//!   process the command can see: in bubblewrap the environment is that of
+//!   `bwrap` itself (pid 1 of the sandbox), so `bwrap` is started with the
+//!   gate's environment only;
+//! - no file descriptor of the server but the three standard ones reaches
+//!   the command: every descriptor from 3 up is marked close-on-exec just
+//!   before the spawn (descriptors opened by C libraries without the flag
+//!   included);
+//! - the command never runs in the server's working directory, and never
+//!   when the sandbox was refused: the run then fails to start with the
+//!   reason, which names the fixes;
+//! - `bwrap`: the command sees the tree at `/gate`, read-only system
+//!   directories, its own `/proc`, `/dev` and `/tmp`, no network, no other
+//!   process of the machine, and never the data directory; `--die-with-parent`
+//!   ends it with the worker, even one killed with `SIGKILL`;
+//! - gate user: the command runs with that uid/gid and no supplementary
+//!   groups; the tree is handed over to it;
 //! - whatever ends the run — the shell exiting, the timeout, or the future
 //!   being dropped (cancellation, worker shutdown) — the whole process group
-//!   is killed with `SIGKILL`, so a background child never outlives its gate;
-//!   then the pipes are drained (bounded) so no straggler keeps writing;
+//!   is killed with `SIGKILL` (in bubblewrap: `bwrap`, whose death takes the
+//!   sandbox's every process with it), so a background child never outlives
+//!   its gate; then the pipes are drained (bounded) so no straggler keeps
+//!   writing;
 //! - output is read lossily (invalid UTF-8 and NUL become U+FFFD) with a cap
 //!   per line, so binary junk or a 10 MiB line cannot break or bloat it;
 //! - "could not start" answers never carry internal paths.
 //!
-//! Limit: a process that leaves the group on purpose (`setsid`) escapes the
-//! kill; gate commands run with the server's privileges anyway (see
-//! `docs/decisions/0002-jobs.md`).
+//! Limits: without bubblewrap, a process that leaves the group on purpose
+//! (`setsid`) escapes the kill; a descriptor opened without close-on-exec by
+//! another thread between the marking and the spawn would still be
+//! inherited (Rust, SQLite, libgit2 and the Postgres driver all open theirs
+//! close-on-exec).
 
+use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,8 +57,10 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Command;
 
+use super::sandbox::{GateSandbox, SANDBOX_WORKDIR};
+
 /// The shell gate commands run in.
-const SHELL: &str = "/bin/sh";
+pub(super) const SHELL: &str = "/bin/sh";
 /// How long to keep reading the pipes once the process group is dead (a
 /// process that left the group could hold them open forever).
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -45,18 +71,24 @@ const LINE_CAP: usize = JOB_LOG_MAX_LINE_BYTES + 1;
 #[derive(Debug, Clone)]
 pub struct ProcessRunner {
     git: GitRepos,
+    sandbox: Arc<GateSandbox>,
 }
 
 impl ProcessRunner {
-    /// A runner exporting trees from `git`.
-    pub fn new(git: GitRepos) -> Self {
-        ProcessRunner { git }
+    /// A runner exporting trees from `git` and isolating commands as
+    /// `sandbox` says.
+    pub fn new(git: GitRepos, sandbox: GateSandbox) -> Self {
+        ProcessRunner { git, sandbox: Arc::new(sandbox) }
     }
 }
 
 #[async_trait]
 impl CommandRunner for ProcessRunner {
     async fn run(&self, spec: CommandSpec, log: &dyn LogSink) -> Result<CommandOutcome, Error> {
+        if let GateSandbox::Refused(reason) = &*self.sandbox {
+            return Ok(CommandOutcome::FailedToStart { reason: reason.clone() });
+        }
+        // tempfile creates it 0700.
         let dir = tempfile::Builder::new()
             .prefix("conman-gate-")
             .tempdir()
@@ -68,33 +100,82 @@ impl CommandRunner for ProcessRunner {
             }
             Err(e) => return Err(e),
         }
-        let outcome = run_in(dir.path(), &spec, log).await;
+        if let GateSandbox::User(user) = &*self.sandbox {
+            let (root, (uid, gid)) = (dir.path().to_owned(), (user.uid, user.gid));
+            tokio::task::spawn_blocking(move || hand_over(&root, uid, gid))
+                .await
+                .map_err(|e| Error::internal(format_args!("handing the gate directory over: {e}")))?
+                .map_err(|e| Error::internal(format_args!("handing the gate directory over: {e}")))?;
+        }
+        let outcome = run_in(dir.path(), &self.sandbox, &spec, log).await;
         // Removing a large tree is blocking file-system work.
         let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
         outcome
     }
 }
 
-/// Runs `spec` in `dir` (already holding the tree).
-async fn run_in(dir: &std::path::Path, spec: &CommandSpec, log: &dyn LogSink) -> Result<CommandOutcome, Error> {
-    let mut command = Command::new(SHELL);
+/// Gives `root` and everything under it to `uid`:`gid`.
+fn hand_over(root: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(root)?.is_dir() {
+        for entry in std::fs::read_dir(root)? {
+            hand_over(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// The command for `spec` in `dir` (already holding the tree), isolated as
+/// `sandbox` says (never `Refused`).
+fn command_for(dir: &Path, sandbox: &GateSandbox, spec: &CommandSpec) -> Command {
+    let (mut command, workdir) = match sandbox {
+        GateSandbox::Bubblewrap(bwrap) => {
+            let mut command = Command::new(bwrap.program());
+            command.args(bwrap.args(dir)).arg("--").arg(SHELL);
+            (command, Path::new(SANDBOX_WORKDIR))
+        }
+        _ => (Command::new(SHELL), dir),
+    };
     command
         .arg("-c")
         .arg(&spec.command)
+        // In bubblewrap this is `bwrap`'s own environment, which it passes on.
         .env_clear()
         .envs(&spec.env)
-        .env("HOME", dir)
-        .env("PWD", dir)
+        .env("HOME", workdir)
+        .env("PWD", workdir)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let GateSandbox::User(user) = sandbox {
+        // std drops the supplementary groups when switching from root.
+        command.uid(user.uid).gid(user.gid);
+    }
+    command
+}
+
+/// Runs `spec` in `dir` (already holding the tree).
+async fn run_in(
+    dir: &Path,
+    sandbox: &GateSandbox,
+    spec: &CommandSpec,
+    log: &dyn LogSink,
+) -> Result<CommandOutcome, Error> {
+    let mut command = command_for(dir, sandbox, spec);
+    // Whatever this process holds open (inherited from its parent, or
+    // opened by a C library without the flag) closes at the child's exec.
+    close_fds::set_fds_cloexec_threadsafe(3, &[]);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            return Ok(CommandOutcome::FailedToStart { reason: format!("could not start {SHELL}: {}", e.kind()) })
+            let what = match sandbox {
+                GateSandbox::Bubblewrap(_) => "bubblewrap",
+                _ => SHELL,
+            };
+            return Ok(CommandOutcome::FailedToStart { reason: format!("could not start {what}: {}", e.kind()) });
         }
     };
     // `process_group(0)`: the group id is the shell's pid.

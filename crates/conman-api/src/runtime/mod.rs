@@ -7,6 +7,8 @@
 //! - [`command`]: [`ProcessRunner`], the `CommandRunner` port on real
 //!   processes (exported tree, clean environment, own process group, timeout
 //!   and cancellation kill the whole group);
+//! - [`sandbox`]: [`GateSandbox`], how gate commands are isolated from the
+//!   installation (`CONMAN_GATE_SANDBOX`, resolved once at start);
 //! - [`log_sink`]: [`JobLog`], a `LogSink` that batches lines into few store
 //!   commits;
 //! - [`wakeup`]: [`NotifyWakeup`], the in-process `JobWakeup` (wakes idle
@@ -21,11 +23,13 @@
 pub mod command;
 pub mod log_sink;
 pub mod metrics;
+pub mod sandbox;
 pub mod wakeup;
 pub mod worker;
 
 pub use command::ProcessRunner;
 pub use log_sink::JobLog;
+pub use sandbox::{GateSandbox, SandboxMode};
 pub use wakeup::NotifyWakeup;
 pub use worker::{run_workers, WorkerOptions};
 

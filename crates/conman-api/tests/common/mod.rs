@@ -218,11 +218,24 @@ impl Drop for TestServer {
 impl TestServer {
     /// A fresh installation opened the way the binaries open it.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`start`](Self::start) with settings changed by `tune` first.
+    pub async fn start_with(tune: impl FnOnce(&mut Settings)) -> Self {
+        Self::open_with(tune).await.0
+    }
+
+    /// [`start_with`](Self::start_with), also answering the opened
+    /// installation (its gate sandbox and start-up verdict).
+    pub async fn open_with(tune: impl FnOnce(&mut Settings)) -> (Self, compose::Installation) {
         let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = settings_for(dir.path());
+        tune(&mut settings);
         let installation =
-            compose::open_with_hasher(&settings_for(dir.path()), Argon2Hasher::insecure_fast_for_tests())
-                .expect("open installation");
-        Self::from_conman(dir, installation.conman).await
+            compose::open_with_hasher(&settings, Argon2Hasher::insecure_fast_for_tests()).expect("open installation");
+        let server = Self::from_conman(dir, installation.conman.clone()).await;
+        (server, installation)
     }
 
     /// A fresh installation whose clock the test controls.

@@ -75,7 +75,8 @@ pub struct Config {
     pub invite_ttl: Duration,
     /// Password-reset token lifetime.
     pub password_reset_ttl: Duration,
-    /// Whether app admins may set per-app gate commands.
+    /// Whether app admins may set per-app gate commands (default: no —
+    /// an app admin with them runs any shell command on the server).
     pub allow_app_gate_commands: bool,
     /// Login / reset throttling.
     pub throttle: ThrottleConfig,
@@ -93,7 +94,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(24 * 3600),
             invite_ttl: Duration::from_secs(7 * 24 * 3600),
             password_reset_ttl: Duration::from_secs(3600),
-            allow_app_gate_commands: true,
+            allow_app_gate_commands: false,
             throttle: ThrottleConfig::default(),
             public_url: "http://127.0.0.1:3000".into(),
             gates: GateCommands::default(),
