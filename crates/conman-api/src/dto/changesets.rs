@@ -573,6 +573,7 @@ pub struct CreateChangesetRequest {
     /// The caller's workspace (at most one open changeset each).
     pub workspace_id: Uuid,
     /// Title.
+    #[schema(schema_with = crate::dto::schemas::title)]
     pub title: String,
     /// Description.
     #[serde(default)]
@@ -599,6 +600,7 @@ impl From<CreateChangesetRequest> for NewChangeset {
 pub struct UpdateChangesetRequest {
     /// New title.
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::title_opt)]
     pub title: Option<String>,
     /// New description.
     #[serde(default)]
@@ -643,6 +645,7 @@ pub struct ResubmitRequest {}
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     /// `approve`, `request_changes` or `reject`.
+    #[schema(schema_with = crate::dto::schemas::review_action)]
     pub action: String,
     /// Optional comment.
     #[serde(default)]
@@ -663,6 +666,7 @@ impl From<ReviewRequest> for ReviewInput {
 #[serde(deny_unknown_fields)]
 pub struct CreateCommentRequest {
     /// Text (1 byte to 64 KiB after trimming).
+    #[schema(schema_with = crate::dto::schemas::comment_body)]
     pub body: String,
     /// Optional anchor.
     #[serde(default)]
@@ -681,6 +685,7 @@ impl From<CreateCommentRequest> for NewComment {
 #[serde(deny_unknown_fields)]
 pub struct EditCommentRequest {
     /// The new text.
+    #[schema(schema_with = crate::dto::schemas::comment_body)]
     pub body: String,
 }
 
@@ -694,8 +699,10 @@ pub struct ChangesetQuery {
     /// Only this author (a user id).
     pub author: Option<String>,
     /// Page, from 1.
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Items per page, 1-100.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -705,8 +712,10 @@ pub struct ChangesetQuery {
 #[serde(deny_unknown_fields)]
 pub struct DiffQuery {
     /// `raw` (default) or `semantic`.
+    #[param(schema_with = crate::dto::schemas::diff_mode)]
     pub mode: Option<String>,
     /// Revision to show (default: the latest; the live workspace before
     /// the first submit).
+    #[param(minimum = 1)]
     pub revision: Option<u32>,
 }

@@ -302,9 +302,10 @@ pub struct MigrationsInputDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateProfileRequest {
     /// Name (slug, unique within the app).
+    #[schema(schema_with = crate::dto::schemas::slug_name)]
     pub name: String,
     /// `persistent_env`, `temp_workspace` or `temp_changeset`.
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::dto::schemas::profile_kind)]
     pub kind: ProfileKind,
     /// Base URL (`http`/`https`).
     #[serde(default)]
@@ -326,7 +327,7 @@ pub struct CreateProfileRequest {
     pub migrations: MigrationsInputDto,
     /// `none` (default), `seed` or `copy_from_base`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::data_strategy_opt)]
     pub data_strategy: DataStrategy,
     /// Lifecycle (missing fields take their defaults).
     #[serde(default)]
@@ -360,6 +361,7 @@ impl From<CreateProfileRequest> for ProfileInput {
 pub struct PatchProfileRequest {
     /// New name.
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::slug_name_opt)]
     pub name: Option<String>,
     /// New base URL (`null` clears).
     #[serde(default, deserialize_with = "nullable")]
@@ -392,7 +394,7 @@ pub struct PatchProfileRequest {
     pub migrations: Option<MigrationsPatch>,
     /// New data strategy.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::data_strategy_opt)]
     pub data_strategy: Option<DataStrategy>,
     /// `{idle_ttl_hours?, grace_hours?, auto_cleanup?}`.
     #[serde(default)]
@@ -478,6 +480,7 @@ impl From<&Environment> for EnvironmentDto {
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentInputDto {
     /// Name (lower-case slug, unique).
+    #[schema(schema_with = crate::dto::schemas::slug_name)]
     pub name: String,
     /// Order, from 0 (unique).
     pub position: u32,
@@ -600,6 +603,7 @@ impl ProfileOverridesDto {
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
     /// The new master key, 64 hex characters.
+    #[schema(schema_with = crate::dto::schemas::master_key)]
     pub new_master_key: String,
 }
 
