@@ -5,8 +5,8 @@ sends name real objects.
 Usage: seed.py BASE_URL ADMIN_EMAIL PASSWORD
 
 Prints `KEY=VALUE` lines on stdout: ids shared by both runs (APP_ID,
-PROFILE_ID, SECRET_KEY, INVITE_ID, JOB_ID, MEMBER_ID) and, per caller
-(`USER_` / `ADMIN_` prefix), the token and the caller's own workspace,
+PROFILE_ID, SECRET_KEY, INVITE_ID, JOB_ID) and, per caller (`USER_` /
+`ADMIN_` prefix), the token, the user id and the caller's own workspace,
 changeset and comment. Any refusal stops the script with the answer.
 """
 
@@ -68,8 +68,6 @@ def main():
     for label, token in (("USER", user), ("ADMIN", admin)):
         for key, value in own_objects(token, app, label.lower()).items():
             values[f"{label}_{key}"] = value
-    # Members are addressed by user id; both runs name the `user` member.
-    values["MEMBER_ID"] = values["USER_ID"]
     for key, value in values.items():
         print(f"{key}={value}")
 

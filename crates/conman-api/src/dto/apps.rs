@@ -154,12 +154,12 @@ pub struct SettingsPatchDto {
     #[schema(max_length = 253, pattern = r"^([A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*)?$")]
     pub temp_url_domain: Option<String>,
     /// `{submit?, release?, deploy?, timeout_secs?}`.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
+    #[schema(schema_with = crate::dto::schemas::gates_opt)]
     pub gates: Option<GateSettings>,
     /// `[{glob, role?, user_ids?}]`.
-    #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::objects_only")]
+    #[schema(schema_with = crate::dto::schemas::path_rules_opt)]
     pub path_rules: Option<Vec<PathRule>>,
 }
 
@@ -270,6 +270,7 @@ impl From<&Membership> for MembershipChangeDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
     /// Invitee's email.
+    #[schema(format = Email)]
     pub email: String,
     /// Role granted on acceptance.
     #[schema(schema_with = crate::dto::schemas::role)]

@@ -154,6 +154,7 @@ pub struct CreateTokenRequest {
     pub name: String,
     /// Lifetime in days (1-3650); no expiry when absent.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
 

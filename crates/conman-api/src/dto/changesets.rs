@@ -649,6 +649,7 @@ pub struct ReviewRequest {
     pub action: String,
     /// Optional comment.
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::comment_body_opt)]
     pub comment: Option<String>,
     /// The revision the reviewer looked at; 409 unless it is the latest.
     #[serde(default)]
@@ -695,11 +696,13 @@ pub struct EditCommentRequest {
 #[serde(deny_unknown_fields)]
 pub struct ChangesetQuery {
     /// Only this state (`draft`, `in_review`, ...).
+    #[param(schema_with = crate::dto::schemas::changeset_state)]
     pub state: Option<String>,
     /// Only this author (a user id).
+    #[param(value_type = Option<Uuid>)]
     pub author: Option<String>,
     /// Page, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Items per page, 1-100.
     #[param(minimum = 1, maximum = 100)]

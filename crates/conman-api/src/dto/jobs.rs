@@ -102,7 +102,7 @@ pub struct JobQuery {
     #[param(schema_with = crate::dto::schemas::job_state)]
     pub state: Option<String>,
     /// Page, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Items per page, 1-100.
     #[param(minimum = 1, maximum = 100)]
@@ -183,5 +183,6 @@ pub struct StartJobRequest {
     pub job_type: String,
     /// Full commit sha (default: the app's baseline).
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::commit_sha_opt)]
     pub commit: Option<String>,
 }

@@ -121,10 +121,12 @@ pub struct MaskedSecretDto {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DatabaseDto {
     /// `none` (default), `postgres`, `mysql` or `sqlite`.
+    #[schema(schema_with = crate::dto::schemas::database_engine)]
     pub engine: String,
     /// Name of the *secret* holding the connection string.
     pub connection_ref: Option<String>,
     /// `external` (default), `create_empty` or `clone_from_base`.
+    #[schema(schema_with = crate::dto::schemas::provisioning_mode)]
     pub provisioning_mode: String,
     /// Profile whose database or data is copied.
     pub base_profile_id: Option<Uuid>,
@@ -320,18 +322,18 @@ pub struct CreateProfileRequest {
     pub secrets: BTreeMap<String, SecretPlaintext>,
     /// Database settings (missing fields take their defaults).
     #[serde(default)]
-    #[schema(value_type = Option<DatabaseDto>)]
+    #[schema(value_type = DatabaseDto)]
     pub database: DatabaseSettings,
     /// Migration settings.
     #[serde(default)]
     pub migrations: MigrationsInputDto,
     /// `none` (default), `seed` or `copy_from_base`.
     #[serde(default)]
-    #[schema(schema_with = crate::dto::schemas::data_strategy_opt)]
+    #[schema(schema_with = crate::dto::schemas::data_strategy)]
     pub data_strategy: DataStrategy,
     /// Lifecycle (missing fields take their defaults).
     #[serde(default)]
-    #[schema(value_type = Option<LifecycleDto>)]
+    #[schema(value_type = LifecycleDto)]
     pub lifecycle: Lifecycle,
 }
 
@@ -385,11 +387,11 @@ pub struct PatchProfileRequest {
     #[serde(default)]
     pub unset_secrets: Vec<String>,
     /// `{engine?, connection_ref?, provisioning_mode?, base_profile_id?}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
     pub database: Option<DatabasePatch>,
     /// `{paths?, command?}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
     pub migrations: Option<MigrationsPatch>,
     /// New data strategy.
@@ -397,7 +399,7 @@ pub struct PatchProfileRequest {
     #[schema(schema_with = crate::dto::schemas::data_strategy_opt)]
     pub data_strategy: Option<DataStrategy>,
     /// `{idle_ttl_hours?, grace_hours?, auto_cleanup?}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
     pub lifecycle: Option<LifecyclePatch>,
 }
@@ -548,7 +550,7 @@ impl From<&ProfileOverride> for ProfileOverrideDto {
 #[serde(deny_unknown_fields)]
 pub struct ProfileOverrideInputDto {
     /// `{"environment": "prod"}`, `{"environment_id": "…"}` or `{"profile_id": "…"}`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::dto::schemas::override_target)]
     pub target: OverrideTarget,
     /// Typed env var values, by name.
     #[serde(default, deserialize_with = "unique_map")]

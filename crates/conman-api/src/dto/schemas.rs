@@ -10,7 +10,9 @@
 
 use conman_core::domain::job::{JobState, JobType};
 use conman_core::rbac::Role;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::RefOr;
 
 /// A character the core counts as a control character (`char::is_control`).
@@ -41,6 +43,11 @@ pub(crate) fn role() -> RefOr<Schema> {
 /// `persistent_env`, `temp_workspace` or `temp_changeset`.
 pub(crate) fn profile_kind() -> RefOr<Schema> {
     one_of(&["persistent_env", "temp_workspace", "temp_changeset"], false)
+}
+
+/// `none`, `seed` or `copy_from_base`.
+pub(crate) fn data_strategy() -> RefOr<Schema> {
+    one_of(&["none", "seed", "copy_from_base"], false)
 }
 
 /// `none`, `seed` or `copy_from_base`, or `null`.
@@ -90,17 +97,44 @@ pub(crate) fn job_state() -> RefOr<Schema> {
     one_of(&states, false)
 }
 
+/// A changeset state filter.
+pub(crate) fn changeset_state() -> RefOr<Schema> {
+    let states = [
+        "draft",
+        "submitted",
+        "in_review",
+        "approved",
+        "changes_requested",
+        "rejected",
+        "queued",
+        "released",
+        "conflicted",
+        "needs_revalidation",
+    ];
+    one_of(&states, false)
+}
+
+/// `none`, `postgres`, `mysql` or `sqlite`.
+pub(crate) fn database_engine() -> RefOr<Schema> {
+    one_of(&["none", "postgres", "mysql", "sqlite"], false)
+}
+
+/// `external`, `create_empty` or `clone_from_base`.
+pub(crate) fn provisioning_mode() -> RefOr<Schema> {
+    one_of(&["external", "create_empty", "clone_from_base"], false)
+}
+
 /// `raw` or `semantic`.
 pub(crate) fn diff_mode() -> RefOr<Schema> {
     one_of(&["raw", "semantic"], false)
 }
 
-/// 1-200 characters after trimming, none of them a control character.
+/// 1 to `max` characters once trimmed, none of them a control character
+/// (the length is counted inside the pattern, after the surrounding
+/// whitespace, as the core counts it).
 fn printable(max: usize, nullable: bool) -> RefOr<Schema> {
-    string(nullable)
-        .pattern(Some(format!(r"^\s*[^\s{CONTROL}]([^{CONTROL}]*[^\s{CONTROL}])?\s*$")))
-        .max_length(Some(max))
-        .into()
+    let inner = max - 2;
+    string(nullable).pattern(Some(format!(r"^\s*[^\s{CONTROL}]([^{CONTROL}]{{0,{inner}}}[^\s{CONTROL}])?\s*$"))).into()
 }
 
 /// A workspace or changeset title: 1-200 printable characters.
@@ -157,6 +191,12 @@ fn segment() -> String {
     format!(r"({no_dot}{plain}*|\.{no_dot}{plain}*|\.\.{plain}+)")
 }
 
+/// A repository path, or empty for the root.
+pub(crate) fn repo_path_or_root() -> RefOr<Schema> {
+    let seg = segment();
+    string(false).pattern(Some(format!("^({seg}(/{seg})*)?$"))).max_length(Some(4096)).into()
+}
+
 /// A repository path: relative, `/`-separated, normalised, at most 4096
 /// bytes.
 pub(crate) fn repo_path() -> RefOr<Schema> {
@@ -179,9 +219,104 @@ pub(crate) fn comment_body() -> RefOr<Schema> {
     not_blank(64 * 1024)
 }
 
-/// Standard, padded base64.
+/// [`comment_body`], or `null`.
+pub(crate) fn comment_body_opt() -> RefOr<Schema> {
+    string(true).pattern(Some(r"^[^\x00]*\S[^\x00]*$")).max_length(Some(64 * 1024)).into()
+}
+
+/// Standard, padded, canonical base64 (the unused bits of the last
+/// character are zero, as the core's strict decoder requires).
 pub(crate) fn base64() -> RefOr<Schema> {
-    string(false).pattern(Some("^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")).into()
+    let b = "[A-Za-z0-9+/]";
+    string(false).pattern(Some(format!("^({b}{{4}})*({b}[AQgw]==|{b}{{2}}[AEIMQUYcgkosw048]=)?$"))).into()
+}
+
+/// A full commit sha, or `null`.
+pub(crate) fn commit_sha_opt() -> RefOr<Schema> {
+    string(true).pattern(Some("^[0-9a-f]{40}$")).into()
+}
+
+fn uuid() -> ObjectBuilder {
+    string(false).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid)))
+}
+
+fn single_key(key: &str, value: ObjectBuilder) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::Object))
+        .property(key, value)
+        .required(key)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+}
+
+/// An override's target: `{"environment": name}`, `{"environment_id": id}`
+/// or `{"profile_id": id}`.
+pub(crate) fn override_target() -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(single_key("environment", string(false)))
+        .item(single_key("environment_id", uuid()))
+        .item(single_key("profile_id", uuid()))
+        .into()
+}
+
+fn nullable_string() -> ObjectBuilder {
+    string(true)
+}
+
+/// An app's gate commands, or `null`.
+pub(crate) fn gates_opt() -> RefOr<Schema> {
+    let int = ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Integer, Type::Null])).minimum(Some(1));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property("submit", nullable_string())
+        .property("release", nullable_string())
+        .property("deploy", nullable_string())
+        .property("timeout_secs", int)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .into()
+}
+
+/// Code-owner path rules, or `null`.
+pub(crate) fn path_rules_opt() -> RefOr<Schema> {
+    let mut role: Vec<serde_json::Value> = roles().into_iter().map(serde_json::Value::from).collect();
+    role.push(serde_json::Value::Null);
+    let rule = ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::Object))
+        .property("glob", string(false).min_length(Some(1)).max_length(Some(1024)))
+        .required("glob")
+        .property("role", string(true).enum_values(Some(role)))
+        .property("user_ids", ArrayBuilder::new().items(uuid()))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    ArrayBuilder::new().schema_type(SchemaType::from_iter([Type::Array, Type::Null])).items(rule).into()
+}
+
+/// `deserialize_with` of a nested optional object: serde would also build
+/// a struct from an array; the schema (and this) says object or `null`.
+pub(crate) fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error as _;
+    use serde::Deserialize as _;
+    let Some(map) = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? else { return Ok(None) };
+    T::deserialize(serde_json::Value::Object(map)).map(Some).map_err(D::Error::custom)
+}
+
+/// [`object_only`] for an optional list of objects.
+pub(crate) fn objects_only<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error as _;
+    use serde::Deserialize as _;
+    let Some(maps) = Option::<Vec<serde_json::Map<String, serde_json::Value>>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    maps.into_iter()
+        .map(|m| T::deserialize(serde_json::Value::Object(m)).map_err(D::Error::custom))
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 #[cfg(test)]

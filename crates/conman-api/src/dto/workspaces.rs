@@ -91,7 +91,7 @@ pub struct UpdateWorkspaceRequest {
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
     /// File or directory path; the root when absent.
-    #[param(schema_with = crate::dto::schemas::repo_path)]
+    #[param(schema_with = crate::dto::schemas::repo_path_or_root)]
     pub path: Option<String>,
 }
 
@@ -193,20 +193,25 @@ pub enum ChangeOpDto {
     /// Create or replace a file.
     Put {
         /// Path.
+        #[schema(schema_with = crate::dto::schemas::repo_path)]
         path: String,
         /// Content, base64.
+        #[schema(schema_with = crate::dto::schemas::base64)]
         content: String,
     },
     /// Delete a file.
     Delete {
         /// Path.
+        #[schema(schema_with = crate::dto::schemas::repo_path)]
         path: String,
     },
     /// Move a file.
     Move {
         /// From.
+        #[schema(schema_with = crate::dto::schemas::repo_path)]
         from: String,
         /// To.
+        #[schema(schema_with = crate::dto::schemas::repo_path)]
         to: String,
     },
 }
@@ -229,6 +234,7 @@ pub struct ChangesRequest {
     #[serde(default)]
     pub message: Option<String>,
     /// 1-1000 operations, applied in order, all or nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     pub ops: Vec<ChangeOpDto>,
 }
 

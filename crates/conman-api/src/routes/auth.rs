@@ -42,7 +42,8 @@ pub(crate) async fn forgot_password(
 
 /// Set a new password with a reset token; revokes every session and token.
 #[utoipa::path(post, path = "/api/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
-    responses((status = 200, body = Envelope<Done>), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<Done>), (status = 400, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope)))]
 pub(crate) async fn reset_password(
     State(c): St,
     Ctx(ctx): Ctx,
@@ -55,7 +56,8 @@ pub(crate) async fn reset_password(
 /// Accept an invite: creates the account, or proves an existing one's password.
 #[utoipa::path(post, path = "/api/auth/accept-invite", tag = "auth", request_body = AcceptInviteRequest,
     responses((status = 200, body = Envelope<SessionDto>), (status = 401, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
+        (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope)))]
 pub(crate) async fn accept_invite(
     State(c): St,
     Ctx(ctx): Ctx,

@@ -130,7 +130,8 @@ pub(crate) async fn read_files(
     params(("app_id" = Uuid, Path, description = "App id"), ("ws_id" = Uuid, Path, description = "Workspace id")),
     request_body = PutFileRequest,
     responses((status = 200, body = Envelope<WriteResultDto>), (status = 400, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)))]
+        (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope)))]
 pub(crate) async fn put_file(
     State(c): St,
     Authed(actor): Authed,
