@@ -27,6 +27,7 @@ const STEPS: &[Step] = &[
     Step { name: "test", run: test },
     Step { name: "embed", run: embed },
     Step { name: "contract", run: crate::contract::check },
+    Step { name: "fuzz", run: crate::fuzz::run },
     Step { name: "surface", run: crate::surface::check },
 ];
 
@@ -125,7 +126,7 @@ fn announce_postgres() -> Result<(), Failure> {
 }
 
 /// `CI` set to anything but empty, `0` or `false`.
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
 }
 

@@ -7,6 +7,7 @@
 
 mod bench;
 mod contract;
+mod fuzz;
 mod gate;
 mod surface;
 mod tidy;
@@ -21,10 +22,11 @@ Usage: cargo xtask <command>
 
 Commands:
   gate            the one check CI and people run: fmt, tidy, clippy, core docs, tests,
-                  the embedding example,
-                  the frozen OpenAPI contract and core surface; stops at the first failure
+                  the embedding example, the frozen OpenAPI contract, schemathesis against a
+                  real server (fuzz) and the core surface; stops at the first failure
   freeze          regenerate the frozen contracts in docs/contracts/: openapi.json from
                   conman-server, conman-core.surface.rs.txt from conman-core's sources
+  fuzz            the gate's fuzz step alone: schemathesis against a real, seeded server
   bench [ARGS..]  cargo bench -p conman-api --bench conman_bench -- ARGS..
   help            this message
 ";
@@ -41,8 +43,9 @@ fn main() -> ExitCode {
         }
         Some("gate") if rest.is_empty() => gate::run(&root),
         Some("freeze") if rest.is_empty() => report(contract::freeze(&root).and_then(|()| surface::freeze(&root))),
+        Some("fuzz") if rest.is_empty() => report(fuzz::run(&root)),
         Some("bench") => bench::run(&root, &rest),
-        Some(cmd @ ("gate" | "freeze")) => {
+        Some(cmd @ ("gate" | "freeze" | "fuzz")) => {
             eprintln!("error: `cargo xtask {cmd}` takes no arguments (got {rest:?})\n\n{USAGE}");
             ExitCode::from(2)
         }

@@ -1,6 +1,7 @@
 //! Extractors that turn every malformed input into the SPEC §7 envelope:
 //! JSON bodies (syntax, unknown fields, wrong types → `validation_error`;
-//! too large → `payload_too_large`), query strings, ids in paths
+//! over the route's ceiling of [`crate::body`] → `payload_too_large`, decided
+//! before the body is held), query strings, ids in paths
 //! (malformed UUID → `validation_error`), the bearer token (→
 //! `unauthorized`), and the request context used for audit.
 
@@ -16,24 +17,24 @@ use conman_core::services::{Actor, Conman};
 use conman_core::Error;
 use serde::de::DeserializeOwned;
 
+use crate::body::{read_limited, AUTH_BODY_BYTES, DEFAULT_BODY_BYTES, PROFILE_BODY_BYTES};
 use crate::error::ApiError;
 use crate::request_id::RequestId;
+use crate::wire_json::{self, BodyError};
 
-/// A JSON body; rejections become `validation_error` / `payload_too_large`.
-pub(crate) struct ApiJson<T>(pub(crate) T);
+/// A JSON body of at most `LIMIT` bytes (see [`crate::body`]); rejections
+/// become `validation_error` / `payload_too_large`.
+pub(crate) struct ApiJson<T, const LIMIT: usize = DEFAULT_BODY_BYTES>(pub(crate) T);
 
-/// A JSON body that may be empty (then `T::default()`).
-pub(crate) struct OptionalJson<T>(pub(crate) T);
+/// A JSON body of at most `LIMIT` bytes that may be empty or `null` (then
+/// `T::default()`).
+pub(crate) struct OptionalJson<T, const LIMIT: usize = DEFAULT_BODY_BYTES>(pub(crate) T);
 
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, Error> {
-    axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge { limit: crate::server::MAX_BODY_BYTES as u64 }
-        } else {
-            Error::invalid("body", "unreadable_body", "cannot read the request body")
-        }
-    })
-}
+/// The body of an unauthenticated auth endpoint.
+pub(crate) type AuthJson<T> = ApiJson<T, AUTH_BODY_BYTES>;
+
+/// A runtime profile document.
+pub(crate) type ProfileJson<T> = ApiJson<T, PROFILE_BODY_BYTES>;
 
 fn check_content_type(req: &Request) -> Result<(), Error> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -46,35 +47,49 @@ fn check_content_type(req: &Request) -> Result<(), Error> {
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Error::Validation {
+    match wire_json::parse(bytes) {
+        Ok(t) => Ok(t),
+        Err(BodyError::Invalid(e)) => Err(Error::Validation {
             message: format!("invalid request body: {e}"),
             details: Some(serde_json::json!({ "field": "body", "reason": "invalid_body" })),
-        },
-        _ => Error::invalid("body", "malformed_json", "request body is not valid JSON"),
-    })
-}
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        check_content_type(&req)?;
-        let bytes = body_bytes(req, state).await?;
-        Ok(ApiJson(parse_json(&bytes)?))
+        }),
+        Err(BodyError::NotAnObject) => {
+            Err(Error::invalid("body", "invalid_body", "request body must be a JSON object"))
+        }
+        Err(BodyError::Malformed) => Err(Error::invalid("body", "malformed_json", "request body is not valid JSON")),
     }
 }
 
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+/// Reads a JSON body of at most `limit` bytes from a whole request: for
+/// handlers whose ceiling is known only after their other extractors ran
+/// (file writes: the app's file size limit).
+pub(crate) async fn json_body<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T, ApiError> {
+    check_content_type(&req)?;
+    let (parts, body) = req.into_parts();
+    let bytes = read_limited(&parts.headers, body, limit).await?;
+    Ok(parse_json(&bytes)?)
+}
+
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for ApiJson<T, LIMIT> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        Ok(ApiJson(json_body(req, LIMIT).await?))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Default, const LIMIT: usize> FromRequest<S> for OptionalJson<T, LIMIT> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         let has_type = req.headers().contains_key(header::CONTENT_TYPE);
         if has_type {
             check_content_type(&req)?;
         }
-        let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let (parts, body) = req.into_parts();
+        let bytes = read_limited(&parts.headers, body, LIMIT).await?;
+        // No body, or `null` (its documented schema is `null` or the object).
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         Ok(OptionalJson(parse_json(&bytes)?))

@@ -8,6 +8,7 @@
 //! `docs/contracts/openapi.json`) does.
 #![deny(missing_docs)]
 
+mod body;
 pub mod compose;
 pub mod compute;
 pub mod config;
@@ -21,5 +22,6 @@ mod request_id;
 mod routes;
 pub mod runtime;
 mod server;
+mod wire_json;
 
 pub use server::{router, serve};

@@ -117,7 +117,7 @@ impl Modify for BearerAuth {
 /// operation that takes input (a path id, a query or a body that does not
 /// parse), `404` on every operation with a path parameter, `403` on the
 /// protected operations of an app or of the operator, `413` on every
-/// operation with a body. An operation's own, more specific description of
+/// operation with a body (with the ceilings of [`crate::body`]). An operation's own, more specific description of
 /// a status is kept.
 struct StandardErrors;
 
@@ -135,6 +135,15 @@ impl Modify for StandardErrors {
                     .build(),
             )
         };
+        let too_large = format!(
+            "`payload_too_large`: the body is over this route's ceiling (`details.limit_bytes`), refused before \
+             it is read: {} bytes for the unauthenticated auth endpoints, the app's `file_size_limit_bytes` in \
+             base64 plus room for paths and message for file writes, {} bytes for runtime profile documents, \
+             {} bytes otherwise",
+            crate::body::AUTH_BODY_BYTES,
+            crate::body::PROFILE_BODY_BYTES,
+            crate::body::DEFAULT_BODY_BYTES,
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let has_path_params = path.contains('{');
             let scoped = path.starts_with("/api/apps/{app_id}") || path.starts_with("/api/admin/");
@@ -160,7 +169,7 @@ impl Modify for StandardErrors {
                     add("403", "`forbidden`: the caller's role does not allow this");
                 }
                 if has_body {
-                    add("413", "`payload_too_large`: the body exceeds the server's ceiling");
+                    add("413", &too_large);
                 }
             }
         }

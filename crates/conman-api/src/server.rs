@@ -15,10 +15,6 @@ use crate::routes::{
     apps, audit, auth, changesets, comments, diffs, jobs, me, members, profiles, reviews, system, workspaces,
 };
 
-/// Largest request body: file content travels as base64, so this is the
-/// hard ceiling of `file_size_limit_bytes` (64 MiB) plus base64 overhead.
-pub(crate) const MAX_BODY_BYTES: usize = 90 * 1024 * 1024;
-
 /// Every route, with the request-id and error-envelope layer.
 pub fn router(conman: Arc<Conman>) -> Router {
     let api = Router::new()
@@ -83,7 +79,9 @@ pub fn router(conman: Arc<Conman>) -> Router {
     Router::new()
         .nest("/api", api)
         .fallback(request_id::not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Our extractors read bodies with their own per-route ceiling
+        // (crate::body); this bounds any axum body extractor all the same.
+        .layer(DefaultBodyLimit::max(crate::body::DEFAULT_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_id::layer))
 }
 

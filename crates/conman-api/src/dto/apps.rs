@@ -25,6 +25,7 @@ fn snake<T: Serialize>(v: &T) -> String {
 #[serde(deny_unknown_fields)]
 pub struct CreateAppRequest {
     /// 1-63 of `[a-z0-9-]`, unique.
+    #[schema(schema_with = crate::dto::schemas::slug_name)]
     pub name: String,
     /// Integration branch (default `main`).
     #[serde(default)]
@@ -130,44 +131,47 @@ pub struct SettingsPatchDto {
     pub integration_branch: Option<String>,
     /// `integration_head` or `canonical_env_release`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::baseline_mode_opt)]
     pub baseline_mode: Option<BaselineMode>,
     /// `submit_commit` or `manual_checkpoint`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::commit_mode_opt)]
     pub commit_mode_default: Option<CommitMode>,
     /// Globs nobody may write (`.git/**` stays blocked regardless).
     #[serde(default)]
     pub blocked_paths: Option<Vec<String>>,
     /// 1 to 67108864.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 67108864)]
     pub file_size_limit_bytes: Option<u64>,
     /// 1-20.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 20)]
     pub required_approvals: Option<u32>,
     /// Authors may approve their own changesets.
     #[serde(default)]
     pub allow_self_approval: Option<bool>,
     /// `stricter_two_approvals` or `same_as_changeset`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::approval_policy_opt)]
     pub profile_approval_policy: Option<ProfileApprovalPolicy>,
     /// Temp-env URL domain; empty string resets to the server default.
     #[serde(default)]
+    #[schema(max_length = 253, pattern = r"^([A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*)?$")]
     pub temp_url_domain: Option<String>,
     /// `{submit?, release?, deploy?, timeout_secs?}`.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
+    #[schema(schema_with = crate::dto::schemas::gates_opt)]
     pub gates: Option<GateSettings>,
     /// `[{glob, role?, user_ids?}]`.
-    #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::objects_only")]
+    #[schema(schema_with = crate::dto::schemas::path_rules_opt)]
     pub path_rules: Option<Vec<PathRule>>,
     /// `placeholder` or `real` (`app_admin`): whether a changeset's submit
     /// gate gets the real secret values (masked in the job log) or
     /// placeholders.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::unreviewed_gate_secrets_opt)]
     pub unreviewed_gate_secrets: Option<UnreviewedGateSecrets>,
 }
 
@@ -253,7 +257,7 @@ pub struct PutMemberRequest {
     /// The user.
     pub user_id: Uuid,
     /// `user`, `reviewer`, `config_manager` or `app_admin`.
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::dto::schemas::role)]
     pub role: Role,
 }
 
@@ -279,9 +283,10 @@ impl From<&Membership> for MembershipChangeDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
     /// Invitee's email.
+    #[schema(format = Email)]
     pub email: String,
     /// Role granted on acceptance.
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::dto::schemas::role)]
     pub role: Role,
 }
 

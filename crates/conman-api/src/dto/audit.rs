@@ -22,8 +22,10 @@ pub struct AuditQuery {
     /// Before (RFC 3339).
     pub until: Option<DateTime<Utc>>,
     /// Page, from 1.
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Items per page, 1-100.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

@@ -82,6 +82,7 @@ pub struct ResetPasswordRequest {
     /// Token from the reset mail.
     pub token: String,
     /// New password (at least 12 characters).
+    #[schema(schema_with = crate::dto::schemas::password)]
     pub new_password: String,
 }
 
@@ -93,8 +94,10 @@ pub struct AcceptInviteRequest {
     pub token: String,
     /// Display name (ignored when the email already has an account).
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::display_name)]
     pub name: String,
     /// New password, or the existing account's password.
+    #[schema(schema_with = crate::dto::schemas::password)]
     pub password: String,
 }
 
@@ -147,9 +150,11 @@ pub struct NotificationPreferences {
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// A name to recognise the token by.
+    #[schema(schema_with = crate::dto::schemas::token_name)]
     pub name: String,
     /// Lifetime in days (1-3650); no expiry when absent.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
 

@@ -573,6 +573,7 @@ pub struct CreateChangesetRequest {
     /// The caller's workspace (at most one open changeset each).
     pub workspace_id: Uuid,
     /// Title.
+    #[schema(schema_with = crate::dto::schemas::title)]
     pub title: String,
     /// Description.
     #[serde(default)]
@@ -599,6 +600,7 @@ impl From<CreateChangesetRequest> for NewChangeset {
 pub struct UpdateChangesetRequest {
     /// New title.
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::title_opt)]
     pub title: Option<String>,
     /// New description.
     #[serde(default)]
@@ -643,9 +645,11 @@ pub struct ResubmitRequest {}
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     /// `approve`, `request_changes` or `reject`.
+    #[schema(schema_with = crate::dto::schemas::review_action)]
     pub action: String,
     /// Optional comment.
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::comment_body_opt)]
     pub comment: Option<String>,
     /// The revision the reviewer looked at; 409 unless it is the latest.
     #[serde(default)]
@@ -663,6 +667,7 @@ impl From<ReviewRequest> for ReviewInput {
 #[serde(deny_unknown_fields)]
 pub struct CreateCommentRequest {
     /// Text (1 byte to 64 KiB after trimming).
+    #[schema(schema_with = crate::dto::schemas::comment_body)]
     pub body: String,
     /// Optional anchor.
     #[serde(default)]
@@ -681,6 +686,7 @@ impl From<CreateCommentRequest> for NewComment {
 #[serde(deny_unknown_fields)]
 pub struct EditCommentRequest {
     /// The new text.
+    #[schema(schema_with = crate::dto::schemas::comment_body)]
     pub body: String,
 }
 
@@ -690,12 +696,16 @@ pub struct EditCommentRequest {
 #[serde(deny_unknown_fields)]
 pub struct ChangesetQuery {
     /// Only this state (`draft`, `in_review`, ...).
+    #[param(schema_with = crate::dto::schemas::changeset_state)]
     pub state: Option<String>,
     /// Only this author (a user id).
+    #[param(value_type = Option<Uuid>)]
     pub author: Option<String>,
     /// Page, from 1.
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Items per page, 1-100.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -705,8 +715,10 @@ pub struct ChangesetQuery {
 #[serde(deny_unknown_fields)]
 pub struct DiffQuery {
     /// `raw` (default) or `semantic`.
+    #[param(schema_with = crate::dto::schemas::diff_mode)]
     pub mode: Option<String>,
     /// Revision to show (default: the latest; the live workspace before
     /// the first submit).
+    #[param(minimum = 1)]
     pub revision: Option<u32>,
 }

@@ -96,13 +96,16 @@ pub struct JobEnvelope {
 pub struct JobQuery {
     /// Job type.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", schema_with = crate::dto::schemas::job_type)]
     pub job_type: Option<String>,
     /// Job state.
+    #[param(schema_with = crate::dto::schemas::job_state)]
     pub state: Option<String>,
     /// Page, from 1.
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Items per page, 1-100.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -112,8 +115,10 @@ pub struct JobQuery {
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Only lines after this sequence number (0: from the start).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Lines per answer, 1-5000 (default 1000).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<u32>,
 }
 
@@ -174,8 +179,10 @@ impl JobLogDto {
 pub struct StartJobRequest {
     /// `gate_submit`, `gate_release` or `gate_deploy`.
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::dto::schemas::startable_job_type)]
     pub job_type: String,
     /// Full commit sha (default: the app's baseline).
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::commit_sha_opt)]
     pub commit: Option<String>,
 }

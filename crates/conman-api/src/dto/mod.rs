@@ -9,6 +9,7 @@ mod auth;
 mod changesets;
 mod jobs;
 mod profiles;
+mod schemas;
 mod workspaces;
 
 pub use apps::*;
@@ -39,8 +40,10 @@ pub struct Pagination {
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Items per page, 1-100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

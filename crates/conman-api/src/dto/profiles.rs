@@ -121,10 +121,12 @@ pub struct MaskedSecretDto {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DatabaseDto {
     /// `none` (default), `postgres`, `mysql` or `sqlite`.
+    #[schema(schema_with = crate::dto::schemas::database_engine)]
     pub engine: String,
     /// Name of the *secret* holding the connection string.
     pub connection_ref: Option<String>,
     /// `external` (default), `create_empty` or `clone_from_base`.
+    #[schema(schema_with = crate::dto::schemas::provisioning_mode)]
     pub provisioning_mode: String,
     /// Profile whose database or data is copied.
     pub base_profile_id: Option<Uuid>,
@@ -302,9 +304,10 @@ pub struct MigrationsInputDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateProfileRequest {
     /// Name (slug, unique within the app).
+    #[schema(schema_with = crate::dto::schemas::slug_name)]
     pub name: String,
     /// `persistent_env`, `temp_workspace` or `temp_changeset`.
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::dto::schemas::profile_kind)]
     pub kind: ProfileKind,
     /// Base URL (`http`/`https`).
     #[serde(default)]
@@ -319,18 +322,18 @@ pub struct CreateProfileRequest {
     pub secrets: BTreeMap<String, SecretPlaintext>,
     /// Database settings (missing fields take their defaults).
     #[serde(default)]
-    #[schema(value_type = Option<DatabaseDto>)]
+    #[schema(value_type = DatabaseDto)]
     pub database: DatabaseSettings,
     /// Migration settings.
     #[serde(default)]
     pub migrations: MigrationsInputDto,
     /// `none` (default), `seed` or `copy_from_base`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::data_strategy)]
     pub data_strategy: DataStrategy,
     /// Lifecycle (missing fields take their defaults).
     #[serde(default)]
-    #[schema(value_type = Option<LifecycleDto>)]
+    #[schema(value_type = LifecycleDto)]
     pub lifecycle: Lifecycle,
 }
 
@@ -360,6 +363,7 @@ impl From<CreateProfileRequest> for ProfileInput {
 pub struct PatchProfileRequest {
     /// New name.
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::slug_name_opt)]
     pub name: Option<String>,
     /// New base URL (`null` clears).
     #[serde(default, deserialize_with = "nullable")]
@@ -383,19 +387,19 @@ pub struct PatchProfileRequest {
     #[serde(default)]
     pub unset_secrets: Vec<String>,
     /// `{engine?, connection_ref?, provisioning_mode?, base_profile_id?}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
     pub database: Option<DatabasePatch>,
     /// `{paths?, command?}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
     pub migrations: Option<MigrationsPatch>,
     /// New data strategy.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::data_strategy_opt)]
     pub data_strategy: Option<DataStrategy>,
     /// `{idle_ttl_hours?, grace_hours?, auto_cleanup?}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
     pub lifecycle: Option<LifecyclePatch>,
 }
@@ -478,6 +482,7 @@ impl From<&Environment> for EnvironmentDto {
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentInputDto {
     /// Name (lower-case slug, unique).
+    #[schema(schema_with = crate::dto::schemas::slug_name)]
     pub name: String,
     /// Order, from 0 (unique).
     pub position: u32,
@@ -545,7 +550,7 @@ impl From<&ProfileOverride> for ProfileOverrideDto {
 #[serde(deny_unknown_fields)]
 pub struct ProfileOverrideInputDto {
     /// `{"environment": "prod"}`, `{"environment_id": "…"}` or `{"profile_id": "…"}`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::dto::schemas::override_target)]
     pub target: OverrideTarget,
     /// Typed env var values, by name.
     #[serde(default, deserialize_with = "unique_map")]
@@ -600,6 +605,7 @@ impl ProfileOverridesDto {
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyRequest {
     /// The new master key, 64 hex characters.
+    #[schema(schema_with = crate::dto::schemas::master_key)]
     pub new_master_key: String,
 }
 

@@ -67,6 +67,7 @@ impl WorkspaceDto {
 pub struct CreateWorkspaceRequest {
     /// Title; without one, the caller's default workspace is created.
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::title_opt)]
     pub title: Option<String>,
 }
 
@@ -76,10 +77,11 @@ pub struct CreateWorkspaceRequest {
 pub struct UpdateWorkspaceRequest {
     /// New title.
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::title_opt)]
     pub title: Option<String>,
     /// `submit_commit` or `manual_checkpoint`, for this workspace.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::commit_mode_opt)]
     pub commit_mode: Option<CommitMode>,
 }
 
@@ -89,6 +91,7 @@ pub struct UpdateWorkspaceRequest {
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
     /// File or directory path; the root when absent.
+    #[param(schema_with = crate::dto::schemas::repo_path_or_root)]
     pub path: Option<String>,
 }
 
@@ -161,8 +164,10 @@ impl FileDto {
 #[serde(deny_unknown_fields)]
 pub struct PutFileRequest {
     /// Path.
+    #[schema(schema_with = crate::dto::schemas::repo_path)]
     pub path: String,
     /// Content, base64.
+    #[schema(schema_with = crate::dto::schemas::base64)]
     pub content: String,
     /// Commit message.
     #[serde(default)]
@@ -174,6 +179,7 @@ pub struct PutFileRequest {
 #[serde(deny_unknown_fields)]
 pub struct DeleteFileRequest {
     /// Path.
+    #[schema(schema_with = crate::dto::schemas::repo_path)]
     pub path: String,
     /// Commit message.
     #[serde(default)]
@@ -187,20 +193,25 @@ pub enum ChangeOpDto {
     /// Create or replace a file.
     Put {
         /// Path.
+        #[schema(schema_with = crate::dto::schemas::repo_path)]
         path: String,
         /// Content, base64.
+        #[schema(schema_with = crate::dto::schemas::base64)]
         content: String,
     },
     /// Delete a file.
     Delete {
         /// Path.
+        #[schema(schema_with = crate::dto::schemas::repo_path)]
         path: String,
     },
     /// Move a file.
     Move {
         /// From.
+        #[schema(schema_with = crate::dto::schemas::repo_path)]
         from: String,
         /// To.
+        #[schema(schema_with = crate::dto::schemas::repo_path)]
         to: String,
     },
 }
@@ -223,6 +234,7 @@ pub struct ChangesRequest {
     #[serde(default)]
     pub message: Option<String>,
     /// 1-1000 operations, applied in order, all or nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     pub ops: Vec<ChangeOpDto>,
 }
 
@@ -246,6 +258,7 @@ impl From<WriteOutcome> for WriteResultDto {
 #[serde(deny_unknown_fields)]
 pub struct CheckpointRequest {
     /// Commit message.
+    #[schema(schema_with = crate::dto::schemas::checkpoint_message)]
     pub message: String,
 }
 
@@ -262,6 +275,6 @@ pub struct CheckpointDto {
 pub struct SyncIntegrationRequest {
     /// `merge` (default) or `rebase`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::dto::schemas::sync_strategy_opt)]
     pub strategy: Option<SyncStrategy>,
 }

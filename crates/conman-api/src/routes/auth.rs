@@ -7,7 +7,7 @@ use super::{St, State};
 use crate::dto::*;
 use crate::envelope::{ok, Data};
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, Authed, Ctx};
+use crate::extract::{ApiJson, AuthJson, Authed, Ctx};
 
 /// Log in; answers a session token valid for 24 h.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
@@ -15,7 +15,7 @@ use crate::extract::{ApiJson, Authed, Ctx};
 pub(crate) async fn login(
     State(c): St,
     Ctx(ctx): Ctx,
-    ApiJson(req): ApiJson<LoginRequest>,
+    ApiJson(req): AuthJson<LoginRequest>,
 ) -> ApiResult<Data<SessionDto>> {
     Ok(ok(SessionDto::from(c.login(&req.email, &req.password, ctx).await?)))
 }
@@ -34,7 +34,7 @@ pub(crate) async fn logout(State(c): St, Authed(actor): Authed) -> ApiResult<Dat
 pub(crate) async fn forgot_password(
     State(c): St,
     Ctx(ctx): Ctx,
-    ApiJson(req): ApiJson<ForgotPasswordRequest>,
+    ApiJson(req): AuthJson<ForgotPasswordRequest>,
 ) -> ApiResult<impl IntoResponse> {
     c.forgot_password(&req.email, ctx).await?;
     Ok(Data(StatusCode::ACCEPTED, Done::ok()))
@@ -42,11 +42,12 @@ pub(crate) async fn forgot_password(
 
 /// Set a new password with a reset token; revokes every session and token.
 #[utoipa::path(post, path = "/api/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
-    responses((status = 200, body = Envelope<Done>), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<Done>), (status = 400, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope)))]
 pub(crate) async fn reset_password(
     State(c): St,
     Ctx(ctx): Ctx,
-    ApiJson(req): ApiJson<ResetPasswordRequest>,
+    ApiJson(req): AuthJson<ResetPasswordRequest>,
 ) -> ApiResult<Data<Done>> {
     c.reset_password(&req.token, &req.new_password, ctx).await?;
     Ok(ok(Done::ok()))
@@ -55,11 +56,12 @@ pub(crate) async fn reset_password(
 /// Accept an invite: creates the account, or proves an existing one's password.
 #[utoipa::path(post, path = "/api/auth/accept-invite", tag = "auth", request_body = AcceptInviteRequest,
     responses((status = 200, body = Envelope<SessionDto>), (status = 401, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
+        (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope)))]
 pub(crate) async fn accept_invite(
     State(c): St,
     Ctx(ctx): Ctx,
-    ApiJson(req): ApiJson<AcceptInviteRequest>,
+    ApiJson(req): AuthJson<AcceptInviteRequest>,
 ) -> ApiResult<Data<SessionDto>> {
     Ok(ok(SessionDto::from(c.accept_invite(&req.token, &req.name, &req.password, ctx).await?)))
 }

@@ -12,7 +12,7 @@ use super::{St, State};
 use crate::dto::*;
 use crate::envelope::{created, ok, paged, Data, Paged};
 use crate::error::ApiResult;
-use crate::extract::{path_id, ApiJson, ApiQuery, Authed};
+use crate::extract::{path_id, ApiJson, ApiQuery, Authed, ProfileJson};
 
 /// Parses the app and profile ids of a path.
 fn ids(app_id: &str, profile_id: &str) -> ApiResult<(AppId, RuntimeProfileId)> {
@@ -48,7 +48,7 @@ pub(crate) async fn create(
     State(c): St,
     Authed(actor): Authed,
     Path(app_id): Path<String>,
-    ApiJson(req): ApiJson<CreateProfileRequest>,
+    ApiJson(req): ProfileJson<CreateProfileRequest>,
 ) -> ApiResult<Data<RuntimeProfileDto>> {
     let view = c.create_runtime_profile(&actor, path_id(&app_id)?, req.into()).await?;
     Ok(created(RuntimeProfileDto::from(&view)))
@@ -82,7 +82,7 @@ pub(crate) async fn patch(
     State(c): St,
     Authed(actor): Authed,
     Path((app_id, profile_id)): Path<(String, String)>,
-    ApiJson(req): ApiJson<PatchProfileRequest>,
+    ApiJson(req): ProfileJson<PatchProfileRequest>,
 ) -> ApiResult<Data<RuntimeProfileDto>> {
     let (app_id, profile_id) = ids(&app_id, &profile_id)?;
     let view = c.patch_runtime_profile(&actor, app_id, profile_id, req.into()).await?;
@@ -211,7 +211,7 @@ pub(crate) async fn put_overrides(
     State(c): St,
     Authed(actor): Authed,
     Path((app_id, cs_id)): Path<(String, String)>,
-    ApiJson(req): ApiJson<PutProfileOverridesRequest>,
+    ApiJson(req): ProfileJson<PutProfileOverridesRequest>,
 ) -> ApiResult<Data<ProfileOverridesDto>> {
     let (app_id, cs_id) = super::changesets::ids(&app_id, &cs_id)?;
     let list = c.put_changeset_profile_overrides(&actor, app_id, cs_id, req.into_input()).await?;

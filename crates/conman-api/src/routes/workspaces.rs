@@ -1,16 +1,17 @@
 //! `/api/apps/:appId/workspaces`: workspaces, files, batches, checkpoints,
 //! reset and sync.
 
-use axum::extract::Path;
+use axum::extract::{Path, Request};
 use conman_core::ids::{AppId, WorkspaceId};
 use conman_core::ports::store::PageRequest;
 use conman_core::services::decode_base64;
 
 use super::{St, State};
+use crate::body::{file_write_limit, BATCH_OVERHEAD, FILE_WRITE_OVERHEAD};
 use crate::dto::*;
 use crate::envelope::{created, ok, paged, Data, Paged};
 use crate::error::ApiResult;
-use crate::extract::{path_id, ApiJson, ApiQuery, Authed, OptionalJson};
+use crate::extract::{json_body, path_id, ApiJson, ApiQuery, Authed, OptionalJson};
 
 fn ids(app_id: &str, ws_id: &str) -> ApiResult<(AppId, WorkspaceId)> {
     Ok((path_id(app_id)?, path_id(ws_id)?))
@@ -33,7 +34,7 @@ pub(crate) async fn list(
 
 /// Create a workspace from the app baseline.
 #[utoipa::path(operation_id = "create_workspace", post, path = "/api/apps/{app_id}/workspaces", tag = "workspaces", security(("bearer" = [])),
-    params(("app_id" = Uuid, Path, description = "App id")), request_body = CreateWorkspaceRequest,
+    params(("app_id" = Uuid, Path, description = "App id")), request_body = Option<CreateWorkspaceRequest>,
     responses((status = 201, body = Envelope<WorkspaceDto>), (status = 404, body = ErrorEnvelope)))]
 pub(crate) async fn create(
     State(c): St,
@@ -93,7 +94,7 @@ pub(crate) async fn reset(
 #[utoipa::path(post, path = "/api/apps/{app_id}/workspaces/{ws_id}/sync-integration", tag = "workspaces",
     security(("bearer" = [])),
     params(("app_id" = Uuid, Path, description = "App id"), ("ws_id" = Uuid, Path, description = "Workspace id")),
-    request_body = SyncIntegrationRequest,
+    request_body = Option<SyncIntegrationRequest>,
     responses((status = 200, body = Envelope<WorkspaceDto>), (status = 409, body = ErrorEnvelope)))]
 pub(crate) async fn sync_integration(
     State(c): St,
@@ -122,19 +123,24 @@ pub(crate) async fn read_files(
     Ok(ok(FileDto::new(q.path.unwrap_or_default(), &head, node)))
 }
 
-/// Create or replace a file.
+/// Create or replace a file. The body may carry the app's
+/// `file_size_limit_bytes` of content in base64 (and the path and message);
+/// a larger body is refused with 413 before it is read.
 #[utoipa::path(put, path = "/api/apps/{app_id}/workspaces/{ws_id}/files", tag = "files", security(("bearer" = [])),
     params(("app_id" = Uuid, Path, description = "App id"), ("ws_id" = Uuid, Path, description = "Workspace id")),
     request_body = PutFileRequest,
     responses((status = 200, body = Envelope<WriteResultDto>), (status = 400, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)))]
+        (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope)))]
 pub(crate) async fn put_file(
     State(c): St,
     Authed(actor): Authed,
     Path((app_id, ws_id)): Path<(String, String)>,
-    ApiJson(req): ApiJson<PutFileRequest>,
+    body: Request,
 ) -> ApiResult<Data<WriteResultDto>> {
     let (app_id, ws_id) = ids(&app_id, &ws_id)?;
+    let limit = file_write_limit(&c, &actor, app_id, FILE_WRITE_OVERHEAD).await?;
+    let req: PutFileRequest = json_body(body, limit).await?;
     let content = decode_base64(&req.content)?;
     Ok(ok(c.write_file(&actor, app_id, ws_id, &req.path, content, req.message).await?.into()))
 }
@@ -154,7 +160,9 @@ pub(crate) async fn delete_file(
     Ok(ok(c.delete_file(&actor, app_id, ws_id, &req.path, req.message).await?.into()))
 }
 
-/// Apply a batch of put/delete/move operations as one atomic change.
+/// Apply a batch of put/delete/move operations as one atomic change. The
+/// batch carries at most the app's `file_size_limit_bytes` of content in
+/// total (in base64); a larger body is refused with 413 before it is read.
 #[utoipa::path(post, path = "/api/apps/{app_id}/workspaces/{ws_id}/changes", tag = "files", security(("bearer" = [])),
     params(("app_id" = Uuid, Path, description = "App id"), ("ws_id" = Uuid, Path, description = "Workspace id")),
     request_body = ChangesRequest,
@@ -164,9 +172,11 @@ pub(crate) async fn changes(
     State(c): St,
     Authed(actor): Authed,
     Path((app_id, ws_id)): Path<(String, String)>,
-    ApiJson(req): ApiJson<ChangesRequest>,
+    body: Request,
 ) -> ApiResult<Data<WriteResultDto>> {
     let (app_id, ws_id) = ids(&app_id, &ws_id)?;
+    let limit = file_write_limit(&c, &actor, app_id, BATCH_OVERHEAD).await?;
+    let req: ChangesRequest = json_body(body, limit).await?;
     let ops = req.ops.into_iter().map(Into::into).collect();
     Ok(ok(c.apply_changes(&actor, app_id, ws_id, ops, req.message).await?.into()))
 }
