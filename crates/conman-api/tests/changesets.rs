@@ -10,38 +10,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, Workers};
 use conman_api::config::Settings;
-use conman_api::runtime::{run_workers, NotifyWakeup, SandboxMode, WorkerOptions};
+use conman_api::runtime::SandboxMode;
 use conman_core::ports::store::PageRequest;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-
-/// Runs workers (polling fast) on the test server's installation until stopped.
-struct Workers(Option<tokio::sync::oneshot::Sender<()>>, Option<tokio::task::JoinHandle<()>>);
-
-impl Workers {
-    fn start(s: &TestServer) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let options = WorkerOptions { concurrency: 1, poll_interval: Duration::from_millis(10), ..Default::default() };
-        let task = tokio::spawn(run_workers(s.conman.clone(), Arc::new(NotifyWakeup::new()), options, async {
-            let _ = stopped.await;
-        }));
-        Workers(Some(stop), Some(task))
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.1.take() {
-            tokio::time::timeout(Duration::from_secs(20), task).await.expect("workers stop").expect("join");
-        }
-    }
-}
 
 const YAML_BEFORE: &str = "server:\n  port: 8080\n  replicas: 2\nname: shop\n";
 const YAML_AFTER: &str = "server:\n  port: 8080\n  replicas: 3\nname: shop\n";

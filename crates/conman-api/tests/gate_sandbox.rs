@@ -15,36 +15,12 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, Workers};
 use conman_api::config::Settings;
-use conman_api::runtime::{run_workers, GateSandbox, NotifyWakeup, SandboxMode, WorkerOptions};
+use conman_api::runtime::{GateSandbox, SandboxMode};
 use serde_json::{json, Value};
-
-/// Runs workers (polling fast) on the test server's installation.
-struct Workers(Option<tokio::sync::oneshot::Sender<()>>, Option<tokio::task::JoinHandle<()>>);
-
-impl Workers {
-    fn start(s: &TestServer) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let options = WorkerOptions { concurrency: 1, poll_interval: Duration::from_millis(20), ..Default::default() };
-        let task = tokio::spawn(run_workers(s.conman.clone(), Arc::new(NotifyWakeup::new()), options, async {
-            let _ = stopped.await;
-        }));
-        Workers(Some(stop), Some(task))
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.1.take() {
-            tokio::time::timeout(Duration::from_secs(20), task).await.expect("workers stop").expect("join");
-        }
-    }
-}
 
 /// Whether this machine can run the sandbox tests: `Err` says what is
 /// missing. Under `CI=true` a missing requirement fails the test.

@@ -5,35 +5,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestServer;
-use conman_api::runtime::{run_workers, NotifyWakeup, WorkerOptions};
+use common::{TestServer, Workers};
 use serde_json::json;
-
-/// Runs workers (polling fast) on the test server's installation until dropped.
-struct Workers(Option<tokio::sync::oneshot::Sender<()>>, Option<tokio::task::JoinHandle<()>>);
-
-impl Workers {
-    fn start(s: &TestServer) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let options = WorkerOptions { concurrency: 1, poll_interval: Duration::from_millis(20), ..Default::default() };
-        let task = tokio::spawn(run_workers(s.conman.clone(), Arc::new(NotifyWakeup::new()), options, async {
-            let _ = stopped.await;
-        }));
-        Workers(Some(stop), Some(task))
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.1.take() {
-            tokio::time::timeout(Duration::from_secs(20), task).await.expect("workers stop").expect("join");
-        }
-    }
-}
 
 async fn wait_terminal(s: &TestServer, app: &str, job: &str) -> serde_json::Value {
     for _ in 0..500 {

@@ -177,6 +177,22 @@ impl Harness {
         Conman::new(self.conman.ports().clone(), self.conman.config().clone())
     }
 
+    /// Enqueues a job of `job_type` (empty payload, 30 s timeout) by the
+    /// admin and wakes the workers.
+    async fn enqueue(&self, job_type: JobType) -> Job {
+        let spec = NewJob {
+            app_id: self.app,
+            job_type,
+            entity_type: None,
+            entity_id: None,
+            payload: json!({}),
+            timeout_secs: 30,
+        };
+        let job = self.conman.new_job(Some(&self.actor), spec);
+        self.conman.commit_and_wake(self.conman.enqueue_in(UnitOfWork::new(), Some(&self.actor), &job)).await.unwrap();
+        job
+    }
+
     /// Sets the app's submit gate command and timeout.
     async fn gate(&self, command: &str, timeout_secs: u64) {
         let gates =
@@ -680,16 +696,7 @@ async fn a_retryable_failure_is_retried_after_its_backoff() {
     let backoff = Duration::from_millis(500);
     let h = Harness::with(|c| c.jobs.backoff_base = backoff, vec![(JobType::Notify, handler.clone())]).await;
     let workers = h.workers(WorkerOptions { poll_interval: Duration::from_millis(50), ..options() });
-    let spec = NewJob {
-        app_id: h.app,
-        job_type: JobType::Notify,
-        entity_type: None,
-        entity_id: None,
-        payload: json!({}),
-        timeout_secs: 30,
-    };
-    let job = h.conman.new_job(Some(&h.actor), spec);
-    h.conman.commit_and_wake(h.conman.enqueue_in(UnitOfWork::new(), Some(&h.actor), &job)).await.unwrap();
+    let job = h.enqueue(JobType::Notify).await;
     let job = h.finished(job.id, Duration::from_secs(20)).await;
     workers.stop().await;
 
@@ -814,16 +821,7 @@ async fn every_job_type_logs_the_apps_secrets_masked_current_and_rotated_values_
     h.conman.patch_runtime_profile(&h.actor, h.app, profile.profile.id, patch).await.unwrap();
 
     let workers = h.workers(options());
-    let spec = NewJob {
-        app_id: h.app,
-        job_type: JobType::Notify,
-        entity_type: None,
-        entity_id: None,
-        payload: json!({}),
-        timeout_secs: 30,
-    };
-    let job = h.conman.new_job(Some(&h.actor), spec);
-    h.conman.commit_and_wake(h.conman.enqueue_in(UnitOfWork::new(), Some(&h.actor), &job)).await.unwrap();
+    let job = h.enqueue(JobType::Notify).await;
     let job = h.finished(job.id, Duration::from_secs(20)).await;
     workers.stop().await;
     assert_eq!(job.state, JobState::Succeeded, "{job:#?}");

@@ -466,3 +466,31 @@ pub fn encode(s: &str) -> String {
     }
     out
 }
+
+/// Job workers (one slot, polling every 10 ms) running on a test server's
+/// installation until [`Workers::stop`].
+pub struct Workers(Option<tokio::sync::oneshot::Sender<()>>, Option<tokio::task::JoinHandle<()>>);
+
+impl Workers {
+    /// Starts them.
+    pub fn start(s: &TestServer) -> Self {
+        use conman_api::runtime::{run_workers, NotifyWakeup, WorkerOptions};
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options =
+            WorkerOptions { concurrency: 1, poll_interval: std::time::Duration::from_millis(10), ..Default::default() };
+        let task = tokio::spawn(run_workers(s.conman.clone(), Arc::new(NotifyWakeup::new()), options, async {
+            let _ = stopped.await;
+        }));
+        Workers(Some(stop), Some(task))
+    }
+
+    /// Stops them and waits (at most 20 s) until they have.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.0.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.1.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(20), task).await.expect("workers stop").expect("join");
+        }
+    }
+}

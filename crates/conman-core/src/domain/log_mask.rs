@@ -193,9 +193,8 @@ fn forms_of(value: &[u8]) -> Vec<Vec<u8>> {
     let hex = hex::encode(value);
     forms.push(hex.to_ascii_uppercase().into_bytes());
     forms.push(hex.into_bytes());
-    let percent = percent_encode(value);
-    forms.push(percent.to_ascii_lowercase_hex());
-    forms.push(percent.into_bytes());
+    forms.push(percent_encode(value, true));
+    forms.push(percent_encode(value, false));
     for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
         for align in 0..3 {
             forms.push(base64_core(engine, value, align));
@@ -220,43 +219,20 @@ fn base64_core(engine: &impl base64::Engine, value: &[u8], align: usize) -> Vec<
     encoded.get(first..end.min(encoded.len())).map(<[u8]>::to_vec).unwrap_or_default()
 }
 
-/// RFC 3986 percent-encoding with upper-case hex digits.
-fn percent_encode(value: &[u8]) -> PercentEncoded {
+/// RFC 3986 percent-encoding (unreserved characters kept), with upper- or
+/// lower-case hex digits.
+fn percent_encode(value: &[u8], upper: bool) -> Vec<u8> {
     let mut out = String::with_capacity(value.len() * 3);
     for &b in value {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
-        } else {
+        } else if upper {
             out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
         }
     }
-    PercentEncoded(out)
-}
-
-/// A percent-encoded string (upper-case hex digits).
-struct PercentEncoded(String);
-
-impl PercentEncoded {
-    /// The same with lower-case hex digits.
-    fn to_ascii_lowercase_hex(&self) -> Vec<u8> {
-        let mut out = self.0.clone().into_bytes();
-        let mut i = 0;
-        while i < out.len() {
-            if out[i] == b'%' {
-                for digit in out.iter_mut().skip(i + 1).take(2) {
-                    digit.make_ascii_lowercase();
-                }
-                i += 3;
-            } else {
-                i += 1;
-            }
-        }
-        out
-    }
-
-    fn into_bytes(self) -> Vec<u8> {
-        self.0.into_bytes()
-    }
+    out.into_bytes()
 }
 
 #[cfg(test)]

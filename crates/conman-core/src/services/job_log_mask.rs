@@ -26,7 +26,7 @@ use crate::domain::log_mask::SecretMask;
 use crate::error::Error;
 use crate::ids::AppId;
 use crate::ports::runner::LogSink;
-use crate::ports::store::{PageRequest, SecretOwner};
+use crate::ports::store::{collect_pages, SecretOwner};
 
 /// A sink that masks secret values before passing lines on.
 pub(crate) struct MaskedLog<'a> {
@@ -66,25 +66,17 @@ impl Conman {
     /// The mask of every secret value a job of `app_id` could print: every
     /// stored revision of every secret of the app's runtime profiles.
     pub(super) async fn job_secret_mask(&self, app_id: AppId) -> Result<SecretMask, Error> {
-        let mut values = Vec::new();
-        let mut page = PageRequest { page: 1, limit: PageRequest::MAX_LIMIT };
-        loop {
-            let profiles = self.store().list_runtime_profiles(app_id, page).await?;
-            for profile in &profiles.items {
-                if profile.secrets.is_empty() {
-                    continue;
-                }
-                let owner = SecretOwner::Profile(profile.id);
-                for stored in self.store().secrets_of(owner).await? {
-                    values.push(self.cipher()?.open(&stored.sealed, &secret_binding(&stored))?);
-                }
-            }
-            let seen = u64::from(page.page) * u64::from(page.limit);
-            if profiles.items.is_empty() || seen >= profiles.total {
-                break;
-            }
-            page.page += 1;
+        let profiles = collect_pages(|page| self.store().list_runtime_profiles(app_id, page)).await?;
+        let mut sealed = Vec::new();
+        for profile in profiles.iter().filter(|p| !p.secrets.is_empty()) {
+            sealed.extend(self.store().secrets_of(SecretOwner::Profile(profile.id)).await?);
         }
+        if sealed.is_empty() {
+            return Ok(SecretMask::none());
+        }
+        let cipher = self.cipher()?;
+        let values =
+            sealed.iter().map(|s| cipher.open(&s.sealed, &secret_binding(s))).collect::<Result<Vec<_>, _>>()?;
         SecretMask::new(values.iter().map(|v| v.expose()))
     }
 }

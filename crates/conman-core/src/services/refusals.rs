@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::tests::UntouchableGit;
+use super::tests::conman_on;
 use super::*;
 use crate::conformance::fixtures;
 use crate::domain::app::App;
@@ -37,7 +37,6 @@ use crate::ports::store::{
     AppMutation, ChangesetMutation, JobMutation, Mutation, PageRequest, ProfileMutation, UserMutation,
     WorkspaceMutation,
 };
-use crate::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
 use crate::rbac::Role;
 use crate::reference_store::ReferenceStore;
 
@@ -133,18 +132,7 @@ async fn world() -> World {
     mutations.push(JobMutation::InsertJob(job.clone()).into());
     mutations.push(ProfileMutation::InsertRuntimeProfile(profile.clone()).into());
     fixtures::setup(store.as_ref(), mutations).await;
-    let c = Conman::new(
-        Ports {
-            store: store.clone(),
-            git: Arc::new(UntouchableGit),
-            clock: Arc::new(SystemClock),
-            ids: Arc::new(UuidV7Ids),
-            passwords: Arc::new(Argon2Hasher::insecure_fast_for_tests()),
-            tokens: Arc::new(OsRandomTokens),
-        },
-        Config::default(),
-    )
-    .with_secrets(Arc::new(EnvelopeCipher::new([3; 32])));
+    let c = conman_on(store.clone()).with_secrets(Arc::new(EnvelopeCipher::new([3; 32])));
     let [admin, carl, rita, uma, nina] = [&admin, &carl, &rita, &uma, &nina].map(actor);
     World { c, store, app, admin, carl, rita, uma, nina, ws, cs, comment, job, profile, invite }
 }

@@ -109,7 +109,7 @@ mock! {
 }
 
 /// A git port that must not be reached: every call fails the test.
-pub(super) struct UntouchableGit;
+struct UntouchableGit;
 
 #[async_trait]
 impl GitPort for UntouchableGit {
@@ -178,9 +178,14 @@ fn app() -> App {
 }
 
 fn conman(store: MockStore) -> Conman {
+    conman_on(Arc::new(store))
+}
+
+/// A service on `store` whose git port fails the test if reached.
+pub(super) fn conman_on(store: Arc<dyn Store>) -> Conman {
     Conman::new(
         Ports {
-            store: Arc::new(store),
+            store,
             git: Arc::new(UntouchableGit),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
