@@ -1,6 +1,6 @@
 //! Starting the server: open the installation, refuse a secrets master key
 //! other than the one the stored secrets are wrapped with, repair what a
-//! crash may have left (workspace heads without audit), bind, serve until SIGINT or
+//! crash may have left (pending ref intents, decision 0008), bind, serve until SIGINT or
 //! SIGTERM, with the job workers (`--workers`) running beside the HTTP
 //! server on the same shutdown signal. Shared by `conman-server` and
 //! `conman serve`; [`run_worker`] is `conman worker` (workers only). Both
@@ -32,9 +32,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Wakes `wakeup` for jobs enqueued by other processes until we return.
     let _job_listener = installation.job_listener;
     check_secrets_key(&conman).await?;
-    let report = conman.reconcile_workspaces().await.map_err(|e| anyhow::anyhow!("reconcile: {e:?}"))?;
-    if report.recovered > 0 {
-        tracing::warn!(recovered = report.recovered, "audited workspace heads left unaudited by a crash");
+    let report = conman.reconcile_intents().await.map_err(|e| anyhow::anyhow!("reconcile: {e:?}"))?;
+    if report.repaired() > 0 {
+        tracing::warn!(
+            rolled_forward = report.rolled_forward,
+            completed = report.completed,
+            abandoned = report.abandoned,
+            "settled ref intents left pending by a crash"
+        );
     }
     let listener = tokio::net::TcpListener::bind(settings.listen_addr()).await?;
     let addr = listener.local_addr()?;

@@ -3,8 +3,10 @@
 //! directory, as the operator guide's "Several servers on Postgres" runs
 //! them: 32 concurrent writes of distinct files into one workspace, split
 //! across both servers, all answer 200 and all land (git compare-and-swap
-//! with retry across processes), each write is audited, and the audit log
-//! is one unbroken hash chain.
+//! with retry across processes), each write is audited exactly once and no
+//! audited write names a commit that never became the head (the store
+//! refuses an intent planned on a head the other server moved, decision
+//! 0008), and the audit log is one unbroken hash chain.
 //!
 //! Without `CONMAN_TEST_DATABASE_URL` the test prints "skipped" and passes;
 //! CI always sets it. The children are killed on drop and the scratch
@@ -234,10 +236,17 @@ async fn two_servers(database_url: &str) {
         .filter(|e| e.entry.action == "workspace.files_changed")
         .filter_map(|e| e.entry.git_sha.as_deref())
         .collect();
-    assert_eq!(written.len(), 32, "{written:?}");
+    assert_eq!(written.len(), heads.len(), "one audited write per head moved: {written:?}");
     for h in &heads {
         assert!(written.contains(&h.as_str()), "write {h} not audited");
     }
+    // No audited write for a commit that never became the head (a write
+    // planned on a head the other server moved is refused before its unit).
+    for w in &written {
+        assert!(git.is_ancestor(app_id, &Sha((*w).to_owned()), &head).await.unwrap(), "audited {w} never landed");
+    }
+    let abandoned: Vec<_> = events.items.iter().filter(|e| e.entry.action == "intent.abandoned").collect();
+    assert!(abandoned.is_empty(), "no intent was abandoned: {abandoned:?}");
     let verification = conman.verify_audit_chain().await.expect("verify");
     assert!(verification.is_intact(), "audit chain broken: {:?}", verification.first_break);
     assert!(verification.records >= 32 + 3, "{} records", verification.records);

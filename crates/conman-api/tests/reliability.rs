@@ -19,8 +19,9 @@ use std::time::Duration;
 use common::{b64, settings_for, TestServer, ADMIN_EMAIL, PASSWORD};
 use conman_api::compose;
 use conman_core::ids::AppId;
+use conman_core::ids::IntentId;
 use conman_core::ports::git::{FileOp, Node, Sha, Signature, WriteRequest};
-use conman_core::ports::store::{AuditFilter, PageRequest};
+use conman_core::ports::store::{AuditFilter, Intent, IntentMutation, PageRequest, Unaudited, UnitOfWork};
 use conman_core::ports::system::Argon2Hasher;
 use conman_core::services::NewApp;
 use conman_core::validation::RepoPath;
@@ -434,7 +435,7 @@ async fn crash_and_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_git_write_whose_audit_event_was_lost_in_a_crash_is_audited_when_the_server_starts() {
+async fn a_write_whose_ref_move_was_lost_in_a_crash_is_rolled_forward_when_the_server_starts() {
     timeout(Duration::from_secs(90), recovered_at_start()).await.expect("finished in time");
 }
 
@@ -449,7 +450,8 @@ async fn recovered_at_start() {
         let app = conman.create_app(&actor, NewApp { name: "window".into(), ..Default::default() }).await.expect("app");
         let ws = conman.create_workspace(&actor, app.id, None).await.expect("workspace");
         conman.write_file(&actor, app.id, ws.id, "audited.yaml", b"a\n".to_vec(), None).await.expect("write");
-        // The crash window: the commit reached the WIP ref, its audit event never did.
+        // The crash window: the write's audit entry and intent were
+        // committed, the process died before the WIP ref moved.
         let request = WriteRequest {
             target_ref: ws.wip_ref(),
             base_ref: ws.branch_ref(),
@@ -457,8 +459,21 @@ async fn recovered_at_start() {
             message: "written just before the crash".into(),
             author: Signature { name: "Ada Admin".into(), email: ADMIN_EMAIL.into() },
         };
-        let orphan = conman.ports().git.write(app.id, request).await.expect("git write");
-        assert!(!conman.ports().store.audit_has_sha(app.id, orphan.as_str()).await.unwrap());
+        let plan = conman.ports().git.plan_write(app.id, request).await.expect("git plan");
+        let orphan = plan.head.clone();
+        let intent = Intent {
+            id: IntentId(uuid::Uuid::now_v7()),
+            app_id: app.id,
+            operation: "workspace.files_changed".into(),
+            owner_type: "workspace".into(),
+            owner_id: ws.id.to_string(),
+            moves: plan.moves,
+            created_at: chrono::Utc::now(),
+        };
+        let unit = UnitOfWork::new().unaudited(IntentMutation::RecordIntent(intent), Unaudited::RefIntent);
+        conman.ports().store.commit(unit).await.expect("intent recorded");
+        let wip = conman.ports().git.resolve_ref(app.id, &ws.wip_ref()).await.unwrap();
+        assert_ne!(wip.as_ref(), Some(&orphan), "the ref has not moved yet");
         (app.id.to_string(), ws.id.to_string(), orphan)
     };
 
@@ -476,7 +491,7 @@ async fn recovered_at_start() {
     let (status, audit) = call(&http, reqwest::Method::GET, &audit_url, &token, None).await;
     assert_eq!(status, 200, "{audit}");
     let newest = &audit["data"][0];
-    assert_eq!(newest["action"], "workspace.recovered", "{audit}");
+    assert_eq!(newest["action"], "intent.rolled_forward", "{audit}");
     assert_eq!(newest["git_sha"], orphan.as_str());
     assert_eq!(newest["actor_id"], Value::Null, "the system recovered it");
     let total = audit["pagination"]["total"].clone();

@@ -82,6 +82,8 @@ typed_id! {
     AuditEventId => "audit_event",
     /// Identifies an outbox message.
     OutboxMessageId => "outbox_message",
+    /// Identifies a ref intent.
+    IntentId => "intent",
 }
 
 /// Parses a UUID given by a caller, refusing anything that is not canonical

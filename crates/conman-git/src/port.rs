@@ -4,7 +4,8 @@
 //! Invariants:
 //! - no logic here beyond argument plumbing and handle-cache eviction; git2
 //!   values never cross an `.await`;
-//! - a method that can move a ref (`write`, `squash`, `sync`, `update_ref`)
+//! - a method that can move a ref (`write`, `squash`, `sync`, `update_ref`,
+//!   `move_refs`) or plans one (`plan_*`, which write objects)
 //!   runs under the app's writer lock ([`GitRepos::with_writer`]); every
 //!   other method only reads and runs on a reader handle of its own
 //!   ([`GitRepos::with_reader`]), in parallel with other reads and writes.
@@ -12,8 +13,8 @@
 use async_trait::async_trait;
 use conman_core::ids::AppId;
 use conman_core::ports::git::{
-    DiffDetail, FileChange, GitPort, Node, RepoSource, Sha, Signature, SquashRequest, SyncOutcome, SyncRequest,
-    WriteRequest,
+    DiffDetail, FileChange, GitPort, Node, RefMove, RefPlan, RepoSource, Sha, Signature, SquashRequest, SyncOutcome,
+    SyncPlan, SyncRequest, WriteRequest,
 };
 use conman_core::validation::RepoPath;
 use conman_core::Error;
@@ -68,6 +69,23 @@ impl GitPort for GitRepos {
     async fn update_ref(&self, app: AppId, name: &str, new: Option<&Sha>, expected: Option<&Sha>) -> Result<(), Error> {
         let (name, new, expected) = (name.to_owned(), new.cloned(), expected.cloned());
         self.with_writer(app, move |repo| refs::update(repo, &name, new.as_ref(), expected.as_ref())).await
+    }
+
+    async fn plan_write(&self, app: AppId, request: WriteRequest) -> Result<RefPlan, Error> {
+        self.with_writer(app, move |repo| write::plan_write(repo, request)).await
+    }
+
+    async fn plan_squash(&self, app: AppId, request: SquashRequest) -> Result<Option<RefPlan>, Error> {
+        self.with_writer(app, move |repo| squash::plan_squash(repo, request)).await
+    }
+
+    async fn plan_sync(&self, app: AppId, request: SyncRequest) -> Result<SyncPlan, Error> {
+        self.with_writer(app, move |repo| sync::plan_sync(repo, request)).await
+    }
+
+    async fn move_refs(&self, app: AppId, moves: &[RefMove]) -> Result<(), Error> {
+        let moves = moves.to_vec();
+        self.with_writer(app, move |repo| refs::move_refs(repo, &moves)).await
     }
 
     async fn merge_base(&self, app: AppId, a: &Sha, b: &Sha) -> Result<Option<Sha>, Error> {

@@ -170,6 +170,64 @@ pub(crate) struct RefMove<'a> {
     pub(crate) new: Option<Oid>,
 }
 
+/// A [`RefMove`] that owns its name (what a plan answers).
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedMove {
+    pub(crate) name: String,
+    pub(crate) expected: Option<Oid>,
+    pub(crate) new: Option<Oid>,
+}
+
+impl OwnedMove {
+    /// The borrowed moves [`move_together`] takes.
+    pub(crate) fn borrowed(moves: &[OwnedMove]) -> Vec<RefMove<'_>> {
+        moves.iter().map(|m| RefMove { name: &m.name, expected: m.expected, new: m.new }).collect()
+    }
+
+    /// The port's value of this move.
+    pub(crate) fn to_port(&self) -> conman_core::ports::git::RefMove {
+        conman_core::ports::git::RefMove {
+            name: self.name.clone(),
+            from: self.expected.map(sha_of),
+            to: self.new.map(sha_of),
+        }
+    }
+}
+
+/// Applies the port's `moves` together (see [`move_together`]): a ref that
+/// holds something else is `conflict`; a held lock is waited for a few
+/// times before it is one.
+pub(crate) fn move_refs(repo: &Repository, moves: &[conman_core::ports::git::RefMove]) -> Result<(), Error> {
+    let mut owned = Vec::with_capacity(moves.len());
+    for m in moves {
+        check_name(&m.name)?;
+        let new = m.to.as_ref().map(oid_of).transpose()?;
+        if let Some(oid) = new {
+            repo.find_object(oid, None).map_err(|e| {
+                if is_not_found(&e) {
+                    Error::NotFound("commit")
+                } else {
+                    internal(e)
+                }
+            })?;
+        }
+        owned.push(OwnedMove { name: m.name.clone(), expected: m.from.as_ref().map(oid_of).transpose()?, new });
+    }
+    let who = git2::Signature::now("conman", "conman@localhost").or_internal()?;
+    let borrowed = OwnedMove::borrowed(&owned);
+    for attempt in 0..8 {
+        if move_together(repo, &who, &borrowed)? {
+            return Ok(());
+        }
+        let held = borrowed.iter().all(|m| target(repo, m.name).ok() == Some(m.expected));
+        if !held {
+            return Err(ref_moved(borrowed.iter().map(|m| m.name).next().unwrap_or("ref")));
+        }
+        pause(attempt);
+    }
+    Err(ref_moved(borrowed.iter().map(|m| m.name).next().unwrap_or("ref")))
+}
+
 /// Applies `moves` together: locks every ref, checks each holds its
 /// expected value, then writes them. Answers `Ok(false)`, changing nothing,
 /// when a ref is locked by someone else or no longer holds its expected value.

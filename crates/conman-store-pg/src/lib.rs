@@ -56,6 +56,7 @@ mod apps;
 mod audit;
 mod changesets;
 mod codec;
+mod intents;
 mod jobs;
 mod literal;
 mod migrate;

@@ -1,6 +1,7 @@
 //! Differential property test of the three stores: random sequences of
 //! units — many of them refused (taken names and branches, stale versions,
-//! missing references, a second open changeset, the last-admin guard) —
+//! missing references, a second open changeset, the last-admin guard, ref
+//! intents on busy refs and on refs remembered at another value) —
 //! applied to the in-memory reference store, SQLite and Postgres give the
 //! same result for every unit, the same *full* error values (code, reason,
 //! details, message), and the same state and audit chain after the
@@ -18,9 +19,11 @@ use conman_core::domain::app::App;
 use conman_core::domain::changeset::Changeset;
 use conman_core::domain::user::User;
 use conman_core::domain::workspace::Workspace;
+use conman_core::ids::IntentId;
+use conman_core::ports::git::{RefMove, Sha};
 use conman_core::ports::store::{
-    AppMutation, AppStore as _, ChangesetFilter, ChangesetMutation, Mutation, PageRequest, Store, Unaudited,
-    UnitOfWork, UserMutation, WorkspaceMutation,
+    AppMutation, AppStore as _, ChangesetFilter, ChangesetMutation, Intent, IntentMutation, IntentOutcome, Mutation,
+    PageRequest, Store, Unaudited, UnitOfWork, UserMutation, WorkspaceMutation,
 };
 use conman_core::rbac::Role;
 use conman_core::reference_store::ReferenceStore;
@@ -46,6 +49,14 @@ enum Op {
     InsertChangeset(usize, usize, usize, usize),
     /// The last-admin guard of an app.
     RequireAdmin(usize),
+    /// An intent of app `.0` moving ref `.1` (0–1) from value `.2` to `.3`
+    /// (0 = absent, 1–2 two commits).
+    RecordIntent(usize, usize, usize, usize),
+    /// An adoption of value `.2` for ref `.1` of app `.0`.
+    AdoptRef(usize, usize, usize),
+    /// Completes the `.0`-th intent built so far (modulo; an unknown id
+    /// when none), applied or abandoned.
+    CompleteIntent(usize, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -59,6 +70,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..2usize, 0..3usize, 0..2usize).prop_map(|(a, u, s)| Op::InsertWorkspace(a, u, s)),
         3 => (0..2usize, 0..3usize, 0..2usize, 0..2usize).prop_map(|(a, u, s, c)| Op::InsertChangeset(a, u, s, c)),
         2 => (0..2usize).prop_map(Op::RequireAdmin),
+        4 => (0..2usize, 0..2usize, 0..3usize, 0..3usize).prop_map(|(a, r, f, t)| Op::RecordIntent(a, r, f, t)),
+        1 => (0..2usize, 0..2usize, 0..3usize).prop_map(|(a, r, v)| Op::AdoptRef(a, r, v)),
+        3 => (0..8usize, any::<bool>()).prop_map(|(k, applied)| Op::CompleteIntent(k, applied)),
     ]
 }
 
@@ -70,6 +84,11 @@ struct Pool {
     workspaces: Vec<Vec<Vec<Workspace>>>,
     /// `[app][owner][slug][n]`.
     changesets: Vec<Vec<Vec<Vec<Changeset>>>>,
+    /// The refs intents move, and the values they move between.
+    refs: [&'static str; 2],
+    values: [Option<Sha>; 3],
+    /// Every intent built so far (recorded or refused).
+    intents: std::cell::RefCell<Vec<IntentId>>,
 }
 
 impl Pool {
@@ -105,7 +124,29 @@ impl Pool {
                     .collect()
             })
             .collect();
-        Pool { users, apps, workspaces, changesets }
+        let values = [None, Some(Sha(fixtures::sha())), Some(Sha(fixtures::sha()))];
+        let refs = ["refs/heads/ws/ada/default", "refs/conman/wip/1"];
+        Pool { users, apps, workspaces, changesets, refs, values, intents: Default::default() }
+    }
+
+    /// A new intent of app `a` moving ref `r` from value `from` to `to`.
+    fn intent(&self, a: usize, r: usize, from: usize, to: usize, operation: &str) -> Intent {
+        let mut built = self.intents.borrow_mut();
+        let id = IntentId(uuid::Uuid::now_v7());
+        built.push(id);
+        Intent {
+            id,
+            app_id: self.apps[a].id,
+            operation: operation.into(),
+            owner_type: "workspace".into(),
+            owner_id: self.workspaces[a][0][0].id.to_string(),
+            moves: vec![RefMove {
+                name: self.refs[r].into(),
+                from: self.values[from].clone(),
+                to: self.values[to].clone(),
+            }],
+            created_at: fixtures::later(fixtures::now(), built.len() as i64),
+        }
     }
 
     /// The unit of `ops`, against the reference store's current state (for
@@ -140,6 +181,20 @@ impl Pool {
                     unit = unit.unaudited(AppMutation::RequireAppAdmin { app_id: self.apps[*a].id }, Unaudited::Guard);
                     continue;
                 }
+                Op::RecordIntent(a, r, from, to) => {
+                    let intent = self.intent(*a, *r, *from, *to, "workspace.files_changed");
+                    unit = unit.unaudited(IntentMutation::RecordIntent(intent), Unaudited::RefIntent);
+                    continue;
+                }
+                Op::AdoptRef(a, r, v) => IntentMutation::AdoptRefs(self.intent(*a, *r, *v, *v, "ref.adopted")).into(),
+                Op::CompleteIntent(k, applied) => {
+                    let built = self.intents.borrow();
+                    let id = if built.is_empty() { IntentId(uuid::Uuid::now_v7()) } else { built[k % built.len()] };
+                    let outcome = if *applied { IntentOutcome::Applied } else { IntentOutcome::Abandoned };
+                    let done = IntentMutation::CompleteIntent { id, outcome, at: fixtures::now() };
+                    unit = unit.unaudited(done, Unaudited::RefIntent);
+                    continue;
+                }
             };
             unit = unit.record(mutation, entry);
         }
@@ -162,6 +217,15 @@ async fn view<S: Store + ?Sized>(store: &S, pool: &Pool) -> String {
             "changesets {:?}\n",
             store.list_changesets(a.id, &ChangesetFilter::default(), page).await.unwrap()
         );
+    }
+    out += &format!("pending intents {:?}\n", store.pending_intents(None).await.unwrap());
+    for a in &pool.apps {
+        for r in pool.refs {
+            out += &format!("claim {r} {:?}\n", store.pending_intent_on_ref(a.id, r).await.unwrap());
+        }
+    }
+    for id in pool.intents.borrow().iter() {
+        out += &format!("outcome {id} {:?}\n", store.intent_outcome(*id).await);
     }
     out += &format!("audit {:?}\n", store.audit_chain(0, 10_000).await.unwrap());
     out

@@ -29,6 +29,7 @@ mod apps;
 mod audit;
 mod changesets;
 mod codec;
+mod intents;
 mod jobs;
 mod migrate;
 mod outbox;

@@ -27,10 +27,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "jobs", sql: include_str!("../migrations/0002_jobs.sql") },
     Migration { version: 3, name: "changesets", sql: include_str!("../migrations/0003_changesets.sql") },
     Migration { version: 4, name: "profiles", sql: include_str!("../migrations/0004_profiles.sql") },
+    Migration { version: 5, name: "intents", sql: include_str!("../migrations/0005_intents.sql") },
 ];
 
 /// The schema version this binary writes (the last embedded migration).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == SCHEMA_VERSION);
 

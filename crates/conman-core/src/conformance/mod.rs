@@ -31,6 +31,7 @@ pub mod apps;
 pub mod audit;
 pub mod changesets;
 pub mod fixtures;
+pub mod intents;
 pub mod jobs;
 pub mod profiles;
 pub mod units;
@@ -186,6 +187,16 @@ macro_rules! store_conformance_tests {
             a_claim_opens_the_attempts_log,
             a_claims_opening_line_keeps_the_log_within_its_bound,
             job_counts_group_by_type_and_state,
+        );
+        $crate::store_conformance_tests!(@module $make; intents:
+            intent_round_trips_while_pending,
+            a_claimed_ref_refuses_a_second_intent_and_its_whole_unit,
+            completion_frees_the_refs_and_keeps_the_first_outcome,
+            pending_intents_list_oldest_first,
+            an_intent_of_an_unknown_app_is_refused,
+            a_move_from_another_value_than_the_remembered_one_refuses_its_whole_unit,
+            an_abandoned_intent_leaves_the_ref_value_unknown,
+            an_adoption_claims_a_ref_whatever_its_memory,
         );
         $crate::store_conformance_tests!(@module $make; units:
             a_failing_mutation_rolls_back_the_whole_unit,

@@ -150,6 +150,47 @@ pub enum SyncOutcome {
     },
 }
 
+/// One ref of a planned move: it must hold `from` (`None` = absent) and
+/// then holds `to` (`None` = deleted). `from == to` only checks that the
+/// ref still holds its value (e.g. the base a new WIP ref starts from).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefMove {
+    /// Full ref name.
+    pub name: String,
+    /// The value the move starts from.
+    pub from: Option<Sha>,
+    /// The value the move ends at.
+    pub to: Option<Sha>,
+}
+
+/// What a planned operation will do: its objects are written, no ref has
+/// moved. The core records the moves as an intent, then applies them with
+/// [`GitPort::move_refs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefPlan {
+    /// The workspace head once the moves are applied.
+    pub head: Sha,
+    /// The ref moves, applied together (empty: nothing changes).
+    pub moves: Vec<RefMove>,
+}
+
+/// What a planned sync will do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncPlan {
+    /// Upstream is already contained; nothing changes.
+    UpToDate {
+        /// The unchanged head.
+        head: Sha,
+    },
+    /// The branch moves to `plan.head` and the WIP ref goes away.
+    Update(RefPlan),
+    /// Conflicts: nothing changes.
+    Conflicts {
+        /// Conflicting paths, sorted.
+        paths: Vec<String>,
+    },
+}
+
 /// A file or directory entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirEntry {
@@ -272,6 +313,20 @@ pub trait GitPort: Send + Sync {
     /// Moves (`new = Some`) or deletes (`new = None`) a ref, by CAS against
     /// `expected` (`None` = must not exist). A mismatch is `conflict`.
     async fn update_ref(&self, app: AppId, name: &str, new: Option<&Sha>, expected: Option<&Sha>) -> Result<(), Error>;
+    /// Builds the commit a [`WriteRequest`] would make and answers the ref
+    /// moves that land it, moving nothing.
+    async fn plan_write(&self, app: AppId, request: WriteRequest) -> Result<RefPlan, Error>;
+    /// Builds the commit a [`SquashRequest`] would make and answers the ref
+    /// moves that land it (branch, then source deleted), moving nothing;
+    /// `None` when the source is absent.
+    async fn plan_squash(&self, app: AppId, request: SquashRequest) -> Result<Option<RefPlan>, Error>;
+    /// Computes what a [`SyncRequest`] would do, writing its commits and
+    /// moving nothing.
+    async fn plan_sync(&self, app: AppId, request: SyncRequest) -> Result<SyncPlan, Error>;
+    /// Applies `moves` together, each checked against its `from` under the
+    /// refs' locks: all move or none (`conflict` when a ref holds something
+    /// else). A `to` commit must exist (`not_found`).
+    async fn move_refs(&self, app: AppId, moves: &[RefMove]) -> Result<(), Error>;
     /// The best common ancestor of two commits.
     async fn merge_base(&self, app: AppId, a: &Sha, b: &Sha) -> Result<Option<Sha>, Error>;
     /// True when `ancestor` is `descendant` or one of its ancestors.

@@ -19,6 +19,7 @@
 mod apps;
 mod audit;
 mod changesets;
+mod intents;
 mod jobs;
 mod outbox;
 mod profiles;
@@ -47,6 +48,7 @@ pub struct State {
     pub(crate) jobs: jobs::Jobs,
     pub(crate) audit: audit::Audit,
     pub(crate) outbox: outbox::Outbox,
+    pub(crate) intents: intents::Intents,
 }
 
 /// The in-memory reference store.
@@ -99,6 +101,7 @@ fn apply(state: &mut State, mutation: &Mutation) -> Result<(), Error> {
         Mutation::Profiles(m) => profiles::apply(state, m),
         Mutation::Jobs(m) => jobs::apply(state, m),
         Mutation::Outbox(m) => outbox::apply(state, m),
+        Mutation::Intents(m) => intents::apply(state, m),
     }
 }
 

@@ -5,10 +5,10 @@
 //! - every state change goes through [`ChangesetState::apply`], so an edge
 //!   outside the SPEC table is `invalid_transition` before anything is
 //!   written; the new state is stored by compare-and-set on `version`;
-//! - a revision is frozen in git first (a protecting ref
-//!   `refs/conman/changesets/<id>/<n>` on the head), then recorded together
-//!   with the changeset update, the gate job and the audit entry in one unit;
-//!   a crash between the two leaves only a ref that the next submit moves;
+//! - a revision is recorded together with the changeset update, the gate
+//!   job, the audit entry and the intent (decision 0008) to point its
+//!   protecting ref `refs/conman/changesets/<id>/<n>` at the head, in one
+//!   unit; the ref moves after it, and a crash in between is rolled forward;
 //!   a submit that carries profile overrides replaces the draft's in that
 //!   same unit, so the revision never exists with other overrides;
 //! - the gate's verdict applies only to the revision it tested: a verdict of
@@ -32,7 +32,7 @@ use crate::domain::workspace::Workspace;
 use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, WorkspaceId};
-use crate::ports::git::{DiffDetail, Sha};
+use crate::ports::git::{DiffDetail, RefMove, Sha};
 use crate::ports::store::{ChangesetFilter, ChangesetMutation, Page, PageRequest, UnitOfWork};
 use crate::rbac::Capability;
 use crate::validation::validate_title;
@@ -309,7 +309,7 @@ impl Conman {
             .await?
             .ok_or_else(|| Error::internal(format!("workspace of changeset {} is missing", cs.id)))?;
         let number = cs.revision + 1;
-        let (head, base, files) = self.frozen_head(actor, &scope.app, &ws, &cs, number).await?;
+        let (head, base, files, protect) = self.frozen_head(actor, &scope.app, &ws, &cs, number).await?;
         let (_, timeout) = gate_command(self, &scope.app, GateKind::Submit);
         let payload = GatePayload {
             gate: GateKind::Submit,
@@ -364,15 +364,17 @@ impl Conman {
         let unit = self
             .notify_changeset(unit, &scope.app, &updated, ChangesetNotice::Submitted, Some(actor.user.id), None)
             .await?;
-        self.commit_and_wake(unit).await?;
+        let intent = self.intent(app_id, action, ("changeset", cs.id), protect.into_iter().collect());
+        self.commit_with_intent(unit, intent).await?;
         let included_profile_overrides = self.store().changeset_overrides(cs.id).await?;
         Ok(SubmitOutcome { changeset: updated, revision, job, included_profile_overrides })
     }
 
     /// Makes the workspace's edits the revision's commit: in `submit_commit`
     /// mode the saved edits become one branch commit first; the branch head
-    /// is protected by the revision's ref. Answers (head, merge base with
-    /// the integration branch, changed paths); an empty change is refused.
+    /// is to be protected by the revision's ref. Answers (head, merge base
+    /// with the integration branch, changed paths, the protecting ref's move
+    /// unless it already holds the head); an empty change is refused.
     async fn frozen_head(
         &self,
         actor: &Actor,
@@ -380,7 +382,7 @@ impl Conman {
         ws: &Workspace,
         cs: &Changeset,
         number: u32,
-    ) -> Result<(Sha, Sha, Vec<String>), Error> {
+    ) -> Result<(Sha, Sha, Vec<String>, Option<RefMove>), Error> {
         if ws.effective_commit_mode(app.settings.commit_mode_default) == CommitMode::SubmitCommit {
             self.squash_edits(actor, ws, cs.title.clone(), "workspace.committed").await?;
         }
@@ -400,10 +402,12 @@ impl Conman {
         }
         let protect = ChangesetRevision::ref_name(cs.id, number);
         let leftover = self.git().resolve_ref(app.id, &protect).await?;
-        if leftover.as_ref() != Some(&head) {
-            self.git().update_ref(app.id, &protect, Some(&head), leftover.as_ref()).await?;
-        }
-        Ok((head, base, files.into_iter().collect()))
+        let protect = (leftover.as_ref() != Some(&head)).then(|| RefMove {
+            name: protect,
+            from: leftover,
+            to: Some(head.clone()),
+        });
+        Ok((head, base, files.into_iter().collect(), protect))
     }
 
     /// Puts an approved changeset into the release queue (its author, or a

@@ -19,6 +19,11 @@
 //! [`copy_job_log`]). Password-reset requests are not listed by the port
 //! and are not copied; they expire within an hour anyway.
 //!
+//! Pending ref intents (decision 0008) are copied, so the new installation's
+//! first start settles them; completed ones and the store's memory of each
+//! ref's last value are not (history and a cache of git: an unknown value is
+//! learnt again at the ref's next move).
+//!
 //! Git repositories and the master key live in the data directory, not in
 //! the store: the new installation uses the same data directory.
 
@@ -30,8 +35,8 @@ use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, JobId};
 use crate::ports::store::{
-    AppMutation, ChangesetFilter, ChangesetMutation, JobFilter, JobMutation, Mutation, OutboxMutation, Page,
-    PageRequest, ProfileMutation, SecretOwner, Unaudited, UnitOfWork, UserMutation, WorkspaceMutation,
+    AppMutation, ChangesetFilter, ChangesetMutation, IntentMutation, JobFilter, JobMutation, Mutation, OutboxMutation,
+    Page, PageRequest, ProfileMutation, SecretOwner, Unaudited, UnitOfWork, UserMutation, WorkspaceMutation,
 };
 use crate::ports::Store;
 
@@ -86,6 +91,8 @@ pub struct CopyReport {
     pub running_jobs: u64,
     /// Job log lines.
     pub job_log_lines: u64,
+    /// Pending ref intents (settled at the new installation's first start).
+    pub pending_intents: u64,
     /// Audit records, verified on the target.
     pub audit_records: u64,
     /// Hash of the last audit record, the same on both stores.
@@ -125,6 +132,9 @@ pub async fn copy_store(
         copy_members_and_invites(from, to, app, &mut report, progress).await?;
     }
     copy_workspaces_and_outbox(from, to, &mut report, progress).await?;
+    let rows =
+        from.pending_intents(None).await?.into_iter().map(IntentMutation::RecordIntent).map(Mutation::from).collect();
+    commit_rows(to, rows, "pending ref intents", &mut report.pending_intents, progress).await?;
     copy_secrets_key_id(from, to).await?;
     for &app in &apps {
         copy_profiles(from, to, app, &mut report, progress).await?;

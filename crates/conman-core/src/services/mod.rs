@@ -20,6 +20,7 @@ mod config;
 mod diffs;
 mod environments;
 mod gates;
+mod intents;
 mod invites;
 mod job_log_mask;
 mod jobs;
@@ -51,6 +52,7 @@ pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
 pub use diffs::{ChangesetDiff, DiffMode, DiffRange, DiffStats, RawFileDiff};
 pub use environments::EnvironmentInput;
 pub use gates::{GateKind, GatePayload, GATE_PATH};
+pub use intents::{ReconcileReport, Settlement};
 pub use invites::IssuedInvite;
 pub use jobs::{AttemptEnd, JobHandler, JobLogRead, JobOutcome, LeaseStatus, NewJob, WORKER_ID_MAX_BYTES};
 pub use migrate::{copy_store, CopyReport};
@@ -59,7 +61,7 @@ pub use profiles::{MaskedSecret, ProfileView};
 pub use reviews::{ReviewInput, ReviewOutcome};
 pub use secrets_key::{secret_binding, RotationReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
-pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, ReconcileReport, WriteOutcome};
+pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, WriteOutcome};
 
 use crate::domain::audit::AuditEntry;
 use crate::domain::job::JobType;
@@ -107,6 +109,8 @@ pub struct Conman {
     /// Runs CPU-heavy work (parsing and diffing user content) off the
     /// async threads; inline unless the composition plugs in a pool.
     compute: Arc<dyn Compute>,
+    /// Per-app turns at moving refs (decision 0008).
+    intent_turns: intents::IntentTurns,
 }
 
 impl Conman {
@@ -128,6 +132,7 @@ impl Conman {
             commands: None,
             secrets: std::sync::RwLock::new(None),
             compute: Arc::new(InlineCompute),
+            intent_turns: Default::default(),
         }
     }
 

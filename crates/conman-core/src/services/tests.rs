@@ -103,6 +103,12 @@ mock! {
         async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error>;
     }
     #[async_trait]
+    impl IntentStore for Store {
+        async fn pending_intents(&self, app_id: Option<AppId>) -> Result<Vec<Intent>, Error>;
+        async fn pending_intent_on_ref(&self, app_id: AppId, ref_name: &str) -> Result<Option<Intent>, Error>;
+        async fn intent_outcome(&self, id: IntentId) -> Result<Option<IntentOutcome>, Error>;
+    }
+    #[async_trait]
     impl Store for Store {
         async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
     }
@@ -135,6 +141,18 @@ impl GitPort for UntouchableGit {
         panic!("git must not be touched")
     }
     async fn update_ref(&self, _: AppId, _: &str, _: Option<&Sha>, _: Option<&Sha>) -> Result<(), Error> {
+        panic!("git must not be touched")
+    }
+    async fn plan_write(&self, _: AppId, _: WriteRequest) -> Result<RefPlan, Error> {
+        panic!("git must not be touched")
+    }
+    async fn plan_squash(&self, _: AppId, _: SquashRequest) -> Result<Option<RefPlan>, Error> {
+        panic!("git must not be touched")
+    }
+    async fn plan_sync(&self, _: AppId, _: SyncRequest) -> Result<SyncPlan, Error> {
+        panic!("git must not be touched")
+    }
+    async fn move_refs(&self, _: AppId, _: &[RefMove]) -> Result<(), Error> {
         panic!("git must not be touched")
     }
     async fn merge_base(&self, _: AppId, _: &Sha, _: &Sha) -> Result<Option<Sha>, Error> {

@@ -2,10 +2,11 @@
 //!
 //! Writes land on the workspace's private WIP ref as one commit per request
 //! (a batch is one commit); a checkpoint (`manual_checkpoint`) or submit
-//! (`submit_commit`) squashes them into one commit on the branch. Git is
-//! written first, then the audit entry carrying the new sha; a crash
-//! between the two is repaired at start by [`Conman::reconcile_workspaces`],
-//! which audits any head that has no audit entry yet.
+//! (`submit_commit`) squashes them into one commit on the branch. Every ref
+//! move goes through an intent (decision 0008, `intents.rs`): the commit is
+//! built first, the audit entry carrying its sha is committed with the
+//! intent, then the ref moves; a crash in between is rolled forward at
+//! start by [`Conman::reconcile_intents`].
 //!
 //! File writes never update the workspace row (so concurrent writes never
 //! fight over its version); the audit trail is the edit history.
@@ -15,13 +16,14 @@ use futures_util::future::join;
 use serde::{Deserialize, Serialize};
 
 use super::apps::signature_of;
+use super::intents::is_retryable;
 use super::{Actor, AppScope, AuditWhat, Conman};
 use crate::domain::app::{App, CommitMode};
 use crate::domain::user::User;
 use crate::domain::workspace::Workspace;
 use crate::error::Error;
 use crate::ids::{AppId, WorkspaceId};
-use crate::ports::git::{FileOp, Node, Sha, SquashRequest, SyncOutcome, SyncRequest, SyncStrategy, WriteRequest};
+use crate::ports::git::{FileOp, Node, RefMove, Sha, SquashRequest, SyncPlan, SyncRequest, SyncStrategy, WriteRequest};
 use crate::ports::store::{Page, PageRequest, UnitOfWork, WorkspaceMutation};
 use crate::rbac::Capability;
 use crate::validation::{validate_title, BlockedPaths, Handle, RepoPath, Slug, MAX_BATCH_OPS};
@@ -65,15 +67,6 @@ pub struct WriteOutcome {
 pub struct CheckpointOutcome {
     /// The new branch commit, or `None` when there was nothing to commit.
     pub commit: Option<Sha>,
-}
-
-/// What start-up reconciliation repaired.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ReconcileReport {
-    /// Workspaces checked.
-    pub checked: usize,
-    /// Heads that had no audit entry and got one.
-    pub recovered: usize,
 }
 
 impl Conman {
@@ -199,37 +192,31 @@ impl Conman {
             updated_at: now,
             version: 1,
         };
-        let created_ref = match self.git().update_ref(app.id, &ws.branch_ref(), Some(&base), None).await {
-            Ok(()) => true,
-            Err(Error::Conflict { .. }) if is_default => {
-                // The default branch exists without a row: a concurrent first
-                // use between its ref and its row, a crash at that point, or a
-                // branch that came with an imported repository. None of these
-                // can hold acknowledged edits (a workspace's row exists before
-                // any write to it), so the branch restarts at the baseline;
-                // the store's unique branch then lets one insert win.
-                if self.store().default_workspace(app.id, owner.id).await?.is_some() {
-                    return Err(Error::conflict("the default workspace already exists"));
-                }
-                let current = self.git().resolve_ref(app.id, &ws.branch_ref()).await?;
-                self.git().update_ref(app.id, &ws.branch_ref(), Some(&base), current.as_ref()).await?;
-                false
+        let _turn = self.intent_turn(app.id).await;
+        let existing = self.git().resolve_ref(app.id, &ws.branch_ref()).await?;
+        if existing.is_some() {
+            if !is_default {
+                return Err(Error::conflict("the workspace branch was taken meanwhile; retry"));
             }
-            Err(e) => return Err(e),
-        };
+            // The default branch exists without a row: a concurrent first
+            // use between its ref and its row, a crash at that point, or a
+            // branch that came with an imported repository. None of these
+            // can hold acknowledged edits (a workspace's row exists before
+            // any write to it), so the branch restarts at the baseline;
+            // the store's unique branch then lets one insert win.
+            if self.store().default_workspace(app.id, owner.id).await?.is_some() {
+                return Err(Error::conflict("the default workspace already exists"));
+            }
+        }
         let audit = self.audit_entry(
             Some(by),
             Some(app.id),
             AuditWhat::new("workspace", ws.id, "workspace.created").after(&ws).sha(&base),
         );
-        if let Err(e) =
-            self.store().commit(UnitOfWork::new().record(WorkspaceMutation::InsertWorkspace(ws.clone()), audit)).await
-        {
-            if created_ref {
-                let _ = self.git().update_ref(app.id, &ws.branch_ref(), None, Some(&base)).await;
-            }
-            return Err(e);
-        }
+        let moves = vec![RefMove { name: ws.branch_ref(), from: existing, to: Some(base.clone()) }];
+        let intent = self.intent(app.id, "workspace.created", ("workspace", ws.id), moves);
+        let unit = UnitOfWork::new().record(WorkspaceMutation::InsertWorkspace(ws.clone()), audit);
+        self.commit_with_intent(unit, intent).await?;
         Ok(ws)
     }
 
@@ -434,15 +421,26 @@ impl Conman {
             message: message.unwrap_or_else(|| "Edit files".into()),
             author: signature_of(actor),
         };
-        let head = self.git().write(app_id, request).await?;
-        let audit = self.audit_entry(
-            Some(actor),
-            Some(app_id),
-            AuditWhat::new("workspace", ws.id, "workspace.files_changed")
-                .after(serde_json::json!({ "ops": summary }))
-                .sha(&head),
-        );
-        self.store().commit(UnitOfWork::new().audit_only(audit)).await?;
+        let mut attempt = 0;
+        let head = loop {
+            let turn = self.intent_turn(app_id).await;
+            let plan = self.git().plan_write(app_id, request.clone()).await?;
+            let audit = self.audit_entry(
+                Some(actor),
+                Some(app_id),
+                AuditWhat::new("workspace", ws.id, "workspace.files_changed")
+                    .after(serde_json::json!({ "ops": summary }))
+                    .sha(&plan.head),
+            );
+            let intent = self.intent(app_id, "workspace.files_changed", ("workspace", ws.id), plan.moves);
+            let committed = self.commit_with_intent(UnitOfWork::new().audit_only(audit), intent).await;
+            drop(turn);
+            match committed {
+                Ok(()) => break plan.head,
+                Err(e) if is_retryable(&e) && attempt < MAX_REPLANS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
         Ok(WriteOutcome { head, paths })
     }
 
@@ -483,15 +481,20 @@ impl Conman {
             message: message.clone(),
             author: signature_of(actor),
         };
-        let commit = self.git().squash(ws.app_id, request).await?;
-        if let Some(sha) = &commit {
-            let audit = self.audit_entry(
+        let _turn = self.intent_turn(ws.app_id).await;
+        let Some(plan) = self.git().plan_squash(ws.app_id, request).await? else { return Ok(None) };
+        let commit = plan.moves.first().filter(|branch| branch.from != branch.to).map(|_| plan.head.clone());
+        let intent = self.intent(ws.app_id, action, ("workspace", ws.id), plan.moves);
+        let unit = match &commit {
+            Some(sha) => UnitOfWork::new().audit_only(self.audit_entry(
                 Some(actor),
                 Some(ws.app_id),
                 AuditWhat::new("workspace", ws.id, action).after(serde_json::json!({ "message": message })).sha(sha),
-            );
-            self.store().commit(UnitOfWork::new().audit_only(audit)).await?;
-        }
+            )),
+            // Same tree: only the WIP ref goes away, as before (no entry).
+            None => UnitOfWork::new(),
+        };
+        self.commit_with_intent(unit, intent).await?;
         Ok(commit)
     }
 
@@ -499,12 +502,13 @@ impl Conman {
     pub async fn reset_workspace(&self, actor: &Actor, app_id: AppId, ws_id: WorkspaceId) -> Result<Workspace, Error> {
         let (scope, ws) = self.workspace_in_scope(actor, app_id, ws_id, Capability::EditWorkspace).await?;
         let base = self.baseline(&scope.app).await?;
+        let _turn = self.intent_turn(app_id).await;
         let before_head = self.workspace_head(&ws).await?;
         let branch_head = self.git().resolve_ref(app_id, &ws.branch_ref()).await?;
+        let mut moves = vec![RefMove { name: ws.branch_ref(), from: branch_head, to: Some(base.clone()) }];
         if let Some(wip) = self.git().resolve_ref(app_id, &ws.wip_ref()).await? {
-            self.git().update_ref(app_id, &ws.wip_ref(), None, Some(&wip)).await?;
+            moves.push(RefMove { name: ws.wip_ref(), from: Some(wip), to: None });
         }
-        self.git().update_ref(app_id, &ws.branch_ref(), Some(&base), branch_head.as_ref()).await?;
         let updated =
             Workspace { base_sha: base.to_string(), updated_at: self.now(), version: ws.version + 1, ..ws.clone() };
         let audit = self.audit_entry(
@@ -515,9 +519,9 @@ impl Conman {
                 .after(serde_json::json!({ "head": base, "base_sha": base }))
                 .sha(&base),
         );
-        self.store()
-            .commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit))
-            .await?;
+        let intent = self.intent(app_id, "workspace.reset", ("workspace", ws.id), moves);
+        let unit = UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit);
+        self.commit_with_intent(unit, intent).await?;
         Ok(updated)
     }
 
@@ -541,13 +545,15 @@ impl Conman {
             message: format!("Sync with {}", scope.app.settings.integration_branch),
             author: signature_of(actor),
         };
-        match self.git().sync(app_id, request).await? {
-            SyncOutcome::UpToDate { head } => Ok((ws, head)),
-            SyncOutcome::Conflicts { paths } => Err(Error::Conflict {
+        let _turn = self.intent_turn(app_id).await;
+        match self.git().plan_sync(app_id, request).await? {
+            SyncPlan::UpToDate { head } => Ok((ws, head)),
+            SyncPlan::Conflicts { paths } => Err(Error::Conflict {
                 message: format!("sync conflicts in {} file(s); the workspace is unchanged", paths.len()),
                 details: Some(serde_json::json!({ "paths": paths })),
             }),
-            SyncOutcome::Updated { head } => {
+            SyncPlan::Update(plan) => {
+                let head = plan.head;
                 let updated = Workspace {
                     base_sha: upstream.to_string(),
                     updated_at: self.now(),
@@ -562,44 +568,18 @@ impl Conman {
                         .after(serde_json::json!({ "base_sha": upstream, "strategy": strategy, "head": head }))
                         .sha(&head),
                 );
-                self.store()
-                    .commit(UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit))
-                    .await?;
+                let intent = self.intent(app_id, "workspace.synced", ("workspace", ws.id), plan.moves);
+                let unit = UnitOfWork::new().record(WorkspaceMutation::UpdateWorkspace(updated.clone()), audit);
+                self.commit_with_intent(unit, intent).await?;
                 Ok((updated, head))
             }
         }
     }
-
-    /// At start: every workspace head that has no audit entry (the process
-    /// died between the git write and the audit commit) gets a system
-    /// `workspace.recovered` entry, so the audit trail matches Git.
-    pub async fn reconcile_workspaces(&self) -> Result<ReconcileReport, Error> {
-        let mut report = ReconcileReport::default();
-        for ws in self.store().all_workspaces().await? {
-            report.checked += 1;
-            let head = match self.workspace_head(&ws).await {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!(workspace = %ws.id, error = %e, "cannot resolve workspace head during reconcile");
-                    continue;
-                }
-            };
-            if head.as_str() == ws.base_sha || self.store().audit_has_sha(ws.app_id, head.as_str()).await? {
-                continue;
-            }
-            let audit = self.audit_entry(
-                None,
-                Some(ws.app_id),
-                AuditWhat::new("workspace", ws.id, "workspace.recovered")
-                    .after(serde_json::json!({ "head": head, "reason": "git head had no audit entry after a crash" }))
-                    .sha(&head),
-            );
-            self.store().commit(UnitOfWork::new().audit_only(audit)).await?;
-            report.recovered += 1;
-        }
-        Ok(report)
-    }
 }
+
+/// How many times a write is planned again after its ref moved or was
+/// claimed meanwhile, before answering `conflict`.
+const MAX_REPLANS: u32 = 8;
 
 fn check_message(message: Option<String>) -> Result<Option<String>, Error> {
     match message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()) {

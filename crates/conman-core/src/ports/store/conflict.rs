@@ -134,6 +134,15 @@ pub enum ConflictReason {
     EnvironmentOfAnotherApp,
     /// The unit would leave the app without an `app_admin`.
     LastAppAdmin,
+    /// A ref of a new intent is claimed by a pending one.
+    RefBusy,
+    /// A move of a new intent starts from a value other than the one the
+    /// store last recorded for the ref (decision 0008): the change was
+    /// planned on a ref another change moved since.
+    RefMoved {
+        /// The full ref name.
+        ref_name: String,
+    },
 }
 
 impl ConflictReason {
@@ -153,6 +162,8 @@ impl ConflictReason {
             ConflictReason::StaleKeyId => "stale_key_id",
             ConflictReason::EnvironmentOfAnotherApp => "environment_of_another_app",
             ConflictReason::LastAppAdmin => "last_app_admin",
+            ConflictReason::RefBusy => "ref_busy",
+            ConflictReason::RefMoved { .. } => "ref_moved",
         }
     }
 
@@ -178,6 +189,10 @@ impl ConflictReason {
             ConflictReason::StaleKeyId => "the secrets master key id changed meanwhile; reload and retry".into(),
             ConflictReason::EnvironmentOfAnotherApp => "an environment with this id belongs to another app".into(),
             ConflictReason::LastAppAdmin => "an app must keep at least one app_admin".into(),
+            ConflictReason::RefBusy => "another change to the same git ref is still being applied; retry".into(),
+            ConflictReason::RefMoved { ref_name } => {
+                format!("the git ref {ref_name} moved since this change was planned; nothing was applied, retry")
+            }
         }
     }
 }
@@ -186,6 +201,7 @@ impl From<ConflictReason> for Error {
     fn from(reason: ConflictReason) -> Self {
         let details = match &reason {
             ConflictReason::Taken { field, .. } => json!({ "field": field, "reason": reason.code() }),
+            ConflictReason::RefMoved { ref_name } => json!({ "ref": ref_name, "reason": reason.code() }),
             _ => json!({ "reason": reason.code() }),
         };
         Error::Conflict { message: reason.message(), details: Some(details) }

@@ -1,5 +1,6 @@
 //! The store port, cut by aggregate: each slice (`users`, `apps`,
-//! `workspaces`, `changesets`, `profiles`, `jobs`, `audit`, `outbox`) holds
+//! `workspaces`, `changesets`, `profiles`, `jobs`, `audit`, `outbox`,
+//! `intents`) holds
 //! its read trait, its mutation sub-enum and the value types they speak;
 //! this module holds what they share and the one atomic write path.
 //!
@@ -37,6 +38,7 @@ pub mod apps;
 pub mod audit;
 pub mod changesets;
 pub mod conflict;
+pub mod intents;
 pub mod jobs;
 pub mod outbox;
 pub mod profiles;
@@ -50,6 +52,7 @@ pub use apps::{AppMutation, AppStore, MemberRecord};
 pub use audit::{AuditFilter, AuditStore};
 pub use changesets::{ChangesetFilter, ChangesetMutation, ChangesetStore};
 pub use conflict::{ConflictReason, Record};
+pub use intents::{Intent, IntentMutation, IntentOutcome, IntentStore};
 pub use jobs::{JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore};
 pub use outbox::{OutboxMutation, OutboxStore};
 pub use profiles::{ProfileMutation, ProfileStore, SecretOwner, StoredSecret};
@@ -132,6 +135,8 @@ pub enum Mutation {
     Jobs(JobMutation),
     /// The outbox.
     Outbox(OutboxMutation),
+    /// Ref intents.
+    Intents(IntentMutation),
 }
 
 macro_rules! mutation_from {
@@ -152,6 +157,7 @@ mutation_from! {
     ProfileMutation => Profiles,
     JobMutation => Jobs,
     OutboxMutation => Outbox,
+    IntentMutation => Intents,
 }
 
 /// Reads every page of a listing, in order: `fetch` is called with pages 1,
@@ -178,7 +184,15 @@ where
 /// The whole store: every aggregate's reads plus the atomic write path.
 #[async_trait]
 pub trait Store:
-    UserStore + AppStore + WorkspaceStore + ChangesetStore + ProfileStore + JobStore + AuditStore + OutboxStore
+    UserStore
+    + AppStore
+    + WorkspaceStore
+    + ChangesetStore
+    + ProfileStore
+    + JobStore
+    + AuditStore
+    + OutboxStore
+    + IntentStore
 {
     /// Applies `unit` atomically (see the module docs).
     async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;

@@ -33,6 +33,10 @@ pub enum Unaudited {
     /// A guard that changes nothing (`AppMutation::RequireAppAdmin`): the
     /// change it guards is audited in the same unit.
     Guard,
+    /// Recording or completing a ref intent (decision 0008): the change
+    /// that promises the move is audited in the unit that records it, and
+    /// every repair of an intent by reconciliation is audited.
+    RefIntent,
     /// Rows a store test or the conformance suite sets up directly (only
     /// with the `conformance` feature, never in a service).
     #[cfg(any(test, feature = "conformance"))]
