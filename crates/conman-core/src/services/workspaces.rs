@@ -578,8 +578,11 @@ impl Conman {
 }
 
 /// How many times a write is planned again after its ref moved or was
-/// claimed meanwhile, before answering `conflict`.
-const MAX_REPLANS: u32 = 8;
+/// claimed meanwhile, before answering `conflict`. Each refusal is cheap
+/// (the store refuses before anything is written), and under two busy
+/// processes a writer can lose several rounds in a row (`pg_two_servers`
+/// saw more than 8), so the bound is generous.
+const MAX_REPLANS: u32 = 64;
 
 fn check_message(message: Option<String>) -> Result<Option<String>, Error> {
     match message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()) {
