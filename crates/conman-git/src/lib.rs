@@ -25,6 +25,7 @@
 //! impl), `errors` (libgit2 → core errors).
 #![deny(missing_docs)]
 
+mod compose;
 mod create;
 mod diff;
 mod errors;
