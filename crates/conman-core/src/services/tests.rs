@@ -812,8 +812,17 @@ async fn profiles_and_environments_are_managed_by_app_admins_only() {
     let app = app();
     let c = conman(store_with_member(&app, Role::ConfigManager));
     let me = actor(user(false));
-    let input: crate::domain::runtime_profile::input::ProfileInput =
-        serde_json::from_value(serde_json::json!({ "name": "dev", "kind": "persistent_env" })).unwrap();
+    let input = crate::domain::runtime_profile::input::ProfileInput {
+        name: "dev".into(),
+        kind: crate::domain::runtime_profile::ProfileKind::PersistentEnv,
+        base_url: None,
+        env_vars: Default::default(),
+        secrets: Default::default(),
+        database: Default::default(),
+        migrations: Default::default(),
+        data_strategy: Default::default(),
+        lifecycle: Default::default(),
+    };
     assert_eq!(c.create_runtime_profile(&me, app.id, input).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
     let id = RuntimeProfileId(uuid::Uuid::now_v7());
     let patch = crate::domain::runtime_profile::input::ProfilePatch { name: Some("qa".into()), ..Default::default() };
