@@ -629,8 +629,17 @@ async fn profiles_and_environments_are_managed_by_app_admins_only() {
     let profile = fixtures::runtime_profile(&w.app, "prod");
     w.setup([ProfileMutation::InsertRuntimeProfile(profile.clone()).into()]).await;
     let (me, before) = (w.ada(), w.store.snapshot());
-    let input: crate::domain::runtime_profile::input::ProfileInput =
-        serde_json::from_value(serde_json::json!({ "name": "dev", "kind": "persistent_env" })).unwrap();
+    let input = crate::domain::runtime_profile::input::ProfileInput {
+        name: "dev".into(),
+        kind: crate::domain::runtime_profile::ProfileKind::PersistentEnv,
+        base_url: None,
+        env_vars: Default::default(),
+        secrets: Default::default(),
+        database: Default::default(),
+        migrations: Default::default(),
+        data_strategy: Default::default(),
+        lifecycle: Default::default(),
+    };
     refused(&w, &before, w.c.create_runtime_profile(&me, w.app.id, input).await, ErrorCode::Forbidden, "create");
     let patch = crate::domain::runtime_profile::input::ProfilePatch { name: Some("qa".into()), ..Default::default() };
     let got = w.c.patch_runtime_profile(&me, w.app.id, profile.id, patch).await;
