@@ -22,9 +22,6 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 
-/// The vendored `swagger-ui-dist` version (also in `assets/swagger-ui/README.md`).
-pub(crate) const SWAGGER_UI_VERSION: &str = "5.35.0";
-
 /// Where the assets are served; the page links them by absolute path.
 const PREFIX: &str = "/api/docs/";
 
@@ -122,4 +119,3 @@ pub(crate) async fn asset(uri: Uri) -> Response {
     let cache = if current { "public, max-age=31536000, immutable" } else { "no-cache" };
     respond(asset.content_type, cache, Body::from(asset.bytes)).into_response()
 }
-

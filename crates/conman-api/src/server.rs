@@ -18,10 +18,10 @@ use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{docs, request_id};
 use crate::routes::{
     apps, audit, auth, changesets, comments, diffs, jobs, me, members, profiles, reviews, system, workspaces,
 };
+use crate::{docs, request_id};
 
 /// Every documented operation: each `routes!` entry registers a handler
 /// with the method and path of its `#[utoipa::path]` and adds that

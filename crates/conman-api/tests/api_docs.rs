@@ -23,7 +23,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("favicon-16x16.png", "assets/swagger-ui/favicon-16x16.png", "image/png"),
     ("LICENSE", "assets/swagger-ui/LICENSE", "text/plain; charset=utf-8"),
     ("NOTICE", "assets/swagger-ui/NOTICE", "text/plain; charset=utf-8"),
-    ("swagger-ui-bundle.js.LICENSE.txt", "assets/swagger-ui/swagger-ui-bundle.js.LICENSE.txt", "text/plain; charset=utf-8"),
+    (
+        "swagger-ui-bundle.js.LICENSE.txt",
+        "assets/swagger-ui/swagger-ui-bundle.js.LICENSE.txt",
+        "text/plain; charset=utf-8",
+    ),
 ];
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
@@ -64,7 +68,8 @@ fn vendored(file: &str) -> Vec<u8> {
 
 /// The `v` the page puts on its asset URLs.
 fn digest_of(page: &str) -> String {
-    let at = page.find("/api/docs/swagger-ui-bundle.js?v=").expect("bundle link") + "/api/docs/swagger-ui-bundle.js?v=".len();
+    let at = page.find("/api/docs/swagger-ui-bundle.js?v=").expect("bundle link")
+        + "/api/docs/swagger-ui-bundle.js?v=".len();
     page[at..].chars().take_while(char::is_ascii_hexdigit).collect()
 }
 
@@ -111,7 +116,12 @@ async fn every_asset_is_served_byte_identical_with_its_content_type_and_caching(
         assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable", "{name}");
         assert_eq!(r.header("content-security-policy"), CSP, "{name}");
         assert_eq!(r.header("x-content-type-options"), "nosniff", "{name}");
-        assert!(r.bytes == expected, "{name}: {} bytes served, {} vendored, or different", r.bytes.len(), expected.len());
+        assert!(
+            r.bytes == expected,
+            "{name}: {} bytes served, {} vendored, or different",
+            r.bytes.len(),
+            expected.len()
+        );
         // Without the current digest the browser must revalidate.
         for stale in [format!("/api/docs/{name}"), format!("/api/docs/{name}?v=0000000000000000")] {
             let r = get(&s, &stale).await;
