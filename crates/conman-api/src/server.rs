@@ -26,7 +26,9 @@ use crate::{docs, request_id};
 /// Every documented operation: each `routes!` entry registers a handler
 /// with the method and path of its `#[utoipa::path]` and adds that
 /// operation to the document at once, so the router and
-/// `/api/openapi.json` cannot disagree. Handlers of one path share an entry.
+/// `/api/openapi.json` cannot disagree. Handlers of one path share an entry;
+/// never group handlers of different paths (utoipa-axum would register
+/// every method of the group on each path; `tests/routes.rs` catches it).
 pub(crate) fn documented() -> OpenApiRouter<Arc<Conman>> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .routes(routes!(system::health))
@@ -79,12 +81,13 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<Conman>> {
         .routes(routes!(jobs::cancel))
 }
 
-type Methods = MethodRouter<Arc<Conman>>;
+/// A route outside the document: its path and its method router.
+type Undocumented = (&'static str, fn() -> MethodRouter<Arc<Conman>>);
 
 /// The routes outside the document, and only these: the document itself,
 /// the reference that renders it (page and embedded assets) and the
 /// Prometheus text. No other route is registered without its document.
-const UNDOCUMENTED: &[(&str, fn() -> Methods)] = &[
+const UNDOCUMENTED: &[Undocumented] = &[
     ("/api/metrics", || get(system::metrics)),
     ("/api/openapi.json", || get(system::openapi_json)),
     ("/api/docs", || get(docs::index)),
