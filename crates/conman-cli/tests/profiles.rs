@@ -114,6 +114,9 @@ fn fails_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, 
     (out.status.code().unwrap_or(-1), stdout.into_owned(), stderr.into_owned())
 }
 
+/// Arguments (before the file), a document, and the check of the CLI's stderr.
+type Refusal = (&'static [&'static str], &'static [u8], fn(&str, &[u8]));
+
 /// The CLI's stderr carries the API's refusal of `body` as a `T`, word for
 /// word (code, message and details).
 fn assert_same_refusal<T: serde::de::DeserializeOwned>(stderr: &str, body: &[u8]) {
@@ -209,7 +212,7 @@ fn profiles_environments_and_overrides() {
     // The same reader for every body the CLI takes: overrides, environments,
     // a batch of changes (also its base64), settings.
     let body = dir.join("body.json");
-    let refused: [(&[&str], &[u8], fn(&str, &[u8])); 5] = [
+    let refused: [Refusal; 5] = [
         (
             &["cs", "overrides", "--app", "shop", "00000000-0000-7000-8000-000000000000", "--file"],
             br#"{"profile_overrides": [{"target": {"environment": "prod"}, "env_vars": {}, "unset": []}]}"#,

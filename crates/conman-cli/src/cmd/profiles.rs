@@ -479,7 +479,6 @@ pub(crate) fn read_override_list(path: &Path) -> anyhow::Result<Vec<ProfileOverr
 /// `conman cs overrides --app A ID [--file F]`: prints a changeset's profile
 /// overrides, or replaces them with the list in `file` (see
 /// [`read_override_list`]).
-
 pub(crate) async fn changeset_overrides(
     s: &Session,
     out: &Output,
