@@ -37,7 +37,9 @@
 //! decrypting a profile's 100 secrets and rotating 10,000, see
 //! `scenarios/profiles.rs`. Scenario 5 (issue 19): 8 reads of one app
 //! through the git port at once against one after another (bar: at once ≤
-//! 0.7× one after another), see `scenarios/git_port.rs`.
+//! 0.7× one after another), see `scenarios/git_port.rs`. Scenario 6 (issue
+//! 13): the release composer and the queue's revalidation check beside
+//! git's own merge machinery, see `scenarios/composer.rs`.
 //!
 //! Every bar goes through one [`Bars`] collector, which prints its verdict
 //! and, at the end, one summary line naming the failed bars.
@@ -46,6 +48,7 @@
 //! bar failed (without it the exit code is 0 whatever the bars say),
 //! `--only-changesets` for scenario 3 alone, `--only-git-reads` for
 //! scenario 5 alone (with the git port's write row beside the CLI chain),
+//! `--only-composer` for scenario 6 alone,
 //! `--only-workers` for the 4-worker-process row alone (3 runs with
 //! `--quick`, else 7, and their median), `--only-postgres-io` for scenario
 //! 1's core write and read on Postgres alone.
@@ -66,6 +69,8 @@ use conman_store_pg::PgStore;
 
 #[path = "scenarios/changesets.rs"]
 mod changesets_scenario;
+#[path = "scenarios/composer.rs"]
+mod composer_scenario;
 #[path = "scenarios/git_port.rs"]
 mod git_port_scenario;
 #[path = "scenarios/profiles.rs"]
@@ -179,6 +184,12 @@ fn main() -> ExitCode {
         // Scenario 5 alone, with the git port's write row beside the CLI chain.
         let writes = git_port_scenario::WriteRow { writes, cli_writes };
         rt.block_on(git_port_scenario::scenario_git_port(&mut bars, read_rounds, Some(writes)));
+    } else if flag("--only-composer") {
+        rt.block_on(composer_scenario::scenario_composer(
+            &mut bars,
+            if quick { 5 } else { 15 },
+            if quick { 1 } else { 3 },
+        ));
     } else if flag("--only-workers") {
         // The 4-worker-process row alone, several runs.
         let Some(url) = postgres else {
@@ -209,6 +220,8 @@ fn main() -> ExitCode {
             changesets_scenario::scenario_changesets(&mut bars, if quick { 30 } else { 200 }).await;
             profiles_scenario::scenario_profiles(&mut bars, if quick { 30 } else { 200 }).await;
             git_port_scenario::scenario_git_port(&mut bars, read_rounds, None).await;
+            composer_scenario::scenario_composer(&mut bars, if quick { 5 } else { 15 }, if quick { 1 } else { 3 })
+                .await;
             match postgres {
                 Some(url) => {
                     postgres_rows(&mut bars, &url, &Figures { io, jobs }, writes, reads, latency_samples).await;

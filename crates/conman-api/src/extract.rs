@@ -20,7 +20,6 @@ use serde::de::DeserializeOwned;
 use crate::body::{read_limited, AUTH_BODY_BYTES, DEFAULT_BODY_BYTES, PROFILE_BODY_BYTES};
 use crate::error::ApiError;
 use crate::request_id::RequestId;
-use crate::wire_json::{self, BodyError};
 
 /// A JSON body of at most `LIMIT` bytes (see [`crate::body`]); rejections
 /// become `validation_error` / `payload_too_large`.
@@ -47,17 +46,7 @@ fn check_content_type(req: &Request) -> Result<(), Error> {
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    match wire_json::parse(bytes) {
-        Ok(t) => Ok(t),
-        Err(BodyError::Invalid(e)) => Err(Error::Validation {
-            message: format!("invalid request body: {e}"),
-            details: Some(serde_json::json!({ "field": "body", "reason": "invalid_body" })),
-        }),
-        Err(BodyError::NotAnObject) => {
-            Err(Error::invalid("body", "invalid_body", "request body must be a JSON object"))
-        }
-        Err(BodyError::Malformed) => Err(Error::invalid("body", "malformed_json", "request body is not valid JSON")),
-    }
+    crate::dto::parse_body(bytes)
 }
 
 /// Reads a JSON body of at most `limit` bytes from a whole request: for

@@ -12,6 +12,7 @@ mod body;
 pub mod compose;
 pub mod compute;
 pub mod config;
+mod docs;
 pub mod dto;
 mod envelope;
 mod error;
@@ -24,4 +25,4 @@ pub mod runtime;
 mod server;
 mod wire_json;
 
-pub use server::{router, serve};
+pub use server::{router, serve, undocumented_routes};

@@ -1,87 +1,17 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations and
-//! the wire types, and a self-contained HTML reference rendered from it
-//! (no external scripts, so it works offline).
+//! the wire types as the router registers them (utoipa-axum), and the
+//! passes that complete it. `/api/docs` renders it ([`crate::docs`]).
 
 use std::sync::OnceLock;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::PathItem;
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
-
+/// The parts of the document that are not operations: info, tags. The
+/// operations come from the router ([`crate::server`]'s `documented`).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Conman API", description = "Git-backed configuration manager. See SPEC §7."),
-    paths(
-        routes::system::health,
-        routes::auth::login,
-        routes::auth::logout,
-        routes::auth::forgot_password,
-        routes::auth::reset_password,
-        routes::auth::accept_invite,
-        routes::me::me,
-        routes::me::get_preferences,
-        routes::me::patch_preferences,
-        routes::me::list_tokens,
-        routes::me::create_token,
-        routes::me::revoke_token,
-        routes::apps::list,
-        routes::apps::create,
-        routes::apps::get,
-        routes::apps::patch_settings,
-        routes::members::list,
-        routes::members::put,
-        routes::members::remove,
-        routes::members::grant_operator_admin,
-        routes::members::list_invites,
-        routes::members::create_invite,
-        routes::members::resend_invite,
-        routes::members::revoke_invite,
-        routes::workspaces::list,
-        routes::workspaces::create,
-        routes::workspaces::get,
-        routes::workspaces::update,
-        routes::workspaces::reset,
-        routes::workspaces::sync_integration,
-        routes::workspaces::read_files,
-        routes::workspaces::put_file,
-        routes::workspaces::delete_file,
-        routes::workspaces::changes,
-        routes::workspaces::checkpoint,
-        routes::changesets::list,
-        routes::changesets::create,
-        routes::changesets::get,
-        routes::changesets::update,
-        routes::changesets::submit,
-        routes::changesets::resubmit,
-        routes::reviews::review,
-        routes::changesets::queue,
-        routes::changesets::move_to_draft,
-        routes::diffs::diff,
-        routes::comments::list,
-        routes::comments::create,
-        routes::comments::edit,
-        routes::profiles::get_overrides,
-        routes::profiles::rotate_master_key,
-        routes::profiles::put_overrides,
-        routes::profiles::list,
-        routes::profiles::create,
-        routes::profiles::get,
-        routes::profiles::patch,
-        routes::profiles::revisions,
-        routes::profiles::revert,
-        routes::profiles::reveal,
-        routes::profiles::list_environments,
-        routes::profiles::replace_environments,
-        routes::audit::list,
-        routes::jobs::list,
-        routes::jobs::start,
-        routes::jobs::get,
-        routes::jobs::logs,
-        routes::jobs::cancel,
-    ),
-    modifiers(&BearerAuth, &StandardErrors),
     tags(
         (name = "system", description = "Health and documentation"),
         (name = "auth", description = "Login, logout, password reset, invite acceptance"),
@@ -98,16 +28,19 @@ use crate::routes;
 )]
 struct ApiDoc;
 
+/// The document without operations, which the router extends.
+pub(crate) fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        if let Some(components) = openapi.components.as_mut() {
-            components.add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
-        }
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -176,9 +109,14 @@ impl Modify for StandardErrors {
     }
 }
 
-/// The document as a value.
+/// The document as a value: the operations registered by the router, then
+/// the passes that complete them (the bearer scheme, the standard errors).
+/// The passes run here, after the router has added every operation; as
+/// `#[openapi(modifiers(...))]` they would run on the base, which has none.
 pub fn document() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
+    let (_, mut doc) = crate::server::documented().split_for_parts();
+    BearerAuth.modify(&mut doc);
+    StandardErrors.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }
@@ -191,52 +129,6 @@ pub fn document_json() -> String {
         let mut s = document().to_pretty_json().expect("the OpenAPI document serializes");
         s.push('\n');
         s
-    })
-    .clone()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn operations(item: &PathItem) -> Vec<(&'static str, &utoipa::openapi::path::Operation)> {
-    [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete)]
-        .into_iter()
-        .filter_map(|(m, op)| op.as_ref().map(|op| (m, op)))
-        .collect()
-}
-
-/// The browsable reference served at `/api/docs`.
-pub fn docs_html() -> String {
-    static HTML: OnceLock<String> = OnceLock::new();
-    HTML.get_or_init(|| {
-        let doc = document();
-        let mut rows = String::new();
-        for (path, item) in &doc.paths.paths {
-            for (method, op) in operations(item) {
-                let summary = op.summary.clone().or_else(|| op.description.clone()).unwrap_or_default();
-                let tag = op.tags.as_ref().and_then(|t| t.first().cloned()).unwrap_or_default();
-                let statuses: Vec<&str> = op.responses.responses.keys().map(String::as_str).collect();
-                rows.push_str(&format!(
-                    "<tr><td>{}</td><td class=m>{method}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
-                    escape(&tag),
-                    escape(path),
-                    escape(&summary),
-                    statuses.join(" ")
-                ));
-            }
-        }
-        format!(
-            "<!doctype html><html><head><meta charset=utf-8><title>Conman API</title><style>\
-             body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}\
-             table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.35rem;text-align:left}}\
-             .m{{font-weight:bold}}code{{font-size:.95em}}</style></head><body>\
-             <h1>Conman API {}</h1><p>Base path <code>/api</code>, JSON bodies, bearer tokens. \
-             The full machine-readable contract is <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p>\
-             <table><tr><th>Tag</th><th>Method</th><th>Path</th><th>Summary</th><th>Statuses</th></tr>\n{rows}</table>\
-             </body></html>",
-            escape(&doc.info.version)
-        )
     })
     .clone()
 }

@@ -1,83 +1,112 @@
 //! The router (every route of SPEC §7 built so far) and the serve loop.
 //! `serve` takes a bound listener, so tests start the server on port 0.
+//!
+//! Invariant: a route is registered once. Documented operations go through
+//! [`documented`] (utoipa-axum's `routes!`), which registers the handler and
+//! its OpenAPI operation together; `crate::openapi::document` is built from
+//! the same router. The few routes outside the document are the one list
+//! [`UNDOCUMENTED`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use conman_core::services::Conman;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::request_id;
 use crate::routes::{
     apps, audit, auth, changesets, comments, diffs, jobs, me, members, profiles, reviews, system, workspaces,
 };
+use crate::{docs, request_id};
+
+/// Every documented operation: each `routes!` entry registers a handler
+/// with the method and path of its `#[utoipa::path]` and adds that
+/// operation to the document at once, so the router and
+/// `/api/openapi.json` cannot disagree. Handlers of one path share an entry;
+/// never group handlers of different paths (utoipa-axum would register
+/// every method of the group on each path; `tests/routes.rs` catches it).
+pub(crate) fn documented() -> OpenApiRouter<Arc<Conman>> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(system::health))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::forgot_password))
+        .routes(routes!(auth::reset_password))
+        .routes(routes!(auth::accept_invite))
+        .routes(routes!(me::me))
+        .routes(routes!(me::get_preferences, me::patch_preferences))
+        .routes(routes!(me::list_tokens, me::create_token, me::revoke_token))
+        .routes(routes!(apps::list, apps::create))
+        .routes(routes!(apps::get))
+        .routes(routes!(apps::patch_settings))
+        .routes(routes!(members::list, members::put))
+        .routes(routes!(members::remove))
+        .routes(routes!(members::grant_operator_admin))
+        .routes(routes!(members::list_invites, members::create_invite))
+        .routes(routes!(members::revoke_invite))
+        .routes(routes!(members::resend_invite))
+        .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(workspaces::get, workspaces::update))
+        .routes(routes!(workspaces::reset))
+        .routes(routes!(workspaces::sync_integration))
+        .routes(routes!(workspaces::read_files, workspaces::put_file, workspaces::delete_file))
+        .routes(routes!(workspaces::changes))
+        .routes(routes!(workspaces::checkpoint))
+        .routes(routes!(changesets::list, changesets::create))
+        .routes(routes!(changesets::get, changesets::update))
+        .routes(routes!(changesets::submit))
+        .routes(routes!(changesets::resubmit))
+        .routes(routes!(reviews::review))
+        .routes(routes!(changesets::queue))
+        .routes(routes!(changesets::move_to_draft))
+        .routes(routes!(diffs::diff))
+        .routes(routes!(comments::list, comments::create))
+        .routes(routes!(comments::edit))
+        .routes(routes!(profiles::get_overrides, profiles::put_overrides))
+        .routes(routes!(profiles::list, profiles::create))
+        .routes(routes!(profiles::get, profiles::patch))
+        .routes(routes!(profiles::revisions))
+        .routes(routes!(profiles::revert))
+        .routes(routes!(profiles::reveal))
+        .routes(routes!(profiles::list_environments, profiles::replace_environments))
+        .routes(routes!(profiles::rotate_master_key))
+        .routes(routes!(audit::list))
+        .routes(routes!(jobs::list, jobs::start))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::logs))
+        .routes(routes!(jobs::cancel))
+}
+
+/// A route outside the document: its path and its method router.
+type Undocumented = (&'static str, fn() -> MethodRouter<Arc<Conman>>);
+
+/// The routes outside the document, and only these: the document itself,
+/// the reference that renders it (page and embedded assets) and the
+/// Prometheus text. No other route is registered without its document.
+const UNDOCUMENTED: &[Undocumented] = &[
+    ("/api/metrics", || get(system::metrics)),
+    ("/api/openapi.json", || get(system::openapi_json)),
+    ("/api/docs", || get(docs::index)),
+    ("/api/docs/", || get(docs::index)),
+    ("/api/docs/{file}", || get(docs::asset)),
+];
+
+/// The path templates of the routes that are not in the OpenAPI document
+/// (the contract tests accept their non-JSON answers).
+pub fn undocumented_routes() -> impl Iterator<Item = &'static str> {
+    UNDOCUMENTED.iter().map(|(path, _)| *path)
+}
 
 /// Every route, with the request-id and error-envelope layer.
 pub fn router(conman: Arc<Conman>) -> Router {
-    let api = Router::new()
-        .route("/health", get(system::health))
-        .route("/metrics", get(system::metrics))
-        .route("/openapi.json", get(system::openapi_json))
-        .route("/docs", get(system::docs))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/forgot-password", post(auth::forgot_password))
-        .route("/auth/reset-password", post(auth::reset_password))
-        .route("/auth/accept-invite", post(auth::accept_invite))
-        .route("/me", get(me::me))
-        .route("/me/notification-preferences", get(me::get_preferences).patch(me::patch_preferences))
-        .route("/me/tokens", get(me::list_tokens).post(me::create_token).delete(me::revoke_token))
-        .route("/apps", get(apps::list).post(apps::create))
-        .route("/apps/{app_id}", get(apps::get))
-        .route("/apps/{app_id}/settings", axum::routing::patch(apps::patch_settings))
-        .route("/apps/{app_id}/members", get(members::list).post(members::put))
-        .route("/apps/{app_id}/members/{user_id}", axum::routing::delete(members::remove))
-        .route("/apps/{app_id}/admins", post(members::grant_operator_admin))
-        .route("/apps/{app_id}/invites", get(members::list_invites).post(members::create_invite))
-        .route("/apps/{app_id}/invites/{invite_id}", axum::routing::delete(members::revoke_invite))
-        .route("/apps/{app_id}/invites/{invite_id}/resend", post(members::resend_invite))
-        .route("/apps/{app_id}/workspaces", get(workspaces::list).post(workspaces::create))
-        .route("/apps/{app_id}/workspaces/{ws_id}", get(workspaces::get).patch(workspaces::update))
-        .route("/apps/{app_id}/workspaces/{ws_id}/reset", post(workspaces::reset))
-        .route("/apps/{app_id}/workspaces/{ws_id}/sync-integration", post(workspaces::sync_integration))
-        .route(
-            "/apps/{app_id}/workspaces/{ws_id}/files",
-            get(workspaces::read_files).put(workspaces::put_file).delete(workspaces::delete_file),
-        )
-        .route("/apps/{app_id}/workspaces/{ws_id}/changes", post(workspaces::changes))
-        .route("/apps/{app_id}/workspaces/{ws_id}/checkpoints", post(workspaces::checkpoint))
-        .route("/apps/{app_id}/changesets", get(changesets::list).post(changesets::create))
-        .route("/apps/{app_id}/changesets/{cs_id}", get(changesets::get).patch(changesets::update))
-        .route("/apps/{app_id}/changesets/{cs_id}/submit", post(changesets::submit))
-        .route("/apps/{app_id}/changesets/{cs_id}/resubmit", post(changesets::resubmit))
-        .route("/apps/{app_id}/changesets/{cs_id}/review", post(reviews::review))
-        .route("/apps/{app_id}/changesets/{cs_id}/queue", post(changesets::queue))
-        .route("/apps/{app_id}/changesets/{cs_id}/move-to-draft", post(changesets::move_to_draft))
-        .route("/apps/{app_id}/changesets/{cs_id}/diff", get(diffs::diff))
-        .route("/apps/{app_id}/changesets/{cs_id}/comments", get(comments::list).post(comments::create))
-        .route("/apps/{app_id}/changesets/{cs_id}/comments/{comment_id}", axum::routing::patch(comments::edit))
-        .route(
-            "/apps/{app_id}/changesets/{cs_id}/profile-overrides",
-            get(profiles::get_overrides).put(profiles::put_overrides),
-        )
-        .route("/apps/{app_id}/runtime-profiles", get(profiles::list).post(profiles::create))
-        .route("/apps/{app_id}/runtime-profiles/{profile_id}", get(profiles::get).patch(profiles::patch))
-        .route("/apps/{app_id}/runtime-profiles/{profile_id}/revisions", get(profiles::revisions))
-        .route("/apps/{app_id}/runtime-profiles/{profile_id}/revert", post(profiles::revert))
-        .route("/apps/{app_id}/runtime-profiles/{profile_id}/secrets/{key}/reveal", post(profiles::reveal))
-        .route("/apps/{app_id}/environments", get(profiles::list_environments).patch(profiles::replace_environments))
-        .route("/admin/secrets/rotate", post(profiles::rotate_master_key))
-        .route("/apps/{app_id}/audit", get(audit::list))
-        .route("/apps/{app_id}/jobs", get(jobs::list).post(jobs::start))
-        .route("/apps/{app_id}/jobs/{job_id}", get(jobs::get))
-        .route("/apps/{app_id}/jobs/{job_id}/logs", get(jobs::logs))
-        .route("/apps/{app_id}/jobs/{job_id}/cancel", post(jobs::cancel))
-        .with_state(conman);
+    let (documented, _) = documented().split_for_parts();
+    let api = UNDOCUMENTED.iter().fold(documented, |r, (path, methods)| r.route(path, methods()));
     Router::new()
-        .nest("/api", api)
+        .merge(api.with_state(conman))
         .fallback(request_id::not_found)
         // Our extractors read bodies with their own per-route ceiling
         // (crate::body); this bounds any axum body extractor all the same.

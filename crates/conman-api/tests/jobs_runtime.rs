@@ -812,12 +812,15 @@ async fn every_job_type_logs_the_apps_secrets_masked_current_and_rotated_values_
     let b64 = base64::engine::general_purpose::STANDARD.encode(NEW);
     let printed = vec![format!("old={OLD}"), format!("new={NEW}"), format!("b64={b64}"), "nothing secret".to_owned()];
     let h = Harness::with(|_| {}, vec![(JobType::Notify, Arc::new(Prints(printed)) as Arc<dyn JobHandler>)]).await;
-    let input = serde_json::from_value(json!({
+    let input: conman_api::dto::CreateProfileRequest = serde_json::from_value(json!({
         "name": "prod", "kind": "persistent_env", "secrets": {"TOKEN": OLD}
     }))
     .unwrap();
+    let input = input.into();
     let profile = h.conman.create_runtime_profile(&h.actor, h.app, input).await.unwrap();
-    let patch = serde_json::from_value(json!({"set_secrets": {"TOKEN": NEW}})).unwrap();
+    let patch: conman_api::dto::PatchProfileRequest =
+        serde_json::from_value(json!({"set_secrets": {"TOKEN": NEW}})).unwrap();
+    let patch = patch.into();
     h.conman.patch_runtime_profile(&h.actor, h.app, profile.profile.id, patch).await.unwrap();
 
     let workers = h.workers(options());

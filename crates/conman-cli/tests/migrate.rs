@@ -21,7 +21,7 @@ use clap::Parser;
 use conman_api::compose;
 use conman_api::config::Settings;
 use conman_core::domain::app::{AppSettingsPatch, GateSettings};
-use conman_core::domain::job::{JobState, JobType, LogStream, NewLogLine};
+use conman_core::domain::job::{JobState, JobType, LogAppend, LogStream, NewLogLine};
 use conman_core::ids::AppId;
 use conman_core::ports::git::Node;
 use conman_core::ports::store::{JobClaim, JobFilter, JobStore as _, PageRequest, UnitOfWork};
@@ -150,14 +150,13 @@ async fn build_source(conman: &Conman, data_dir: &Path) -> AppId {
     let lines: Vec<NewLogLine> = (0..10)
         .map(|n| NewLogLine { at: job.created_at, stream: LogStream::Stdout, text: format!("line {n}") })
         .collect();
-    store.append_job_log(job.id, &lines, 20).await.unwrap();
+    store.append_job_log(job.id, &LogAppend::plan(lines, 20)).await.unwrap();
     let now = job.created_at;
     let claim = JobClaim {
         worker: "gone-1".into(),
         now,
         lease_until: now + Duration::from_secs(30),
         types: Some(vec![JobType::Notify]),
-        opening_line_limit_bytes: None,
     };
     assert_eq!(store.claim_job(&claim).await.unwrap().map(|j| j.id), Some(job.id));
     // And one still queued.

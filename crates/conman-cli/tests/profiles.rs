@@ -114,6 +114,21 @@ fn fails_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, 
     (out.status.code().unwrap_or(-1), stdout.into_owned(), stderr.into_owned())
 }
 
+/// Arguments (before the file), a document, and the check of the CLI's stderr.
+type Refusal = (&'static [&'static str], &'static [u8], fn(&str, &[u8]));
+
+/// The CLI's stderr carries the API's refusal of `body` as a `T`, word for
+/// word (code, message and details).
+fn assert_same_refusal<T: serde::de::DeserializeOwned>(stderr: &str, body: &[u8]) {
+    let Err(api) = conman_api::dto::parse_body::<T>(body) else { panic!("the API accepts {body:?}") };
+    assert_refusal(stderr, &api);
+}
+
+fn assert_refusal(stderr: &str, api: &conman_core::Error) {
+    let expected = format!("validation_error: {api} {}", api.details().expect("details"));
+    assert!(stderr.contains(&expected), "the CLI said:\n{stderr}\nthe API says:\n{expected}");
+}
+
 fn fails(dir: &Path, user: &str, args: &[&str]) -> (i32, String) {
     let (code, _, stderr) = fails_with(dir, &as_user(user, args), &[]);
     (code, stderr)
@@ -193,6 +208,60 @@ fn profiles_environments_and_overrides() {
         fails(dir, ADA, &["profile", "edit", "--app", "shop", "web", "--file", patch.to_str().unwrap()]);
     assert_eq!(code, 2, "unknown fields are refused: {stderr}");
     assert!(stderr.contains("bogus"), "{stderr}");
+    assert_same_refusal::<conman_api::dto::PatchProfileRequest>(&stderr, br#"{"base_url": null, "bogus": 1}"#);
+    // The same reader for every body the CLI takes: overrides, environments,
+    // a batch of changes (also its base64), settings.
+    let body = dir.join("body.json");
+    let refused: [Refusal; 5] = [
+        (
+            &["cs", "overrides", "--app", "shop", "00000000-0000-7000-8000-000000000000", "--file"],
+            br#"{"profile_overrides": [{"target": {"environment": "prod"}, "env_vars": {}, "unset": []}]}"#,
+            assert_same_refusal::<conman_api::dto::PutProfileOverridesRequest>,
+        ),
+        (
+            &["env", "set", "--app", "shop", "--file"],
+            br#"{"environments": [{"name": "prod", "position": 0, "is_canonical": true, "colour": "red"}]}"#,
+            assert_same_refusal::<conman_api::dto::ReplaceEnvironmentsRequest>,
+        ),
+        (
+            &["ws", "apply", "--app", "shop"],
+            br#"{"ops": [{"op": "put", "path": "a.txt", "content": "YQ==", "mode": "0644"}]}"#,
+            assert_same_refusal::<conman_api::dto::ChangesRequest>,
+        ),
+        (
+            &["ws", "apply", "--app", "shop"],
+            br#"{"ops": [{"op": "put", "path": "a.txt", "content": "YQ"}]}"#,
+            |e, b| {
+                let api =
+                    conman_api::dto::parse_body::<conman_api::dto::ChangesRequest>(b).unwrap().into_ops().unwrap_err();
+                assert_refusal(e, &api);
+            },
+        ),
+        (
+            &["profile", "new", "--app", "shop", "api", "--file"],
+            br#"{"database": {"engine": "postgres", "password": "x"}}"#,
+            assert_same_refusal::<conman_api::dto::CreateProfileRequest>,
+        ),
+    ];
+    for (args, document, check) in refused {
+        std::fs::write(&body, document).unwrap();
+        let args = [args, &[body.to_str().unwrap()]].concat();
+        let (code, stderr) = fails(dir, ADA, &args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        let wrapped = if args[0] == "profile" {
+            // `profile new NAME` adds the name and kind before reading.
+            let mut doc: Value = serde_json::from_slice(document).unwrap();
+            doc["name"] = json!("api");
+            doc["kind"] = json!("persistent_env");
+            serde_json::to_vec(&doc).unwrap()
+        } else {
+            document.to_vec()
+        };
+        check(&stderr, &wrapped);
+    }
+    let (code, stderr) = fails(dir, ADA, &["app", "settings", "shop", r#"{"required_approvals": 2, "nope": 1}"#]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_same_refusal::<conman_api::dto::SettingsPatchDto>(&stderr, br#"{"required_approvals": 2, "nope": 1}"#);
 
     // A secret from stdin.
     let set = json_in(

@@ -21,10 +21,12 @@
 //! Module map: `repos` (writer lock, reader pool, paths), `create` (init and import),
 //! `refs` (CAS updates, ref transactions), `read`, `history` (merge base,
 //! ancestry), `diff` (changed files between two commits), `tree_edit`
-//! (in-memory tree editing), `write`, `squash`, `sync`, `port` (the trait
-//! impl), `errors` (libgit2 → core errors).
+//! (in-memory tree editing), `write`, `squash`, `sync`, `compose` (the
+//! release composer and the queue check, on trees in a mempack), `port`
+//! (the trait impl), `errors` (libgit2 → core errors).
 #![deny(missing_docs)]
 
+mod compose;
 mod create;
 mod diff;
 mod errors;

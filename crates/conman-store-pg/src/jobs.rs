@@ -14,7 +14,7 @@
 //! that must drop older lines takes the multi-statement transaction.
 
 use async_trait::async_trait;
-use conman_core::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
+use conman_core::domain::job::{Job, JobLogLine, JobState, JobType, LogAppend};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, JobId};
 use conman_core::ports::store::{
@@ -36,63 +36,34 @@ macro_rules! job_columns {
 
 /// The claim, with `$types` the filter on job types. `$1` is now, `$2` the
 /// worker, `$3` the lease expiry, `$4` the allowed types (unused without a
-/// filter), `$5` the log bound for the attempt's opening line or NULL for
-/// none. The best queued job and the best job whose lease expired are each
+/// filter). The best queued job and the best job whose lease expired are each
 /// found by a seek on `jobs_runnable` and locked (skipping rows another
 /// claimer holds), then the older of the two is taken — by a scalar subquery
 /// on the primary key, which Postgres plans once and reuses (an `UPDATE ...
-/// FROM` the candidates was planned afresh on every call).
-///
-/// The same statement opens the attempt's log. The candidate's row is
-/// locked, so its `attempts` and `log_bytes` are the row's current values:
-/// from them `candidate` composes the opening line once — the text of
-/// [`attempt_opening_line`], which the conformance suite holds it to — and
-/// decides once whether it fits the bound (`opens`). When it does, the
-/// update numbers the line and counts its bytes on the job row and `opened`
-/// inserts it. The statement answers the job and `opens`; a line that did
-/// not fit is appended by the general path.
+/// FROM` the candidates was planned afresh on every call). The log is left
+/// alone: the core opens the attempt's log itself.
 macro_rules! claim {
     ($types:literal) => {
         concat!(
             "WITH queued AS (
-        SELECT id, run_after, attempts, max_attempts, log_bytes FROM jobs
+        SELECT id, run_after FROM jobs
          WHERE state = 'queued' AND run_after <= $1",
             $types,
             "
          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
      ), expired AS (
-        SELECT id, run_after, attempts, max_attempts, log_bytes FROM jobs
+        SELECT id, run_after FROM jobs
          WHERE state = 'running' AND lease_expires_at < $1",
             $types,
             "
          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED
-     ), candidate AS (
-        SELECT c.id, opening.line,
-               $5::bigint IS NOT NULL AND c.log_bytes + octet_length(opening.line) <= $5::bigint AS opens
-          FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) c,
-               LATERAL (SELECT 'attempt ' || (c.attempts + 1) || ' of ' || c.max_attempts || ' on worker ' || $2)
-                   AS opening (line)
-         ORDER BY c.run_after, c.id LIMIT 1
-     ), claimed AS (
-        UPDATE jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1,
-            started_at = COALESCE(started_at, $1),
-            log_seq = log_seq + (SELECT CASE WHEN opens THEN 1 ELSE 0 END FROM candidate),
-            log_bytes = log_bytes + (SELECT CASE WHEN opens THEN octet_length(line) ELSE 0 END FROM candidate)
-         WHERE jobs.id = (SELECT id FROM candidate)
-         RETURNING jobs.id, jobs.app_id, jobs.job_type, jobs.state, jobs.entity_type, jobs.entity_id,
-            jobs.payload::text, jobs.attempts, jobs.max_attempts, jobs.run_after, jobs.lease_owner,
-            jobs.lease_expires_at, jobs.timeout_secs, jobs.cancel_requested, jobs.result::text, jobs.error,
-            jobs.created_by, jobs.created_at, jobs.started_at, jobs.finished_at, jobs.log_seq
-     ), opened AS (
-        INSERT INTO job_logs (job_id, seq, at, stream, bytes, text)
-        SELECT claimed.id, claimed.log_seq, $1, 'system', octet_length(candidate.line), candidate.line
-          FROM claimed, candidate
-         WHERE candidate.opens
      )
-     SELECT claimed.id, app_id, job_type, state, entity_type, entity_id, payload, attempts, max_attempts,
-            run_after, lease_owner, lease_expires_at, timeout_secs, cancel_requested, result, error, created_by,
-            created_at, started_at, finished_at, candidate.opens
-       FROM claimed, candidate"
+     UPDATE jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, attempts = attempts + 1,
+            started_at = COALESCE(started_at, $1)
+      WHERE jobs.id = (SELECT c.id FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) c
+                        ORDER BY c.run_after, c.id LIMIT 1)
+      RETURNING ",
+            job_columns!()
         )
     };
 }
@@ -170,24 +141,9 @@ impl JobStore for PgStore {
     async fn claim_job(&self, claim: &JobClaim) -> Result<Option<Job>, Error> {
         let types: Option<Vec<String>> =
             claim.types.as_ref().map(|types| types.iter().map(|t| t.as_str().to_owned()).collect());
-        let limit = claim.opening_line_limit_bytes.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX));
         let sql = if types.is_some() { CLAIM_OF_TYPES } else { CLAIM_ANY };
-        let claim_query =
-            query(sql).bind(ts(&claim.now)).bind(&claim.worker).bind(ts(&claim.lease_until)).bind(types).bind(limit);
-        let Some((job, opened)) = one(&self.pool, claim_query, |c| Ok((job(c)?, c.flag(20)?))).await? else {
-            return Ok(None);
-        };
-        if let (false, Some(limit)) = (opened, claim.opening_line_limit_bytes) {
-            // The log is full: older lines must go first, in a transaction of
-            // its own. The claim is committed already, so the job is this
-            // worker's whether or not the line can be stored.
-            let text = attempt_opening_line(job.attempts, job.max_attempts, &claim.worker);
-            let line = NewLogLine { at: claim.now, stream: LogStream::System, text };
-            if let Err(e) = self.append_job_log(job.id, &[line], limit).await {
-                tracing::warn!(job = %job.id, error = ?e, "could not store the attempt's opening log line");
-            }
-        }
-        Ok(Some(job))
+        let claim_query = query(sql).bind(ts(&claim.now)).bind(&claim.worker).bind(ts(&claim.lease_until)).bind(types);
+        one(&self.pool, claim_query, job).await
     }
 
     async fn renew_job_lease(&self, job_id: JobId, worker: &str, until: Timestamp) -> Result<Option<bool>, Error> {
@@ -202,9 +158,9 @@ impl JobStore for PgStore {
         all(&self.pool, query(sql).bind(ids), |c| c.id(0)).await
     }
 
-    async fn append_job_log(&self, job_id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
-        let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
-        let batch = Batch::new(lines, limit)?;
+    async fn append_job_log(&self, job_id: JobId, append: &LogAppend) -> Result<(), Error> {
+        let limit = i64::try_from(append.limit_bytes()).unwrap_or(i64::MAX);
+        let batch = Batch::new(append)?;
         // Usually the log has room: one statement, its own transaction.
         if append_fitting(&self.pool, job_id, &batch, limit).await? {
             return Ok(());
@@ -272,13 +228,11 @@ const APPEND_FITTING: &str = "WITH head AS (
      )
      SELECT (SELECT last_seq FROM head), EXISTS (SELECT 1 FROM jobs WHERE id = $1)";
 
-/// The lines of one append that go in: those that fit in an empty log (the
-/// batch's own oldest lines that could never fit are left out, their
-/// numbers used up all the same), as the columns of an `UNNEST`.
+/// A [`LogAppend`] as the columns of an `UNNEST`.
 struct Batch<'a> {
-    /// Lines in the batch, kept or not.
+    /// Lines in the batch, kept or skipped (all use up a number).
     count: i64,
-    /// Whether some of the batch's own lines were left out.
+    /// Whether some of the batch's own lines were skipped.
     skipped: bool,
     /// UTF-8 size of the kept lines.
     bytes: i64,
@@ -291,29 +245,23 @@ struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    fn new(lines: &'a [NewLogLine], limit: i64) -> Result<Self, Error> {
-        let sizes = lines.iter().map(|l| int(l.text.len() as u64)).collect::<Result<Vec<_>, _>>()?;
-        let mut bytes: i64 = sizes.iter().sum();
-        let mut skip = 0;
-        while bytes > limit {
-            bytes -= sizes[skip];
-            skip += 1;
-        }
+    fn new(append: &'a LogAppend) -> Result<Self, Error> {
         let mut batch = Batch {
-            count: int(lines.len() as u64)?,
-            skipped: skip > 0,
-            bytes,
+            count: int(append.count() as u64)?,
+            skipped: append.skipped() > 0,
+            bytes: int(append.bytes())?,
             offsets: vec![],
             ats: vec![],
             streams: vec![],
             sizes: vec![],
             texts: vec![],
         };
-        for (i, (line, size)) in lines.iter().zip(sizes).enumerate().skip(skip) {
-            batch.offsets.push(int(i as u64)? + 1);
+        let first = int(append.skipped() as u64)? + 1;
+        for (i, line) in append.lines().iter().enumerate() {
+            batch.offsets.push(first + int(i as u64)?);
             batch.ats.push(ts(&line.at));
             batch.streams.push(line.stream.as_str());
-            batch.sizes.push(size);
+            batch.sizes.push(int(line.text.len() as u64)?);
             batch.texts.push(line.text.as_str());
         }
         Ok(batch)
@@ -322,14 +270,9 @@ impl<'a> Batch<'a> {
 
 /// `AppendJobLog` inside a unit: as [`JobStore::append_job_log`], on the
 /// unit's transaction.
-pub(crate) async fn append_job_log_in(
-    conn: &mut PgConnection,
-    job_id: JobId,
-    lines: &[NewLogLine],
-    limit_bytes: u64,
-) -> Result<(), Error> {
-    let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
-    let batch = Batch::new(lines, limit)?;
+pub(crate) async fn append_job_log_in(conn: &mut PgConnection, job_id: JobId, append: &LogAppend) -> Result<(), Error> {
+    let limit = i64::try_from(append.limit_bytes()).unwrap_or(i64::MAX);
+    let batch = Batch::new(append)?;
     if append_fitting(&mut *conn, job_id, &batch, limit).await? {
         return Ok(());
     }
@@ -571,7 +514,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, mutation: &JobMutation) -> Re
     match mutation {
         JobMutation::InsertJob(j) => insert_job(conn, j).await,
         JobMutation::FinishJob(f) => finish_job(conn, f).await,
-        JobMutation::AppendJobLog { id, lines, limit_bytes } => append_job_log_in(conn, *id, lines, *limit_bytes).await,
+        JobMutation::AppendJobLog { id, append } => append_job_log_in(conn, *id, append).await,
         JobMutation::CancelQueuedJob { id, at } => cancel_queued_job(conn, *id, at).await,
         JobMutation::RequestJobCancel { id } => request_job_cancel(conn, *id).await,
         JobMutation::ReleaseJob { id, worker } => release_job(conn, *id, worker).await,

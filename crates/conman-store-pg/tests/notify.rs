@@ -76,7 +76,6 @@ async fn units_that_make_a_job_runnable_notify_at_commit_and_only_then() {
         now: fixtures::now(),
         lease_until: fixtures::later(fixtures::now(), 60),
         types: None,
-        opening_line_limit_bytes: None,
     };
     let finish = |state: JobState| JobFinish {
         id: job.id,

@@ -208,13 +208,8 @@ async fn claimers_on_two_pools_never_share_a_job() {
         .map(|w| {
             let store = Arc::clone(&stores[w % 2]);
             tokio::spawn(async move {
-                let claim = JobClaim {
-                    worker: format!("w{w}"),
-                    now: t,
-                    lease_until: fixtures::later(t, 3600),
-                    types: None,
-                    opening_line_limit_bytes: None,
-                };
+                let claim =
+                    JobClaim { worker: format!("w{w}"), now: t, lease_until: fixtures::later(t, 3600), types: None };
                 let mut mine = Vec::new();
                 while let Some(job) = store.claim_job(&claim).await.expect("claim") {
                     assert_eq!(job.lease_owner.as_deref(), Some(claim.worker.as_str()));
@@ -329,7 +324,7 @@ async fn bad_urls_and_schema_names_are_refused_before_connecting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_log_appends_on_two_pools_number_lines_once_and_keep_the_bound() {
-    use conman_core::domain::job::{LogStream, NewLogLine};
+    use conman_core::domain::job::{LogAppend, LogStream, NewLogLine};
     let Some(scratch) = common::scratch() else { return };
     let stores = [Arc::new(scratch.store().await), Arc::new(scratch.store().await)];
     let creator = user("ada");
@@ -362,7 +357,7 @@ async fn concurrent_log_appends_on_two_pools_number_lines_once_and_keep_the_boun
                             text: format!("w{w}a{a:02}l{l}----")[..10].to_owned(),
                         })
                         .collect();
-                    store.append_job_log(id, &lines, BOUND).await.expect("append");
+                    store.append_job_log(id, &LogAppend::plan(lines, BOUND)).await.expect("append");
                 }
             })
         })

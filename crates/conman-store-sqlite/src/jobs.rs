@@ -2,16 +2,17 @@
 //! job logs, and the job mutations of a unit of work.
 //!
 //! Invariant: a job changes hands only inside a `BEGIN IMMEDIATE`
-//! transaction (which also opens the attempt's log), so two claimers — in
+//! transaction, so two claimers — in
 //! this process or another — never get the same job; every change to a
 //! running job is a compare-and-set on its state and lease owner, so a
 //! worker that lost its lease changes nothing (and the unit carrying the
 //! change rolls back whole). A job's stored log never
 //! exceeds the bound it was last appended with: `log_bytes` on the job row
-//! tracks the stored UTF-8 size, and the oldest lines go first.
+//! tracks the stored UTF-8 size, and the oldest lines go first. Which lines of
+//! a batch go in is the core's [`LogAppend`] plan; no text is composed here.
 
 use async_trait::async_trait;
-use conman_core::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
+use conman_core::domain::job::{Job, JobLogLine, JobState, JobType, LogAppend};
 use conman_core::domain::Timestamp;
 use conman_core::ids::{AppId, JobId};
 use conman_core::ports::store::{
@@ -162,12 +163,7 @@ impl JobStore for SqliteStore {
         let claim = claim.clone();
         self.transaction(move |tx| {
             let (now, until) = (ts(&claim.now), ts(&claim.lease_until));
-            let claimed = one(tx, claim_job!(), params![now, claim.worker, until, types], job)?;
-            if let (Some(job), Some(limit)) = (&claimed, claim.opening_line_limit_bytes) {
-                let text = attempt_opening_line(job.attempts, job.max_attempts, &claim.worker);
-                append_log(tx, job.id, &[NewLogLine { at: claim.now, stream: LogStream::System, text }], limit)?;
-            }
-            Ok(claimed)
+            one(tx, claim_job!(), params![now, claim.worker, until, types], job)
         })
         .await
     }
@@ -202,9 +198,9 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn append_job_log(&self, job_id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
-        let lines = lines.to_vec();
-        self.transaction(move |tx| append_log(tx, job_id, &lines, limit_bytes)).await
+    async fn append_job_log(&self, job_id: JobId, append: &LogAppend) -> Result<(), Error> {
+        let append = append.clone();
+        self.transaction(move |tx| append_log(tx, job_id, &append)).await
     }
 
     async fn job_log(&self, job_id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error> {
@@ -238,43 +234,30 @@ impl JobStore for SqliteStore {
     }
 }
 
-/// Appends `lines` after the job's last line number, then drops the oldest
-/// lines while the stored log exceeds `limit_bytes`. Lines of the batch that
-/// could never fit are not even inserted (their numbers are used up all the
-/// same), so one append costs in proportion to its batch, not to the log.
-pub(crate) fn append_log(
-    conn: &Connection,
-    job_id: JobId,
-    lines: &[NewLogLine],
-    limit_bytes: u64,
-) -> Result<(), Error> {
+/// Carries out `append` as [`LogAppend`] says: its lines numbered after the
+/// job's last line and its skipped ones, then the oldest stored lines
+/// dropped while the log exceeds the bound. One append costs in proportion
+/// to its batch, not to the log.
+pub(crate) fn append_log(conn: &Connection, job_id: JobId, append: &LogAppend) -> Result<(), Error> {
     let job = id(job_id.0);
     let (last_seq, stored, truncated): (i64, i64, bool) =
         one(conn, "SELECT log_seq, log_bytes, log_truncated FROM jobs WHERE id = ?1", [&job], |c| {
             Ok((c.int(0)?, c.int(1)?, c.flag(2)?))
         })?
         .ok_or(Error::NotFound(JobId::KIND))?;
-    let limit = i64::try_from(limit_bytes).unwrap_or(i64::MAX);
-    let sizes = lines.iter().map(|l| int(l.text.len() as u64)).collect::<Result<Vec<_>, _>>()?;
-
-    // The batch's own oldest lines that do not fit even in an empty log.
-    let mut batch: i64 = sizes.iter().sum();
-    let mut skip = 0;
-    while batch > limit {
-        batch -= sizes[skip];
-        skip += 1;
-    }
+    let limit = i64::try_from(append.limit_bytes()).unwrap_or(i64::MAX);
+    let first = last_seq + int(append.skipped() as u64)? + 1;
     let mut insert = conn
         .prepare_cached("INSERT INTO job_logs (job_id, seq, at, stream, bytes, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .db()?;
-    for (i, (line, size)) in lines.iter().zip(&sizes).enumerate().skip(skip) {
-        let seq = last_seq + int(i as u64)? + 1;
+    for (i, line) in append.lines().iter().enumerate() {
+        let (seq, size) = (first + int(i as u64)?, int(line.text.len() as u64)?);
         insert.execute(params![&job, seq, ts(&line.at), line.stream.as_str(), size, line.text]).db()?;
     }
 
     // Then the stored lines, oldest first, until the log fits.
-    let mut total = stored + batch;
-    let mut dropped_any = skip > 0;
+    let mut total = stored + int(append.bytes())?;
+    let mut dropped_any = append.skipped() > 0;
     if total > limit {
         let mut oldest = conn.prepare_cached("SELECT seq, bytes FROM job_logs WHERE job_id = ?1 ORDER BY seq").db()?;
         let mut rows = oldest.query([&job]).db()?;
@@ -296,7 +279,7 @@ pub(crate) fn append_log(
     }
     conn.prepare_cached("UPDATE jobs SET log_seq = ?2, log_bytes = ?3, log_truncated = ?4 WHERE id = ?1")
         .db()?
-        .execute(params![&job, last_seq + int(lines.len() as u64)?, total, flag(truncated || dropped_any)])
+        .execute(params![&job, last_seq + int(append.count() as u64)?, total, flag(truncated || dropped_any)])
         .db()?;
     Ok(())
 }
@@ -421,7 +404,7 @@ pub(crate) fn apply(conn: &Connection, mutation: &JobMutation) -> Result<(), Err
     match mutation {
         JobMutation::InsertJob(j) => insert_job(conn, j),
         JobMutation::FinishJob(f) => finish_job(conn, f),
-        JobMutation::AppendJobLog { id, lines, limit_bytes } => append_log(conn, *id, lines, *limit_bytes),
+        JobMutation::AppendJobLog { id, append } => append_log(conn, *id, append),
         JobMutation::CancelQueuedJob { id, at } => cancel_queued_job(conn, *id, at),
         JobMutation::RequestJobCancel { id } => request_job_cancel(conn, *id),
         JobMutation::ReleaseJob { id, worker } => release_job(conn, *id, worker),

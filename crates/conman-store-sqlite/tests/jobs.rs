@@ -27,7 +27,7 @@ fn db_path() -> (PathBuf, TempDir) {
 
 fn claim(worker: &str) -> JobClaim {
     let at = now();
-    JobClaim { worker: worker.into(), now: at, lease_until: later(at, 30), types: None, opening_line_limit_bytes: None }
+    JobClaim { worker: worker.into(), now: at, lease_until: later(at, 30), types: None }
 }
 
 /// Inserts a user and an app and returns the app.

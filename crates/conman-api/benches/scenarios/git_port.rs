@@ -31,12 +31,18 @@ const CHANGED: usize = 1000;
 /// The bar: 8 reads together take at most this share of 8 one after another.
 const MAX_RATIO: f64 = 0.7;
 
-fn author() -> Signature {
+pub(super) fn author() -> Signature {
     Signature { name: "Bench".into(), email: "bench@example.com".into() }
 }
 
 /// Puts `files` (path, content) on `target` in one commit (started from `base`).
-async fn put_files(git: &GitRepos, app: AppId, target: &str, base: &str, files: Vec<(String, String)>) -> Sha {
+pub(super) async fn put_files(
+    git: &GitRepos,
+    app: AppId,
+    target: &str,
+    base: &str,
+    files: Vec<(String, String)>,
+) -> Sha {
     let ops = files
         .into_iter()
         .map(|(path, content)| FileOp::Put {
@@ -57,7 +63,7 @@ async fn put_files(git: &GitRepos, app: AppId, target: &str, base: &str, files: 
 /// An app repository of 10,000 files on `main` (100 dirs × 100 YAML
 /// files) and a commit on `changed` rewriting 1,000 of them; answers the
 /// app and both commits.
-async fn seeded_repo(git: &GitRepos) -> (AppId, Sha, Sha) {
+pub(super) async fn seeded_repo(git: &GitRepos) -> (AppId, Sha, Sha) {
     let app = AppId(uuid::Uuid::now_v7());
     git.create_repo(app, RepoSource::Init, "main", &author()).await.expect("repository");
     let mut main = None;

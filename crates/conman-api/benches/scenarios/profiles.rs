@@ -24,13 +24,14 @@ use super::{ms, row, seeded_core, stats, Bars};
 fn profile_input(name: &str, n: usize) -> ProfileInput {
     let secrets: serde_json::Map<String, serde_json::Value> =
         (0..n).map(|i| (format!("SECRET_{i:03}"), serde_json::json!(format!("value-{name}-{i}-0123456789")))).collect();
-    serde_json::from_value(serde_json::json!({
+    let request: conman_api::dto::CreateProfileRequest = serde_json::from_value(serde_json::json!({
         "name": name,
         "kind": "persistent_env",
         "env_vars": { "REPLICAS": { "type": "number", "value": 3 }, "MODE": { "type": "string", "value": "bench" } },
         "secrets": secrets,
     }))
-    .expect("profile input")
+    .expect("profile input");
+    request.into()
 }
 
 /// Runs scenario 4 with `samples` timed reads and prints it.

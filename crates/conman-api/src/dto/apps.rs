@@ -1,4 +1,7 @@
-//! Wire types of apps, settings, members and invites.
+//! Wire types of apps, settings, members and invites. Request types read
+//! their bodies (unknown fields refused at every level) and convert into
+//! the core's plain inputs (`NewApp`, `AppSettingsPatch`), which have no
+//! serde of their own.
 
 use chrono::{DateTime, Utc};
 use conman_core::domain::app::{
@@ -7,9 +10,10 @@ use conman_core::domain::app::{
 };
 use conman_core::domain::invite::Invite;
 use conman_core::domain::membership::Membership;
+use conman_core::ids::UserId;
 use conman_core::ports::store::MemberRecord;
 use conman_core::rbac::Role;
-use conman_core::services::IssuedInvite;
+use conman_core::services::{IssuedInvite, NewApp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -33,6 +37,57 @@ pub struct CreateAppRequest {
     /// Absolute local path or URL to import the repository from.
     #[serde(default)]
     pub import_from: Option<String>,
+}
+
+impl From<CreateAppRequest> for NewApp {
+    fn from(r: CreateAppRequest) -> Self {
+        NewApp { name: r.name, integration_branch: r.integration_branch, import_from: r.import_from }
+    }
+}
+
+/// `gates` of a settings patch: each command `null` falls back to the
+/// server's configuration (schema: `schemas::gates_opt`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatesInputDto {
+    /// Submit gate command.
+    #[serde(default)]
+    pub submit: Option<String>,
+    /// Release gate command.
+    #[serde(default)]
+    pub release: Option<String>,
+    /// Deploy gate command.
+    #[serde(default)]
+    pub deploy: Option<String>,
+    /// Timeout in seconds.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+impl From<GatesInputDto> for GateSettings {
+    fn from(g: GatesInputDto) -> Self {
+        GateSettings { submit: g.submit, release: g.release, deploy: g.deploy, timeout_secs: g.timeout_secs }
+    }
+}
+
+/// One code-owner rule of a settings patch (schema: `schemas::path_rules_opt`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathRuleInputDto {
+    /// Glob over repository paths.
+    pub glob: String,
+    /// Minimum role of an eligible approver.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Explicit eligible approvers.
+    #[serde(default)]
+    pub user_ids: Vec<Uuid>,
+}
+
+impl From<PathRuleInputDto> for PathRule {
+    fn from(r: PathRuleInputDto) -> Self {
+        PathRule { glob: r.glob, role: r.role, user_ids: r.user_ids.into_iter().map(UserId).collect() }
+    }
 }
 
 /// Gate commands of an app.
@@ -162,11 +217,11 @@ pub struct SettingsPatchDto {
     /// `{submit?, release?, deploy?, timeout_secs?}`.
     #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(schema_with = crate::dto::schemas::gates_opt)]
-    pub gates: Option<GateSettings>,
+    pub gates: Option<GatesInputDto>,
     /// `[{glob, role?, user_ids?}]`.
     #[serde(default, deserialize_with = "crate::dto::schemas::objects_only")]
     #[schema(schema_with = crate::dto::schemas::path_rules_opt)]
-    pub path_rules: Option<Vec<PathRule>>,
+    pub path_rules: Option<Vec<PathRuleInputDto>>,
     /// `placeholder` or `real` (`app_admin`): whether a changeset's submit
     /// gate gets the real secret values (masked in the job log) or
     /// placeholders.
@@ -187,8 +242,8 @@ impl From<SettingsPatchDto> for AppSettingsPatch {
             allow_self_approval: p.allow_self_approval,
             profile_approval_policy: p.profile_approval_policy,
             temp_url_domain: p.temp_url_domain,
-            gates: p.gates,
-            path_rules: p.path_rules,
+            gates: p.gates.map(Into::into),
+            path_rules: p.path_rules.map(|rules| rules.into_iter().map(Into::into).collect()),
             unreviewed_gate_secrets: p.unreviewed_gate_secrets,
         }
     }
@@ -350,5 +405,34 @@ impl From<IssuedInvite> for IssuedInviteDto {
             expires_at: i.invite.expires_at,
             invite: InviteDto::from(&i.invite),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dto::parse_body;
+
+    #[test]
+    fn settings_patches_refuse_unknown_fields_and_wrong_types_at_every_level() {
+        for bad in [
+            r#"{"nope": 1}"#,
+            r#"{"required_approvals": "two"}"#,
+            r#"{"gates": {"submit": "make", "shell": "sh"}}"#,
+            r#"{"path_rules": [{"glob": "a/**", "team": "x"}]}"#,
+            r#"{"path_rules": [{"glob": "a/**", "role": "owner"}]}"#,
+        ] {
+            assert!(parse_body::<SettingsPatchDto>(bad.as_bytes()).is_err(), "{bad}");
+        }
+        let patch: SettingsPatchDto = parse_body(
+            br#"{"required_approvals": 2, "gates": {"timeout_secs": 30},
+                 "path_rules": [{"glob": "a/**", "role": "reviewer", "user_ids": ["00000000-0000-7000-8000-000000000001"]}]}"#,
+        )
+        .unwrap();
+        let patch = AppSettingsPatch::from(patch);
+        assert_eq!(patch.required_approvals, Some(2));
+        assert_eq!(patch.gates, Some(GateSettings { timeout_secs: Some(30), ..Default::default() }));
+        let rules = patch.path_rules.unwrap();
+        assert_eq!((rules[0].role, rules[0].user_ids.len()), (Some(Role::Reviewer), 1));
     }
 }

@@ -2,11 +2,21 @@
 //! their OpenAPI schemas. Core types are converted into these, so the
 //! frozen contract (`docs/contracts/openapi.json`) changes only when one of
 //! these types does.
+//!
+//! Requests are read here and nowhere else (decision 0009): each request
+//! type refuses unknown fields (`deny_unknown_fields`) at every level,
+//! decodes base64 content, and converts into the core's plain input value
+//! (`From`, or a method returning the core's `Error` where the conversion
+//! can refuse, so the error envelope is the core's). The core's inputs have
+//! no serde. The CLI reads its JSON files with the same types and the same
+//! reader, [`parse_body`], so a document the API refuses the CLI refuses
+//! with the same message.
 
 mod apps;
 mod audit;
 mod auth;
 mod changesets;
+mod de;
 mod jobs;
 mod profiles;
 mod schemas;
@@ -16,6 +26,7 @@ pub use apps::*;
 pub use audit::*;
 pub use auth::*;
 pub use changesets::*;
+pub use de::parse_body;
 pub use jobs::*;
 pub use profiles::*;
 pub use workspaces::*;

@@ -1,6 +1,11 @@
 //! Wire types of runtime profiles (SPEC §2.6), their revisions and secret
 //! reveal, of environments (SPEC §2.5), and of changeset profile overrides.
 //!
+//! Request types here are the only readers of their bodies: the core's
+//! inputs (`ProfileInput`, `ProfilePatch`, `ProfileOverrideInput`, ...)
+//! have no serde; each request refuses unknown fields at every level and a
+//! map key given twice, and converts into the core's value.
+//!
 //! Secret plaintexts travel only *into* the server, as JSON strings held in
 //! [`SecretPlaintext`] (which prints as `[redacted]` and cannot be
 //! serialised). Every answer carries secret names, metadata and masks only —
@@ -15,16 +20,18 @@ use conman_core::domain::environment::Environment;
 use conman_core::domain::runtime_profile::input::{
     DatabasePatch, LifecyclePatch, MigrationsInput, MigrationsPatch, ProfileInput, ProfilePatch,
 };
-use conman_core::domain::runtime_profile::values::{nullable, unique_map};
 use conman_core::domain::runtime_profile::{
-    DataStrategy, DatabaseSettings, EnvValue, Lifecycle, MigrationSettings, OverrideTarget, ProfileKind,
-    ProfileOverride, ProfileOverrideInput, ProfileRevision, SecretPlaintext, TypedValueInput,
+    DataStrategy, DatabaseEngine, DatabaseSettings, EnvType, EnvValue, Lifecycle, MigrationSettings, OverrideTarget,
+    ProfileKind, ProfileOverride, ProfileOverrideInput, ProfileRevision, ProvisioningMode, SecretPlaintext,
+    TypedValueInput,
 };
-use conman_core::ids::RuntimeProfileId;
+use conman_core::ids::{EnvironmentId, RuntimeProfileId};
 use conman_core::services::{EnvironmentInput, ProfileView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use super::de::{nullable, secret_map, unique_map};
 
 /// The wire name of a serde enum value (`persistent_env`, `none`, ...).
 fn wire_name<T: Serialize>(v: &T) -> String {
@@ -287,6 +294,81 @@ impl From<&ProfileRevision> for ProfileRevisionDto {
     }
 }
 
+/// A typed env var value in a request: `{"type": "number", "value": 3}`
+/// (its schema is [`EnvValueDto`]'s). The value stays raw JSON so the core
+/// says precisely what is wrong with it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypedValueDto {
+    /// `string`, `number`, `boolean` or `json`.
+    #[serde(rename = "type")]
+    pub ty: EnvType,
+    /// The value, checked against `ty` by the core.
+    pub value: serde_json::Value,
+}
+
+impl From<TypedValueDto> for TypedValueInput {
+    fn from(v: TypedValueDto) -> Self {
+        TypedValueInput { ty: v.ty, value: v.value }
+    }
+}
+
+fn typed_inputs(vars: BTreeMap<String, TypedValueDto>) -> BTreeMap<String, TypedValueInput> {
+    vars.into_iter().map(|(k, v)| (k, v.into())).collect()
+}
+
+/// Database settings as written at create: every field optional, with the
+/// defaults of [`DatabaseSettings`] (schema: [`DatabaseDto`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseInputDto {
+    /// Engine (default `none`).
+    pub engine: DatabaseEngine,
+    /// Name of the secret holding the connection string.
+    pub connection_ref: Option<String>,
+    /// Provisioning mode (default `external`).
+    pub provisioning_mode: ProvisioningMode,
+    /// Profile whose database or data is copied.
+    pub base_profile_id: Option<Uuid>,
+}
+
+impl From<DatabaseInputDto> for DatabaseSettings {
+    fn from(d: DatabaseInputDto) -> Self {
+        DatabaseSettings {
+            engine: d.engine,
+            connection_ref: d.connection_ref,
+            provisioning_mode: d.provisioning_mode,
+            base_profile_id: d.base_profile_id.map(RuntimeProfileId),
+        }
+    }
+}
+
+/// Lifecycle as written at create: missing fields take the defaults of
+/// [`Lifecycle`] (schema: [`LifecycleDto`]).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleInputDto {
+    /// Idle hours before expiry.
+    pub idle_ttl_hours: u32,
+    /// Grace hours after expiry.
+    pub grace_hours: u32,
+    /// Cleanup runs by itself after grace.
+    pub auto_cleanup: bool,
+}
+
+impl Default for LifecycleInputDto {
+    fn default() -> Self {
+        let l = Lifecycle::default();
+        LifecycleInputDto { idle_ttl_hours: l.idle_ttl_hours, grace_hours: l.grace_hours, auto_cleanup: l.auto_cleanup }
+    }
+}
+
+impl From<LifecycleInputDto> for Lifecycle {
+    fn from(l: LifecycleInputDto) -> Self {
+        Lifecycle { idle_ttl_hours: l.idle_ttl_hours, grace_hours: l.grace_hours, auto_cleanup: l.auto_cleanup }
+    }
+}
+
 /// Migration settings as written (the applied state is never written).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -315,15 +397,15 @@ pub struct CreateProfileRequest {
     /// Typed env vars, by name.
     #[serde(default, deserialize_with = "unique_map")]
     #[schema(value_type = BTreeMap<String, EnvValueDto>)]
-    pub env_vars: BTreeMap<String, TypedValueInput>,
+    pub env_vars: BTreeMap<String, TypedValueDto>,
     /// Secret plaintexts, by name.
-    #[serde(default, deserialize_with = "unique_map")]
+    #[serde(default, deserialize_with = "secret_map")]
     #[schema(value_type = BTreeMap<String, String>)]
     pub secrets: BTreeMap<String, SecretPlaintext>,
     /// Database settings (missing fields take their defaults).
     #[serde(default)]
     #[schema(value_type = DatabaseDto)]
-    pub database: DatabaseSettings,
+    pub database: DatabaseInputDto,
     /// Migration settings.
     #[serde(default)]
     pub migrations: MigrationsInputDto,
@@ -334,7 +416,7 @@ pub struct CreateProfileRequest {
     /// Lifecycle (missing fields take their defaults).
     #[serde(default)]
     #[schema(value_type = LifecycleDto)]
-    pub lifecycle: Lifecycle,
+    pub lifecycle: LifecycleInputDto,
 }
 
 impl From<CreateProfileRequest> for ProfileInput {
@@ -343,13 +425,81 @@ impl From<CreateProfileRequest> for ProfileInput {
             name: r.name,
             kind: r.kind,
             base_url: r.base_url,
-            env_vars: r.env_vars,
+            env_vars: typed_inputs(r.env_vars),
             secrets: r.secrets,
-            database: r.database,
+            database: r.database.into(),
             migrations: MigrationsInput { paths: r.migrations.paths, command: r.migrations.command },
             data_strategy: r.data_strategy,
-            lifecycle: r.lifecycle,
+            lifecycle: r.lifecycle.into(),
         }
+    }
+}
+
+/// `database` of a profile patch: absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabasePatchDto {
+    /// New engine.
+    #[serde(default)]
+    pub engine: Option<DatabaseEngine>,
+    /// New connection reference (`null` clears).
+    #[serde(default, deserialize_with = "nullable")]
+    pub connection_ref: Option<Option<String>>,
+    /// New provisioning mode.
+    #[serde(default)]
+    pub provisioning_mode: Option<ProvisioningMode>,
+    /// New base profile (`null` clears).
+    #[serde(default, deserialize_with = "nullable")]
+    pub base_profile_id: Option<Option<Uuid>>,
+}
+
+impl From<DatabasePatchDto> for DatabasePatch {
+    fn from(d: DatabasePatchDto) -> Self {
+        DatabasePatch {
+            engine: d.engine,
+            connection_ref: d.connection_ref,
+            provisioning_mode: d.provisioning_mode,
+            base_profile_id: d.base_profile_id.map(|b| b.map(RuntimeProfileId)),
+        }
+    }
+}
+
+/// `migrations` of a profile patch: absent fields stay, `null` clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsPatchDto {
+    /// Replaces the path list.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// New command (`null` clears).
+    #[serde(default, deserialize_with = "nullable")]
+    pub command: Option<Option<String>>,
+}
+
+impl From<MigrationsPatchDto> for MigrationsPatch {
+    fn from(m: MigrationsPatchDto) -> Self {
+        MigrationsPatch { paths: m.paths, command: m.command }
+    }
+}
+
+/// `lifecycle` of a profile patch: absent fields stay.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecyclePatchDto {
+    /// New idle TTL.
+    #[serde(default)]
+    pub idle_ttl_hours: Option<u32>,
+    /// New grace.
+    #[serde(default)]
+    pub grace_hours: Option<u32>,
+    /// New auto-cleanup flag.
+    #[serde(default)]
+    pub auto_cleanup: Option<bool>,
+}
+
+impl From<LifecyclePatchDto> for LifecyclePatch {
+    fn from(l: LifecyclePatchDto) -> Self {
+        LifecyclePatch { idle_ttl_hours: l.idle_ttl_hours, grace_hours: l.grace_hours, auto_cleanup: l.auto_cleanup }
     }
 }
 
@@ -372,7 +522,7 @@ pub struct PatchProfileRequest {
     /// Env vars to add or overwrite.
     #[serde(default, deserialize_with = "unique_map")]
     #[schema(value_type = BTreeMap<String, EnvValueDto>)]
-    pub set_env_vars: BTreeMap<String, TypedValueInput>,
+    pub set_env_vars: BTreeMap<String, TypedValueDto>,
     /// Env vars to remove (each must exist).
     #[serde(default)]
     pub unset_env_vars: Vec<String>,
@@ -380,7 +530,7 @@ pub struct PatchProfileRequest {
     #[serde(default)]
     pub retype_env_vars: Vec<String>,
     /// Secret plaintexts to add or overwrite, by name.
-    #[serde(default, deserialize_with = "unique_map")]
+    #[serde(default, deserialize_with = "secret_map")]
     #[schema(value_type = BTreeMap<String, String>)]
     pub set_secrets: BTreeMap<String, SecretPlaintext>,
     /// Secrets to remove (each must exist).
@@ -389,11 +539,11 @@ pub struct PatchProfileRequest {
     /// `{engine?, connection_ref?, provisioning_mode?, base_profile_id?}`.
     #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
-    pub database: Option<DatabasePatch>,
+    pub database: Option<DatabasePatchDto>,
     /// `{paths?, command?}`.
     #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
-    pub migrations: Option<MigrationsPatch>,
+    pub migrations: Option<MigrationsPatchDto>,
     /// New data strategy.
     #[serde(default)]
     #[schema(schema_with = crate::dto::schemas::data_strategy_opt)]
@@ -401,7 +551,7 @@ pub struct PatchProfileRequest {
     /// `{idle_ttl_hours?, grace_hours?, auto_cleanup?}`.
     #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
     #[schema(value_type = Option<Object>)]
-    pub lifecycle: Option<LifecyclePatch>,
+    pub lifecycle: Option<LifecyclePatchDto>,
 }
 
 impl From<PatchProfileRequest> for ProfilePatch {
@@ -409,15 +559,15 @@ impl From<PatchProfileRequest> for ProfilePatch {
         ProfilePatch {
             name: r.name,
             base_url: r.base_url,
-            set_env_vars: r.set_env_vars,
+            set_env_vars: typed_inputs(r.set_env_vars),
             unset_env_vars: r.unset_env_vars,
             retype_env_vars: r.retype_env_vars,
             set_secrets: r.set_secrets,
             unset_secrets: r.unset_secrets,
-            database: r.database,
-            migrations: r.migrations,
+            database: r.database.map(Into::into),
+            migrations: r.migrations.map(Into::into),
             data_strategy: r.data_strategy,
-            lifecycle: r.lifecycle,
+            lifecycle: r.lifecycle.map(Into::into),
         }
     }
 }
@@ -543,6 +693,29 @@ impl From<&ProfileOverride> for ProfileOverrideDto {
     }
 }
 
+/// What an override applies to, as written: exactly one of
+/// `{"environment": "prod"}`, `{"environment_id": "…"}` or `{"profile_id": "…"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum OverrideTargetDto {
+    /// An environment by name.
+    Environment(String),
+    /// An environment by id.
+    EnvironmentId(Uuid),
+    /// A runtime profile by id.
+    ProfileId(Uuid),
+}
+
+impl From<OverrideTargetDto> for OverrideTarget {
+    fn from(t: OverrideTargetDto) -> Self {
+        match t {
+            OverrideTargetDto::Environment(name) => OverrideTarget::Environment(name),
+            OverrideTargetDto::EnvironmentId(id) => OverrideTarget::EnvironmentId(EnvironmentId(id)),
+            OverrideTargetDto::ProfileId(id) => OverrideTarget::ProfileId(RuntimeProfileId(id)),
+        }
+    }
+}
+
 /// One override as written: a target, typed env var values and secret
 /// plaintexts (sealed at once, never echoed). An override sets keys; it
 /// never removes one nor changes a key's type.
@@ -551,20 +724,20 @@ impl From<&ProfileOverride> for ProfileOverrideDto {
 pub struct ProfileOverrideInputDto {
     /// `{"environment": "prod"}`, `{"environment_id": "…"}` or `{"profile_id": "…"}`.
     #[schema(schema_with = crate::dto::schemas::override_target)]
-    pub target: OverrideTarget,
+    pub target: OverrideTargetDto,
     /// Typed env var values, by name.
     #[serde(default, deserialize_with = "unique_map")]
     #[schema(value_type = BTreeMap<String, EnvValueDto>)]
-    pub env_vars: BTreeMap<String, TypedValueInput>,
+    pub env_vars: BTreeMap<String, TypedValueDto>,
     /// Secret plaintexts, by name.
-    #[serde(default, deserialize_with = "unique_map")]
+    #[serde(default, deserialize_with = "secret_map")]
     #[schema(value_type = BTreeMap<String, String>)]
     pub secrets: BTreeMap<String, SecretPlaintext>,
 }
 
 impl From<ProfileOverrideInputDto> for ProfileOverrideInput {
     fn from(o: ProfileOverrideInputDto) -> Self {
-        ProfileOverrideInput { target: o.target, env_vars: o.env_vars, secrets: o.secrets }
+        ProfileOverrideInput { target: o.target.into(), env_vars: typed_inputs(o.env_vars), secrets: o.secrets }
     }
 }
 
@@ -626,4 +799,130 @@ pub struct RotationDto {
     pub to_key_id: String,
     /// What the operator must do next.
     pub next_step: String,
+}
+
+#[cfg(test)]
+mod tests {
+    //! The wire side of the profile inputs (moved from the core with the
+    //! serde): unknown fields at every level, duplicate keys, unknown
+    //! names, all refused before the core sees a value.
+    use serde_json::json;
+
+    use super::*;
+    use crate::dto::parse_body;
+
+    fn refused<T: serde::de::DeserializeOwned>(doc: &serde_json::Value) -> bool {
+        parse_body::<T>(doc.to_string().as_bytes()).is_err()
+    }
+
+    #[test]
+    fn create_and_patch_refuse_unknown_fields_at_every_level() {
+        let base = json!({"name": "p", "kind": "persistent_env"});
+        assert!(!refused::<CreateProfileRequest>(&base));
+        for (path, extra) in [
+            ("", json!({"revision": 3})),
+            ("", json!({"kind2": 1})),
+            ("database", json!({"engine": "postgres", "password": "x"})),
+            ("migrations", json!({"applied_state": null})),
+            ("lifecycle", json!({"ttl": 1})),
+            ("env_vars", json!({"A": {"type": "string", "value": "a", "secret": true}})),
+        ] {
+            let mut doc = base.clone();
+            if path.is_empty() {
+                doc.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            } else {
+                doc[path] = extra;
+            }
+            assert!(refused::<CreateProfileRequest>(&doc), "{doc}");
+        }
+        for bad in [
+            json!({"kind": "temp_workspace"}),
+            json!({"revision": 2}),
+            json!({"database": {"engine": "postgres", "x": 1}}),
+            json!({"migrations": {"applied_state": null}}),
+            json!({"lifecycle": {"grace": 1}}),
+            json!({"set_env_vars": {"A": {"type": "string", "value": "a", "x": 1}}}),
+        ] {
+            assert!(refused::<PatchProfileRequest>(&bad), "{bad}");
+        }
+        // Unknown names are refused too.
+        assert!(refused::<CreateProfileRequest>(&json!({"name": "p", "kind": "persistent"})));
+        assert!(refused::<CreateProfileRequest>(
+            &json!({"name": "p", "kind": "persistent_env", "env_vars": {"A": {"type": "float", "value": 1}}})
+        ));
+        assert!(refused::<CreateProfileRequest>(
+            &json!({"name": "p", "kind": "persistent_env", "env_vars": {"A": {"value": 1}}})
+        ));
+    }
+
+    #[test]
+    fn maps_refuse_a_key_given_twice() {
+        let text = r#"{"name":"p","kind":"persistent_env","env_vars":{
+            "A":{"type":"string","value":"1"},"A":{"type":"number","value":1}}}"#;
+        assert!(parse_body::<CreateProfileRequest>(text.as_bytes()).is_err());
+        assert!(serde_json::from_str::<CreateProfileRequest>(text).is_err(), "also outside parse_body");
+        let text = r#"{"set_secrets":{"K":"a","K":"b"}}"#;
+        assert!(serde_json::from_str::<PatchProfileRequest>(text).is_err());
+    }
+
+    #[test]
+    fn an_out_of_range_number_never_parses() {
+        let text = r#"{"name":"p","kind":"persistent_env","env_vars":{"N":{"type":"number","value":1e400}}}"#;
+        assert!(parse_body::<CreateProfileRequest>(text.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn inputs_convert_into_the_core_values_and_never_print_secrets() {
+        let r: CreateProfileRequest = parse_body(
+            json!({"name": "p", "kind": "temp_workspace", "secrets": {"K": "super-secret"},
+                   "lifecycle": {"grace_hours": 2}, "database": {"engine": "postgres"}})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        assert!(!format!("{r:?}").contains("super-secret"));
+        let input = ProfileInput::from(r);
+        assert!(!format!("{input:?}").contains("super-secret"));
+        assert_eq!(input.secrets["K"].expose(), "super-secret");
+        assert_eq!(input.lifecycle, Lifecycle { grace_hours: 2, ..Lifecycle::default() });
+        assert_eq!(input.database, DatabaseSettings { engine: DatabaseEngine::Postgres, ..Default::default() });
+
+        let p: PatchProfileRequest = parse_body(
+            br#"{"base_url": null, "database": {"connection_ref": null, "base_profile_id": null},
+                 "migrations": {"command": null}, "lifecycle": {"auto_cleanup": false}}"#,
+        )
+        .unwrap();
+        let patch = ProfilePatch::from(p);
+        assert_eq!(patch.base_url, Some(None));
+        let db = patch.database.unwrap();
+        assert_eq!((db.connection_ref, db.base_profile_id, db.engine), (Some(None), Some(None), None));
+        assert_eq!(patch.migrations.unwrap().command, Some(None));
+        assert_eq!(patch.lifecycle.unwrap().auto_cleanup, Some(false));
+    }
+
+    #[test]
+    fn overrides_refuse_unknown_fields_and_targets() {
+        let t = json!({"environment": "prod"});
+        for bad in [
+            json!({"target": t, "env_vars": {}, "unset": []}),
+            json!({"target": {"env": "prod"}}),
+            json!({"target": {"environment": "prod", "profile_id": Uuid::nil()}}),
+            json!({"target": t, "env_vars": {"A": {"type": "string", "value": "a", "x": 0}}}),
+        ] {
+            assert!(refused::<PutProfileOverridesRequest>(&json!({"profile_overrides": [bad]})), "{bad}");
+        }
+        assert!(serde_json::from_str::<ProfileOverrideInputDto>(
+            r#"{"target":{"environment":"prod"},"env_vars":{"A":{"type":"string","value":"1"},"A":{"type":"string","value":"2"}}}"#
+        )
+        .is_err());
+        let ok: PutProfileOverridesRequest = parse_body(
+            json!({"profile_overrides": [{"target": {"profile_id": Uuid::nil()}, "secrets": {"T": "plain-xyz"}}]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let input = ok.into_input();
+        assert_eq!(input[0].target, OverrideTarget::ProfileId(RuntimeProfileId(Uuid::nil())));
+        assert!(!format!("{input:?}").contains("plain-xyz"));
+    }
 }

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use conman_core::domain::app::CommitMode;
 use conman_core::domain::workspace::Workspace;
 use conman_core::ports::git::{DirEntry, Node, Sha, SyncStrategy};
-use conman_core::services::{ChangeOp, WriteOutcome};
+use conman_core::services::{batch_op_error, ChangeOp, WriteOutcome};
+use conman_core::Error;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -216,13 +217,32 @@ pub enum ChangeOpDto {
     },
 }
 
-impl From<ChangeOpDto> for ChangeOp {
-    fn from(op: ChangeOpDto) -> Self {
-        match op {
-            ChangeOpDto::Put { path, content } => ChangeOp::Put { path, content },
+/// Decodes standard base64 (padding required), refusing anything else
+/// (`content`, `invalid_base64`).
+pub fn decode_base64(content: &str) -> Result<Vec<u8>, Error> {
+    base64::engine::general_purpose::STANDARD
+        .decode(content)
+        .map_err(|_| Error::invalid("content", "invalid_base64", "content is not valid base64"))
+}
+
+impl PutFileRequest {
+    /// The file's bytes (the body carries them in base64).
+    pub fn content_bytes(&self) -> Result<Vec<u8>, Error> {
+        decode_base64(&self.content)
+    }
+}
+
+impl ChangeOpDto {
+    /// The core's operation, its content decoded; a refusal names the
+    /// operation's `index` in the batch as the core's own refusals do.
+    pub fn into_domain(self, index: usize) -> Result<ChangeOp, Error> {
+        Ok(match self {
+            ChangeOpDto::Put { path, content } => {
+                ChangeOp::Put { path, content: decode_base64(&content).map_err(|e| batch_op_error(e, index))? }
+            }
             ChangeOpDto::Delete { path } => ChangeOp::Delete { path },
             ChangeOpDto::Move { from, to } => ChangeOp::Move { from, to },
-        }
+        })
     }
 }
 
@@ -236,6 +256,13 @@ pub struct ChangesRequest {
     /// 1-1000 operations, applied in order, all or nothing.
     #[schema(min_items = 1, max_items = 1000)]
     pub ops: Vec<ChangeOpDto>,
+}
+
+impl ChangesRequest {
+    /// The core's operations, in order, each content decoded.
+    pub fn into_ops(self) -> Result<Vec<ChangeOp>, Error> {
+        self.ops.into_iter().enumerate().map(|(i, op)| op.into_domain(i)).collect()
+    }
 }
 
 /// Result of a write.

@@ -3,7 +3,6 @@
 use axum::extract::Path;
 use conman_core::ids::AppId;
 use conman_core::ports::store::PageRequest;
-use conman_core::services::NewApp;
 
 use super::{St, State};
 use crate::dto::*;
@@ -33,8 +32,7 @@ pub(crate) async fn create(
     Authed(actor): Authed,
     ApiJson(req): ApiJson<CreateAppRequest>,
 ) -> ApiResult<Data<AppDto>> {
-    let input = NewApp { name: req.name, integration_branch: req.integration_branch, import_from: req.import_from };
-    let app = c.create_app(&actor, input).await?;
+    let app = c.create_app(&actor, req.into()).await?;
     Ok(created(AppDto::new(&app, Some(conman_core::rbac::Role::AppAdmin))))
 }
 

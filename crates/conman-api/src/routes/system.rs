@@ -1,6 +1,7 @@
-//! `/api/health`, `/api/metrics`, `/api/openapi.json` and `/api/docs`.
+//! `/api/health`, `/api/metrics` and `/api/openapi.json` (the reference
+//! that renders the document, `/api/docs`, is [`crate::docs`]).
 
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 
 use crate::dto::Health;
 use crate::envelope::{ok, Data};
@@ -26,9 +27,4 @@ pub(crate) async fn metrics(
 /// The OpenAPI 3 document.
 pub(crate) async fn openapi_json() -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi::document_json())
-}
-
-/// A browsable, self-contained API reference.
-pub(crate) async fn docs() -> Html<String> {
-    Html(crate::openapi::docs_html())
 }

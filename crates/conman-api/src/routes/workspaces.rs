@@ -4,7 +4,6 @@
 use axum::extract::{Path, Request};
 use conman_core::ids::{AppId, WorkspaceId};
 use conman_core::ports::store::PageRequest;
-use conman_core::services::decode_base64;
 
 use super::{St, State};
 use crate::body::{file_write_limit, BATCH_OVERHEAD, FILE_WRITE_OVERHEAD};
@@ -141,7 +140,7 @@ pub(crate) async fn put_file(
     let (app_id, ws_id) = ids(&app_id, &ws_id)?;
     let limit = file_write_limit(&c, &actor, app_id, FILE_WRITE_OVERHEAD).await?;
     let req: PutFileRequest = json_body(body, limit).await?;
-    let content = decode_base64(&req.content)?;
+    let content = req.content_bytes()?;
     Ok(ok(c.write_file(&actor, app_id, ws_id, &req.path, content, req.message).await?.into()))
 }
 
@@ -177,8 +176,8 @@ pub(crate) async fn changes(
     let (app_id, ws_id) = ids(&app_id, &ws_id)?;
     let limit = file_write_limit(&c, &actor, app_id, BATCH_OVERHEAD).await?;
     let req: ChangesRequest = json_body(body, limit).await?;
-    let ops = req.ops.into_iter().map(Into::into).collect();
-    Ok(ok(c.apply_changes(&actor, app_id, ws_id, ops, req.message).await?.into()))
+    let message = req.message.clone();
+    Ok(ok(c.apply_changes(&actor, app_id, ws_id, req.into_ops()?, message).await?.into()))
 }
 
 /// Commit the saved edits to the workspace branch (`manual_checkpoint` mode).

@@ -210,7 +210,7 @@ impl Slot {
             worker = %self.worker, waited_ms = waited.as_millis() as u64, "job started"
         );
         let started = Instant::now();
-        // The claim wrote the attempt's opening line; the log goes on from it.
+        // The core opened the attempt's log after the claim; it goes on from there.
         let log = JobLog::start(Arc::clone(&conman), job.id);
         let cancel = self.wakeup.watch_cancel(job.id);
         let attempt = attempt(&conman, &self.worker, &self.options, &mut self.stop, &job, &log, &cancel).await;

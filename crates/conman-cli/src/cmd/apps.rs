@@ -83,9 +83,7 @@ impl AppCmd {
                 out.show(&dto, |d| format!("you are app_admin of {}", d.app_id));
             }
             AppCmd::Settings { app, patch } => {
-                let patch: SettingsPatchDto = serde_json::from_str(&patch).map_err(|e| {
-                    crate::output::CoreError(conman_core::Error::invalid("patch", "invalid_body", e.to_string()))
-                })?;
+                let patch: SettingsPatchDto = conman_api::dto::parse_body(patch.as_bytes()).core()?;
                 let updated =
                     s.conman.update_settings(&s.actor, resolve_app(s, &app).await?, patch.into()).await.core()?;
                 out.show(&AppDto::new(&updated, None), |a| {

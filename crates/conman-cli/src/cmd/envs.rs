@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use conman_api::dto::{EnvironmentDto, EnvironmentInputDto};
+use conman_api::dto::{EnvironmentDto, ReplaceEnvironmentsRequest};
 use conman_core::domain::environment::Environment;
 use conman_core::ids::{AppId, RuntimeProfileId};
 use conman_core::ports::store::PageRequest;
-use conman_core::services::EnvironmentInput;
 use serde_json::Value;
 
-use super::profiles::{bad_input, parse_body, read_json, resolve_profile, SecretResult};
+use super::body::{object, read_bytes, request};
+use super::profiles::{resolve_profile, SecretResult};
 use super::resolve_app;
 use crate::output::{CoreResult, Output};
 use crate::session::Session;
@@ -80,25 +80,18 @@ impl EnvCmd {
             }
             EnvCmd::Set { app, file } => {
                 let app_id = resolve_app(s, &app).await?;
-                let mut body = match read_json(&file)? {
-                    Value::Object(mut map) if map.len() == 1 && map.contains_key("environments") => {
-                        map.remove("environments").unwrap_or_default()
-                    }
-                    other => other,
-                };
-                let Value::Array(items) = &mut body else {
-                    return Err(bad_input("environments", "the file must hold a JSON list of environments"));
-                };
+                let mut body = object(&read_bytes(&file)?, Some("environments"))?;
                 // Profile names in place of ids.
-                for item in items.iter_mut() {
-                    if let Some(Value::String(profile)) = item.get_mut("runtime_profile_id") {
-                        if profile.parse::<RuntimeProfileId>().is_err() {
-                            *profile = resolve_profile(s, app_id, profile).await?.to_string();
+                if let Some(Value::Array(items)) = body.get_mut("environments") {
+                    for item in items.iter_mut() {
+                        if let Some(Value::String(profile)) = item.get_mut("runtime_profile_id") {
+                            if profile.parse::<RuntimeProfileId>().is_err() {
+                                *profile = resolve_profile(s, app_id, profile).await?.to_string();
+                            }
                         }
                     }
                 }
-                let input: Vec<EnvironmentInputDto> = parse_body(body, "environment list")?;
-                let input: Vec<EnvironmentInput> = input.into_iter().map(EnvironmentInput::from).collect();
+                let input = request::<ReplaceEnvironmentsRequest>(body)?.into_input();
                 let envs = c.replace_environments(a, app_id, input).await.secret()?;
                 let names = if out.json { HashMap::new() } else { profile_names(s, app_id).await };
                 let dtos: Vec<EnvironmentDto> = envs.iter().map(EnvironmentDto::from).collect();

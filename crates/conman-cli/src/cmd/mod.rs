@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod apps;
 pub(crate) mod audit;
+pub(crate) mod body;
 pub(crate) mod cs;
 pub(crate) mod envs;
 pub(crate) mod jobs;

@@ -17,7 +17,10 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use conman_api::dto::{ProfileOverridesDto, ProfileRevisionDto, RevealedSecretDto, RuntimeProfileDto};
+use conman_api::dto::{
+    CreateProfileRequest, PatchProfileRequest, ProfileOverridesDto, ProfileRevisionDto, PutProfileOverridesRequest,
+    RevealedSecretDto, RuntimeProfileDto,
+};
 use conman_core::domain::runtime_profile::input::{ProfileInput, ProfilePatch};
 use conman_core::domain::runtime_profile::{
     EnvValue, ProfileOverrideInput, ProfileRevision, RevisionReason, SecretPlaintext,
@@ -28,6 +31,7 @@ use conman_core::services::ProfileView;
 use conman_core::Error;
 use serde_json::{Map, Value};
 
+use super::body::{object, read_bytes, request};
 use super::resolve_app;
 use crate::output::{CoreError, CoreResult, Output};
 use crate::session::Session;
@@ -35,8 +39,8 @@ use crate::session::Session;
 /// `conman profile ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProfileCmd {
-    /// Create a runtime profile (app admins). The optional body is the core
-    /// profile input (JSON: base_url, env_vars, secrets, database, ...).
+    /// Create a runtime profile (app admins). The optional body is the API's
+    /// create body (JSON: base_url, env_vars, secrets, database, ...).
     New {
         /// App id or name.
         #[arg(long)]
@@ -173,31 +177,6 @@ pub(crate) async fn check_master_key(s: &Session) -> anyhow::Result<()> {
             Err(anyhow::Error::new(CoreError(Error::conflict(format!("refusing to use this master key: {message}")))))
         }
         Err(e) => Err(e).secret(),
-    }
-}
-
-/// Reads a JSON document from `path` (`-`: stdin).
-pub(crate) fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text)?;
-        text
-    } else {
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
-    };
-    serde_json::from_str(&text).map_err(|e| bad_input("file", format!("{} is not JSON: {e}", path.display())))
-}
-
-/// Deserialises a body into a core input type; unknown fields, duplicate
-/// keys and wrong types are validation errors naming the problem.
-pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> anyhow::Result<T> {
-    serde_json::from_value(value).map_err(|e| bad_input("body", format!("invalid {what}: {e}")))
-}
-
-fn object(value: Value, what: &str) -> anyhow::Result<Map<String, Value>> {
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(bad_input("body", format!("the {what} must be a JSON object"))),
     }
 }
 
@@ -354,7 +333,7 @@ impl ProfileCmd {
             ProfileCmd::New { app, name, kind, file } => {
                 let app_id = resolve_app(s, &app).await?;
                 let mut body = match &file {
-                    Some(path) => object(read_json(path)?, "profile")?,
+                    Some(path) => object(&read_bytes(path)?, None)?,
                     None => Map::new(),
                 };
                 match body.get("name") {
@@ -374,7 +353,7 @@ impl ProfileCmd {
                         body.insert("kind".into(), Value::String(flag.unwrap_or_else(|| "persistent_env".into())));
                     }
                 }
-                let input: ProfileInput = parse_body(Value::Object(body), "profile")?;
+                let input = ProfileInput::from(request::<CreateProfileRequest>(body)?);
                 let view = c.create_runtime_profile(a, app_id, input).await.secret()?;
                 out.show(&RuntimeProfileDto::from(&view), |_| {
                     format!("created profile {} ({}) at revision 1", view.profile.name, view.profile.id)
@@ -405,7 +384,7 @@ impl ProfileCmd {
                 let app_id = resolve_app(s, &app).await?;
                 let id = resolve_profile(s, app_id, &profile).await?;
                 let mut body = match &file {
-                    Some(path) => object(read_json(path)?, "patch")?,
+                    Some(path) => object(&read_bytes(path)?, None)?,
                     None => Map::new(),
                 };
                 if !unset.is_empty() {
@@ -436,7 +415,7 @@ impl ProfileCmd {
                 if body.is_empty() {
                     return Err(bad_input("patch", "nothing to change: pass --file, --set or --unset"));
                 }
-                let patch: ProfilePatch = parse_body(Value::Object(body), "patch")?;
+                let patch = ProfilePatch::from(request::<PatchProfileRequest>(body)?);
                 let view = c.patch_runtime_profile(a, app_id, id, patch).await.secret()?;
                 out.show(&RuntimeProfileDto::from(&view), |_| {
                     format!("updated profile {}: revision {}", view.profile.name, view.profile.revision)
@@ -490,21 +469,16 @@ impl ProfileCmd {
     }
 }
 
-/// `conman cs overrides --app A ID [--file F]`: prints a changeset's profile
-/// overrides, or replaces them with the list in `file` (a JSON list of
-/// overrides, or the API's `{"profile_overrides": [...]}`; `-` reads stdin).
-/// Reads a list of profile overrides from `path` (`-`: stdin): a JSON list,
-/// or an object holding only `profile_overrides` (the API's body).
+/// Reads a list of profile overrides from `path` (`-`: stdin): the API's
+/// body `{"profile_overrides": [...]}`, or the bare list.
 pub(crate) fn read_override_list(path: &Path) -> anyhow::Result<Vec<ProfileOverrideInput>> {
-    let body = match read_json(path)? {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("profile_overrides") => {
-            map.remove("profile_overrides").unwrap_or_default()
-        }
-        other => other,
-    };
-    parse_body(body, "override list")
+    let body = object(&read_bytes(path)?, Some("profile_overrides"))?;
+    Ok(request::<PutProfileOverridesRequest>(body)?.into_input())
 }
 
+/// `conman cs overrides --app A ID [--file F]`: prints a changeset's profile
+/// overrides, or replaces them with the list in `file` (see
+/// [`read_override_list`]).
 pub(crate) async fn changeset_overrides(
     s: &Session,
     out: &Output,

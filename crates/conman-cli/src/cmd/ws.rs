@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use conman_api::dto::{ChangeOpDto, ChangesRequest, CheckpointDto, FileDto, WorkspaceDto, WriteResultDto};
+use conman_api::dto::{ChangesRequest, CheckpointDto, FileDto, WorkspaceDto, WriteResultDto};
 use conman_core::ids::{AppId, WorkspaceId};
 use conman_core::ports::git::{Node, SyncStrategy};
 use conman_core::ports::store::PageRequest;
@@ -218,13 +218,11 @@ impl WsCmd {
                 out.show(&r, write_line);
             }
             WsCmd::Apply { target, file } => {
-                let text = std::fs::read_to_string(&file)?;
-                let req: ChangesRequest = serde_json::from_str(&text).map_err(|e| {
-                    crate::output::CoreError(conman_core::Error::invalid("file", "invalid_body", e.to_string()))
-                })?;
+                let req: ChangesRequest = conman_api::dto::parse_body(&super::body::read_bytes(&file)?).core()?;
+                let message = req.message.clone();
+                let ops = req.into_ops().core()?;
                 let (app_id, ws_id) = resolve(s, &target).await?;
-                let ops = req.ops.into_iter().map(ChangeOpDto::into).collect();
-                let r = WriteResultDto::from(c.apply_changes(a, app_id, ws_id, ops, req.message).await.core()?);
+                let r = WriteResultDto::from(c.apply_changes(a, app_id, ws_id, ops, message).await.core()?);
                 out.show(&r, write_line);
             }
             WsCmd::Checkpoint { target, message } => {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use super::fixtures::{self, app, audit_entry, job, later, now, outbox, setup};
 use super::{assert_code, Spawner};
 use crate::domain::app::App;
-use crate::domain::job::{attempt_opening_line, Job, JobState, JobType, LogStream, NewLogLine};
+use crate::domain::job::{Job, JobState, JobType, LogAppend, LogStream, NewLogLine};
 use crate::domain::Timestamp;
 use crate::error::ErrorCode;
 use crate::ids::JobId;
@@ -49,7 +49,7 @@ async fn insert<S: Store + ?Sized>(store: &S, jobs: impl IntoIterator<Item = Job
 
 /// A claim by `worker` at `at`, leased for 30 s, of any type.
 fn claim_at(worker: &str, at: Timestamp) -> JobClaim {
-    JobClaim { worker: worker.into(), now: at, lease_until: later(at, 30), types: None, opening_line_limit_bytes: None }
+    JobClaim { worker: worker.into(), now: at, lease_until: later(at, 30), types: None }
 }
 
 /// `worker` claims at `at`; answers the claimed job's id.
@@ -591,7 +591,7 @@ pub async fn job_mutations_of_an_unknown_id_are_not_found<S: Store>(store: &S) {
     ] {
         assert_code(fixtures::commit(store, [m]).await, ErrorCode::NotFound);
     }
-    assert_code(store.append_job_log(ghost.id, &lines(0, 1, 10), 1024).await, ErrorCode::NotFound);
+    assert_code(store.append_job_log(ghost.id, &LogAppend::plan(lines(0, 1, 10), 1024)).await, ErrorCode::NotFound);
     assert_code(store.job_log(ghost.id, 0, 10).await, ErrorCode::NotFound);
 }
 
@@ -633,10 +633,10 @@ pub async fn log_lines_are_numbered_per_job_and_followed_with_after<S: Store>(st
     assert_eq!((empty.lines, empty.truncated), (vec![], false));
 
     let (first, second) = (lines(0, 3, 20), lines(3, 2, 30));
-    store.append_job_log(j.id, &first, 1024).await.unwrap();
-    store.append_job_log(other.id, &lines(0, 1, 5), 1024).await.unwrap();
-    store.append_job_log(j.id, &second, 1024).await.unwrap();
-    store.append_job_log(j.id, &[], 1024).await.unwrap();
+    store.append_job_log(j.id, &LogAppend::plan(first.clone(), 1024)).await.unwrap();
+    store.append_job_log(other.id, &LogAppend::plan(lines(0, 1, 5), 1024)).await.unwrap();
+    store.append_job_log(j.id, &LogAppend::plan(second.clone(), 1024)).await.unwrap();
+    store.append_job_log(j.id, &LogAppend::plan(Vec::new(), 1024)).await.unwrap();
 
     let page = store.job_log(j.id, 0, 100).await.unwrap();
     assert!(!page.truncated);
@@ -666,7 +666,7 @@ pub async fn the_log_keeps_its_newest_tail_within_the_bound<S: Store>(store: &S)
     insert(store, [j.clone()]).await;
 
     for batch in 0..3 {
-        store.append_job_log(j.id, &lines(batch * PER_APPEND, PER_APPEND, LINE), LIMIT).await.unwrap();
+        store.append_job_log(j.id, &LogAppend::plan(lines(batch * PER_APPEND, PER_APPEND, LINE), LIMIT)).await.unwrap();
         let (log, truncated) = whole_log(store, j.id, 97).await;
         assert_eq!(truncated, batch == 2, "truncated only once something was dropped (after append {batch})");
         assert_eq!(log.last().map(|l| l.seq), Some(((batch + 1) * PER_APPEND) as i64));
@@ -693,13 +693,13 @@ pub async fn one_oversized_append_keeps_only_its_tail<S: Store>(store: &S) {
     let billing = one_app(store).await;
     let j = job(&billing, JobType::GateSubmit);
     insert(store, [j.clone()]).await;
-    store.append_job_log(j.id, &lines(0, 5, 100), 1000).await.unwrap();
-    store.append_job_log(j.id, &lines(5, 30, 100), 1000).await.unwrap();
+    store.append_job_log(j.id, &LogAppend::plan(lines(0, 5, 100), 1000)).await.unwrap();
+    store.append_job_log(j.id, &LogAppend::plan(lines(5, 30, 100), 1000)).await.unwrap();
 
     let (log, truncated) = whole_log(store, j.id, 100).await;
     assert!(truncated);
     assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), (26..=35).collect::<Vec<i64>>());
-    store.append_job_log(j.id, &lines(35, 1, 10), 1000).await.unwrap();
+    store.append_job_log(j.id, &LogAppend::plan(lines(35, 1, 10), 1000)).await.unwrap();
     let (log, _) = whole_log(store, j.id, 100).await;
     assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), (27..=36).collect::<Vec<i64>>());
 }
@@ -715,9 +715,9 @@ pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S
     insert(store, [j.clone()]).await;
     let t = now();
     let running = store.claim_job(&claim_at("w1", t)).await.unwrap().expect("claimed");
-    store.append_job_log(j.id, &lines(0, 2, 10), 1000).await.unwrap();
+    store.append_job_log(j.id, &LogAppend::plan(lines(0, 2, 10), 1000)).await.unwrap();
     let append = |from: usize, count: usize, size: usize| {
-        Mutation::from(JobMutation::AppendJobLog { id: j.id, lines: lines(from, count, size), limit_bytes: 1000 })
+        Mutation::from(JobMutation::AppendJobLog { id: j.id, append: LogAppend::plan(lines(from, count, size), 1000) })
     };
 
     // Refused by the FinishJob of a worker that does not hold the lease.
@@ -750,70 +750,53 @@ pub async fn a_unit_appends_log_lines_with_its_other_changes<S: Store>(store: &S
 
     let unknown = Mutation::from(JobMutation::AppendJobLog {
         id: JobId(uuid::Uuid::now_v7()),
-        lines: lines(0, 1, 5),
-        limit_bytes: 1000,
+        append: LogAppend::plan(lines(0, 1, 5), 1000),
     });
     assert_code(fixtures::commit(store, [unknown]).await, ErrorCode::NotFound);
 }
 
-/// A claim asked to open the attempt's log appends, in the same write, the
-/// core's [`attempt_opening_line`] for the new attempt count (stream
-/// `system`, stamped with the claim's time, numbered after the lines
-/// already there); a reclaim opens the next attempt the same way; a claim
-/// not asked to writes no line.
-pub async fn a_claim_opens_the_attempts_log<S: Store>(store: &S) {
+/// A claim leaves the job's log alone — the core opens the attempt's log
+/// itself, with its own text — and a reclaim after the lease expired
+/// neither: the lines already there stay as they were.
+pub async fn a_claim_leaves_the_log_alone<S: Store>(store: &S) {
     let billing = one_app(store).await;
     let (j, quiet) = (job(&billing, JobType::GateSubmit), job(&billing, JobType::GateSubmit));
     let quiet = Job { run_after: later(j.run_after, 1), ..quiet };
     insert(store, [j.clone(), quiet.clone()]).await;
-    store.append_job_log(j.id, &lines(0, 2, 10), 1000).await.unwrap();
+    store.append_job_log(j.id, &LogAppend::plan(lines(0, 2, 10), 1000)).await.unwrap();
+    let before = whole_log(store, j.id, 100).await;
     let t = now();
-    let opening = |worker: &str, at| JobClaim { opening_line_limit_bytes: Some(1000), ..claim_at(worker, at) };
-
-    let first = store.claim_job(&opening("w-1", t)).await.unwrap().expect("claimed");
-    assert_eq!((first.id, first.attempts), (j.id, 1));
-    let (log, truncated) = whole_log(store, j.id, 100).await;
-    let expected = crate::domain::job::JobLogLine {
-        seq: 3,
-        at: t,
-        stream: LogStream::System,
-        text: attempt_opening_line(1, j.max_attempts, "w-1"),
-    };
-    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!((&log[2], truncated), (&expected, false));
-    assert_eq!(log[2].text, format!("attempt 1 of {} on worker w-1", j.max_attempts));
-
-    // The worker dies; the next claim after its lease opens attempt 2.
+    assert_eq!(claimed_id(store, "w-1", t).await, Some(j.id));
+    assert_eq!(whole_log(store, j.id, 100).await, before);
+    // The worker dies; the next claim after its lease takes it again.
     let after_lease = later(t, 31);
-    let second = store.claim_job(&opening("w-2", after_lease)).await.unwrap().expect("reclaimed");
+    let second = store.claim_job(&claim_at("w-2", after_lease)).await.unwrap().expect("reclaimed");
     assert_eq!((second.id, second.attempts), (j.id, 2));
-    let (log, _) = whole_log(store, j.id, 100).await;
-    assert_eq!(log.last().map(|l| (l.seq, l.text.clone())), Some((4, attempt_opening_line(2, j.max_attempts, "w-2"))));
-
-    // Not asked to: no line.
+    assert_eq!(whole_log(store, j.id, 100).await, before);
     assert_eq!(claimed_id(store, "w-3", after_lease).await, Some(quiet.id));
     assert_eq!(whole_log(store, quiet.id, 100).await, (vec![], false));
+    // Numbering goes on after the lines already there.
+    store.append_job_log(j.id, &LogAppend::plan(lines(2, 1, 10), 1000)).await.unwrap();
+    assert_eq!(whole_log(store, j.id, 100).await.0.last().map(|l| l.seq), Some(3));
 }
 
-/// An opening line that does not fit the log's bound is appended as
-/// `append_job_log` would: the oldest lines go first, the log stays within
-/// the bound and is marked truncated.
-pub async fn a_claims_opening_line_keeps_the_log_within_its_bound<S: Store>(store: &S) {
+/// A batch whose own oldest lines could never fit is stored as planned:
+/// the skipped lines use up their numbers, the log is marked truncated even
+/// though no stored line was dropped, and an append of nothing but skipped
+/// lines stores nothing and still moves the numbering.
+pub async fn skipped_lines_use_up_their_numbers_and_mark_the_log_truncated<S: Store>(store: &S) {
     let billing = one_app(store).await;
     let j = job(&billing, JobType::GateSubmit);
     insert(store, [j.clone()]).await;
-    store.append_job_log(j.id, &lines(0, 10, 100), 1000).await.unwrap();
-    let t = now();
-    let claim = JobClaim { opening_line_limit_bytes: Some(1000), ..claim_at("w-1", t) };
-    store.claim_job(&claim).await.unwrap().expect("claimed");
-
+    store.append_job_log(j.id, &LogAppend::plan(lines(0, 3, 100), 250)).await.unwrap();
     let (log, truncated) = whole_log(store, j.id, 100).await;
-    let text = attempt_opening_line(1, j.max_attempts, "w-1");
-    assert!(truncated);
-    assert_eq!(log.last().map(|l| (l.seq, l.stream, l.text.clone())), Some((11, LogStream::System, text)));
-    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), (2..=11).collect::<Vec<i64>>());
-    let total: usize = log.iter().map(|l| l.text.len()).sum();
-    assert!(total <= 1000, "stored {total} bytes over a bound of 1000");
+    assert_eq!((log.iter().map(|l| l.seq).collect::<Vec<_>>(), truncated), (vec![2, 3], true));
+    store.append_job_log(j.id, &LogAppend::plan(lines(3, 2, 10), 0)).await.unwrap();
+    let (log, _) = whole_log(store, j.id, 100).await;
+    assert_eq!(log.iter().map(|l| l.seq).collect::<Vec<_>>(), Vec::<i64>::new(), "a bound of 0 keeps nothing");
+    store.append_job_log(j.id, &LogAppend::plan(lines(5, 1, 10), 250)).await.unwrap();
+    let (log, truncated) = whole_log(store, j.id, 100).await;
+    assert_eq!((log.iter().map(|l| l.seq).collect::<Vec<_>>(), truncated), (vec![6], true));
 }
 
 /// Counts per (type, state) over every app; zero rows are left out.

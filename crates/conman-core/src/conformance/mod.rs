@@ -184,8 +184,8 @@ macro_rules! store_conformance_tests {
             the_log_keeps_its_newest_tail_within_the_bound,
             one_oversized_append_keeps_only_its_tail,
             a_unit_appends_log_lines_with_its_other_changes,
-            a_claim_opens_the_attempts_log,
-            a_claims_opening_line_keeps_the_log_within_its_bound,
+            a_claim_leaves_the_log_alone,
+            skipped_lines_use_up_their_numbers_and_mark_the_log_truncated,
             job_counts_group_by_type_and_state,
         );
         $crate::store_conformance_tests!(@module $make; intents:

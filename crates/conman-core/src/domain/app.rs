@@ -1,4 +1,11 @@
 //! Apps and their settings (SPEC §2.1). One app is one Git repository.
+//!
+//! Serde here is persistence: an [`App`] and its [`AppSettings`] are stored
+//! as JSON by the stores and appear in audit `before`/`after`; the strict
+//! `deny_unknown_fields` of a stored document refuses a row written by a
+//! version that knows fields this one does not, instead of dropping them.
+//! Requests are read by `conman_api::dto` types and converted into the
+//! plain input types here ([`AppSettingsPatch`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -177,44 +184,33 @@ impl Default for AppSettings {
 }
 
 /// A partial update of [`AppSettings`]; absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// Not a wire type: `conman_api::dto::SettingsPatchDto` is read from a
+/// request and converted into it.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppSettingsPatch {
     /// See [`AppSettings::integration_branch`].
-    #[serde(default)]
     pub integration_branch: Option<String>,
     /// See [`AppSettings::baseline_mode`].
-    #[serde(default)]
     pub baseline_mode: Option<BaselineMode>,
     /// See [`AppSettings::commit_mode_default`].
-    #[serde(default)]
     pub commit_mode_default: Option<CommitMode>,
     /// See [`AppSettings::blocked_paths`].
-    #[serde(default)]
     pub blocked_paths: Option<Vec<String>>,
     /// See [`AppSettings::file_size_limit_bytes`].
-    #[serde(default)]
     pub file_size_limit_bytes: Option<u64>,
     /// See [`AppSettings::required_approvals`].
-    #[serde(default)]
     pub required_approvals: Option<u32>,
     /// See [`AppSettings::allow_self_approval`].
-    #[serde(default)]
     pub allow_self_approval: Option<bool>,
     /// See [`AppSettings::profile_approval_policy`].
-    #[serde(default)]
     pub profile_approval_policy: Option<ProfileApprovalPolicy>,
     /// See [`AppSettings::temp_url_domain`].
-    #[serde(default)]
     pub temp_url_domain: Option<String>,
     /// See [`AppSettings::gates`].
-    #[serde(default)]
     pub gates: Option<GateSettings>,
     /// See [`AppSettings::path_rules`].
-    #[serde(default)]
     pub path_rules: Option<Vec<PathRule>>,
     /// See [`AppSettings::unreviewed_gate_secrets`].
-    #[serde(default)]
     pub unreviewed_gate_secrets: Option<UnreviewedGateSecrets>,
 }
 
@@ -314,16 +310,14 @@ mod tests {
 
     #[test]
     fn patch_changes_only_given_fields() {
-        let patch: AppSettingsPatch = serde_json::from_str(r#"{"required_approvals": 2}"#).unwrap();
+        let patch = AppSettingsPatch { required_approvals: Some(2), ..Default::default() };
         let s = AppSettings::default().patched(patch).unwrap();
         assert_eq!(s.required_approvals, 2);
         assert_eq!(s.integration_branch, "main");
     }
 
     #[test]
-    fn patch_refuses_unknown_fields_and_bad_values() {
-        assert!(serde_json::from_str::<AppSettingsPatch>(r#"{"nope": 1}"#).is_err());
-        assert!(serde_json::from_str::<AppSettingsPatch>(r#"{"required_approvals": "two"}"#).is_err());
+    fn patch_refuses_bad_values() {
         let bad = [
             AppSettingsPatch { required_approvals: Some(0), ..Default::default() },
             AppSettingsPatch { file_size_limit_bytes: Some(0), ..Default::default() },

@@ -4,6 +4,10 @@
 //! Invariants: `edits` holds every earlier body, oldest first, with the time
 //! it was replaced, and only grows; a body is 1..=[`MAX_COMMENT_BYTES`]
 //! bytes after trimming; an anchor's revision exists when it is written.
+//!
+//! Serde here is persistence (comments are stored rows with a JSON anchor
+//! and edit history, and appear in audit entries); requests are read by
+//! `conman_api::dto::CreateCommentRequest` and converted.
 
 use serde::{Deserialize, Serialize};
 

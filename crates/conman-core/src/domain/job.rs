@@ -243,12 +243,78 @@ pub struct NewLogLine {
     pub text: String,
 }
 
+/// An append to a job's bounded log, planned by the core (the log keeps its
+/// tail: SPEC §6.2). Built only by [`LogAppend::plan`], so every store gets
+/// the same plan and no store decides which lines of a batch go in.
+///
+/// Invariant: [`lines`](Self::lines) are the batch's newest lines whose
+/// total size (UTF-8 bytes, [`bytes`](Self::bytes)) is within
+/// [`limit_bytes`](Self::limit_bytes); the [`skipped`](Self::skipped)
+/// oldest lines of the batch could never fit, not even in an empty log.
+///
+/// A store carries it out mechanically: it numbers the whole batch after
+/// the job's last line (skipped lines use up their numbers, so `seq` is the
+/// batch's position whatever was dropped), stores [`lines`](Self::lines),
+/// then removes its oldest stored lines while the log exceeds the bound,
+/// and marks the log truncated when anything was skipped or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppend {
+    skipped: usize,
+    lines: Vec<NewLogLine>,
+    bytes: u64,
+    limit_bytes: u64,
+}
+
+impl LogAppend {
+    /// Plans appending `lines` (in order) to a log bounded by `limit_bytes`.
+    pub fn plan(mut lines: Vec<NewLogLine>, limit_bytes: u64) -> Self {
+        let mut bytes: u64 = lines.iter().map(|l| l.text.len() as u64).sum();
+        let mut skipped = 0;
+        while bytes > limit_bytes {
+            bytes -= lines[skipped].text.len() as u64;
+            skipped += 1;
+        }
+        lines.drain(..skipped);
+        LogAppend { skipped, lines, bytes, limit_bytes }
+    }
+
+    /// How many of the batch's oldest lines are left out (their numbers are
+    /// used up all the same).
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// The lines to store, in order: the batch's newest.
+    pub fn lines(&self) -> &[NewLogLine] {
+        &self.lines
+    }
+
+    /// Lines in the whole batch, stored or skipped: how far the job's last
+    /// line number moves.
+    pub fn count(&self) -> usize {
+        self.skipped + self.lines.len()
+    }
+
+    /// Total UTF-8 size of [`lines`](Self::lines); never above the bound.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The log's bound, bytes.
+    pub fn limit_bytes(&self) -> u64 {
+        self.limit_bytes
+    }
+
+    /// Whether nothing is appended at all (an empty batch).
+    pub fn is_empty(&self) -> bool {
+        self.count() == 0
+    }
+}
+
 /// The line that opens attempt `attempt` of `max_attempts` of a job in its
-/// log, written by the claim that starts the attempt (see
-/// [`JobClaim`](crate::ports::store::JobClaim)): so even a worker killed
-/// right after claiming leaves a trace of the attempt. The Postgres store
-/// composes the same text in SQL; the conformance suite holds both stores
-/// to this function.
+/// log, appended by [`Conman::claim_next_job`](crate::services::Conman::claim_next_job)
+/// right after the claim that starts the attempt. Composed here only: no
+/// store writes domain text of its own.
 pub fn attempt_opening_line(attempt: u32, max_attempts: u32, worker: &str) -> String {
     format!("attempt {attempt} of {max_attempts} on worker {worker}")
 }
@@ -290,5 +356,41 @@ mod tests {
         let got: Vec<_> = (1..=8).map(|a| backoff(a, b, m).as_secs()).collect();
         assert_eq!(got, [1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(backoff(100, b, m), m);
+    }
+
+    fn line(text: &str) -> NewLogLine {
+        NewLogLine { at: chrono::Utc::now(), stream: LogStream::Stdout, text: text.into() }
+    }
+
+    #[test]
+    fn a_plan_keeps_the_newest_lines_of_the_batch_that_fit_the_bound() {
+        let batch = vec![line("aaaa"), line("bb"), line("c"), line("")];
+        let all = LogAppend::plan(batch.clone(), 7);
+        assert_eq!((all.skipped(), all.lines().len(), all.bytes(), all.count()), (0, 4, 7, 4));
+        let tail = LogAppend::plan(batch.clone(), 6);
+        assert_eq!((tail.skipped(), tail.bytes()), (1, 3));
+        assert_eq!(tail.lines().iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["bb", "c", ""]);
+        let nothing_fits = LogAppend::plan(vec![line("too long")], 3);
+        assert_eq!((nothing_fits.skipped(), nothing_fits.lines().len(), nothing_fits.count()), (1, 0, 1));
+        assert!(LogAppend::plan(Vec::new(), 0).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever the batch and bound: the kept lines are a suffix of the
+        /// batch, within the bound, and one more line would not have fit.
+        #[test]
+        fn a_plan_is_the_longest_suffix_within_the_bound(
+            sizes in proptest::collection::vec(0usize..40, 0..20),
+            limit in 0u64..200,
+        ) {
+            let batch: Vec<NewLogLine> = sizes.iter().map(|n| line(&"x".repeat(*n))).collect();
+            let plan = LogAppend::plan(batch.clone(), limit);
+            proptest::prop_assert_eq!(plan.lines(), &batch[plan.skipped()..]);
+            proptest::prop_assert!(plan.bytes() <= limit);
+            proptest::prop_assert_eq!(plan.bytes(), plan.lines().iter().map(|l| l.text.len() as u64).sum::<u64>());
+            if plan.skipped() > 0 {
+                proptest::prop_assert!(plan.bytes() + sizes[plan.skipped() - 1] as u64 > limit);
+            }
+        }
     }
 }

@@ -25,6 +25,10 @@
 //! - Rotation ([`SecretCipher::rewrap`]) re-wraps only the data key; the value
 //!   nonce and ciphertext are untouched, and the old key cannot open the
 //!   rewrapped record.
+//!
+//! Serde here is persistence: a [`SealedSecret`] is stored as JSON with its
+//! byte fields in base64 (one of the core's three uses of `base64`, with
+//! the job-log mask's encoded forms of a secret and the token generator).
 
 use std::fmt;
 

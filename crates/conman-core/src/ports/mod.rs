@@ -4,6 +4,7 @@
 //! beyond the OS clock and random source.
 
 pub mod clock;
+pub mod composition;
 pub mod compute;
 pub mod crypto;
 pub mod envelope;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{page, reference, unique, ReferenceStore, State};
-use crate::domain::job::{attempt_opening_line, Job, JobLogLine, JobState, JobType, LogStream, NewLogLine};
+use crate::domain::job::{Job, JobLogLine, JobState, JobType, LogAppend};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{AppId, JobId};
@@ -82,12 +82,7 @@ impl JobStore for ReferenceStore {
         job.lease_expires_at = Some(claim.lease_until);
         job.attempts += 1;
         job.started_at.get_or_insert(claim.now);
-        let claimed = job.clone();
-        if let Some(limit) = claim.opening_line_limit_bytes {
-            let text = attempt_opening_line(claimed.attempts, claimed.max_attempts, &claim.worker);
-            append_log(row, &[NewLogLine { at: claim.now, stream: LogStream::System, text }], limit);
-        }
-        Ok(Some(claimed))
+        Ok(Some(job.clone()))
     }
 
     async fn renew_job_lease(&self, id: JobId, worker: &str, until: Timestamp) -> Result<Option<bool>, Error> {
@@ -113,17 +108,24 @@ impl JobStore for ReferenceStore {
         Ok(ids.iter().filter(flagged).copied().collect())
     }
 
-    async fn append_job_log(&self, id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error> {
+    async fn append_job_log(&self, id: JobId, append: &LogAppend) -> Result<(), Error> {
         let mut state = self.lock();
-        append_log(state.jobs.row(id)?, lines, limit_bytes);
+        append_log(state.jobs.row(id)?, append);
         Ok(())
     }
 
     async fn job_log(&self, id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error> {
-        let mut state = self.lock();
-        let row = state.jobs.row(id)?;
-        let lines = row.log.iter().filter(|l| l.seq > after).take(limit as usize).cloned().collect();
-        Ok(JobLogPage { lines, truncated: row.log_truncated })
+        let page = {
+            let mut state = self.lock();
+            let row = state.jobs.row(id)?;
+            let lines = row.log.iter().filter(|l| l.seq > after).take(limit as usize).cloned().collect();
+            JobLogPage { lines, truncated: row.log_truncated }
+        };
+        #[cfg(test)]
+        if let Some(unit) = self.take_after_job_log_read() {
+            crate::ports::store::Store::commit(self, unit).await?;
+        }
+        Ok(page)
     }
 
     async fn job_counts(&self) -> Result<Vec<(JobType, JobState, u64)>, Error> {
@@ -140,17 +142,16 @@ impl JobStore for ReferenceStore {
     }
 }
 
-/// Appends `lines`, then drops the oldest lines while the log exceeds
-/// `limit_bytes`; lines of the batch that could never fit are not kept
-/// (their numbers are used up all the same).
-fn append_log(row: &mut JobRow, lines: &[NewLogLine], limit_bytes: u64) {
-    let first = row.log_seq + 1;
-    row.log_seq += lines.len() as i64;
-    for (i, line) in lines.iter().enumerate() {
+/// Carries out `append` as [`LogAppend`] says.
+fn append_log(row: &mut JobRow, append: &LogAppend) {
+    let first = row.log_seq + append.skipped() as i64 + 1;
+    row.log_seq += append.count() as i64;
+    for (i, line) in append.lines().iter().enumerate() {
         row.log.push(JobLogLine { seq: first + i as i64, at: line.at, stream: line.stream, text: line.text.clone() });
     }
+    row.log_truncated |= append.skipped() > 0;
     let mut total: u64 = row.log.iter().map(|l| l.text.len() as u64).sum();
-    while total > limit_bytes && !row.log.is_empty() {
+    while total > append.limit_bytes() && !row.log.is_empty() {
         total -= row.log.remove(0).text.len() as u64;
         row.log_truncated = true;
     }
@@ -202,8 +203,8 @@ pub(crate) fn apply(state: &mut State, mutation: &JobMutation) -> Result<(), Err
     match mutation {
         JobMutation::InsertJob(j) => insert_job(state, j),
         JobMutation::FinishJob(f) => finish_job(state, f),
-        JobMutation::AppendJobLog { id, lines, limit_bytes } => {
-            append_log(state.jobs.row(*id)?, lines, *limit_bytes);
+        JobMutation::AppendJobLog { id, append } => {
+            append_log(state.jobs.row(*id)?, append);
             Ok(())
         }
         JobMutation::CancelQueuedJob { id, at } => {

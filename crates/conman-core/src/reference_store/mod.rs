@@ -55,6 +55,10 @@ pub struct State {
 #[derive(Debug, Default)]
 pub struct ReferenceStore {
     state: Mutex<State>,
+    /// A unit the core's unit tests commit right after the next read of a
+    /// job log: a writer interleaved with a reader, deterministically.
+    #[cfg(test)]
+    after_job_log_read: Mutex<Option<UnitOfWork>>,
 }
 
 impl ReferenceStore {
@@ -67,6 +71,21 @@ impl ReferenceStore {
     /// assertions.
     pub fn snapshot(&self) -> State {
         self.lock().clone()
+    }
+
+    /// Commits `unit` right after the next [`job_log`] read returns its
+    /// page (a job finishing between a follower's reads).
+    ///
+    /// [`job_log`]: crate::ports::store::JobStore::job_log
+    #[cfg(test)]
+    pub(crate) fn commit_after_next_job_log_read(&self, unit: UnitOfWork) {
+        *self.after_job_log_read.lock().unwrap_or_else(|p| p.into_inner()) = Some(unit);
+    }
+
+    /// The unit to commit after this job log read, if one waits.
+    #[cfg(test)]
+    pub(crate) fn take_after_job_log_read(&self) -> Option<UnitOfWork> {
+        self.after_job_log_read.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

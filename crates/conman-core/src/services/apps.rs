@@ -3,7 +3,6 @@
 //! repository is removed, so no app exists without its repository.
 
 use futures_util::future::join;
-use serde::Deserialize;
 
 use super::{Actor, AppScope, AuditWhat, Conman};
 use crate::domain::app::{App, AppSettings, AppSettingsPatch};
@@ -15,17 +14,14 @@ use crate::ports::store::{AppMutation, Page, PageRequest, UnitOfWork};
 use crate::rbac::{Capability, Role};
 use crate::validation::validate_app_name;
 
-/// Input of app creation.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Input of app creation (the wire form is `conman_api::dto::CreateAppRequest`).
+#[derive(Debug, Clone, Default)]
 pub struct NewApp {
     /// URL-safe unique name.
     pub name: String,
     /// Integration branch (default `main`).
-    #[serde(default)]
     pub integration_branch: Option<String>,
     /// Local path or URL to import from; a fresh repository when absent.
-    #[serde(default)]
     pub import_from: Option<String>,
 }
 

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::gates::{gate_command, GateKind, GatePayload};
 use super::jobs::NewJob;
@@ -42,34 +42,29 @@ pub const MAX_DESCRIPTION_BYTES: usize = 64 * 1024;
 /// Most dependencies one changeset may declare.
 pub const MAX_DEPENDENCIES: usize = 50;
 
-/// Input of changeset creation.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Input of changeset creation (the wire form is
+/// `conman_api::dto::CreateChangesetRequest`).
+#[derive(Debug, Clone)]
 pub struct NewChangeset {
     /// The author's workspace.
     pub workspace_id: WorkspaceId,
     /// Title.
     pub title: String,
     /// Description.
-    #[serde(default)]
     pub description: Option<String>,
     /// Changesets of the same app released with or before this one.
-    #[serde(default)]
     pub depends_on: Vec<ChangesetId>,
 }
 
-/// Input of a changeset edit; absent fields stay.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Input of a changeset edit; absent fields stay (the wire form is
+/// `conman_api::dto::UpdateChangesetRequest`).
+#[derive(Debug, Clone, Default)]
 pub struct ChangesetPatch {
     /// New title.
-    #[serde(default)]
     pub title: Option<String>,
     /// New description.
-    #[serde(default)]
     pub description: Option<String>,
     /// New dependency list (replaces the old one).
-    #[serde(default)]
     pub depends_on: Option<Vec<ChangesetId>>,
 }
 

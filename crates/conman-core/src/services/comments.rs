@@ -5,8 +5,6 @@
 //! names an existing revision and a valid repository path; a changeset of
 //! another app is `not_found`.
 
-use serde::Deserialize;
-
 use super::{Actor, AuditWhat, Conman};
 use crate::domain::comment::{validate_body, Comment, CommentAnchor, CommentEdit};
 use crate::error::Error;
@@ -15,14 +13,12 @@ use crate::ports::store::{ChangesetMutation, Page, PageRequest, UnitOfWork};
 use crate::rbac::Capability;
 use crate::validation::RepoPath;
 
-/// A new comment as callers send it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A new comment (the wire form is `conman_api::dto::CreateCommentRequest`).
+#[derive(Debug, Clone)]
 pub struct NewComment {
     /// Text.
     pub body: String,
     /// Optional anchor.
-    #[serde(default)]
     pub anchor: Option<CommentAnchor>,
 }
 

@@ -8,8 +8,6 @@
 //! (a later issue) can refer to it; the replacement and its audit entry are
 //! one unit of work.
 
-use serde::Deserialize;
-
 use super::{Actor, AuditWhat, Conman};
 use crate::domain::environment::{validate_environment_list, Environment};
 use crate::domain::runtime_profile::ProfileKind;
@@ -18,19 +16,17 @@ use crate::ids::{AppId, RuntimeProfileId};
 use crate::ports::store::{ProfileMutation, UnitOfWork};
 use crate::rbac::Capability;
 
-/// One environment as callers send it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One environment of a replacement list (the wire form is
+/// `conman_api::dto::EnvironmentInputDto`).
+#[derive(Debug, Clone)]
 pub struct EnvironmentInput {
     /// Name (lowercase slug, unique).
     pub name: String,
     /// Order, from 0.
     pub position: u32,
     /// The user-facing environment.
-    #[serde(default)]
     pub is_canonical: bool,
     /// Its runtime profile.
-    #[serde(default)]
     pub runtime_profile_id: Option<RuntimeProfileId>,
 }
 

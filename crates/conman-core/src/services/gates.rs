@@ -14,6 +14,9 @@
 //! (`unreviewed_gate_secrets: real`); whatever values a gate gets are
 //! masked in every line it logs, on top of the app-wide mask every job
 //! runs under.
+//!
+//! Serde here is persistence: a [`GatePayload`] is the job's stored JSON
+//! payload (read back by the worker that runs it), not a request body.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

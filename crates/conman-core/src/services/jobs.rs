@@ -25,7 +25,10 @@ use serde_json::{json, Value};
 
 use super::job_log_mask::MaskedLog;
 use super::{Actor, AuditWhat, Conman};
-use crate::domain::job::{backoff, Job, JobEvent, JobState, JobType, LogStream, NewLogLine, JOB_LOG_MAX_LINE_BYTES};
+use crate::domain::job::{
+    attempt_opening_line, backoff, Job, JobEvent, JobState, JobType, LogAppend, LogStream, NewLogLine,
+    JOB_LOG_MAX_LINE_BYTES,
+};
 use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, JobId};
@@ -340,9 +343,10 @@ impl Conman {
 
     // ---- worker side -------------------------------------------------
 
-    /// Claims the next runnable job for `worker`, opening the attempt's log
-    /// with [`attempt_opening_line`](crate::domain::job::attempt_opening_line)
-    /// in the same write. A job reclaimed after
+    /// Claims the next runnable job for `worker`, then opens the attempt's
+    /// log with [`attempt_opening_line`] (so even a worker killed right
+    /// after claiming leaves a trace of the attempt; a line that cannot be
+    /// stored is a warning, not a lost claim). A job reclaimed after
     /// its worker died once too often is failed here instead of run again.
     /// A worker id must be 1 to [`WORKER_ID_MAX_BYTES`] bytes without
     /// control characters (it is shown in logs and stored with the lease).
@@ -351,14 +355,16 @@ impl Conman {
         loop {
             let now = self.now();
             let lease = chrono::Duration::from_std(self.config.jobs.lease_ttl).map_err(Error::internal)?;
-            let claim = JobClaim {
-                worker: worker.to_owned(),
-                now,
-                lease_until: now + lease,
-                types: None,
-                opening_line_limit_bytes: Some(self.config.jobs.log_limit_bytes),
-            };
+            let claim = JobClaim { worker: worker.to_owned(), now, lease_until: now + lease, types: None };
             let Some(job) = self.store().claim_job(&claim).await? else { return Ok(None) };
+            let opening = NewLogLine {
+                at: now,
+                stream: LogStream::System,
+                text: attempt_opening_line(job.attempts, job.max_attempts, worker),
+            };
+            if let Err(e) = self.append_job_log(job.id, vec![opening]).await {
+                tracing::warn!(job = %job.id, error = %e, "could not store the attempt's opening log line");
+            }
             if job.attempts > job.max_attempts {
                 let error = format!("gave up after {} attempts (workers lost)", job.max_attempts);
                 match self
@@ -429,8 +435,7 @@ impl Conman {
     ) -> Result<JobState, Error> {
         let log_tail = (!log_tail.is_empty()).then(|| JobMutation::AppendJobLog {
             id: job.id,
-            lines: sanitized_log_lines(log_tail),
-            limit_bytes: self.config.jobs.log_limit_bytes,
+            append: LogAppend::plan(sanitized_log_lines(log_tail), self.config.jobs.log_limit_bytes),
         });
         let with_tail = |effects: UnitOfWork| match log_tail.clone() {
             Some(tail) => effects.unaudited(tail, Unaudited::LogAppend),
@@ -523,7 +528,8 @@ impl Conman {
     /// Appends log lines to a job, cutting overlong lines and keeping the
     /// log within its bound.
     pub async fn append_job_log(&self, id: JobId, lines: Vec<NewLogLine>) -> Result<(), Error> {
-        self.store().append_job_log(id, &sanitized_log_lines(lines), self.config.jobs.log_limit_bytes).await
+        let append = LogAppend::plan(sanitized_log_lines(lines), self.config.jobs.log_limit_bytes);
+        self.store().append_job_log(id, &append).await
     }
 
     /// A log line of Conman's own, stamped now.

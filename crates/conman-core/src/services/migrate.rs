@@ -30,7 +30,7 @@
 use serde::Serialize;
 
 use crate::domain::audit::{verify_segment, AuditRecord, GENESIS_HASH};
-use crate::domain::job::{JobState, LogStream, NewLogLine};
+use crate::domain::job::{JobState, LogAppend, LogStream, NewLogLine};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, JobId};
@@ -366,7 +366,7 @@ async fn copy_job_log(from: &dyn Store, to: &dyn Store, id: JobId) -> Result<u64
                 let placeholder =
                     |_| NewLogLine { at: Timestamp::UNIX_EPOCH, stream: LogStream::System, text: "-".into() };
                 let lines: Vec<NewLogLine> = (0..n).map(placeholder).collect();
-                to.append_job_log(id, &lines, 0).await?;
+                to.append_job_log(id, &LogAppend::plan(lines, 0)).await?;
                 gap -= n;
             }
         }
@@ -375,8 +375,8 @@ async fn copy_job_log(from: &dyn Store, to: &dyn Store, id: JobId) -> Result<u64
         let full = page.lines.len() == LOG_PAGE as usize;
         let lines: Vec<NewLogLine> =
             page.lines.into_iter().map(|l| NewLogLine { at: l.at, stream: l.stream, text: l.text }).collect();
-        to.append_job_log(id, &lines, u64::MAX).await?;
         copied += lines.len() as u64;
+        to.append_job_log(id, &LogAppend::plan(lines, u64::MAX)).await?;
         if !full {
             break;
         }

@@ -61,7 +61,7 @@ pub use profiles::{MaskedSecret, ProfileView};
 pub use reviews::{ReviewInput, ReviewOutcome};
 pub use secrets_key::{secret_binding, RotationReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
-pub use workspaces::{decode_base64, ChangeOp, CheckpointOutcome, WriteOutcome};
+pub use workspaces::{batch_op_error, ChangeOp, CheckpointOutcome, WriteOutcome};
 
 use crate::domain::audit::AuditEntry;
 use crate::domain::job::JobType;

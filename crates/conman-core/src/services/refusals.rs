@@ -17,8 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::tests::conman_on;
 use super::*;
 use crate::conformance::fixtures;
@@ -27,11 +25,11 @@ use crate::domain::changeset::Changeset;
 use crate::domain::comment::Comment;
 use crate::domain::invite::Invite;
 use crate::domain::job::{Job, JobType};
-use crate::domain::runtime_profile::RuntimeProfile;
+use crate::domain::runtime_profile::{ProfileInput, ProfileKind, RuntimeProfile};
 use crate::domain::user::User;
 use crate::domain::workspace::Workspace;
 use crate::error::{Error, ErrorCode};
-use crate::ids::CredentialId;
+use crate::ids::{CredentialId, WorkspaceId};
 use crate::ports::envelope::EnvelopeCipher;
 use crate::ports::store::{
     AppMutation, ChangesetMutation, JobMutation, Mutation, PageRequest, ProfileMutation, UserMutation,
@@ -103,8 +101,30 @@ fn actor(user: &User) -> Actor {
     Actor { user: user.clone(), credential_id: None, request: Default::default() }
 }
 
-fn de<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
-    serde_json::from_value(value).expect("a valid input")
+fn new_changeset(ws: WorkspaceId) -> NewChangeset {
+    NewChangeset { workspace_id: ws, title: "t".into(), description: None, depends_on: Vec::new() }
+}
+
+fn approve() -> ReviewInput {
+    ReviewInput { action: "approve".into(), comment: None, revision: None }
+}
+
+fn hi() -> NewComment {
+    NewComment { body: "hi".into(), anchor: None }
+}
+
+fn qa_profile() -> ProfileInput {
+    ProfileInput {
+        name: "qa".into(),
+        kind: ProfileKind::PersistentEnv,
+        base_url: None,
+        env_vars: Default::default(),
+        secrets: Default::default(),
+        database: Default::default(),
+        migrations: Default::default(),
+        data_strategy: Default::default(),
+        lifecycle: Default::default(),
+    }
 }
 
 async fn world() -> World {
@@ -262,11 +282,7 @@ fn cases() -> Vec<Case> {
         case!(checkpoint, NonMember, NotFound, |w, a| w.c.checkpoint(a, w.app.id, w.ws.id, "cp")),
         case!(reset_workspace, NonMember, NotFound, |w, a| w.c.reset_workspace(a, w.app.id, w.ws.id)),
         case!(sync_integration, NonMember, NotFound, |w, a| w.c.sync_integration(a, w.app.id, w.ws.id, None)),
-        case!(create_changeset, NonMember, NotFound, |w, a| w.c.create_changeset(
-            a,
-            w.app.id,
-            de(json!({"workspace_id": w.ws.id, "title": "t"}))
-        )),
+        case!(create_changeset, NonMember, NotFound, |w, a| w.c.create_changeset(a, w.app.id, new_changeset(w.ws.id))),
         case!(list_changesets, NonMember, NotFound, |w, a| w.c.list_changesets(
             a,
             w.app.id,
@@ -288,12 +304,7 @@ fn cases() -> Vec<Case> {
             Vec::new()
         )),
         case!(resubmit_changeset, NonMember, NotFound, |w, a| w.c.resubmit_changeset(a, w.app.id, w.cs.id)),
-        case!(review_changeset, NonMember, NotFound, |w, a| w.c.review_changeset(
-            a,
-            w.app.id,
-            w.cs.id,
-            de(json!({"action": "approve"}))
-        )),
+        case!(review_changeset, NonMember, NotFound, |w, a| w.c.review_changeset(a, w.app.id, w.cs.id, approve())),
         case!(queue_changeset, NonMember, NotFound, |w, a| w.c.queue_changeset(a, w.app.id, w.cs.id)),
         case!(move_changeset_to_draft, NonMember, NotFound, |w, a| w.c.move_changeset_to_draft(a, w.app.id, w.cs.id)),
         case!(changeset_diff, NonMember, NotFound, |w, a| w.c.changeset_diff(
@@ -312,18 +323,13 @@ fn cases() -> Vec<Case> {
             w.cs.id,
             Vec::new()
         )),
-        case!(add_comment, NonMember, NotFound, |w, a| w.c.add_comment(
-            a,
-            w.app.id,
-            w.cs.id,
-            de(json!({"body": "hi"}))
-        )),
+        case!(add_comment, NonMember, NotFound, |w, a| w.c.add_comment(a, w.app.id, w.cs.id, hi())),
         case!(list_comments, NonMember, NotFound, |w, a| w.c.list_comments(a, w.app.id, w.cs.id, page())),
         case!(edit_comment, NonMember, NotFound, |w, a| w.c.edit_comment(a, w.app.id, w.cs.id, w.comment.id, "edited")),
         case!(create_runtime_profile, NonMember, NotFound, |w, a| w.c.create_runtime_profile(
             a,
             w.app.id,
-            de(json!({"name": "qa", "kind": "persistent_env"}))
+            qa_profile()
         )),
         case!(list_runtime_profiles, NonMember, NotFound, |w, a| w.c.list_runtime_profiles(a, w.app.id, page())),
         case!(get_runtime_profile, NonMember, NotFound, |w, a| w.c.get_runtime_profile(a, w.app.id, w.profile.id)),
@@ -371,7 +377,7 @@ fn cases() -> Vec<Case> {
         case!(create_runtime_profile, ConfigManager, Forbidden, |w, a| w.c.create_runtime_profile(
             a,
             w.app.id,
-            de(json!({"name": "qa", "kind": "persistent_env"}))
+            qa_profile()
         )),
         case!(patch_runtime_profile, ConfigManager, Forbidden, |w, a| w.c.patch_runtime_profile(
             a,
@@ -388,12 +394,7 @@ fn cases() -> Vec<Case> {
         case!(reveal_secret, ConfigManager, Forbidden, |w, a| w.c.reveal_secret(a, w.app.id, w.profile.id, "TOKEN")),
         case!(replace_environments, ConfigManager, Forbidden, |w, a| w.c.replace_environments(a, w.app.id, Vec::new())),
         case!(queue_changeset, Reviewer, Forbidden, |w, a| w.c.queue_changeset(a, w.app.id, w.cs.id)),
-        case!(review_changeset, User, Forbidden, |w, a| w.c.review_changeset(
-            a,
-            w.app.id,
-            w.cs.id,
-            de(json!({"action": "approve"}))
-        )),
+        case!(review_changeset, User, Forbidden, |w, a| w.c.review_changeset(a, w.app.id, w.cs.id, approve())),
         case!(start_gate_run, User, Forbidden, |w, a| w.c.start_gate_run(a, w.app.id, GateKind::Submit, None)),
         case!(cancel_job, User, Forbidden, |w, a| w.c.cancel_job(a, w.app.id, w.job.id)),
         // Another member's workspace, changeset and comment.
@@ -417,11 +418,7 @@ fn cases() -> Vec<Case> {
             Some("t".into()),
             None
         )),
-        case!(create_changeset, Reviewer, Forbidden, |w, a| w.c.create_changeset(
-            a,
-            w.app.id,
-            de(json!({"workspace_id": w.ws.id, "title": "t"}))
-        )),
+        case!(create_changeset, Reviewer, Forbidden, |w, a| w.c.create_changeset(a, w.app.id, new_changeset(w.ws.id))),
         case!(update_changeset, Reviewer, Forbidden, |w, a| w.c.update_changeset(
             a,
             w.app.id,

@@ -9,8 +9,6 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-
 use super::notifications::ChangesetNotice;
 use super::{Actor, AuditWhat, Conman};
 use crate::domain::app::App;
@@ -23,17 +21,14 @@ use crate::ids::{AppId, ChangesetId, UserId};
 use crate::ports::store::{ChangesetMutation, UnitOfWork};
 use crate::rbac::{Capability, Role};
 
-/// A vote as callers send it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A vote (the wire form is `conman_api::dto::ReviewRequest`).
+#[derive(Debug, Clone)]
 pub struct ReviewInput {
     /// `approve`, `request_changes` or `reject`.
     pub action: String,
     /// Optional comment.
-    #[serde(default)]
     pub comment: Option<String>,
     /// The revision the reviewer looked at; refused unless it is the latest.
-    #[serde(default)]
     pub revision: Option<u32>,
 }
 

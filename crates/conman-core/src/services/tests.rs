@@ -1,118 +1,29 @@
-//! Unit tests of the services with a mocked store and a git port that fails the test if reached: they prove that a refused
-//! request stops before any effect (no git write, no store commit).
+//! Unit tests of the services on the in-memory reference store, with a git
+//! port that fails the test if reached: a refused request stops before any
+//! effect (the store's whole state equals its snapshot, git is never
+//! touched), and the job lifecycle leaves exactly the state the port
+//! promises. No mocks: the reference store passes the same conformance suite
+//! as SQLite and Postgres, so what holds here holds on them.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mockall::mock;
 
 use super::*;
-use crate::domain::app::{App, AppSettings};
-use crate::domain::audit::AuditRecord;
-use crate::domain::invite::Invite;
-use crate::domain::membership::Membership;
-use crate::domain::outbox::OutboxMessage;
-use crate::domain::user::{Credential, PasswordReset, User};
+use crate::conformance::fixtures;
+use crate::domain::app::App;
+use crate::domain::changeset::{Changeset, ChangesetState};
+use crate::domain::job::{Job, JobState, JobType, LogStream, NewLogLine};
+use crate::domain::user::{CredentialKind, User};
 use crate::domain::workspace::Workspace;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::ids::*;
 use crate::ports::git::*;
 use crate::ports::store::*;
 use crate::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
 use crate::rbac::Role;
-use crate::validation::{Email, Handle, RepoPath};
-
-mock! {
-    pub Store {}
-    #[async_trait]
-    impl UserStore for Store {
-        async fn user(&self, id: UserId) -> Result<Option<User>, Error>;
-        async fn user_by_email(&self, email: &Email) -> Result<Option<User>, Error>;
-        async fn user_by_handle(&self, handle: &str) -> Result<Option<User>, Error>;
-        async fn list_users(&self, page: PageRequest) -> Result<Page<User>, Error>;
-        async fn credential_by_hash(&self, token_hash: &str) -> Result<Option<Credential>, Error>;
-        async fn list_credentials(&self, user_id: UserId) -> Result<Vec<Credential>, Error>;
-        async fn password_reset_by_hash(&self, token_hash: &str) -> Result<Option<PasswordReset>, Error>;
-    }
-    #[async_trait]
-    impl AppStore for Store {
-        async fn app(&self, id: AppId) -> Result<Option<App>, Error>;
-        async fn app_by_name(&self, name: &str) -> Result<Option<App>, Error>;
-        async fn list_apps_for_user(&self, user_id: UserId, page: PageRequest) -> Result<Page<App>, Error>;
-        async fn list_all_apps(&self, page: PageRequest) -> Result<Page<App>, Error>;
-        async fn membership(&self, app_id: AppId, user_id: UserId) -> Result<Option<Membership>, Error>;
-        async fn list_members(&self, app_id: AppId, page: PageRequest) -> Result<Page<MemberRecord>, Error>;
-        async fn memberships_of(&self, user_id: UserId) -> Result<Vec<Membership>, Error>;
-        async fn invite(&self, app_id: AppId, id: InviteId) -> Result<Option<Invite>, Error>;
-        async fn invite_by_hash(&self, token_hash: &str) -> Result<Option<Invite>, Error>;
-        async fn list_invites(&self, app_id: AppId, page: PageRequest) -> Result<Page<Invite>, Error>;
-    }
-    #[async_trait]
-    impl WorkspaceStore for Store {
-        async fn workspace(&self, app_id: AppId, id: WorkspaceId) -> Result<Option<Workspace>, Error>;
-        async fn default_workspace(&self, app_id: AppId, owner_id: UserId) -> Result<Option<Workspace>, Error>;
-        async fn workspace_by_branch(&self, app_id: AppId, branch: &str) -> Result<Option<Workspace>, Error>;
-        async fn list_workspaces(&self, app_id: AppId, owner_id: Option<UserId>, page: PageRequest) -> Result<Page<Workspace>, Error>;
-        async fn all_workspaces(&self) -> Result<Vec<Workspace>, Error>;
-    }
-    #[async_trait]
-    impl ChangesetStore for Store {
-        async fn changeset(&self, app_id: AppId, id: ChangesetId) -> Result<Option<crate::domain::changeset::Changeset>, Error>;
-        async fn list_changesets(&self, app_id: AppId, filter: &ChangesetFilter, page: PageRequest) -> Result<Page<crate::domain::changeset::Changeset>, Error>;
-        async fn open_changeset_of_workspace(&self, app_id: AppId, ws_id: WorkspaceId) -> Result<Option<crate::domain::changeset::Changeset>, Error>;
-        async fn changeset_revisions(&self, id: ChangesetId) -> Result<Vec<crate::domain::changeset::ChangesetRevision>, Error>;
-        async fn changeset_reviews(&self, id: ChangesetId) -> Result<Vec<crate::domain::review::Review>, Error>;
-        async fn comment(&self, changeset_id: ChangesetId, id: CommentId) -> Result<Option<crate::domain::comment::Comment>, Error>;
-        async fn list_comments(&self, changeset_id: ChangesetId, page: PageRequest) -> Result<Page<crate::domain::comment::Comment>, Error>;
-    }
-
-    #[async_trait]
-    impl ProfileStore for Store {
-        async fn runtime_profile(&self, app_id: AppId, id: RuntimeProfileId) -> Result<Option<crate::domain::runtime_profile::RuntimeProfile>, Error>;
-        async fn runtime_profile_by_name(&self, app_id: AppId, name: &str) -> Result<Option<crate::domain::runtime_profile::RuntimeProfile>, Error>;
-        async fn list_runtime_profiles(&self, app_id: AppId, page: PageRequest) -> Result<Page<crate::domain::runtime_profile::RuntimeProfile>, Error>;
-        async fn profile_revisions(&self, id: RuntimeProfileId, page: PageRequest) -> Result<Page<crate::domain::runtime_profile::revision::ProfileRevision>, Error>;
-        async fn profile_revision(&self, id: RuntimeProfileId, number: u32) -> Result<Option<crate::domain::runtime_profile::revision::ProfileRevision>, Error>;
-        async fn secret(&self, owner: SecretOwner, name: &str, revision: u32) -> Result<Option<StoredSecret>, Error>;
-        async fn secrets_of(&self, owner: SecretOwner) -> Result<Vec<StoredSecret>, Error>;
-        async fn all_secrets(&self, after: Option<(SecretOwner, String, u32)>, limit: u32) -> Result<Vec<StoredSecret>, Error>;
-        async fn secrets_key_id(&self) -> Result<Option<String>, Error>;
-        async fn environments(&self, app_id: AppId) -> Result<Vec<crate::domain::environment::Environment>, Error>;
-        async fn changeset_overrides(&self, changeset_id: ChangesetId) -> Result<Vec<crate::domain::runtime_profile::overrides::ProfileOverride>, Error>;
-    }
-
-    #[async_trait]
-    impl AuditStore for Store {
-        async fn list_audit(&self, filter: &AuditFilter, page: PageRequest) -> Result<Page<AuditRecord>, Error>;
-        async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
-        async fn audit_has_sha(&self, app_id: AppId, git_sha: &str) -> Result<bool, Error>;
-    }
-    #[async_trait]
-    impl JobStore for Store {
-        async fn job(&self, app_id: AppId, id: JobId) -> Result<Option<crate::domain::job::Job>, Error>;
-        async fn list_jobs(&self, app_id: AppId, filter: &JobFilter, page: PageRequest) -> Result<Page<crate::domain::job::Job>, Error>;
-        async fn claim_job(&self, claim: &JobClaim) -> Result<Option<crate::domain::job::Job>, Error>;
-        async fn renew_job_lease(&self, id: JobId, worker: &str, until: crate::domain::Timestamp) -> Result<Option<bool>, Error>;
-        async fn jobs_to_cancel(&self, ids: &[JobId]) -> Result<Vec<JobId>, Error>;
-        async fn append_job_log(&self, id: JobId, lines: &[crate::domain::job::NewLogLine], limit_bytes: u64) -> Result<(), Error>;
-        async fn job_log(&self, id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error>;
-        async fn job_counts(&self) -> Result<Vec<(crate::domain::job::JobType, crate::domain::job::JobState, u64)>, Error>;
-    }
-    #[async_trait]
-    impl OutboxStore for Store {
-        async fn list_outbox(&self, page: PageRequest) -> Result<Page<OutboxMessage>, Error>;
-    }
-    #[async_trait]
-    impl IntentStore for Store {
-        async fn pending_intents(&self, app_id: Option<AppId>) -> Result<Vec<Intent>, Error>;
-        async fn pending_intent_on_ref(&self, app_id: AppId, ref_name: &str) -> Result<Option<Intent>, Error>;
-        async fn intent_outcome(&self, id: IntentId) -> Result<Option<IntentOutcome>, Error>;
-    }
-    #[async_trait]
-    impl Store for Store {
-        async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
-    }
-}
+use crate::reference_store::{ReferenceStore, State};
+use crate::validation::RepoPath;
 
 /// A git port that must not be reached: every call fails the test.
 struct UntouchableGit;
@@ -166,39 +77,6 @@ impl GitPort for UntouchableGit {
     }
 }
 
-fn user(operator: bool) -> User {
-    let now = chrono::Utc::now();
-    User {
-        id: UserId(uuid::Uuid::now_v7()),
-        email: Email::parse("ada@example.com").unwrap(),
-        name: "Ada".into(),
-        handle: Handle::parse("ada").unwrap(),
-        password_hash: String::new(),
-        is_operator: operator,
-        email_notifications: true,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    }
-}
-
-fn app() -> App {
-    let now = chrono::Utc::now();
-    App {
-        id: AppId(uuid::Uuid::now_v7()),
-        name: "billing".into(),
-        settings: AppSettings::default(),
-        created_by: UserId(uuid::Uuid::now_v7()),
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    }
-}
-
-fn conman(store: MockStore) -> Conman {
-    conman_on(Arc::new(store))
-}
-
 /// A service on `store` whose git port fails the test if reached.
 pub(super) fn conman_on(store: Arc<dyn Store>) -> Conman {
     Conman::new(
@@ -214,151 +92,188 @@ pub(super) fn conman_on(store: Arc<dyn Store>) -> Conman {
     )
 }
 
-fn actor(u: User) -> Actor {
-    Actor { user: u, credential_id: None, request: Default::default() }
+fn actor(u: &User) -> Actor {
+    Actor { user: u.clone(), credential_id: None, request: Default::default() }
 }
 
-/// A store where the actor has `role` in `app` and nothing may be committed.
-fn store_with_member(app: &App, role: Role) -> MockStore {
-    let mut store = MockStore::new();
-    let (app_c, app_id) = (app.clone(), app.id);
-    store
-        .expect_membership()
-        .returning(move |_, u| Ok(Some(Membership { app_id, user_id: u, role, created_at: chrono::Utc::now() })));
-    store.expect_app().returning(move |_| Ok(Some(app_c.clone())));
-    store.expect_commit().never();
-    store
+/// One app `billing` created by `bob` (its `app_admin`), and `ada`, who
+/// holds `role` in it, with her default workspace; nothing else.
+struct World {
+    c: Conman,
+    store: Arc<ReferenceStore>,
+    app: App,
+    ada: User,
+    bob: User,
+    ws: Workspace,
 }
 
-/// A GET is a read: listing workspaces neither commits nor looks for (to
-/// create) the caller's default workspace, and the git port is never reached.
+impl World {
+    async fn new(role: Role) -> World {
+        let store = Arc::new(ReferenceStore::new());
+        let (ada, bob) = (fixtures::user("ada"), fixtures::user("bob"));
+        let app = fixtures::app("billing", &bob);
+        let ws = fixtures::workspace(&app, &ada, "default");
+        let mutations: Vec<Mutation> = vec![
+            UserMutation::InsertUser(ada.clone()).into(),
+            UserMutation::InsertUser(bob.clone()).into(),
+            AppMutation::InsertApp(app.clone()).into(),
+            AppMutation::PutMembership(fixtures::membership(&app, &bob, Role::AppAdmin)).into(),
+            AppMutation::PutMembership(fixtures::membership(&app, &ada, role)).into(),
+            WorkspaceMutation::InsertWorkspace(ws.clone()).into(),
+        ];
+        fixtures::setup(store.as_ref(), mutations).await;
+        let c = conman_on(store.clone());
+        World { c, store, app, ada, bob, ws }
+    }
+
+    /// Ada, calling.
+    fn ada(&self) -> Actor {
+        actor(&self.ada)
+    }
+
+    async fn setup(&self, mutations: impl IntoIterator<Item = Mutation>) {
+        fixtures::setup(self.store.as_ref(), mutations).await;
+    }
+
+    /// A changeset by `author` on a workspace of theirs, in `state` at
+    /// revision 1 (with that revision stored).
+    async fn changeset(&self, author: &User, state: ChangesetState) -> Changeset {
+        let ws = if author.id == self.ada.id {
+            self.ws.clone()
+        } else {
+            let ws = fixtures::workspace(&self.app, author, &format!("w{}", uuid::Uuid::now_v7().simple()));
+            self.setup([WorkspaceMutation::InsertWorkspace(ws.clone()).into()]).await;
+            ws
+        };
+        let cs = Changeset {
+            state,
+            revision: 1,
+            head_sha: Some(fixtures::sha()),
+            ..fixtures::changeset(&ws, author, "Raise the pool size")
+        };
+        let revision = fixtures::revision(&cs, 1, author);
+        self.setup([
+            ChangesetMutation::InsertChangeset(cs.clone()).into(),
+            ChangesetMutation::InsertRevision(revision).into(),
+        ])
+        .await;
+        cs
+    }
+
+    /// A job of the app running attempt `attempts` of 3, leased to `w1`.
+    async fn running_job(&self, attempts: u32) -> Job {
+        let at = fixtures::now();
+        let job = Job {
+            state: JobState::Running,
+            attempts,
+            lease_owner: Some("w1".into()),
+            lease_expires_at: Some(fixtures::later(at, 600)),
+            started_at: Some(at),
+            ..fixtures::job(&self.app, JobType::GateSubmit)
+        };
+        self.setup([JobMutation::InsertJob(job.clone()).into()]).await;
+        job
+    }
+
+    async fn stored_job(&self, job: &Job) -> Job {
+        self.store.job(self.app.id, job.id).await.unwrap().expect("the job")
+    }
+
+    async fn log_texts(&self, job: &Job) -> Vec<String> {
+        let page = self.store.job_log(job.id, 0, 1000).await.unwrap();
+        page.lines.into_iter().map(|l| l.text).collect()
+    }
+}
+
+/// Asserts `err` is `code` and the store holds exactly `before`.
+fn refused<T: std::fmt::Debug>(w: &World, before: &State, got: Result<T, Error>, code: ErrorCode, what: &str) {
+    let err = got.expect_err(what);
+    assert_eq!(err.code(), code, "{what}: {err:?}");
+    assert!(w.store.snapshot() == *before, "{what}: a refused call changed the store");
+}
+
+/// A GET is a read: listing workspaces neither commits nor creates the
+/// caller's default workspace, and the git port is never reached.
 #[tokio::test]
 async fn listing_workspaces_only_reads() {
-    let app = app();
-    let mut store = store_with_member(&app, Role::User);
-    store.expect_list_workspaces().returning(|_, _, _| Ok(Page { items: Vec::new(), total: 0 }));
-    store.expect_default_workspace().never();
-    let c = conman(store);
-    let page = c.list_workspaces(&actor(user(false)), app.id, PageRequest::default()).await.unwrap();
-    assert_eq!(page.total, 0);
+    let w = World::new(Role::User).await;
+    let cleo = fixtures::user("cleo");
+    w.setup([
+        UserMutation::InsertUser(cleo.clone()).into(),
+        AppMutation::PutMembership(fixtures::membership(&w.app, &cleo, Role::User)).into(),
+    ])
+    .await;
+    let before = w.store.snapshot();
+    let page = w.c.list_workspaces(&actor(&cleo), w.app.id, PageRequest::default()).await.unwrap();
+    assert_eq!(page.total, 1, "ada's workspace; cleo has none and gets none");
+    assert!(w.store.snapshot() == before);
 }
 
 #[tokio::test]
 async fn non_operators_cannot_create_apps_and_nothing_is_touched() {
-    let mut store = MockStore::new();
-    store.expect_commit().never();
-    let c = conman(store);
-    let err = c.create_app(&actor(user(false)), NewApp { name: "x".into(), ..Default::default() }).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+    let w = World::new(Role::AppAdmin).await;
+    let before = w.store.snapshot();
+    let got = w.c.create_app(&w.ada(), NewApp { name: "x".into(), ..Default::default() }).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "create_app");
 }
 
 #[tokio::test]
-async fn a_user_cannot_change_settings() {
-    let app = app();
-    let c = conman(store_with_member(&app, Role::ConfigManager));
-    let err = c.update_settings(&actor(user(false)), app.id, Default::default()).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+async fn a_config_manager_cannot_change_settings() {
+    let w = World::new(Role::ConfigManager).await;
+    let before = w.store.snapshot();
+    let got = w.c.update_settings(&w.ada(), w.app.id, Default::default()).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "update_settings");
 }
 
 #[tokio::test]
-async fn non_members_get_not_found_for_the_app() {
-    // The app exists (it is read alongside the membership), yet a
-    // non-member is told it does not.
-    let existing = app();
-    let id = existing.id;
-    let mut store = MockStore::new();
-    store.expect_membership().returning(|_, _| Ok(None));
-    store.expect_app().returning(move |_| Ok(Some(existing.clone())));
-    store.expect_commit().never();
-    let c = conman(store);
-    let err = c.get_app(&actor(user(true)), id).await.unwrap_err();
+async fn non_members_get_not_found_for_the_app_even_operators() {
+    let w = World::new(Role::User).await;
+    let op = User { is_operator: true, ..fixtures::user("olga") };
+    w.setup([UserMutation::InsertUser(op.clone()).into()]).await;
+    let err = w.c.get_app(&actor(&op), w.app.id).await.unwrap_err();
     assert_eq!(err, Error::NotFound("app"));
 }
 
 #[tokio::test]
 async fn writing_into_someone_elses_workspace_is_forbidden_before_git() {
-    let app = app();
-    let mut store = store_with_member(&app, Role::AppAdmin);
-    let other_owner = UserId(uuid::Uuid::now_v7());
-    let app_id = app.id;
-    store.expect_workspace().returning(move |_, id| {
-        let now = chrono::Utc::now();
-        Ok(Some(Workspace {
-            id,
-            app_id,
-            owner_id: other_owner,
-            branch: "ws/bob/default".into(),
-            title: None,
-            is_default: true,
-            base_sha: "0".repeat(40),
-            commit_mode: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }))
-    });
-    let c = conman(store);
-    let ws = WorkspaceId(uuid::Uuid::now_v7());
-    let err = c.write_file(&actor(user(false)), app.id, ws, "a.yaml", b"x".to_vec(), None).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+    let w = World::new(Role::AppAdmin).await;
+    let before = w.store.snapshot();
+    let got = w.c.write_file(&actor(&w.bob), w.app.id, w.ws.id, "a.yaml", b"x".to_vec(), None).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "bob writes into ada's workspace");
 }
 
 #[tokio::test]
 async fn blocked_and_oversize_writes_stop_before_git() {
-    let app = app();
-    let me = user(false);
-    let mut store = store_with_member(&app, Role::User);
-    let (app_id, owner) = (app.id, me.id);
-    store.expect_workspace().returning(move |_, id| {
-        let now = chrono::Utc::now();
-        Ok(Some(Workspace {
-            id,
-            app_id,
-            owner_id: owner,
-            branch: "ws/ada/default".into(),
-            title: None,
-            is_default: true,
-            base_sha: "0".repeat(40),
-            commit_mode: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        }))
-    });
-    let c = conman(store);
-    let ws = WorkspaceId(uuid::Uuid::now_v7());
-    let a = actor(me);
-    let blocked = c.write_file(&a, app.id, ws, ".github/workflows/x.yml", b"x".to_vec(), None).await.unwrap_err();
-    assert_eq!(blocked.details().unwrap()["reason"], "path_blocked");
+    let w = World::new(Role::User).await;
+    let (a, before) = (w.ada(), w.store.snapshot());
+    let blocked = w.c.write_file(&a, w.app.id, w.ws.id, ".github/workflows/x.yml", b"x".to_vec(), None).await;
+    assert_eq!(blocked.as_ref().unwrap_err().details().unwrap()["reason"], "path_blocked");
+    refused(&w, &before, blocked, ErrorCode::Validation, "blocked path");
     let big = vec![b'x'; 5 * 1024 * 1024 + 1];
-    let too_big = c.write_file(&a, app.id, ws, "big.bin", big, None).await.unwrap_err();
-    assert_eq!(too_big.code(), crate::ErrorCode::PayloadTooLarge);
-    let traversal = c.write_file(&a, app.id, ws, "../x", b"x".to_vec(), None).await.unwrap_err();
-    assert_eq!(traversal.code(), crate::ErrorCode::Validation);
+    let too_big = w.c.write_file(&a, w.app.id, w.ws.id, "big.bin", big, None).await;
+    refused(&w, &before, too_big, ErrorCode::PayloadTooLarge, "oversize file");
+    let traversal = w.c.write_file(&a, w.app.id, w.ws.id, "../x", b"x".to_vec(), None).await;
+    refused(&w, &before, traversal, ErrorCode::Validation, "path traversal");
 }
 
 #[tokio::test]
 async fn unknown_tokens_are_unauthorized() {
-    let mut store = MockStore::new();
-    store.expect_credential_by_hash().returning(|_| Ok(None));
-    let c = conman(store);
-    assert_eq!(c.authenticate("cm_nope", Default::default()).await.unwrap_err(), Error::Unauthorized);
-    assert_eq!(c.authenticate("", Default::default()).await.unwrap_err(), Error::Unauthorized);
+    let w = World::new(Role::User).await;
+    assert_eq!(w.c.authenticate("cm_nope", Default::default()).await.unwrap_err(), Error::Unauthorized);
+    assert_eq!(w.c.authenticate("", Default::default()).await.unwrap_err(), Error::Unauthorized);
 }
 
 #[tokio::test]
 async fn login_does_not_reveal_whether_the_account_exists_and_is_throttled() {
-    let mut store = MockStore::new();
-    store.expect_user_by_email().returning(|_| Ok(None));
-    store.expect_commit().never();
-    let c = conman(store);
+    let w = World::new(Role::User).await;
+    let before = w.store.snapshot();
     let ctx = crate::domain::audit::RequestContext { ip: Some("10.0.0.1".into()), ..Default::default() };
     for _ in 0..5 {
-        let err = c.login("ghost@example.com", "whatever-password", ctx.clone()).await.unwrap_err();
+        let err = w.c.login("ghost@example.com", "whatever-password", ctx.clone()).await.unwrap_err();
         assert_eq!(err, Error::Unauthorized);
     }
-    let err = c.login("ghost@example.com", "whatever-password", ctx).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::RateLimited);
+    let got = w.c.login("ghost@example.com", "whatever-password", ctx).await;
+    refused(&w, &before, got, ErrorCode::RateLimited, "the sixth try");
 }
 
 #[test]
@@ -366,261 +281,177 @@ fn every_repo_path_used_in_tests_is_valid() {
     assert!(RepoPath::parse("a.yaml").is_ok());
 }
 
-fn running_job(app_id: AppId, attempts: u32) -> crate::domain::job::Job {
-    let now = chrono::Utc::now();
-    crate::domain::job::Job {
-        id: JobId(uuid::Uuid::now_v7()),
-        app_id,
-        job_type: crate::domain::job::JobType::GateSubmit,
-        state: crate::domain::job::JobState::Running,
-        entity_type: None,
-        entity_id: None,
-        payload: serde_json::json!({}),
-        attempts,
-        max_attempts: 3,
-        run_after: now,
-        lease_owner: Some("w1".into()),
-        lease_expires_at: Some(now),
-        timeout_secs: 10,
-        cancel_requested: false,
-        result: None,
-        error: None,
-        created_by: None,
-        created_at: now,
-        started_at: Some(now),
-        finished_at: None,
-    }
-}
+// ---- the job lifecycle -----------------------------------------------
 
-/// A store that records the one unit committed.
-fn recording_store() -> (MockStore, Arc<std::sync::Mutex<Vec<UnitOfWork>>>) {
-    let units = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut store = MockStore::new();
-    let sink = units.clone();
-    store.expect_job().returning(|_, _| Ok(None));
-    store.expect_commit().returning(move |u| {
-        sink.lock().unwrap().push(u);
-        Ok(())
-    });
-    (store, units)
-}
-
-fn finish_of(unit: &UnitOfWork) -> JobFinish {
-    unit.mutations()
-        .iter()
-        .find_map(|m| match m {
-            Mutation::Jobs(JobMutation::FinishJob(f)) => Some(f.clone()),
-            _ => None,
-        })
-        .expect("a FinishJob mutation")
+fn failed(error: &str, retryable: bool) -> AttemptEnd {
+    AttemptEnd::Finished(JobOutcome::Failed { error: error.into(), retryable, result: None })
 }
 
 #[tokio::test]
 async fn a_transient_failure_with_attempts_left_is_retried_after_a_backoff() {
-    let (store, units) = recording_store();
-    let c = conman(store);
-    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
-    let end = AttemptEnd::Finished(JobOutcome::Failed { error: "db hiccup".into(), retryable: true, result: None });
-    let state = c.complete_job(&job, "w1", end).await.unwrap();
-    assert_eq!(state, crate::domain::job::JobState::Queued);
-    let finish = finish_of(&units.lock().unwrap()[0]);
-    assert_eq!(finish.state, crate::domain::job::JobState::Queued);
-    assert!(finish.run_after.unwrap() > chrono::Utc::now(), "backoff puts the next attempt in the future");
-    assert_eq!(finish.finished_at, None);
+    let w = World::new(Role::User).await;
+    let job = w.running_job(1).await;
+    assert_eq!(w.c.complete_job(&job, "w1", failed("db hiccup", true)).await.unwrap(), JobState::Queued);
+    let stored = w.stored_job(&job).await;
+    assert_eq!((stored.state, stored.finished_at, stored.lease_owner), (JobState::Queued, None, None));
+    assert!(stored.run_after > chrono::Utc::now(), "backoff puts the next attempt in the future");
+    assert_eq!(stored.error.as_deref(), Some("db hiccup"));
 }
 
 #[tokio::test]
 async fn the_last_attempt_fails_for_good_and_a_gate_verdict_is_never_retried() {
-    let (store, units) = recording_store();
-    let c = conman(store);
-    let app = AppId(uuid::Uuid::now_v7());
-    let last = running_job(app, 3);
-    let end = AttemptEnd::Finished(JobOutcome::Failed { error: "boom".into(), retryable: true, result: None });
-    assert_eq!(c.complete_job(&last, "w1", end).await.unwrap(), crate::domain::job::JobState::Failed);
-    let first = running_job(app, 1);
-    let verdict = AttemptEnd::Finished(JobOutcome::Failed { error: "exit 1".into(), retryable: false, result: None });
-    assert_eq!(c.complete_job(&first, "w1", verdict).await.unwrap(), crate::domain::job::JobState::Failed);
-    let units = units.lock().unwrap();
-    assert!(units.iter().all(|u| finish_of(u).finished_at.is_some()));
+    let w = World::new(Role::User).await;
+    let last = w.running_job(3).await;
+    assert_eq!(w.c.complete_job(&last, "w1", failed("boom", true)).await.unwrap(), JobState::Failed);
+    let first = w.running_job(1).await;
+    assert_eq!(w.c.complete_job(&first, "w1", failed("exit 1", false)).await.unwrap(), JobState::Failed);
+    for job in [last, first] {
+        let stored = w.stored_job(&job).await;
+        assert_eq!(stored.state, JobState::Failed);
+        assert!(stored.finished_at.is_some());
+    }
+}
+
+/// A credential of ada's, and the effect of revoking it.
+async fn revocable(w: &World) -> (crate::domain::user::Credential, Mutation) {
+    let credential = fixtures::credential(&w.ada, CredentialKind::ApiToken);
+    w.setup([UserMutation::InsertCredential(credential.clone()).into()]).await;
+    let effect = UserMutation::RevokeCredential { id: credential.id, at: fixtures::now() }.into();
+    (credential, effect)
+}
+
+async fn is_revoked(w: &World, credential: &crate::domain::user::Credential) -> bool {
+    let all = w.store.list_credentials(w.ada.id).await.unwrap();
+    all.iter().find(|c| c.id == credential.id).expect("the credential").revoked_at.is_some()
 }
 
 #[tokio::test]
-async fn a_success_commits_its_effects_in_the_same_unit_as_the_finish() {
-    let (store, units) = recording_store();
-    let c = conman(store);
-    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
-    let effect = Mutation::from(UserMutation::RevokeCredential {
-        id: CredentialId(uuid::Uuid::now_v7()),
-        at: chrono::Utc::now(),
-    });
-    let end = AttemptEnd::Finished(JobOutcome::Succeeded {
-        result: serde_json::json!({ "ok": true }),
-        effects: UnitOfWork::new().unaudited(effect.clone(), Unaudited::Fixture),
-    });
-    c.complete_job(&job, "w1", end).await.unwrap();
-    let units = units.lock().unwrap();
-    assert_eq!(units.len(), 1, "one unit: finish and effects together");
-    assert!(units[0].mutations().contains(&effect));
-    assert_eq!(finish_of(&units[0]).worker, "w1");
+async fn a_success_commits_its_effects_with_the_finish_and_a_lost_lease_drops_both() {
+    let w = World::new(Role::User).await;
+    let (credential, effect) = revocable(&w).await;
+    let job = w.running_job(1).await;
+    let succeeded = |effect: Mutation| {
+        AttemptEnd::Finished(JobOutcome::Succeeded {
+            result: serde_json::json!({ "ok": true }),
+            effects: UnitOfWork::new().unaudited(effect, Unaudited::Fixture),
+        })
+    };
+    // Another worker's end changes nothing, its effects included.
+    let before = w.store.snapshot();
+    let got = w.c.complete_job(&job, "w2", succeeded(effect.clone())).await;
+    refused(&w, &before, got, ErrorCode::Conflict, "a worker without the lease");
+    assert_eq!(w.c.complete_job(&job, "w1", succeeded(effect)).await.unwrap(), JobState::Succeeded);
+    let stored = w.stored_job(&job).await;
+    assert_eq!((stored.state, stored.result), (JobState::Succeeded, Some(serde_json::json!({ "ok": true }))));
+    assert!(is_revoked(&w, &credential).await, "the effect applied with the finish");
 }
 
 /// The attempt's last log lines go in the unit that ends it — sanitized as
 /// `append_job_log` does (NUL replaced, overlong lines cut) — whatever the
-/// outcome, and no line means no log mutation.
+/// outcome, and no line means no log line.
 #[tokio::test]
-async fn an_attempt_ends_with_its_last_log_lines_in_the_same_unit() {
-    use crate::domain::job::{LogStream, NewLogLine, JOB_LOG_MAX_LINE_BYTES};
-    let (store, units) = recording_store();
-    let c = conman(store);
-    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
+async fn an_attempt_ends_with_its_last_log_lines() {
+    use crate::domain::job::JOB_LOG_MAX_LINE_BYTES;
+    let w = World::new(Role::User).await;
     let line = |text: String| NewLogLine { at: chrono::Utc::now(), stream: LogStream::System, text };
+    let (ok_job, failed_job, timed_out_job) = (w.running_job(1).await, w.running_job(1).await, w.running_job(1).await);
     let tail = vec![line("done\0".into()), line("x".repeat(JOB_LOG_MAX_LINE_BYTES + 10))];
     let ok = AttemptEnd::Finished(JobOutcome::Succeeded { result: serde_json::json!({}), effects: UnitOfWork::new() });
-    c.complete_job_with_log(&job, "w1", ok, tail).await.unwrap();
-    let failed = AttemptEnd::Finished(JobOutcome::Failed { error: "exit 1".into(), retryable: false, result: None });
-    c.complete_job_with_log(&job, "w1", failed, vec![line("gate failed".into())]).await.unwrap();
-    c.complete_job_with_log(&job, "w1", AttemptEnd::TimedOut, Vec::new()).await.unwrap();
+    w.c.complete_job_with_log(&ok_job, "w1", ok, tail).await.unwrap();
+    w.c.complete_job_with_log(&failed_job, "w1", failed("exit 1", false), vec![line("gate failed".into())])
+        .await
+        .unwrap();
+    w.c.complete_job_with_log(&timed_out_job, "w1", AttemptEnd::TimedOut, Vec::new()).await.unwrap();
 
-    let units = units.lock().unwrap();
-    assert_eq!(units.len(), 3, "one unit per attempt end");
-    let logged: Vec<Vec<String>> = units
-        .iter()
-        .map(|u| {
-            assert_eq!(finish_of(u).id, job.id);
-            u.mutations()
-                .iter()
-                .filter_map(|m| match m {
-                    Mutation::Jobs(JobMutation::AppendJobLog { id, lines, limit_bytes }) => {
-                        assert_eq!((*id, *limit_bytes), (job.id, c.config().jobs.log_limit_bytes));
-                        Some(lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>())
-                    }
-                    _ => None,
-                })
-                .flatten()
-                .collect()
-        })
-        .collect();
-    assert_eq!(logged[0][0], "done\u{FFFD}");
-    assert!(logged[0][1].ends_with(" …[line truncated]") && logged[0][1].len() < JOB_LOG_MAX_LINE_BYTES + 30);
-    assert_eq!(logged[1], ["gate failed"]);
-    assert!(logged[2].is_empty());
-    assert!(!units[2].mutations().iter().any(|m| matches!(m, Mutation::Jobs(JobMutation::AppendJobLog { .. }))));
+    let logged = w.log_texts(&ok_job).await;
+    assert_eq!(logged[0], "done\u{FFFD}");
+    assert!(logged[1].ends_with(" …[line truncated]") && logged[1].len() < JOB_LOG_MAX_LINE_BYTES + 30);
+    assert_eq!(w.log_texts(&failed_job).await, ["gate failed"]);
+    assert_eq!(w.log_texts(&timed_out_job).await, Vec::<String>::new());
+    assert_eq!(w.stored_job(&timed_out_job).await.state, JobState::Queued, "a timeout with attempts left is retried");
 }
 
 #[tokio::test]
 async fn cancelling_a_finished_job_is_an_invalid_transition_and_writes_nothing() {
-    let app = app();
-    let mut store = store_with_member(&app, Role::AppAdmin);
-    let app_id = app.id;
-    store.expect_job().returning(move |_, id| {
-        let mut job = running_job(app_id, 1);
-        job.id = id;
-        job.state = crate::domain::job::JobState::Succeeded;
-        Ok(Some(job))
-    });
-    let c = conman(store);
-    let err = c.cancel_job(&actor(user(false)), app.id, JobId(uuid::Uuid::now_v7())).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::InvalidTransition);
+    let w = World::new(Role::AppAdmin).await;
+    let done = Job {
+        state: JobState::Succeeded,
+        finished_at: Some(fixtures::now()),
+        ..fixtures::job(&w.app, JobType::GateSubmit)
+    };
+    w.setup([JobMutation::InsertJob(done.clone()).into()]).await;
+    let before = w.store.snapshot();
+    let got = w.c.cancel_job(&w.ada(), w.app.id, done.id).await;
+    refused(&w, &before, got, ErrorCode::InvalidTransition, "cancel a finished job");
 }
 
-/// A store whose job had its cancel requested: as the store port says, it
-/// refuses every `FinishJob` but `canceled` with `cancel_requested` (and
-/// records the units it accepts).
-fn store_with_cancel_requested() -> (MockStore, Arc<std::sync::Mutex<Vec<UnitOfWork>>>) {
-    let units = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut store = MockStore::new();
-    let sink = units.clone();
-    store.expect_commit().returning(move |u| {
-        if finish_of(&u).state != crate::domain::job::JobState::Canceled {
-            return Err(ConflictReason::CancelRequested.into());
-        }
-        sink.lock().unwrap().push(u);
-        Ok(())
-    });
-    (store, units)
+/// A running job whose cancel was requested.
+async fn cancel_requested(w: &World) -> Job {
+    let job = w.running_job(1).await;
+    w.setup([JobMutation::RequestJobCancel { id: job.id }.into()]).await;
+    job
 }
 
 #[tokio::test]
 async fn a_cancel_requested_during_the_attempt_wins_over_a_retry() {
-    let (store, units) = store_with_cancel_requested();
-    let c = conman(store);
-    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
-    let end = AttemptEnd::Finished(JobOutcome::Failed { error: "flaky".into(), retryable: true, result: None });
-    assert_eq!(c.complete_job(&job, "w1", end).await.unwrap(), crate::domain::job::JobState::Canceled);
-    let units = units.lock().unwrap();
-    assert_eq!(units.len(), 1);
-    let finish = finish_of(&units[0]);
-    assert_eq!(finish.state, crate::domain::job::JobState::Canceled);
-    assert_eq!(finish.error.as_deref(), Some("flaky"), "the failure's text is kept");
+    let w = World::new(Role::User).await;
+    let job = cancel_requested(&w).await;
+    assert_eq!(w.c.complete_job(&job, "w1", failed("flaky", true)).await.unwrap(), JobState::Canceled);
+    let stored = w.stored_job(&job).await;
+    assert_eq!(stored.state, JobState::Canceled);
+    assert_eq!(stored.error.as_deref(), Some("flaky"), "the failure's text is kept");
+    assert!(stored.finished_at.is_some());
 }
 
 #[tokio::test]
 async fn a_cancel_requested_during_the_attempt_wins_over_a_success_whose_effects_are_dropped() {
-    let (store, units) = store_with_cancel_requested();
-    let c = conman(store);
-    let job = running_job(AppId(uuid::Uuid::now_v7()), 1);
-    let effect = JobMutation::RequestJobCancel { id: JobId(uuid::Uuid::now_v7()) };
-    let effects = UnitOfWork::new().unaudited(effect, Unaudited::LogAppend);
+    let w = World::new(Role::User).await;
+    let (credential, effect) = revocable(&w).await;
+    let job = cancel_requested(&w).await;
+    let effects = UnitOfWork::new().unaudited(effect, Unaudited::Fixture);
     let end = AttemptEnd::Finished(JobOutcome::Succeeded { result: serde_json::json!({ "exit_code": 0 }), effects });
-    let tail = vec![c.system_line("last line")];
-    let state = c.complete_job_with_log(&job, "w1", end, tail).await.unwrap();
-    assert_eq!(state, crate::domain::job::JobState::Canceled);
-    let units = units.lock().unwrap();
-    assert_eq!(units.len(), 1);
-    let finish = finish_of(&units[0]);
-    assert_eq!((finish.state, finish.result.clone()), (crate::domain::job::JobState::Canceled, None));
-    let kinds: Vec<_> = units[0]
-        .mutations()
-        .iter()
-        .map(|m| match m {
-            Mutation::Jobs(JobMutation::FinishJob(_)) => "finish",
-            Mutation::Jobs(JobMutation::AppendJobLog { .. }) => "log tail",
-            _ => "effect",
-        })
-        .collect();
-    assert_eq!(kinds, ["finish", "log tail"], "the success's effects are dropped, its log tail kept");
+    let tail = vec![w.c.system_line("last line")];
+    assert_eq!(w.c.complete_job_with_log(&job, "w1", end, tail).await.unwrap(), JobState::Canceled);
+    let stored = w.stored_job(&job).await;
+    assert_eq!((stored.state, stored.result), (JobState::Canceled, None));
+    assert!(!is_revoked(&w, &credential).await, "the success's effects are dropped");
+    assert_eq!(w.log_texts(&job).await, ["last line"], "its log tail is kept");
 }
 
-/// A job whose worker ends it right after a follower's first read of its
-/// lines, writing its last line with its end: the store as a follower
-/// racing the job's finish sees it.
-fn store_with_job_finishing_after_the_first_log_read(app: &App) -> MockStore {
-    use crate::domain::job::{JobLogLine, JobState, LogStream};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let mut store = store_with_member(app, Role::AppAdmin);
-    let finished = Arc::new(AtomicBool::new(false));
-    let app_id = app.id;
-    let seen = finished.clone();
-    store.expect_job().returning(move |_, id| {
-        let mut job = running_job(app_id, 1);
-        job.id = id;
-        if seen.load(Ordering::SeqCst) {
-            job.state = JobState::Succeeded;
-        }
-        Ok(Some(job))
-    });
-    let line =
-        |seq: i64| JobLogLine { seq, at: chrono::Utc::now(), stream: LogStream::Stdout, text: format!("line {seq}") };
-    store.expect_job_log().returning(move |_, after, limit| {
-        // Lines 1-3 are stored; line 4 comes with the job's end.
-        let stored = if finished.load(Ordering::SeqCst) { 4 } else { 3 };
-        let lines: Vec<_> = (after + 1..=stored).take(limit as usize).map(line).collect();
-        // The job finishes right after this read.
-        finished.store(true, Ordering::SeqCst);
-        Ok(JobLogPage { lines, truncated: false })
-    });
-    store
+/// A job of the app, running, with lines 1-3 in its log; its worker ends
+/// it right after the next read of its log, writing line 4 with its end —
+/// a follower racing the job's finish.
+async fn job_finishing_after_the_next_log_read(w: &World) -> Job {
+    let job = w.running_job(1).await;
+    let line = |n: i64| NewLogLine { at: chrono::Utc::now(), stream: LogStream::Stdout, text: format!("line {n}") };
+    w.c.append_job_log(job.id, (1..=3).map(line).collect()).await.unwrap();
+    let finish = JobFinish {
+        id: job.id,
+        worker: "w1".into(),
+        state: JobState::Succeeded,
+        result: Some(serde_json::json!({})),
+        error: None,
+        run_after: None,
+        finished_at: Some(fixtures::now()),
+    };
+    let unit = UnitOfWork::new().unaudited(JobMutation::FinishJob(finish), Unaudited::Fixture).unaudited(
+        JobMutation::AppendJobLog {
+            id: job.id,
+            append: crate::domain::job::LogAppend::plan(vec![line(4)], w.c.config().jobs.log_limit_bytes),
+        },
+        Unaudited::Fixture,
+    );
+    w.store.commit_after_next_job_log_read(unit);
+    job
 }
 
 #[tokio::test]
 async fn a_follower_stopping_at_complete_gets_every_line_of_a_job_finishing_between_its_reads() {
-    let app = app();
-    let c = conman(store_with_job_finishing_after_the_first_log_read(&app));
-    let who = actor(user(false));
-    let job = JobId(uuid::Uuid::now_v7());
+    let w = World::new(Role::User).await;
+    let job = job_finishing_after_the_next_log_read(&w).await;
     let (mut after, mut seen, mut reads) = (0, Vec::new(), 0);
     loop {
-        let read = c.read_job_log(&who, app.id, job, after, 100).await.unwrap();
+        let read = w.c.read_job_log(&w.ada(), w.app.id, job.id, after, 100).await.unwrap();
         reads += 1;
         seen.extend(read.page.lines.iter().map(|l| l.text.clone()));
         after = read.page.lines.last().map_or(after, |l| l.seq);
@@ -635,54 +466,40 @@ async fn a_follower_stopping_at_complete_gets_every_line_of_a_job_finishing_betw
 
 #[tokio::test]
 async fn a_full_page_of_a_finished_job_is_not_complete() {
-    let app = app();
-    let c = conman(store_with_job_finishing_after_the_first_log_read(&app));
-    let who = actor(user(false));
-    let job = JobId(uuid::Uuid::now_v7());
-    c.read_job_log(&who, app.id, job, 0, 3).await.unwrap();
+    let w = World::new(Role::User).await;
+    let job = job_finishing_after_the_next_log_read(&w).await;
+    let a = w.ada();
+    w.c.read_job_log(&a, w.app.id, job.id, 0, 3).await.unwrap();
     // Finished now, but a page as long as the limit may have more after it.
-    let read = c.read_job_log(&who, app.id, job, 2, 2).await.unwrap();
-    assert_eq!((read.state, read.page.lines.len(), read.complete), (crate::domain::job::JobState::Succeeded, 2, false));
-    let read = c.read_job_log(&who, app.id, job, 4, 2).await.unwrap();
+    let read = w.c.read_job_log(&a, w.app.id, job.id, 2, 2).await.unwrap();
+    assert_eq!((read.state, read.page.lines.len(), read.complete), (JobState::Succeeded, 2, false));
+    let read = w.c.read_job_log(&a, w.app.id, job.id, 4, 2).await.unwrap();
     assert!(read.complete && read.page.lines.is_empty());
 }
 
-// ---- changesets ------------------------------------------------------
+/// A claim opens the attempt's log with the core's opening line; a worker
+/// id that is empty, too long or holds control characters is refused before
+/// the store is asked anything.
+#[tokio::test]
+async fn a_claim_opens_the_log_and_refuses_a_bad_worker_id() {
+    let w = World::new(Role::User).await;
+    let (first, second) = (fixtures::job(&w.app, JobType::GateSubmit), fixtures::job(&w.app, JobType::GateSubmit));
+    let second = Job { run_after: fixtures::later(first.run_after, 1), ..second };
+    w.setup([JobMutation::InsertJob(first.clone()).into(), JobMutation::InsertJob(second.clone()).into()]).await;
+    let claimed = w.c.claim_next_job("host-1-0").await.unwrap().expect("a job");
+    assert_eq!((claimed.id, claimed.attempts), (first.id, 1));
+    assert_eq!(w.log_texts(&first).await, ["attempt 1 of 3 on worker host-1-0"]);
 
-fn changeset(
-    app: &App,
-    author: UserId,
-    state: crate::domain::changeset::ChangesetState,
-) -> crate::domain::changeset::Changeset {
-    let now = chrono::Utc::now();
-    crate::domain::changeset::Changeset {
-        id: ChangesetId(uuid::Uuid::now_v7()),
-        app_id: app.id,
-        workspace_id: WorkspaceId(uuid::Uuid::now_v7()),
-        author_id: author,
-        title: "Raise the pool size".into(),
-        description: String::new(),
-        state,
-        revision: 1,
-        head_sha: Some("a".repeat(40)),
-        depends_on: Vec::new(),
-        gate_job_id: None,
-        gate_failure: None,
-        created_at: now,
-        updated_at: now,
-        version: 3,
+    let before = w.store.snapshot();
+    let too_long = "w".repeat(super::WORKER_ID_MAX_BYTES + 1);
+    for bad in ["", "host\n1", "tab\there", too_long.as_str()] {
+        let got = w.c.claim_next_job(bad).await;
+        refused(&w, &before, got, ErrorCode::Validation, &format!("worker id {bad:?}"));
     }
+    assert_eq!(w.stored_job(&second).await.state, JobState::Queued, "refused claims never reach the store");
 }
 
-/// A store holding `cs` in `app`, where the actor has `role` and nothing may be committed.
-fn store_with_changeset(app: &App, role: Role, cs: &crate::domain::changeset::Changeset) -> MockStore {
-    let mut store = store_with_member(app, role);
-    let cs = cs.clone();
-    store.expect_changeset().returning(move |_, _| Ok(Some(cs.clone())));
-    store.expect_changeset_revisions().returning(|_| Ok(Vec::new()));
-    store.expect_changeset_reviews().returning(|_| Ok(Vec::new()));
-    store
-}
+// ---- changesets ------------------------------------------------------
 
 fn vote(action: &str) -> ReviewInput {
     ReviewInput { action: action.into(), comment: None, revision: None }
@@ -690,189 +507,165 @@ fn vote(action: &str) -> ReviewInput {
 
 #[tokio::test]
 async fn a_plain_user_cannot_review_and_nothing_is_written() {
-    use crate::domain::changeset::ChangesetState;
-    let app = app();
-    let author = UserId(uuid::Uuid::now_v7());
-    let cs = changeset(&app, author, ChangesetState::InReview);
-    let c = conman(store_with_changeset(&app, Role::User, &cs));
+    let w = World::new(Role::User).await;
+    let cs = w.changeset(&w.bob, ChangesetState::InReview).await;
+    let before = w.store.snapshot();
     for action in ["approve", "request_changes", "reject"] {
-        let err = c.review_changeset(&actor(user(false)), app.id, cs.id, vote(action)).await.unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::Forbidden, "{action}");
+        let got = w.c.review_changeset(&w.ada(), w.app.id, cs.id, vote(action)).await;
+        refused(&w, &before, got, ErrorCode::Forbidden, action);
     }
 }
 
 #[tokio::test]
 async fn the_author_cannot_approve_unless_the_app_allows_it() {
-    use crate::domain::changeset::ChangesetState;
-    let app = app();
-    let me = user(false);
-    let cs = changeset(&app, me.id, ChangesetState::InReview);
-    let c = conman(store_with_changeset(&app, Role::AppAdmin, &cs));
-    let err = c.review_changeset(&actor(me), app.id, cs.id, vote("approve")).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+    let w = World::new(Role::AppAdmin).await;
+    let cs = w.changeset(&w.ada, ChangesetState::InReview).await;
+    let before = w.store.snapshot();
+    let got = w.c.review_changeset(&w.ada(), w.app.id, cs.id, vote("approve")).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "self-approval");
 }
 
 #[tokio::test]
 async fn votes_outside_in_review_or_on_an_old_revision_are_refused_before_any_write() {
-    use crate::domain::changeset::ChangesetState;
-    let app = app();
-    let author = UserId(uuid::Uuid::now_v7());
+    let w = World::new(Role::Reviewer).await;
     for state in [ChangesetState::Draft, ChangesetState::Submitted, ChangesetState::Approved, ChangesetState::Queued] {
-        let cs = changeset(&app, author, state);
-        let c = conman(store_with_changeset(&app, Role::Reviewer, &cs));
-        let err = c.review_changeset(&actor(user(false)), app.id, cs.id, vote("approve")).await.unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "{state:?}");
+        let cs = w.changeset(&w.bob, state).await;
+        let before = w.store.snapshot();
+        let got = w.c.review_changeset(&w.ada(), w.app.id, cs.id, vote("approve")).await;
+        refused(&w, &before, got, ErrorCode::InvalidTransition, &format!("{state:?}"));
     }
-    let cs = changeset(&app, author, ChangesetState::InReview);
-    let c = conman(store_with_changeset(&app, Role::Reviewer, &cs));
+    let cs = w.changeset(&w.bob, ChangesetState::InReview).await;
+    let before = w.store.snapshot();
     let old = ReviewInput { revision: Some(0), ..vote("approve") };
-    let err = c.review_changeset(&actor(user(false)), app.id, cs.id, old).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::Conflict);
-    let err = c.review_changeset(&actor(user(false)), app.id, cs.id, vote("lgtm")).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::Validation);
+    let got = w.c.review_changeset(&w.ada(), w.app.id, cs.id, old).await;
+    refused(&w, &before, got, ErrorCode::Conflict, "a vote on an old revision");
+    let got = w.c.review_changeset(&w.ada(), w.app.id, cs.id, vote("lgtm")).await;
+    refused(&w, &before, got, ErrorCode::Validation, "an unknown action");
 }
 
 #[tokio::test]
 async fn someone_elses_changeset_cannot_be_submitted_edited_or_queued() {
-    use crate::domain::changeset::ChangesetState;
-    let app = app();
-    let author = UserId(uuid::Uuid::now_v7());
-    let draft = changeset(&app, author, ChangesetState::Draft);
-    let c = conman(store_with_changeset(&app, Role::AppAdmin, &draft));
-    let me = actor(user(false));
-    assert_eq!(c.submit_changeset(&me, app.id, draft.id).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
-    // With overrides too, before they are read or validated (the mock store
-    // has no environments to give).
-    let err = c.submit_changeset_with_overrides(&me, app.id, draft.id, Vec::new()).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
+    let w = World::new(Role::AppAdmin).await;
+    let me = w.ada();
+    let draft = w.changeset(&w.bob, ChangesetState::Draft).await;
+    let before = w.store.snapshot();
+    refused(&w, &before, w.c.submit_changeset(&me, w.app.id, draft.id).await, ErrorCode::Forbidden, "submit");
+    // With overrides too, before they are read or validated.
+    let got = w.c.submit_changeset_with_overrides(&me, w.app.id, draft.id, Vec::new()).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "submit with overrides");
     let patch = ChangesetPatch { title: Some("mine now".into()), ..Default::default() };
-    assert_eq!(c.update_changeset(&me, app.id, draft.id, patch).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
-    let approved = changeset(&app, author, ChangesetState::Approved);
-    let c = conman(store_with_changeset(&app, Role::Reviewer, &approved));
-    assert_eq!(c.queue_changeset(&me, app.id, approved.id).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
-    let queued = changeset(&app, author, ChangesetState::Queued);
-    let c = conman(store_with_changeset(&app, Role::Reviewer, &queued));
-    assert_eq!(
-        c.move_changeset_to_draft(&me, app.id, queued.id).await.unwrap_err().code(),
-        crate::ErrorCode::Forbidden
-    );
+    refused(&w, &before, w.c.update_changeset(&me, w.app.id, draft.id, patch).await, ErrorCode::Forbidden, "edit");
+
+    let w = World::new(Role::Reviewer).await;
+    let me = w.ada();
+    let approved = w.changeset(&w.bob, ChangesetState::Approved).await;
+    let queued = w.changeset(&w.bob, ChangesetState::Queued).await;
+    let before = w.store.snapshot();
+    refused(&w, &before, w.c.queue_changeset(&me, w.app.id, approved.id).await, ErrorCode::Forbidden, "queue");
+    let got = w.c.move_changeset_to_draft(&me, w.app.id, queued.id).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "move to draft");
 }
 
 #[tokio::test]
 async fn transitions_outside_the_machine_are_refused_before_git() {
-    use crate::domain::changeset::ChangesetState;
-    let app = app();
-    let me = user(false);
-    let me_actor = actor(me.clone());
+    let w = World::new(Role::User).await;
+    let me = w.ada();
     for state in [ChangesetState::Approved, ChangesetState::Queued, ChangesetState::Rejected, ChangesetState::Released]
     {
-        let cs = changeset(&app, me.id, state);
-        let c = conman(store_with_changeset(&app, Role::User, &cs));
-        let err = c.submit_changeset(&me_actor, app.id, cs.id).await.unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "submit from {state:?}");
-        let err = c.resubmit_changeset(&me_actor, app.id, cs.id).await.unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "resubmit from {state:?}");
-        let err = c.submit_changeset_with_overrides(&me_actor, app.id, cs.id, Vec::new()).await.unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::InvalidTransition, "submit with overrides from {state:?}");
+        // One changeset per state (the workspace's open one is replaced).
+        let w = World::new(Role::User).await;
+        let cs = w.changeset(&w.ada, state).await;
+        let before = w.store.snapshot();
+        let me = w.ada();
+        let got = w.c.submit_changeset(&me, w.app.id, cs.id).await;
+        refused(&w, &before, got, ErrorCode::InvalidTransition, &format!("submit from {state:?}"));
+        let got = w.c.resubmit_changeset(&me, w.app.id, cs.id).await;
+        refused(&w, &before, got, ErrorCode::InvalidTransition, &format!("resubmit from {state:?}"));
+        let got = w.c.submit_changeset_with_overrides(&me, w.app.id, cs.id, Vec::new()).await;
+        refused(&w, &before, got, ErrorCode::InvalidTransition, &format!("submit with overrides from {state:?}"));
     }
-    let draft = changeset(&app, me.id, ChangesetState::Draft);
-    let c = conman(store_with_changeset(&app, Role::User, &draft));
-    assert_eq!(
-        c.queue_changeset(&me_actor, app.id, draft.id).await.unwrap_err().code(),
-        crate::ErrorCode::InvalidTransition
+    let draft = w.changeset(&w.ada, ChangesetState::Draft).await;
+    let before = w.store.snapshot();
+    refused(
+        &w,
+        &before,
+        w.c.queue_changeset(&me, w.app.id, draft.id).await,
+        ErrorCode::InvalidTransition,
+        "queue a draft",
     );
-    let approved = changeset(&app, me.id, ChangesetState::Approved);
-    let c = conman(store_with_changeset(&app, Role::User, &approved));
+    let w = World::new(Role::User).await;
+    let me = w.ada();
+    let approved = w.changeset(&w.ada, ChangesetState::Approved).await;
+    let before = w.store.snapshot();
     let patch = ChangesetPatch { title: Some("late".into()), ..Default::default() };
-    assert_eq!(
-        c.update_changeset(&me_actor, app.id, approved.id, patch).await.unwrap_err().code(),
-        crate::ErrorCode::InvalidTransition
-    );
+    let got = w.c.update_changeset(&me, w.app.id, approved.id, patch).await;
+    refused(&w, &before, got, ErrorCode::InvalidTransition, "edit an approved changeset");
 }
 
 #[tokio::test]
 async fn bad_comment_input_is_refused_before_any_write() {
-    use crate::domain::changeset::ChangesetState;
     use crate::domain::comment::CommentAnchor;
-    let app = app();
-    let cs = changeset(&app, UserId(uuid::Uuid::now_v7()), ChangesetState::InReview);
-    let c = conman(store_with_changeset(&app, Role::User, &cs));
-    let me = actor(user(false));
+    let w = World::new(Role::User).await;
+    let cs = w.changeset(&w.bob, ChangesetState::InReview).await;
+    let (me, before) = (w.ada(), w.store.snapshot());
     let empty = NewComment { body: "  ".into(), anchor: None };
-    assert_eq!(c.add_comment(&me, app.id, cs.id, empty).await.unwrap_err().code(), crate::ErrorCode::Validation);
+    refused(&w, &before, w.c.add_comment(&me, w.app.id, cs.id, empty).await, ErrorCode::Validation, "empty body");
     for anchor in [
         CommentAnchor { path: "a.yaml".into(), line: Some(1), revision: 2 },
         CommentAnchor { path: "../a.yaml".into(), line: Some(1), revision: 1 },
         CommentAnchor { path: "a.yaml".into(), line: Some(0), revision: 1 },
     ] {
         let input = NewComment { body: "why?".into(), anchor: Some(anchor.clone()) };
-        let err = c.add_comment(&me, app.id, cs.id, input).await.unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::Validation, "{anchor:?}");
+        let got = w.c.add_comment(&me, w.app.id, cs.id, input).await;
+        refused(&w, &before, got, ErrorCode::Validation, &format!("{anchor:?}"));
     }
 }
 
 // ---- runtime profiles --------------------------------------------------
 
 #[tokio::test]
-async fn only_app_admins_reveal_secrets_and_nothing_is_read_or_written_otherwise() {
-    let app = app();
+async fn only_app_admins_reveal_secrets_and_nothing_is_written_otherwise() {
     for role in [Role::User, Role::Reviewer, Role::ConfigManager] {
-        // No profile or secret read is expected: the mock panics on any.
-        let c = conman(store_with_member(&app, role));
-        let id = RuntimeProfileId(uuid::Uuid::now_v7());
-        let err = c.reveal_secret(&actor(user(false)), app.id, id, "DB_PASSWORD").await.unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::Forbidden, "{role:?}");
+        let w = World::new(role).await;
+        let profile = fixtures::runtime_profile(&w.app, "prod");
+        w.setup([ProfileMutation::InsertRuntimeProfile(profile.clone()).into()]).await;
+        let before = w.store.snapshot();
+        let got = w.c.reveal_secret(&w.ada(), w.app.id, profile.id, "DB_PASSWORD").await;
+        refused(&w, &before, got, ErrorCode::Forbidden, &format!("{role:?}"));
     }
 }
 
 #[tokio::test]
 async fn profiles_and_environments_are_managed_by_app_admins_only() {
-    let app = app();
-    let c = conman(store_with_member(&app, Role::ConfigManager));
-    let me = actor(user(false));
-    let input: crate::domain::runtime_profile::input::ProfileInput =
-        serde_json::from_value(serde_json::json!({ "name": "dev", "kind": "persistent_env" })).unwrap();
-    assert_eq!(c.create_runtime_profile(&me, app.id, input).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
-    let id = RuntimeProfileId(uuid::Uuid::now_v7());
+    let w = World::new(Role::ConfigManager).await;
+    let profile = fixtures::runtime_profile(&w.app, "prod");
+    w.setup([ProfileMutation::InsertRuntimeProfile(profile.clone()).into()]).await;
+    let (me, before) = (w.ada(), w.store.snapshot());
+    let input = crate::domain::runtime_profile::input::ProfileInput {
+        name: "dev".into(),
+        kind: crate::domain::runtime_profile::ProfileKind::PersistentEnv,
+        base_url: None,
+        env_vars: Default::default(),
+        secrets: Default::default(),
+        database: Default::default(),
+        migrations: Default::default(),
+        data_strategy: Default::default(),
+        lifecycle: Default::default(),
+    };
+    refused(&w, &before, w.c.create_runtime_profile(&me, w.app.id, input).await, ErrorCode::Forbidden, "create");
     let patch = crate::domain::runtime_profile::input::ProfilePatch { name: Some("qa".into()), ..Default::default() };
-    assert_eq!(c.patch_runtime_profile(&me, app.id, id, patch).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
-    assert_eq!(c.revert_runtime_profile(&me, app.id, id, 1).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
-    assert_eq!(c.replace_environments(&me, app.id, vec![]).await.unwrap_err().code(), crate::ErrorCode::Forbidden);
+    let got = w.c.patch_runtime_profile(&me, w.app.id, profile.id, patch).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "patch");
+    let got = w.c.revert_runtime_profile(&me, w.app.id, profile.id, 1).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "revert");
+    refused(&w, &before, w.c.replace_environments(&me, w.app.id, vec![]).await, ErrorCode::Forbidden, "environments");
 }
 
 #[tokio::test]
 async fn only_operators_rotate_the_master_key() {
-    let mut store = MockStore::new();
-    store.expect_commit().never();
-    let c = conman(store).with_secrets(Arc::new(crate::ports::EnvelopeCipher::new([1; 32])));
-    let new = Arc::new(crate::ports::EnvelopeCipher::new([2; 32]));
-    let err = c.rotate_master_key(&actor(user(false)), new).await.unwrap_err();
-    assert_eq!(err.code(), crate::ErrorCode::Forbidden);
-}
-
-/// A claim asks the store to open the attempt's log within the configured
-/// bound; a worker id that is empty, too long or holds control characters
-/// is refused before the store is asked anything.
-#[tokio::test]
-async fn a_claim_opens_the_log_and_refuses_a_bad_worker_id() {
-    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut store = MockStore::new();
-    let seen = asked.clone();
-    store.expect_claim_job().returning(move |claim| {
-        seen.lock().unwrap().push(claim.clone());
-        Ok(None)
-    });
-    let c = conman(store);
-    assert_eq!(c.claim_next_job("host-1-0").await.unwrap(), None);
-    let claims = asked.lock().unwrap().clone();
-    assert_eq!(claims.len(), 1);
-    assert_eq!(claims[0].worker, "host-1-0");
-    assert_eq!(claims[0].opening_line_limit_bytes, Some(c.config().jobs.log_limit_bytes));
-
-    let too_long = "w".repeat(super::WORKER_ID_MAX_BYTES + 1);
-    for bad in ["", "host\n1", "tab\there", too_long.as_str()] {
-        let err = c.claim_next_job(bad).await.expect_err("a bad worker id is refused");
-        assert_eq!(err.code(), crate::ErrorCode::Validation, "{bad:?}: {err:?}");
-    }
-    assert_eq!(asked.lock().unwrap().len(), 1, "refused claims never reach the store");
+    let w = World::new(Role::AppAdmin).await;
+    let c = conman_on(w.store.clone()).with_secrets(Arc::new(crate::ports::EnvelopeCipher::new([1; 32])));
+    let before = w.store.snapshot();
+    let got = c.rotate_master_key(&w.ada(), Arc::new(crate::ports::EnvelopeCipher::new([2; 32]))).await;
+    refused(&w, &before, got, ErrorCode::Forbidden, "rotate");
 }

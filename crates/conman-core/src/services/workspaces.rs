@@ -11,9 +11,8 @@
 //! File writes never update the workspace row (so concurrent writes never
 //! fight over its version); the audit trail is the edit history.
 
-use base64::Engine as _;
 use futures_util::future::join;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::apps::signature_of;
 use super::intents::is_retryable;
@@ -28,16 +27,16 @@ use crate::ports::store::{Page, PageRequest, UnitOfWork, WorkspaceMutation};
 use crate::rbac::Capability;
 use crate::validation::{validate_title, BlockedPaths, Handle, RepoPath, Slug, MAX_BATCH_OPS};
 
-/// One operation of a batch, as callers send it (`content` is base64).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+/// One operation of a batch. Content is the file's bytes: the wire's
+/// base64 is decoded by the caller (`conman_api::dto::ChangeOpDto`).
+#[derive(Debug, Clone)]
 pub enum ChangeOp {
     /// Create or replace a file.
     Put {
         /// Path.
         path: String,
-        /// Base64 content.
-        content: String,
+        /// Content.
+        content: Vec<u8>,
     },
     /// Delete a file.
     Delete {
@@ -356,12 +355,9 @@ impl Conman {
         }
         let mut file_ops = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
-            let at = |e: Error| with_index(e, i);
+            let at = |e: Error| batch_op_error(e, i);
             file_ops.push(match op {
-                ChangeOp::Put { path, content } => FileOp::Put {
-                    path: RepoPath::parse(&path).map_err(at)?,
-                    content: decode_base64(&content).map_err(at)?,
-                },
+                ChangeOp::Put { path, content } => FileOp::Put { path: RepoPath::parse(&path).map_err(at)?, content },
                 ChangeOp::Delete { path } => FileOp::Delete { path: RepoPath::parse(&path).map_err(at)? },
                 ChangeOp::Move { from, to } => {
                     FileOp::Move { from: RepoPath::parse(&from).map_err(at)?, to: RepoPath::parse(&to).map_err(at)? }
@@ -593,14 +589,11 @@ fn check_message(message: Option<String>) -> Result<Option<String>, Error> {
     }
 }
 
-/// Decodes standard base64 (padding required), refusing anything else.
-pub fn decode_base64(content: &str) -> Result<Vec<u8>, Error> {
-    base64::engine::general_purpose::STANDARD
-        .decode(content)
-        .map_err(|_| Error::invalid("content", "invalid_base64", "content is not valid base64"))
-}
-
-fn with_index(e: Error, index: usize) -> Error {
+/// An error of the operation at `index` of a batch: the message is
+/// prefixed `ops[index]: ` and the details carry `op_index`. Callers that
+/// refuse an operation before the core sees it (its base64 content) use
+/// this too, so every refusal of a batch reads the same.
+pub fn batch_op_error(e: Error, index: usize) -> Error {
     match e {
         Error::Validation { message, details } => {
             let mut d = details.unwrap_or_else(|| serde_json::json!({}));

@@ -4,6 +4,7 @@
 //! and reads that run beside other reads and writes yet see every write
 //! that returned before them.
 
+mod compose;
 mod concurrency;
 mod diff;
 mod export;

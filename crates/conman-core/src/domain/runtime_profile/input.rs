@@ -2,10 +2,15 @@
 //! [`ProfilePatch`] (patch), and the pure functions that turn them into a
 //! valid [`RuntimeProfile`].
 //!
+//! These are plain domain values, not wire types: a request body is read
+//! by `conman_api::dto` (`CreateProfileRequest`, `PatchProfileRequest`),
+//! which refuses unknown fields at every level and a map key given twice,
+//! and is converted into them. The CLI reads its files through the same
+//! DTOs.
+//!
 //! Invariants:
-//! - every input type refuses unknown fields (`deny_unknown_fields`) at every
-//!   level, and every map refuses a key given twice; `kind`, `id`, `app_id`,
-//!   `revision` and `migrations.applied_state` are not writable at all;
+//! - `kind`, `id`, `app_id`, `revision` and `migrations.applied_state` are
+//!   not writable at all (no input field carries them);
 //! - [`build_profile`] makes revision 1; [`apply_patch`] makes exactly
 //!   `current.revision + 1` and never mutates `current`; both end with
 //!   [`validate_profile`], so their output is valid by construction;
@@ -25,9 +30,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::values::{nullable, parse_env_value, unique_map, validate_env_var_name, validate_secret_value};
+use super::values::{parse_env_value, validate_env_var_name, validate_secret_value};
 use super::{
     validate_profile, DataStrategy, DatabaseEngine, DatabaseSettings, EnvVars, Lifecycle, MigrationSettings,
     ProfileKind, ProvisioningMode, RuntimeProfile, SecretMeta, SecretPlaintext, TypedValueInput, MAX_ENV_VARS,
@@ -38,8 +43,10 @@ use crate::error::Error;
 use crate::ids::{AppId, RuntimeProfileId};
 
 /// Migration settings as written by a caller (the applied state is recorded
-/// by deployments, never written).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+/// by deployments, never written). Serde is persistence: this is the
+/// `migrations` section of a stored revision document
+/// ([`super::ProfileDocument`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MigrationsInput {
     /// Repository paths holding migrations.
@@ -50,118 +57,86 @@ pub struct MigrationsInput {
 
 /// Creates a profile. Only `name` and `kind` are required; every other
 /// section takes its documented default.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct ProfileInput {
     /// Name (slug), unique within the app.
     pub name: String,
     /// Kind.
     pub kind: ProfileKind,
     /// Base URL.
-    #[serde(default)]
     pub base_url: Option<String>,
     /// Typed env vars.
-    #[serde(default, deserialize_with = "unique_map")]
     pub env_vars: BTreeMap<String, TypedValueInput>,
     /// Secrets in plaintext, to be sealed by the caller.
-    #[serde(default, deserialize_with = "unique_map")]
     pub secrets: BTreeMap<String, SecretPlaintext>,
     /// Database settings.
-    #[serde(default)]
     pub database: DatabaseSettings,
     /// Migration settings.
-    #[serde(default)]
     pub migrations: MigrationsInput,
     /// Data strategy.
-    #[serde(default)]
     pub data_strategy: DataStrategy,
     /// Lifecycle (missing fields take their defaults).
-    #[serde(default)]
     pub lifecycle: Lifecycle,
 }
 
 /// Changes to the database section; absent fields stay, `null` clears.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DatabasePatch {
     /// New engine.
-    #[serde(default)]
     pub engine: Option<DatabaseEngine>,
     /// New connection reference (`null` clears).
-    #[serde(default, deserialize_with = "nullable")]
     pub connection_ref: Option<Option<String>>,
     /// New provisioning mode.
-    #[serde(default)]
     pub provisioning_mode: Option<ProvisioningMode>,
     /// New base profile (`null` clears).
-    #[serde(default, deserialize_with = "nullable")]
     pub base_profile_id: Option<Option<RuntimeProfileId>>,
 }
 
 /// Changes to the migrations section; absent fields stay, `null` clears.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MigrationsPatch {
     /// Replaces the path list.
-    #[serde(default)]
     pub paths: Option<Vec<String>>,
     /// New command (`null` clears).
-    #[serde(default, deserialize_with = "nullable")]
     pub command: Option<Option<String>>,
 }
 
 /// Changes to the lifecycle section; absent fields stay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LifecyclePatch {
     /// New idle TTL.
-    #[serde(default)]
     pub idle_ttl_hours: Option<u32>,
     /// New grace.
-    #[serde(default)]
     pub grace_hours: Option<u32>,
     /// New auto-cleanup flag.
-    #[serde(default)]
     pub auto_cleanup: Option<bool>,
 }
 
 /// Patches a profile. Absent fields stay as they are; `null` clears a
 /// clearable field (`base_url`, `database.connection_ref`, ...).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ProfilePatch {
     /// New name.
-    #[serde(default)]
     pub name: Option<String>,
     /// New base URL (`null` clears).
-    #[serde(default, deserialize_with = "nullable")]
     pub base_url: Option<Option<String>>,
     /// Env vars to add or overwrite (same type unless listed in `retype_env_vars`).
-    #[serde(default, deserialize_with = "unique_map")]
     pub set_env_vars: BTreeMap<String, TypedValueInput>,
     /// Env vars to remove; each must exist.
-    #[serde(default)]
     pub unset_env_vars: Vec<String>,
     /// Keys of `set_env_vars` whose type may change in this patch.
-    #[serde(default)]
     pub retype_env_vars: Vec<String>,
     /// Secrets to add or overwrite, in plaintext.
-    #[serde(default, deserialize_with = "unique_map")]
     pub set_secrets: BTreeMap<String, SecretPlaintext>,
     /// Secrets to remove; each must exist.
-    #[serde(default)]
     pub unset_secrets: Vec<String>,
     /// Database changes.
-    #[serde(default)]
     pub database: Option<DatabasePatch>,
     /// Migration changes.
-    #[serde(default)]
     pub migrations: Option<MigrationsPatch>,
     /// New data strategy.
-    #[serde(default)]
     pub data_strategy: Option<DataStrategy>,
     /// Lifecycle changes.
-    #[serde(default)]
     pub lifecycle: Option<LifecyclePatch>,
 }
 
@@ -376,16 +351,16 @@ pub fn apply_patch(current: &RuntimeProfile, patch: &ProfilePatch, now: Timestam
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::runtime_profile::test_support::{details, later, profile, reason};
+    use crate::domain::runtime_profile::test_support::{details, later, profile, profile_input, profile_patch, reason};
     use crate::domain::runtime_profile::EnvValue;
     use serde_json::json;
 
     fn patch(v: serde_json::Value) -> ProfilePatch {
-        serde_json::from_value(v).unwrap()
+        profile_patch(v)
     }
 
     fn create(v: serde_json::Value) -> Result<RuntimeProfile, Error> {
-        let input: ProfileInput = serde_json::from_value(v).unwrap();
+        let input = profile_input(v);
         let p = profile();
         build_profile(p.id, p.app_id, &input, p.created_at)
     }
@@ -442,46 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn inputs_refuse_unknown_fields_at_every_level() {
-        let base = json!({"name": "p", "kind": "persistent_env"});
-        assert!(serde_json::from_value::<ProfileInput>(base.clone()).is_ok());
-        for (path, extra) in [
-            ("", json!({"revision": 3})),
-            ("", json!({"kind2": 1})),
-            ("database", json!({"engine": "postgres", "password": "x"})),
-            ("migrations", json!({"applied_state": null})),
-            ("lifecycle", json!({"ttl": 1})),
-            ("env_vars", json!({"A": {"type": "string", "value": "a", "secret": true}})),
-        ] {
-            let mut doc = base.clone();
-            if path.is_empty() {
-                doc.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-            } else {
-                doc[path] = extra;
-            }
-            assert!(serde_json::from_value::<ProfileInput>(doc.clone()).is_err(), "{doc}");
-        }
-        for bad in [
-            json!({"kind": "temp_workspace"}),
-            json!({"revision": 2}),
-            json!({"database": {"engine": "postgres", "x": 1}}),
-            json!({"migrations": {"applied_state": null}}),
-            json!({"lifecycle": {"grace": 1}}),
-            json!({"set_env_vars": {"A": {"type": "string", "value": "a", "x": 1}}}),
-        ] {
-            assert!(serde_json::from_value::<ProfilePatch>(bad.clone()).is_err(), "{bad}");
-        }
-        // Unknown enum values are refused too.
-        assert!(serde_json::from_value::<ProfileInput>(json!({"name": "p", "kind": "persistent"})).is_err());
-    }
-
-    #[test]
-    fn inputs_refuse_duplicate_keys() {
-        let text = r#"{"name":"p","kind":"persistent_env","env_vars":{
-            "A":{"type":"string","value":"1"},"A":{"type":"number","value":1}}}"#;
-        assert!(serde_json::from_str::<ProfileInput>(text).is_err());
-        let text = r#"{"set_secrets":{"K":"a","K":"b"}}"#;
-        assert!(serde_json::from_str::<ProfilePatch>(text).is_err());
+    fn a_name_listed_twice_is_refused() {
         let err = apply_patch(&profile(), &patch(json!({"unset_env_vars": ["PORT", "PORT"]})), later()).unwrap_err();
         assert_eq!(reason(&err), "duplicate_name");
     }
@@ -582,9 +518,7 @@ mod tests {
     fn patch_debug_never_shows_secret_plaintext() {
         let pt = patch(json!({"set_secrets": {"K": "super-secret-plaintext"}}));
         assert!(!format!("{pt:?}").contains("super-secret"));
-        let input: ProfileInput =
-            serde_json::from_value(json!({"name": "p", "kind": "temp_workspace", "secrets": {"K": "super-secret"}}))
-                .unwrap();
+        let input = profile_input(json!({"name": "p", "kind": "temp_workspace", "secrets": {"K": "super-secret"}}));
         assert!(!format!("{input:?}").contains("super-secret"));
     }
 }

@@ -25,6 +25,16 @@
 //!   still points at its ciphertext after a revert;
 //! - `revision` counts from 1 and every change (create, patch, revert) makes
 //!   exactly one new revision; `kind` and `id` never change.
+//!
+//! Serde in this module tree is persistence and audit only: a profile, its
+//! revisions and overrides are stored as JSON documents (and appear in
+//! audit snapshots); their `deny_unknown_fields` refuses a stored document
+//! this version cannot represent instead of silently dropping a field. The
+//! enums' snake_case names are the one vocabulary shared by the stores, the
+//! audit log and the wire. Nothing here parses a request: the write-side
+//! inputs ([`ProfileInput`], [`ProfilePatch`], [`ProfileOverrideInput`],
+//! [`TypedValueInput`], [`SecretPlaintext`]) have no serde and are built by
+//! `conman_api::dto`.
 
 use std::collections::BTreeMap;
 

@@ -20,12 +20,18 @@
 //!   environment and set one env var to different typed values (an equal
 //!   typed value is not a conflict), or both set the same secret (sealed
 //!   values cannot be compared, so any two are assumed to differ).
+//!
+//! Serde here is persistence: a [`ProfileOverride`] (with its
+//! [`OverrideTarget`]) is stored as JSON with its changeset and frozen in
+//! revisions, and refuses unknown fields when read back. Requests are read
+//! by `conman_api::dto::ProfileOverrideInputDto` and converted into a
+//! [`ProfileOverrideInput`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::values::{parse_env_value, unique_map, validate_env_var_name, validate_secret_value};
+use super::values::{parse_env_value, validate_env_var_name, validate_secret_value};
 use super::{EnvVars, RuntimeProfile, SecretPlaintext, TypedValueInput, MAX_ENV_VARS, MAX_SECRETS};
 use crate::domain::environment::{validate_environment_name, Environment};
 use crate::error::Error;
@@ -60,17 +66,15 @@ impl OverrideTarget {
     }
 }
 
-/// An override as written by a caller.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An override as written by a caller (the wire form is
+/// `conman_api::dto::ProfileOverrideInputDto`).
+#[derive(Debug, Clone)]
 pub struct ProfileOverrideInput {
     /// Target.
     pub target: OverrideTarget,
     /// Typed env var values to set.
-    #[serde(default, deserialize_with = "unique_map")]
     pub env_vars: BTreeMap<String, TypedValueInput>,
     /// Secret values to set, in plaintext.
-    #[serde(default, deserialize_with = "unique_map")]
     pub secrets: BTreeMap<String, SecretPlaintext>,
 }
 
@@ -200,14 +204,14 @@ pub fn conflicting_keys(earlier: &ProfileOverride, later: &ProfileOverride, envs
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::runtime_profile::test_support::{profile, reason};
+    use crate::domain::runtime_profile::test_support::{override_input, profile, reason};
     use crate::domain::runtime_profile::EnvValue;
     use crate::ids::AppId;
     use serde_json::json;
     use uuid::Uuid;
 
     fn input(v: serde_json::Value) -> ProfileOverrideInput {
-        serde_json::from_value(v).unwrap()
+        override_input(v)
     }
 
     fn envs() -> Vec<Environment> {
@@ -268,15 +272,10 @@ mod tests {
     }
 
     #[test]
-    fn overrides_refuse_unknown_fields_and_targets() {
+    fn stored_overrides_refuse_unknown_fields_and_targets() {
         let t = json!({"environment": "prod"});
-        for bad in [
-            json!({"target": t, "env_vars": {}, "unset": []}),
-            json!({"target": {"env": "prod"}}),
-            json!({"target": {"environment": "prod", "profile_id": Uuid::nil()}}),
-            json!({"target": t, "env_vars": {"A": {"type": "string", "value": "a", "x": 0}}}),
-        ] {
-            assert!(serde_json::from_value::<ProfileOverrideInput>(bad.clone()).is_err(), "{bad}");
+        for bad in [json!({"env": "prod"}), json!({"environment": "prod", "profile_id": Uuid::nil()})] {
+            assert!(serde_json::from_value::<OverrideTarget>(bad.clone()).is_err(), "{bad}");
         }
         let stored = serde_json::to_value(
             ProfileOverride::from_input(&input(json!({"target": t, "secrets": {"K": "value"}}))).unwrap(),
@@ -286,10 +285,6 @@ mod tests {
         extra["plaintext"] = json!("x");
         assert!(serde_json::from_value::<ProfileOverride>(extra).is_err());
         assert!(serde_json::from_value::<ProfileOverride>(stored).is_ok());
-        assert!(serde_json::from_str::<ProfileOverrideInput>(
-            r#"{"target":{"environment":"prod"},"env_vars":{"A":{"type":"string","value":"1"},"A":{"type":"string","value":"2"}}}"#
-        )
-        .is_err());
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //!   points again at the sealed value its old revision set (the store keeps
 //!   sealed values per `(profile, name, revision)`). A revert may restore an
 //!   env var's former type: it is an explicit act on a whole document.
+//!
+//! Serde here is persistence: revisions are stored as JSON documents and
+//! refuse unknown fields when read back (a document this version cannot
+//! represent is an error, not silently trimmed).
 
 use serde::{Deserialize, Serialize};
 
@@ -171,8 +175,8 @@ pub fn revert_to(current: &RuntimeProfile, target: &ProfileRevision, now: Timest
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::runtime_profile::test_support::{later, profile, reason};
-    use crate::domain::runtime_profile::{apply_patch, AppliedState, EnvValue, ProfilePatch};
+    use crate::domain::runtime_profile::test_support::{later, profile, profile_patch, reason};
+    use crate::domain::runtime_profile::{apply_patch, AppliedState, EnvValue};
     use serde_json::json;
     use uuid::Uuid;
 
@@ -184,11 +188,10 @@ mod tests {
     fn revert_makes_the_next_revision_equal_to_the_old_document() {
         let r1 = profile();
         let first = ProfileRevision::snapshot(&r1, author(), RevisionReason::Create);
-        let patch: ProfilePatch = serde_json::from_value(json!({
+        let patch = profile_patch(json!({
             "set_env_vars": {"PORT": {"type": "string", "value": "80"}}, "retype_env_vars": ["PORT"],
             "set_secrets": {"API_KEY": "rotated-key-value"}, "name": "renamed"
-        }))
-        .unwrap();
+        }));
         let mut r2 = apply_patch(&r1, &patch, later()).unwrap();
         r2.migrations.applied_state =
             Some(AppliedState { last_applied: "0007".into(), checksum: None, recorded_at: later() });

@@ -11,15 +11,12 @@
 //! - [`SecretPlaintext`] never prints its content (`Debug` shows
 //!   `[redacted]`), has no `Display` and no `Serialize`, so it cannot leak into
 //!   logs, audit records or responses through formatting or serde;
-//! - maps read with [`unique_map`] refuse a key given twice instead of
-//!   keeping the last one silently.
+//! - nothing here reads a request: [`TypedValueInput`] and [`SecretPlaintext`]
+//!   are built by `conman_api::dto` from a body (which refuses unknown
+//!   fields and a map key given twice) and checked here.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
@@ -32,20 +29,17 @@ use crate::validation::{validate_app_name, RepoPath};
 /// A typed value as written by a caller: `{"type": "number", "value": 3}`.
 /// The value is kept as raw JSON so [`parse_env_value`] can say precisely
 /// what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TypedValueInput {
     /// Declared type.
-    #[serde(rename = "type")]
     pub ty: EnvType,
     /// The value, checked against `ty`.
     pub value: Value,
 }
 
 /// A secret value in plaintext, on its way to be sealed. It prints as
-/// `[redacted]` and cannot be serialised.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
+/// `[redacted]` and has no serde at all.
+#[derive(Clone)]
 pub struct SecretPlaintext(String);
 
 impl SecretPlaintext {
@@ -285,44 +279,6 @@ pub fn validate_migrations(paths: &[String], command: Option<&str>) -> Result<()
     Ok(())
 }
 
-/// `deserialize_with` for maps: like the default, but a key given twice is an
-/// error (`duplicate key "X"`) instead of the last value winning silently.
-pub fn unique_map<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
-where
-    D: Deserializer<'de>,
-    V: Deserialize<'de>,
-{
-    struct UniqueVisitor<V>(PhantomData<V>);
-    impl<'de, V: Deserialize<'de>> Visitor<'de> for UniqueVisitor<V> {
-        type Value = BTreeMap<String, V>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a map with unique keys")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some((k, v)) = map.next_entry::<String, V>()? {
-                if out.contains_key(&k) {
-                    return Err(serde::de::Error::custom(format_args!("duplicate key {k:?}")));
-                }
-                out.insert(k, v);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_map(UniqueVisitor(PhantomData))
-}
-
-/// `deserialize_with` for optional fields that may be cleared: absent →
-/// `None`, `null` → `Some(None)`, a value → `Some(Some(v))`. Use with
-/// `#[serde(default)]`.
-pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,8 +315,6 @@ mod tests {
         );
         assert_eq!(parse_env_value("N", &typed(EnvType::Number, json!(-2.5))).unwrap(), EnvValue::Number(-2.5));
         assert!(validate_env_value("N", &EnvValue::Number(f64::INFINITY)).is_err());
-        // A JSON text with an out-of-range literal never even parses.
-        assert!(serde_json::from_str::<TypedValueInput>(r#"{"type":"number","value":1e400}"#).is_err());
     }
 
     #[test]
@@ -378,15 +332,8 @@ mod tests {
     }
 
     #[test]
-    fn typed_input_refuses_unknown_fields_and_types() {
-        assert!(serde_json::from_value::<TypedValueInput>(json!({"type": "string", "value": "a", "x": 1})).is_err());
-        assert!(serde_json::from_value::<TypedValueInput>(json!({"type": "float", "value": 1})).is_err());
-        assert!(serde_json::from_value::<TypedValueInput>(json!({"value": 1})).is_err());
-    }
-
-    #[test]
     fn secret_plaintext_never_prints() {
-        let s: SecretPlaintext = serde_json::from_value(json!("hunter2-very-secret")).unwrap();
+        let s = SecretPlaintext::new("hunter2-very-secret");
         assert_eq!(format!("{s:?}"), "[redacted]");
         assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
         assert_eq!(s.expose(), "hunter2-very-secret");
@@ -428,19 +375,6 @@ mod tests {
         assert!(validate_migrations(&["../x".into()], None).is_err());
         assert!(validate_migrations(&["a".into(), "a".into()], None).is_err());
         assert!(validate_migrations(&[], Some("  ")).is_err());
-    }
-
-    #[test]
-    fn maps_refuse_duplicate_keys() {
-        #[derive(Debug, Deserialize)]
-        struct M {
-            #[serde(deserialize_with = "unique_map")]
-            #[allow(dead_code)]
-            m: BTreeMap<String, u8>,
-        }
-        assert!(serde_json::from_str::<M>(r#"{"m":{"A":1,"B":2}}"#).is_ok());
-        let err = serde_json::from_str::<M>(r#"{"m":{"A":1,"A":2}}"#).unwrap_err();
-        assert!(err.to_string().contains("duplicate key \"A\""), "{err}");
     }
 
     proptest! {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{Page, PageRequest};
-use crate::domain::job::{Job, JobLogLine, JobState, JobType, NewLogLine};
+use crate::domain::job::{Job, JobLogLine, JobState, JobType, LogAppend};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{AppId, JobId};
@@ -28,14 +28,6 @@ pub struct JobClaim {
     pub lease_until: Timestamp,
     /// Only these types (`None`: any).
     pub types: Option<Vec<JobType>>,
-    /// `Some(limit_bytes)`: the claim also opens the attempt's log, in the
-    /// same write, with the line [`attempt_opening_line`] of the claimed
-    /// job's new attempt count (stream `system`, stamped `now`), appended as
-    /// [`JobStore::append_job_log`] would with this bound. `None`: the claim
-    /// writes no log line.
-    ///
-    /// [`attempt_opening_line`]: crate::domain::job::attempt_opening_line
-    pub opening_line_limit_bytes: Option<u64>,
 }
 
 /// A page of a job's log.
@@ -82,18 +74,15 @@ pub enum JobMutation {
     /// [`LeaseLost`]: super::ConflictReason::LeaseLost
     /// [`CancelRequested`]: super::ConflictReason::CancelRequested
     FinishJob(JobFinish),
-    /// Append lines to a job's log inside the unit, exactly as
-    /// [`JobStore::append_job_log`] does on its own (the oldest lines dropped
-    /// while the log exceeds `limit_bytes`, marked truncated; an unknown job
-    /// is `not_found`). A worker ends an attempt with its last buffered lines
+    /// Append to a job's log inside the unit, exactly as
+    /// [`JobStore::append_job_log`] does on its own (an unknown job is
+    /// `not_found`). A worker ends an attempt with its last buffered lines
     /// and the `FinishJob` in one unit: one commit instead of two.
     AppendJobLog {
         /// Which job.
         id: JobId,
-        /// The lines, in order.
-        lines: Vec<NewLogLine>,
-        /// The log's bound, bytes.
-        limit_bytes: u64,
+        /// The append, planned by the core.
+        append: LogAppend,
     },
     /// Cancel a queued job (`conflict` [`NotQueued`] unless it is queued).
     ///
@@ -133,9 +122,9 @@ pub trait JobStore: Send + Sync {
     /// `run_after <= now`, or running with `lease_expires_at < now` (its
     /// worker died) — ordered by `run_after` then id. The claimed job is
     /// running, leased to `claim.worker` until `claim.lease_until`, its
-    /// `attempts` + 1 and `started_at` set if unset, and its log opened as
-    /// `claim.opening_line_limit_bytes` says. Two claimers never get the
-    /// same job. `None` when nothing is runnable.
+    /// `attempts` + 1 and `started_at` set if unset; its log is untouched
+    /// (the core opens the attempt's log after the claim). Two claimers
+    /// never get the same job. `None` when nothing is runnable.
     async fn claim_job(&self, claim: &JobClaim) -> Result<Option<Job>, Error>;
     /// Extends the lease while `worker` holds it and the job runs; answers
     /// the job's cancel flag, or `None` when the lease is lost.
@@ -144,10 +133,12 @@ pub trait JobStore: Send + Sync {
     /// particular order); unknown ids are skipped. A worker asks this at
     /// its poll interval about the jobs it runs.
     async fn jobs_to_cancel(&self, ids: &[JobId]) -> Result<Vec<JobId>, Error>;
-    /// Appends log lines, then drops the oldest lines while the job's log
-    /// exceeds `limit_bytes` (sum of the lines' UTF-8 byte lengths), marking
-    /// it truncated. An unknown job is `not_found`.
-    async fn append_job_log(&self, id: JobId, lines: &[NewLogLine], limit_bytes: u64) -> Result<(), Error>;
+    /// Carries out `append` as [`LogAppend`] says: the whole batch numbered
+    /// after the job's last line, its kept lines stored, then the oldest
+    /// stored lines dropped while the log exceeds the bound (sum of the
+    /// lines' UTF-8 byte lengths), the log marked truncated when anything
+    /// was skipped or dropped. An unknown job is `not_found`.
+    async fn append_job_log(&self, id: JobId, append: &LogAppend) -> Result<(), Error>;
     /// Up to `limit` lines with `seq > after` (an unknown job is `not_found`).
     async fn job_log(&self, id: JobId, after: i64, limit: u32) -> Result<JobLogPage, Error>;
     /// Count of jobs per (type, state), for metrics; zero rows omitted.
