@@ -224,7 +224,8 @@ async fn view<S: Store + ?Sized>(store: &S, pool: &Pool) -> String {
             out += &format!("claim {r} {:?}\n", store.pending_intent_on_ref(a.id, r).await.unwrap());
         }
     }
-    for id in pool.intents.borrow().iter() {
+    let intents: Vec<_> = pool.intents.borrow().clone();
+    for id in &intents {
         out += &format!("outcome {id} {:?}\n", store.intent_outcome(*id).await);
     }
     out += &format!("audit {:?}\n", store.audit_chain(0, 10_000).await.unwrap());

@@ -147,7 +147,7 @@ async fn unknown_commits_are_not_found_and_a_missing_repository_too() {
     let (fx, onto) = seeded().await;
     let ghost = Sha("1".repeat(40));
     let item = ComposeItem { key: "ghost".into(), base: onto.clone(), head: ghost.clone(), message: "m".into() };
-    let err = fx.git.compose(fx.app, request(&onto, &[item.clone()])).await.unwrap_err();
+    let err = fx.git.compose(fx.app, request(&onto, std::slice::from_ref(&item))).await.unwrap_err();
     assert_eq!(err, conman_core::Error::NotFound("commit"));
     let err = fx.git.compose(crate::support::new_app(), request(&onto, &[])).await.unwrap_err();
     assert_eq!(err, conman_core::Error::NotFound("repository"));
