@@ -32,13 +32,6 @@ const MODE_TREE: i32 = 0o040000;
 /// An entry of a tree: its id and file mode.
 type Entry = (Oid, i32);
 
-/// A handle of its own on the repository at `dir`, for one composition or
-/// batch of checks: its odb gets the mempack, so no pooled handle ever sees
-/// objects that were never written.
-pub(crate) fn open(dir: &Path) -> Result<Repository, Error> {
-    Repository::open_bare(dir).or_internal()
-}
-
 /// Sends every object `repo` creates from now on to memory: the returned
 /// mempack ranks above the loose (1) and pack (2) backends, so writes land
 /// in it.
@@ -70,7 +63,7 @@ pub(crate) fn compose(repo: &Repository, request: &ComposeRequest) -> Result<Com
         }
         outcomes.push((item.key.clone(), outcome));
     }
-    if head.id().to_string() != request.onto.as_str() {
+    if sha_of(head.id()) != request.onto {
         persist(repo, &odb, &mempack)?;
     }
     Ok(Composition { head: sha_of(head.id()), outcomes })
@@ -84,18 +77,10 @@ fn compose_one(
     item: &ComposeItem,
 ) -> Result<ItemOutcome, Error> {
     let theirs = find_commit(repo, &item.head)?;
-    let base = find_commit(repo, &item.base)?;
-    let mut merge = TreeMerge::new(repo);
     let ours_tree = head.tree_id();
-    let merged = merge.trees(&mut String::new(), Some(base.tree_id()), Some(ours_tree), Some(theirs.tree_id()))?;
-    if !merge.conflicts.is_empty() {
-        merge.conflicts.sort();
-        merge.conflicts.dedup();
-        return Ok(ItemOutcome::Conflicted { paths: merge.conflicts });
-    }
-    let merged = match merged {
-        Some(tree) => tree,
-        None => empty_tree(repo)?,
+    let merged = match merge_item(repo, ours_tree, item)? {
+        Ok(tree) => tree,
+        Err(paths) => return Ok(ItemOutcome::Conflicted { paths }),
     };
     if merged == ours_tree {
         return Ok(ItemOutcome::AlreadyContained);
@@ -113,25 +98,32 @@ pub(crate) fn check(repo: &Repository, onto: &Sha, items: &[ComposeItem]) -> Res
     let ours = find_commit(repo, onto)?.tree_id();
     let mut outcomes = Vec::with_capacity(items.len());
     for item in items {
-        let base = find_commit(repo, &item.base)?.tree_id();
-        let theirs = find_commit(repo, &item.head)?.tree_id();
-        let mut merge = TreeMerge::new(repo);
-        let merged = merge.trees(&mut String::new(), Some(base), Some(ours), Some(theirs))?;
-        outcomes.push(if merge.conflicts.is_empty() {
-            let tree = match merged {
-                Some(tree) => tree,
-                None => empty_tree(repo)?,
-            };
-            CheckOutcome::Clean { tree: sha_of(tree) }
-        } else {
-            merge.conflicts.sort();
-            merge.conflicts.dedup();
-            CheckOutcome::Conflicted { paths: merge.conflicts }
+        outcomes.push(match merge_item(repo, ours, item)? {
+            Ok(tree) => CheckOutcome::Clean { tree: sha_of(tree) },
+            Err(paths) => CheckOutcome::Conflicted { paths },
         });
     }
     // The merged trees were only needed for their ids.
     mempack.reset().or_internal()?;
     Ok(outcomes)
+}
+
+/// `item`'s change (its base → its head) merged onto the tree `ours`: the
+/// merged tree's id, or the sorted conflicting paths.
+fn merge_item(repo: &Repository, ours: Oid, item: &ComposeItem) -> Result<Result<Oid, Vec<String>>, Error> {
+    let base = find_commit(repo, &item.base)?.tree_id();
+    let theirs = find_commit(repo, &item.head)?.tree_id();
+    let mut merge = TreeMerge::new(repo);
+    let merged = merge.trees(&mut String::new(), Some(base), Some(ours), Some(theirs))?;
+    if !merge.conflicts.is_empty() {
+        merge.conflicts.sort();
+        merge.conflicts.dedup();
+        return Ok(Err(merge.conflicts));
+    }
+    Ok(Ok(match merged {
+        Some(tree) => tree,
+        None => empty_tree(repo)?,
+    }))
 }
 
 /// One three-way merge of trees, collecting conflicting paths.
@@ -325,10 +317,12 @@ impl crate::GitRepos {
     }
 }
 
-/// [`open`], with a missing repository answered as `not_found`.
+/// A handle of its own on the repository at `dir`, for one composition or
+/// batch of checks: its odb gets the mempack, so no pooled handle ever sees
+/// objects that were never written. A missing repository is `not_found`.
 fn open_app(dir: &Path) -> Result<Repository, Error> {
     if !dir.is_dir() {
         return Err(Error::NotFound("repository"));
     }
-    open(dir)
+    Repository::open_bare(dir).or_internal()
 }
