@@ -1,11 +1,98 @@
 //! Wire types of jobs and their logs.
 
 use chrono::{DateTime, Utc};
-use conman_core::domain::job::{Job, JobLogLine};
-use conman_core::services::JobLogRead;
+use conman_core::domain::job::{Job, JobLogLine, JobType};
+use conman_core::services::{GatePayload, JobLogRead};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
+
+/// The input of a job, one variant per job type that takes one. A new job
+/// type adds its variant here.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum JobPayloadDto {
+    /// `gate_submit`, `gate_release` and `gate_deploy`.
+    Gate(GatePayloadDto),
+}
+
+impl JobPayloadDto {
+    /// The typed input of `job`, read as its job type says.
+    pub fn of(job: &Job) -> Option<Self> {
+        match job.job_type {
+            JobType::GateSubmit | JobType::GateRelease | JobType::GateDeploy => {
+                serde_json::from_value::<GatePayload>(job.payload.clone()).ok().map(|p| JobPayloadDto::Gate(p.into()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The input of a gate job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GatePayloadDto {
+    /// `submit`, `release` or `deploy`.
+    #[schema(schema_with = crate::dto::schemas::gate_kind)]
+    pub gate: String,
+    /// The commit under test.
+    pub commit: String,
+    /// The changeset under test, if any.
+    pub changeset_id: Option<String>,
+    /// The release under test, if any.
+    pub release_id: Option<String>,
+    /// The environment the gate runs for, if any.
+    pub environment: Option<String>,
+}
+
+impl From<GatePayload> for GatePayloadDto {
+    fn from(p: GatePayload) -> Self {
+        GatePayloadDto {
+            gate: p.gate.as_str().to_owned(),
+            commit: p.commit,
+            changeset_id: p.changeset_id,
+            release_id: p.release_id,
+            environment: p.environment,
+        }
+    }
+}
+
+/// The result of a job, one variant per job type that reports one. A new
+/// job type adds its variant here.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum JobResultDto {
+    /// A gate's verdict.
+    Gate(GateResultDto),
+}
+
+impl JobResultDto {
+    /// The typed result `value` of `job`, read as its job type says.
+    pub fn of(job: &Job, value: &serde_json::Value) -> Option<Self> {
+        match job.job_type {
+            JobType::GateSubmit | JobType::GateRelease | JobType::GateDeploy => {
+                serde_json::from_value::<GateResultDto>(value.clone()).ok().map(JobResultDto::Gate)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A gate's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GateResultDto {
+    /// The gate passed.
+    pub passed: bool,
+    /// No command is configured, so the gate passed without running one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<bool>,
+    /// The command's exit code, when it ran to an end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The command ran out of time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<bool>,
+}
 
 /// A job.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -23,9 +110,9 @@ pub struct JobDto {
     pub entity_type: Option<String>,
     /// Id of that entity.
     pub entity_id: Option<String>,
-    /// Handler input.
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    /// Handler input, by job type (`null` when the job type takes none or
+    /// its input is not one this server reads).
+    pub payload: Option<JobPayloadDto>,
     /// Attempts started.
     pub attempts: u32,
     /// Attempts allowed.
@@ -40,9 +127,9 @@ pub struct JobDto {
     pub timeout_secs: u64,
     /// Cancellation requested.
     pub cancel_requested: bool,
-    /// Result payload.
-    #[schema(value_type = Option<Object>)]
-    pub result: Option<serde_json::Value>,
+    /// Result, by job type (`null` until the job ends, and for an attempt
+    /// that failed before it could say anything).
+    pub result: Option<JobResultDto>,
     /// Last error.
     pub error: Option<String>,
     /// Who started it (null: the system).
@@ -64,7 +151,7 @@ impl From<&Job> for JobDto {
             state: j.state.as_str().to_owned(),
             entity_type: j.entity_type.clone(),
             entity_id: j.entity_id.clone(),
-            payload: j.payload.clone(),
+            payload: JobPayloadDto::of(j),
             attempts: j.attempts,
             max_attempts: j.max_attempts,
             run_after: j.run_after,
@@ -72,7 +159,7 @@ impl From<&Job> for JobDto {
             lease_expires_at: j.lease_expires_at,
             timeout_secs: j.timeout_secs,
             cancel_requested: j.cancel_requested,
-            result: j.result.clone(),
+            result: j.result.as_ref().and_then(|r| JobResultDto::of(j, r)),
             error: j.error.clone(),
             created_by: j.created_by.map(|u| u.0),
             created_at: j.created_at,

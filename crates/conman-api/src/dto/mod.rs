@@ -75,8 +75,8 @@ pub struct ErrorBody {
     pub message: String,
     /// The request's `x-request-id`.
     pub request_id: String,
-    /// Machine-readable details (field, reason, conflicting paths, ...).
-    #[schema(value_type = Option<Object>)]
+    /// Machine-readable details; which keys appear depends on `code`.
+    #[schema(schema_with = crate::dto::schemas::error_details)]
     pub details: Option<serde_json::Value>,
 }
 

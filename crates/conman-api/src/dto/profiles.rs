@@ -22,8 +22,8 @@ use conman_core::domain::runtime_profile::input::{
 };
 use conman_core::domain::runtime_profile::{
     DataStrategy, DatabaseEngine, DatabaseSettings, EnvType, EnvValue, Lifecycle, MigrationSettings, OverrideTarget,
-    ProfileKind, ProfileOverride, ProfileOverrideInput, ProfileRevision, ProvisioningMode, SecretPlaintext,
-    TypedValueInput,
+    ProfileKind, ProfileOverride, ProfileOverrideInput, ProfileRevision, ProvisioningMode, RevisionReason, SecretPlaintext,
+    Secrets, TypedValueInput,
 };
 use conman_core::ids::{EnvironmentId, RuntimeProfileId};
 use conman_core::services::{EnvironmentInput, ProfileView};
@@ -150,6 +150,17 @@ impl From<&DatabaseSettings> for DatabaseDto {
     }
 }
 
+/// What the last deployment applied of a profile's migrations.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AppliedStateDto {
+    /// Identifier of the last applied migration.
+    pub last_applied: String,
+    /// Checksum of the applied set, compared by the drift check.
+    pub checksum: Option<String>,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// Migration settings.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MigrationsDto {
@@ -157,9 +168,8 @@ pub struct MigrationsDto {
     pub paths: Vec<String>,
     /// The command that applies them.
     pub command: Option<String>,
-    /// What the last deployment applied (`{last_applied, checksum, recorded_at}`); read-only.
-    #[schema(value_type = Option<Object>)]
-    pub applied_state: Option<serde_json::Value>,
+    /// What the last deployment applied; read-only.
+    pub applied_state: Option<AppliedStateDto>,
 }
 
 impl From<&MigrationSettings> for MigrationsDto {
@@ -167,7 +177,11 @@ impl From<&MigrationSettings> for MigrationsDto {
         MigrationsDto {
             paths: m.paths.clone(),
             command: m.command.clone(),
-            applied_state: m.applied_state.as_ref().and_then(|a| serde_json::to_value(a).ok()),
+            applied_state: m.applied_state.as_ref().map(|a| AppliedStateDto {
+                last_applied: a.last_applied.clone(),
+                checksum: a.checksum.clone(),
+                recorded_at: a.recorded_at,
+            }),
         }
     }
 }
@@ -235,11 +249,7 @@ impl From<&ProfileView> for RuntimeProfileDto {
             kind: wire_name(&p.kind),
             base_url: p.base_url.clone(),
             env_vars: env_vars_dto(&p.env_vars),
-            secrets: p
-                .secrets
-                .iter()
-                .map(|(k, m)| (k.clone(), SecretMetaDto { revision: m.revision, updated_at: m.updated_at }))
-                .collect(),
+            secrets: secret_metas(&p.secrets),
             masked_secrets: v
                 .masked_secrets
                 .iter()
@@ -263,33 +273,91 @@ pub struct ProfileRevisionDto {
     pub profile_id: Uuid,
     /// Revision number, from 1.
     pub number: u32,
-    /// The profile's document at this revision: `{name, kind, base_url,
-    /// env_vars, secrets, database, migrations, data_strategy, lifecycle}`
-    /// (secrets as names and metadata only).
-    #[schema(value_type = Object)]
-    pub document: serde_json::Value,
+    /// The profile's document at this revision (secrets as names and
+    /// metadata only).
+    pub document: ProfileDocumentDto,
     /// Who made the change.
     pub author: Uuid,
     /// When.
     pub created_at: DateTime<Utc>,
     /// Why: `{"type": "create"}`, `{"type": "patch"}` or `{"type": "revert", "to_revision": n}`.
-    #[schema(value_type = Object)]
-    pub reason: serde_json::Value,
+    pub reason: RevisionReasonDto,
+}
+
+/// The user-edited content of a profile at one revision.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProfileDocumentDto {
+    /// Name.
+    pub name: String,
+    /// `persistent_env`, `temp_workspace` or `temp_changeset`.
+    #[schema(schema_with = crate::dto::schemas::profile_kind)]
+    pub kind: String,
+    /// Base URL.
+    pub base_url: Option<String>,
+    /// Typed env vars, by name.
+    pub env_vars: BTreeMap<String, EnvValueDto>,
+    /// Secret metadata, by name.
+    pub secrets: BTreeMap<String, SecretMetaDto>,
+    /// Database settings.
+    pub database: DatabaseDto,
+    /// Migration settings (the applied state is not part of a revision).
+    pub migrations: MigrationsInputDto,
+    /// `none`, `seed` or `copy_from_base`.
+    #[schema(schema_with = crate::dto::schemas::data_strategy)]
+    pub data_strategy: String,
+    /// Lifecycle.
+    pub lifecycle: LifecycleDto,
+}
+
+/// Why a revision exists.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevisionReasonDto {
+    /// `create`, `patch` or `revert`.
+    #[serde(rename = "type")]
+    #[schema(schema_with = crate::dto::schemas::revision_reason_type)]
+    pub ty: String,
+    /// The restored revision's number (`revert` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_revision: Option<u32>,
+}
+
+impl From<RevisionReason> for RevisionReasonDto {
+    fn from(r: RevisionReason) -> Self {
+        match r {
+            RevisionReason::Create => RevisionReasonDto { ty: "create".into(), to_revision: None },
+            RevisionReason::Patch => RevisionReasonDto { ty: "patch".into(), to_revision: None },
+            RevisionReason::Revert { to_revision } => {
+                RevisionReasonDto { ty: "revert".into(), to_revision: Some(to_revision) }
+            }
+        }
+    }
+}
+
+fn secret_metas(secrets: &Secrets) -> BTreeMap<String, SecretMetaDto> {
+    secrets.iter().map(|(k, m)| (k.clone(), SecretMetaDto { revision: m.revision, updated_at: m.updated_at })).collect()
 }
 
 impl From<&ProfileRevision> for ProfileRevisionDto {
     fn from(r: &ProfileRevision) -> Self {
-        let mut document = serde_json::to_value(&r.document).unwrap_or(serde_json::Value::Null);
-        if let Some(vars) = document.get_mut("env_vars") {
-            *vars = serde_json::to_value(env_vars_dto(&r.document.env_vars)).unwrap_or(serde_json::Value::Null);
-        }
+        let d = &r.document;
+        let document = ProfileDocumentDto {
+            name: d.name.clone(),
+            kind: wire_name(&d.kind),
+            base_url: d.base_url.clone(),
+            env_vars: env_vars_dto(&d.env_vars),
+            secrets: secret_metas(&d.secrets),
+            database: DatabaseDto::from(&d.database),
+            migrations: MigrationsInputDto { paths: d.migrations.paths.clone(), command: d.migrations.command.clone() },
+            data_strategy: wire_name(&d.data_strategy),
+            lifecycle: LifecycleDto::from(&d.lifecycle),
+        };
         ProfileRevisionDto {
             profile_id: r.profile_id.0,
             number: r.number,
             document,
             author: r.author.0,
             created_at: r.created_at,
-            reason: serde_json::to_value(r.reason).unwrap_or(serde_json::Value::Null),
+            reason: r.reason.into(),
         }
     }
 }
@@ -370,7 +438,7 @@ impl From<LifecycleInputDto> for Lifecycle {
 }
 
 /// Migration settings as written (the applied state is never written).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MigrationsInputDto {
     /// Repository paths holding migrations.
@@ -436,20 +504,24 @@ impl From<CreateProfileRequest> for ProfileInput {
 }
 
 /// `database` of a profile patch: absent fields stay, `null` clears.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatabasePatchDto {
-    /// New engine.
+    /// New engine (`null`: unchanged).
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::database_engine_opt)]
     pub engine: Option<DatabaseEngine>,
     /// New connection reference (`null` clears).
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub connection_ref: Option<Option<String>>,
-    /// New provisioning mode.
+    /// New provisioning mode (`null`: unchanged).
     #[serde(default)]
+    #[schema(schema_with = crate::dto::schemas::provisioning_mode_opt)]
     pub provisioning_mode: Option<ProvisioningMode>,
     /// New base profile (`null` clears).
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
     pub base_profile_id: Option<Option<Uuid>>,
 }
 
@@ -465,14 +537,15 @@ impl From<DatabasePatchDto> for DatabasePatch {
 }
 
 /// `migrations` of a profile patch: absent fields stay, `null` clears.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationsPatchDto {
-    /// Replaces the path list.
+    /// Replaces the path list (`null`: unchanged).
     #[serde(default)]
     pub paths: Option<Vec<String>>,
     /// New command (`null` clears).
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub command: Option<Option<String>>,
 }
 
@@ -483,16 +556,18 @@ impl From<MigrationsPatchDto> for MigrationsPatch {
 }
 
 /// `lifecycle` of a profile patch: absent fields stay.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LifecyclePatchDto {
-    /// New idle TTL.
+    /// New idle TTL, hours (`null`: unchanged).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 720)]
     pub idle_ttl_hours: Option<u32>,
-    /// New grace.
+    /// New grace, hours (`null`: unchanged).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 168)]
     pub grace_hours: Option<u32>,
-    /// New auto-cleanup flag.
+    /// New auto-cleanup flag (`null`: unchanged).
     #[serde(default)]
     pub auto_cleanup: Option<bool>,
 }
@@ -538,11 +613,9 @@ pub struct PatchProfileRequest {
     pub unset_secrets: Vec<String>,
     /// `{engine?, connection_ref?, provisioning_mode?, base_profile_id?}`.
     #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
-    #[schema(value_type = Option<Object>)]
     pub database: Option<DatabasePatchDto>,
     /// `{paths?, command?}`.
     #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
-    #[schema(value_type = Option<Object>)]
     pub migrations: Option<MigrationsPatchDto>,
     /// New data strategy.
     #[serde(default)]
@@ -550,7 +623,6 @@ pub struct PatchProfileRequest {
     pub data_strategy: Option<DataStrategy>,
     /// `{idle_ttl_hours?, grace_hours?, auto_cleanup?}`.
     #[serde(default, deserialize_with = "crate::dto::schemas::object_only")]
-    #[schema(value_type = Option<Object>)]
     pub lifecycle: Option<LifecyclePatchDto>,
 }
 
@@ -675,8 +747,8 @@ impl ReplaceEnvironmentsRequest {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProfileOverrideDto {
     /// `{"environment": "prod"}`, `{"environment_id": "…"}` or `{"profile_id": "…"}`.
-    #[schema(value_type = Object)]
-    pub target: serde_json::Value,
+    #[schema(schema_with = crate::dto::schemas::override_target)]
+    pub target: OverrideTargetDto,
     /// Typed env var values it sets.
     pub env_vars: BTreeMap<String, EnvValueDto>,
     /// Names of the secrets it sets.
@@ -686,7 +758,7 @@ pub struct ProfileOverrideDto {
 impl From<&ProfileOverride> for ProfileOverrideDto {
     fn from(o: &ProfileOverride) -> Self {
         ProfileOverrideDto {
-            target: serde_json::to_value(&o.target).unwrap_or(serde_json::Value::Null),
+            target: OverrideTargetDto::from(&o.target),
             env_vars: env_vars_dto(&o.env_vars),
             secrets: o.secrets.iter().cloned().collect(),
         }
@@ -695,7 +767,7 @@ impl From<&ProfileOverride> for ProfileOverrideDto {
 
 /// What an override applies to, as written: exactly one of
 /// `{"environment": "prod"}`, `{"environment_id": "…"}` or `{"profile_id": "…"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum OverrideTargetDto {
     /// An environment by name.
@@ -704,6 +776,26 @@ pub enum OverrideTargetDto {
     EnvironmentId(Uuid),
     /// A runtime profile by id.
     ProfileId(Uuid),
+}
+
+impl fmt::Display for OverrideTargetDto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OverrideTargetDto::Environment(name) => write!(f, "environment {name}"),
+            OverrideTargetDto::EnvironmentId(id) => write!(f, "environment {id}"),
+            OverrideTargetDto::ProfileId(id) => write!(f, "profile {id}"),
+        }
+    }
+}
+
+impl From<&OverrideTarget> for OverrideTargetDto {
+    fn from(t: &OverrideTarget) -> Self {
+        match t {
+            OverrideTarget::Environment(name) => OverrideTargetDto::Environment(name.clone()),
+            OverrideTarget::EnvironmentId(id) => OverrideTargetDto::EnvironmentId(id.0),
+            OverrideTarget::ProfileId(id) => OverrideTargetDto::ProfileId(id.0),
+        }
+    }
 }
 
 impl From<OverrideTargetDto> for OverrideTarget {

@@ -125,9 +125,30 @@ pub(crate) fn database_engine() -> RefOr<Schema> {
     one_of(&["none", "postgres", "mysql", "sqlite"], false)
 }
 
+/// `none`, `postgres`, `mysql` or `sqlite`, or `null`.
+pub(crate) fn database_engine_opt() -> RefOr<Schema> {
+    one_of(&["none", "postgres", "mysql", "sqlite"], true)
+}
+
 /// `external`, `create_empty` or `clone_from_base`.
 pub(crate) fn provisioning_mode() -> RefOr<Schema> {
     one_of(&["external", "create_empty", "clone_from_base"], false)
+}
+
+/// `external`, `create_empty` or `clone_from_base`, or `null`.
+pub(crate) fn provisioning_mode_opt() -> RefOr<Schema> {
+    one_of(&["external", "create_empty", "clone_from_base"], true)
+}
+
+/// `submit`, `release` or `deploy`.
+pub(crate) fn gate_kind() -> RefOr<Schema> {
+    use conman_core::services::GateKind as G;
+    one_of(&[G::Submit.as_str(), G::Release.as_str(), G::Deploy.as_str()], false)
+}
+
+/// `create`, `patch` or `revert`.
+pub(crate) fn revision_reason_type() -> RefOr<Schema> {
+    one_of(&["create", "patch", "revert"], false)
 }
 
 /// `raw` or `semantic`.
@@ -252,6 +273,28 @@ fn single_key(key: &str, value: ObjectBuilder) -> ObjectBuilder {
         .property(key, value)
         .required(key)
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+}
+
+/// The `details` of an error envelope, or `null`: an object whose keys
+/// depend on the error code. The keys the core writes are listed with
+/// their types; a new rule may add keys, so others are allowed.
+pub(crate) fn error_details() -> RefOr<Schema> {
+    let int = || ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property("field", string(false).description(Some("The input field at fault.")))
+        .property("reason", string(false).description(Some("Why: `stale_version`, `taken`, `out_of_range`, ...")))
+        .property("entity", string(false).description(Some("`invalid_transition`: the entity's kind.")))
+        .property("from", string(false).description(Some("`invalid_transition`: the state it is in.")))
+        .property("event", string(false).description(Some("`invalid_transition`: the refused event.")))
+        .property("limit_bytes", int().description(Some("`payload_too_large`: the limit.")))
+        .property("retry_after_secs", int().description(Some("`rate_limited`: when to retry.")))
+        .property(
+            "paths",
+            ArrayBuilder::new().items(string(false)).description(Some("Conflicting repository paths.")),
+        )
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .into()
 }
 
 /// An override's target: `{"environment": name}`, `{"environment_id": id}`

@@ -64,7 +64,8 @@ impl GateKind {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// The wire name: `submit`, `release` or `deploy`.
+    pub fn as_str(self) -> &'static str {
         match self {
             GateKind::Submit => "submit",
             GateKind::Release => "release",
