@@ -22,8 +22,8 @@ use conman_core::domain::runtime_profile::input::{
 };
 use conman_core::domain::runtime_profile::{
     DataStrategy, DatabaseEngine, DatabaseSettings, EnvType, EnvValue, Lifecycle, MigrationSettings, OverrideTarget,
-    ProfileKind, ProfileOverride, ProfileOverrideInput, ProfileRevision, ProvisioningMode, RevisionReason, SecretPlaintext,
-    Secrets, TypedValueInput,
+    ProfileKind, ProfileOverride, ProfileOverrideInput, ProfileRevision, ProvisioningMode, RevisionReason,
+    SecretPlaintext, Secrets, TypedValueInput,
 };
 use conman_core::ids::{EnvironmentId, RuntimeProfileId};
 use conman_core::services::{EnvironmentInput, ProfileView};

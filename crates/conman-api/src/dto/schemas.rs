@@ -289,10 +289,7 @@ pub(crate) fn error_details() -> RefOr<Schema> {
         .property("event", string(false).description(Some("`invalid_transition`: the refused event.")))
         .property("limit_bytes", int().description(Some("`payload_too_large`: the limit.")))
         .property("retry_after_secs", int().description(Some("`rate_limited`: when to retry.")))
-        .property(
-            "paths",
-            ArrayBuilder::new().items(string(false)).description(Some("Conflicting repository paths.")),
-        )
+        .property("paths", ArrayBuilder::new().items(string(false)).description(Some("Conflicting repository paths.")))
         .additional_properties(Some(AdditionalProperties::FreeForm(true)))
         .into()
 }
