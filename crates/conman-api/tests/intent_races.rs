@@ -20,6 +20,7 @@ use common::{settings_for, ADMIN_EMAIL, PASSWORD};
 use conman_api::compose;
 use conman_core::domain::audit::AuditEntry;
 use conman_core::ids::AppId;
+use conman_core::ports::composition::{CheckOutcome, ComposeItem, ComposeRequest, Composition, TagRequest};
 use conman_core::ports::git::{
     DiffDetail, FileChange, GitPort, Node, RefMove, RefPlan, RepoSource, Sha, Signature, SquashRequest, SyncOutcome,
     SyncPlan, SyncRequest, WriteRequest,
@@ -97,6 +98,15 @@ impl GitPort for PausingGit {
     }
     async fn diff(&self, app: AppId, from: &Sha, to: &Sha, detail: DiffDetail) -> Result<Vec<FileChange>, Error> {
         self.real.diff(app, from, to, detail).await
+    }
+    async fn compose(&self, app: AppId, request: ComposeRequest) -> Result<Composition, Error> {
+        self.real.compose(app, request).await
+    }
+    async fn check_against(&self, app: AppId, onto: Sha, items: Vec<ComposeItem>) -> Result<Vec<CheckOutcome>, Error> {
+        self.real.check_against(app, onto, items).await
+    }
+    async fn write_tag(&self, app: AppId, request: TagRequest) -> Result<Sha, Error> {
+        self.real.write_tag(app, request).await
     }
 }
 

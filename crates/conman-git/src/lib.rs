@@ -38,6 +38,7 @@ mod refs;
 mod repos;
 mod squash;
 mod sync;
+mod tag;
 mod tree_edit;
 mod write;
 

@@ -3,15 +3,17 @@
 //!
 //! Invariants:
 //! - no logic here beyond argument plumbing and handle-cache eviction; git2
-//!   values never cross an `.await`;
+//!   values never cross an `.await`; `compose` and `check_against` open
+//!   handles of their own (`compose.rs`);
 //! - a method that can move a ref (`write`, `squash`, `sync`, `update_ref`,
-//!   `move_refs`) or plans one (`plan_*`, which write objects)
+//!   `move_refs`) or plans one (`plan_*`, `write_tag`, which write objects)
 //!   runs under the app's writer lock ([`GitRepos::with_writer`]); every
 //!   other method only reads and runs on a reader handle of its own
 //!   ([`GitRepos::with_reader`]), in parallel with other reads and writes.
 
 use async_trait::async_trait;
 use conman_core::ids::AppId;
+use conman_core::ports::composition::{CheckOutcome, ComposeItem, ComposeRequest, Composition, TagRequest};
 use conman_core::ports::git::{
     DiffDetail, FileChange, GitPort, Node, RefMove, RefPlan, RepoSource, Sha, Signature, SquashRequest, SyncOutcome,
     SyncPlan, SyncRequest, WriteRequest,
@@ -20,7 +22,7 @@ use conman_core::validation::RepoPath;
 use conman_core::Error;
 
 use crate::repos::{blocking, repo_dir, GitRepos};
-use crate::{create, diff, history, read, refs, squash, sync, write};
+use crate::{create, diff, history, read, refs, squash, sync, tag, write};
 
 #[async_trait]
 impl GitPort for GitRepos {
@@ -101,5 +103,16 @@ impl GitPort for GitRepos {
     async fn diff(&self, app: AppId, from: &Sha, to: &Sha, detail: DiffDetail) -> Result<Vec<FileChange>, Error> {
         let (from, to) = (from.clone(), to.clone());
         self.with_reader(app, move |repo| diff::diff(repo, &from, &to, detail)).await
+    }
+    async fn compose(&self, app: AppId, request: ComposeRequest) -> Result<Composition, Error> {
+        GitRepos::compose(self, app, request).await
+    }
+
+    async fn check_against(&self, app: AppId, onto: Sha, items: Vec<ComposeItem>) -> Result<Vec<CheckOutcome>, Error> {
+        GitRepos::check_against(self, app, onto, items).await
+    }
+
+    async fn write_tag(&self, app: AppId, request: TagRequest) -> Result<Sha, Error> {
+        self.with_writer(app, move |repo| tag::write_tag(repo, &request)).await
     }
 }

@@ -62,15 +62,12 @@ pub(crate) fn target(repo: &Repository, name: &str) -> Result<Option<Oid>, Error
     }
 }
 
-/// The commit a ref resolves to, peeling annotated tags; `None` if absent.
+/// The value a ref holds (symbolic refs followed): a branch's commit, an
+/// annotated tag's tag object — what a [`RefMove`](conman_core::ports::git::RefMove)
+/// names, so an intent's positions compare like with like; `None` if absent.
 pub(crate) fn resolve(repo: &Repository, name: &str) -> Result<Option<Sha>, Error> {
     check_name(name)?;
-    let reference = match repo.find_reference(name) {
-        Ok(r) => r,
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(internal(e)),
-    };
-    Ok(Some(sha_of(reference.peel_to_commit().or_internal()?.id())))
+    Ok(target(repo, name)?.map(sha_of))
 }
 
 /// How old a ref lock file must be to be taken for the leftover of a writer

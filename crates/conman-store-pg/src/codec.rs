@@ -103,6 +103,7 @@ fn unique_conflict(table: &str, detail: Option<&str>, constraint: Option<&str>) 
         "installation_meta" => Record::InstallationSetting,
         "environments" => Record::Environment,
         "changeset_overrides" => Record::ChangesetOverride,
+        "releases" => Record::Release,
         _ => Record::Other,
     };
     ConflictReason::Taken { record, field: field.to_owned() }.into()

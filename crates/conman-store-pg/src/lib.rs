@@ -63,6 +63,7 @@ mod migrate;
 mod notify;
 mod outbox;
 mod profiles;
+mod releases;
 #[cfg(feature = "scratch")]
 pub mod scratch;
 mod transaction;

@@ -15,7 +15,7 @@ use sqlx::PgConnection;
 
 use crate::codec::{exists, PgQuery};
 use crate::transaction::{UnitTransaction, BEGIN};
-use crate::{apps, audit, changesets, intents, jobs, notify, outbox, profiles, users, workspaces, PgStore};
+use crate::{apps, audit, changesets, intents, jobs, notify, outbox, profiles, releases, users, workspaces, PgStore};
 
 #[async_trait]
 impl Store for PgStore {
@@ -86,6 +86,7 @@ async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Result<(), Error
         Mutation::Jobs(m) => jobs::apply(conn, m).await,
         Mutation::Outbox(m) => outbox::apply(conn, m).await,
         Mutation::Intents(m) => intents::apply(conn, m).await,
+        Mutation::Releases(m) => releases::apply(conn, m).await,
     }
 }
 

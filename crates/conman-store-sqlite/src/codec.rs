@@ -74,6 +74,7 @@ fn unique_conflict(message: &str) -> Error {
         "environments" => Record::Environment,
         "changeset_overrides" => Record::ChangesetOverride,
         "audit" => Record::AuditEvent,
+        "releases" => Record::Release,
         _ => Record::Other,
     };
     ConflictReason::Taken { record, field: field.to_owned() }.into()

@@ -34,6 +34,7 @@ mod jobs;
 mod migrate;
 mod outbox;
 mod profiles;
+mod releases;
 mod unit_of_work;
 mod users;
 mod workspaces;

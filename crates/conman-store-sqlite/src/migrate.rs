@@ -28,10 +28,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "changesets", sql: include_str!("../migrations/0003_changesets.sql") },
     Migration { version: 4, name: "profiles", sql: include_str!("../migrations/0004_profiles.sql") },
     Migration { version: 5, name: "intents", sql: include_str!("../migrations/0005_intents.sql") },
+    Migration { version: 6, name: "releases", sql: include_str!("../migrations/0006_releases.sql") },
 ];
 
 /// The schema version this binary writes (the last embedded migration).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == SCHEMA_VERSION);
 

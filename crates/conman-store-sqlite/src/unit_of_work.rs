@@ -11,7 +11,7 @@ use conman_core::ports::store::{ConflictReason, Mutation, Store, UnitOfWork};
 use conman_core::Error;
 use rusqlite::Connection;
 
-use crate::{apps, audit, changesets, intents, jobs, outbox, profiles, users, workspaces, SqliteStore};
+use crate::{apps, audit, changesets, intents, jobs, outbox, profiles, releases, users, workspaces, SqliteStore};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -41,6 +41,7 @@ fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), Error> {
         Mutation::Jobs(m) => jobs::apply(conn, m),
         Mutation::Outbox(m) => outbox::apply(conn, m),
         Mutation::Intents(m) => intents::apply(conn, m),
+        Mutation::Releases(m) => releases::apply(conn, m),
     }
 }
 

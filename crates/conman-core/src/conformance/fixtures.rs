@@ -17,6 +17,7 @@ use crate::domain::invite::{Invite, InviteState};
 use crate::domain::job::{Job, JobState, JobType};
 use crate::domain::membership::Membership;
 use crate::domain::outbox::OutboxMessage;
+use crate::domain::release::{Release, ReleaseItem, ReleaseState};
 use crate::domain::review::{Review, ReviewAction};
 use crate::domain::runtime_profile::{
     DataStrategy, DatabaseSettings, Lifecycle, MigrationSettings, ProfileKind, ProfileRevision, RevisionReason,
@@ -28,7 +29,7 @@ use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{
     AppId, AuditEventId, ChangesetId, CommentId, CredentialId, EnvironmentId, InviteId, JobId, OutboxMessageId,
-    PasswordResetId, ReviewId, RuntimeProfileId, UserId, WorkspaceId,
+    PasswordResetId, ReleaseId, ReviewId, RuntimeProfileId, UserId, WorkspaceId,
 };
 use crate::ports::crypto::{SealedSecret, SEALED_FORMAT_VERSION};
 use crate::ports::store::{Mutation, SecretOwner, Store, StoredSecret, UnitOfWork, UserMutation};
@@ -116,6 +117,32 @@ pub fn workspace(app: &App, owner: &User, slug: &str) -> Workspace {
         is_default: slug == "default",
         base_sha: "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into(),
         commit_mode: None,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+/// A draft release of `app` by `by`, selecting `changesets`.
+pub fn release(app: &App, by: &User, changesets: &[ChangesetId]) -> Release {
+    let at = now();
+    Release {
+        id: ReleaseId(Uuid::now_v7()),
+        app_id: app.id,
+        title: "Weekly".into(),
+        state: ReleaseState::Draft,
+        items: changesets.iter().map(|id| ReleaseItem { changeset_id: *id, revision: 0, outcome: None }).collect(),
+        base_sha: None,
+        composed_sha: None,
+        assemble_job_id: None,
+        gates: Vec::new(),
+        failure: None,
+        tag: None,
+        created_by: by.id,
+        assembled_by: None,
+        assembled_at: None,
+        published_by: None,
+        published_at: None,
         created_at: at,
         updated_at: at,
         version: 1,

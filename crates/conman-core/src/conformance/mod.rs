@@ -34,6 +34,7 @@ pub mod fixtures;
 pub mod intents;
 pub mod jobs;
 pub mod profiles;
+pub mod releases;
 pub mod units;
 pub mod users;
 pub mod workspaces;
@@ -187,6 +188,12 @@ macro_rules! store_conformance_tests {
             a_claim_leaves_the_log_alone,
             skipped_lines_use_up_their_numbers_and_mark_the_log_truncated,
             job_counts_group_by_type_and_state,
+        );
+        $crate::store_conformance_tests!(@module $make; releases:
+            release_round_trips_whole_and_is_scoped_by_app,
+            release_update_is_compare_and_set,
+            a_tag_is_unique_per_app_and_refuses_its_whole_unit,
+            releases_list_newest_first_and_tags_are_found_by_prefix,
         );
         $crate::store_conformance_tests!(@module $make; intents:
             intent_round_trips_while_pending,

@@ -71,7 +71,12 @@ fn release_follows_spec_section_4() {
         assembling -> failed                                      (assembly_failed)
         failed -> draft                                           (reopen)
         ",
-        "",
+        "
+        # docs/decisions/0016-releases.md: a publish that finds the
+        # integration branch moved leaves the release validated; SPEC §2.4
+        # says to re-assemble it.
+        validated -> assembling                                   (assemble)
+        ",
         ReleaseState::Draft,
     );
 }

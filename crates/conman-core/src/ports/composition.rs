@@ -84,3 +84,19 @@ pub enum CheckOutcome {
         paths: Vec<String>,
     },
 }
+
+/// An annotated tag to write: the tag object only — its ref is moved by the
+/// caller, through an intent, together with the branch it marks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRequest {
+    /// The tag's name (`r2026.12.03.1`), without `refs/tags/`.
+    pub name: String,
+    /// The commit it marks.
+    pub target: Sha,
+    /// Its message.
+    pub message: String,
+    /// The tagger.
+    pub tagger: Signature,
+    /// The tagger's time, seconds since the epoch (deterministic ids).
+    pub time: i64,
+}

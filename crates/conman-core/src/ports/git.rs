@@ -13,6 +13,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::composition::{CheckOutcome, ComposeItem, ComposeRequest, Composition, TagRequest};
 use crate::error::Error;
 use crate::ids::AppId;
 use crate::validation::RepoPath;
@@ -300,7 +301,8 @@ pub trait GitPort: Send + Sync {
         -> Result<Sha, Error>;
     /// Removes the app's repository (used to undo a failed app creation).
     async fn remove_repo(&self, app: AppId) -> Result<(), Error>;
-    /// The commit a ref points to, if it exists.
+    /// The value a ref holds, if it exists: a branch's commit, an annotated
+    /// tag's tag object (the value a [`RefMove`] names).
     async fn resolve_ref(&self, app: AppId, name: &str) -> Result<Option<Sha>, Error>;
     /// What is at `path` (`None` = root) in commit `rev`; `None` if nothing.
     async fn read(&self, app: AppId, rev: &Sha, path: Option<&RepoPath>) -> Result<Option<Node>, Error>;
@@ -335,4 +337,13 @@ pub trait GitPort: Send + Sync {
     /// sorted by path, at the given level of detail. Identical subtrees are
     /// skipped by object id, so the cost follows the change, not the repo.
     async fn diff(&self, app: AppId, from: &Sha, to: &Sha, detail: DiffDetail) -> Result<Vec<FileChange>, Error>;
+    /// Composes `request` in memory (see [`ComposeRequest`]): the composed
+    /// objects are written when it returns, no ref moves.
+    async fn compose(&self, app: AppId, request: ComposeRequest) -> Result<Composition, Error>;
+    /// Checks each of `items` on its own against `onto` (revalidation of
+    /// the queue); outcomes in `items` order; writes nothing.
+    async fn check_against(&self, app: AppId, onto: Sha, items: Vec<ComposeItem>) -> Result<Vec<CheckOutcome>, Error>;
+    /// Writes the annotated tag object of `request` and returns its id; no
+    /// ref moves (`not_found` when the target commit does not exist).
+    async fn write_tag(&self, app: AppId, request: TagRequest) -> Result<Sha, Error>;
 }

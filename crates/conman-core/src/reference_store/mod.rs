@@ -23,6 +23,7 @@ mod intents;
 mod jobs;
 mod outbox;
 mod profiles;
+mod releases;
 mod users;
 mod workspaces;
 
@@ -49,6 +50,7 @@ pub struct State {
     pub(crate) audit: audit::Audit,
     pub(crate) outbox: outbox::Outbox,
     pub(crate) intents: intents::Intents,
+    pub(crate) releases: releases::Releases,
 }
 
 /// The in-memory reference store.
@@ -121,6 +123,7 @@ fn apply(state: &mut State, mutation: &Mutation) -> Result<(), Error> {
         Mutation::Jobs(m) => jobs::apply(state, m),
         Mutation::Outbox(m) => outbox::apply(state, m),
         Mutation::Intents(m) => intents::apply(state, m),
+        Mutation::Releases(m) => releases::apply(state, m),
     }
 }
 

@@ -30,10 +30,11 @@ use super::jobs::{JobHandler, JobOutcome, NewJob};
 use super::runtime_env::SecretValues;
 use super::{Actor, Conman};
 use crate::domain::app::{App, UnreviewedGateSecrets};
+use crate::domain::environment::Environment;
 use crate::domain::job::{Job, JobState, JobType, LogStream};
 use crate::domain::log_mask::SecretMask;
 use crate::error::Error;
-use crate::ids::{AppId, ChangesetId};
+use crate::ids::{AppId, ChangesetId, ReleaseId};
 use crate::ports::git::Sha;
 use crate::ports::runner::{CommandOutcome, CommandSpec, LogSink};
 use crate::ports::store::UnitOfWork;
@@ -197,11 +198,22 @@ impl JobHandler for GateHandler {
         };
         let mut env = BTreeMap::new();
         let mut mask = SecretMask::none();
-        if let (GateKind::Submit, Some(Ok(changeset_id))) =
-            (payload.gate, payload.changeset_id.as_deref().map(str::parse::<ChangesetId>))
-        {
+        let profile_env = match (payload.gate, payload.changeset_id.as_deref().map(str::parse::<ChangesetId>)) {
+            (GateKind::Submit, Some(Ok(changeset_id))) => {
+                Some(conman.submit_gate_env(job.app_id, changeset_id, payload.gate.secret_values(&app)).await)
+            }
+            (GateKind::Release, _) => match conman.release_gate_target(job.app_id, &payload).await {
+                Ok(Some((target, changesets))) => Some(
+                    conman.release_gate_env(job.app_id, &target, &changesets, payload.gate.secret_values(&app)).await,
+                ),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            },
+            _ => None,
+        };
+        if let Some(resolved) = profile_env {
             let values = payload.gate.secret_values(&app);
-            match conman.submit_gate_env(job.app_id, changeset_id, values).await {
+            match resolved {
                 Ok(resolved) => {
                     let what = match values {
                         SecretValues::Real => "real values, masked in this log",
@@ -274,7 +286,9 @@ impl JobHandler for GateHandler {
     }
 
     /// A submit gate of a changeset moves it on (see
-    /// `Conman::settle_submit_gate`); other gates settle nothing yet.
+    /// `Conman::settle_submit_gate`), a release gate its release (see
+    /// `Conman::settle_release_gate`); a gate run on a bare commit settles
+    /// nothing.
     async fn settle(
         &self,
         conman: &Conman,
@@ -289,12 +303,40 @@ impl JobHandler for GateHandler {
             (GateKind::Submit, Some(Ok(changeset_id))) => {
                 conman.settle_submit_gate(job, changeset_id, state, error).await
             }
+            (GateKind::Release, _) => match payload.release_id.as_deref().map(str::parse::<ReleaseId>) {
+                Some(Ok(release_id)) => conman.settle_release_gate(job, release_id, state, error).await,
+                _ => Ok(UnitOfWork::new()),
+            },
             _ => Ok(UnitOfWork::new()),
         }
     }
 }
 
 impl Conman {
+    /// The environment a release gate runs for and the release's included
+    /// changesets, in order; `None` for a gate without an environment (an
+    /// app without environments, or a run on a bare commit).
+    async fn release_gate_target(
+        &self,
+        app_id: AppId,
+        payload: &GatePayload,
+    ) -> Result<Option<(Environment, Vec<ChangesetId>)>, Error> {
+        let Some(name) = &payload.environment else { return Ok(None) };
+        let envs = self.store().environments(app_id).await?;
+        let target = envs
+            .into_iter()
+            .find(|e| &e.name == name)
+            .ok_or_else(|| Error::invalid("environment", "unknown", format!("no environment {name} in this app")))?;
+        let changesets = match payload.release_id.as_deref().map(str::parse::<ReleaseId>) {
+            Some(Ok(id)) => match self.store().release(app_id, id).await? {
+                Some(release) => release.included().map(|i| i.changeset_id).collect(),
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        Ok(Some((target, changesets)))
+    }
+
     /// Starts a gate run on a commit of the app (its integration head when
     /// `commit` is `None`). Config managers and admins.
     pub async fn start_gate_run(

@@ -29,6 +29,9 @@ mod migrate;
 mod notifications;
 mod overrides;
 mod profiles;
+mod release_assembly;
+mod releases;
+mod revalidation;
 mod reviews;
 mod runtime_env;
 mod secrets_key;
@@ -58,6 +61,7 @@ pub use jobs::{AttemptEnd, JobHandler, JobLogRead, JobOutcome, LeaseStatus, NewJ
 pub use migrate::{copy_store, CopyReport};
 pub use overrides::MAX_OVERRIDES;
 pub use profiles::{MaskedSecret, ProfileView};
+pub use releases::{AssemblePayload, RevalidatePayload, MAX_RELEASE_TITLE_BYTES};
 pub use reviews::{ReviewInput, ReviewOutcome};
 pub use secrets_key::{secret_binding, RotationReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};
@@ -122,6 +126,8 @@ impl Conman {
         for gate in [JobType::GateSubmit, JobType::GateRelease, JobType::GateDeploy] {
             handlers.insert(gate, Arc::new(gates::GateHandler));
         }
+        handlers.insert(JobType::ReleaseAssemble, Arc::new(release_assembly::AssembleHandler));
+        handlers.insert(JobType::RevalidateQueued, Arc::new(revalidation::RevalidateHandler));
         Conman {
             ports,
             config,

@@ -34,6 +34,12 @@ pub(super) enum ChangesetNotice {
     Rejected,
     /// Put into the release queue (to the author and config managers).
     Queued,
+    /// Dropped from the queue for a conflict (to the author and config managers).
+    Conflicted,
+    /// A release gate blamed it (to the author and config managers).
+    NeedsRevalidation,
+    /// Shipped in a published release (to the author).
+    Released,
 }
 
 impl ChangesetNotice {
@@ -46,6 +52,9 @@ impl ChangesetNotice {
             ChangesetNotice::ChangesRequested => "changeset_changes_requested",
             ChangesetNotice::Rejected => "changeset_rejected",
             ChangesetNotice::Queued => "changeset_queued",
+            ChangesetNotice::Conflicted => "changeset_conflicted",
+            ChangesetNotice::NeedsRevalidation => "changeset_needs_revalidation",
+            ChangesetNotice::Released => "changeset_released",
         }
     }
 
@@ -58,6 +67,9 @@ impl ChangesetNotice {
             ChangesetNotice::ChangesRequested => "needs changes",
             ChangesetNotice::Rejected => "was rejected",
             ChangesetNotice::Queued => "was queued for release",
+            ChangesetNotice::Conflicted => "conflicts and left the release queue",
+            ChangesetNotice::NeedsRevalidation => "needs revalidation after a failed release gate",
+            ChangesetNotice::Released => "was released",
         }
     }
 
@@ -65,7 +77,9 @@ impl ChangesetNotice {
     fn members_from(self) -> Option<Role> {
         match self {
             ChangesetNotice::Submitted | ChangesetNotice::ReviewRequested => Some(Role::Reviewer),
-            ChangesetNotice::Queued => Some(Role::ConfigManager),
+            ChangesetNotice::Queued | ChangesetNotice::Conflicted | ChangesetNotice::NeedsRevalidation => {
+                Some(Role::ConfigManager)
+            }
             _ => None,
         }
     }

@@ -8,7 +8,8 @@
 //!   to the target;
 //! - a submit gate's target is the canonical environment: it runs with a
 //!   temp profile derived from that base plus the changeset's overrides that
-//!   apply to it;
+//!   apply to it; a release gate's target is each environment in turn, with
+//!   the overrides of the release's changesets that apply to it;
 //! - secret values are decrypted only here (into zeroizing buffers, copied
 //!   once into the process environment map) and only their *names* are ever
 //!   reported (job log, errors, `Debug`);
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use super::secrets_key::secret_binding;
 use super::Conman;
 use crate::domain::app::GATE_SECRET_PLACEHOLDER;
+use crate::domain::environment::Environment;
 use crate::domain::log_mask::SecretMask;
 use crate::domain::runtime_profile::precedence::{effective_secrets, effective_variables, Layer};
 use crate::domain::runtime_profile::{EnvValue, EnvVars, Secrets};
@@ -89,24 +91,62 @@ impl Conman {
     ) -> Result<ResolvedEnv, Error> {
         let envs = self.store().environments(app_id).await?;
         let Some(canonical) = envs.iter().find(|e| e.is_canonical) else { return Ok(ResolvedEnv::default()) };
-        let base = match canonical.runtime_profile_id {
+        self.gate_env_for(app_id, &envs, canonical, &[changeset], secret_values).await
+    }
+
+    /// The environment of a release gate for `target` (one of `envs`): the
+    /// app defaults, `target`'s own profile and the overrides of
+    /// `changesets` (in release order) that apply to it.
+    pub(super) async fn release_gate_env(
+        &self,
+        app_id: AppId,
+        target: &Environment,
+        changesets: &[ChangesetId],
+        secret_values: SecretValues,
+    ) -> Result<ResolvedEnv, Error> {
+        let envs = self.store().environments(app_id).await?;
+        self.gate_env_for(app_id, &envs, target, changesets, secret_values).await
+    }
+
+    /// Resolves the variables and secrets of `target` (see the module doc):
+    /// the canonical environment's profile as app defaults, `target`'s
+    /// profile when it is not the canonical one, then the overrides of
+    /// `changesets`, in order, that apply to `target`.
+    async fn gate_env_for(
+        &self,
+        app_id: AppId,
+        envs: &[Environment],
+        target: &Environment,
+        changesets: &[ChangesetId],
+        secret_values: SecretValues,
+    ) -> Result<ResolvedEnv, Error> {
+        let profile_of = |env: Option<&Environment>| env.and_then(|e| e.runtime_profile_id);
+        let canonical = envs.iter().find(|e| e.is_canonical);
+        let base = match profile_of(canonical) {
             Some(id) => self.store().runtime_profile(app_id, id).await?,
             None => None,
         };
-        let overrides: Vec<_> = self
-            .store()
-            .changeset_overrides(changeset)
-            .await?
-            .into_iter()
-            .filter(|o| o.applies_to(canonical))
-            .collect();
+        let own = match profile_of(Some(target)) {
+            Some(id) if !target.is_canonical => self.store().runtime_profile(app_id, id).await?,
+            _ => None,
+        };
+        let mut owners = Vec::new();
+        let mut overrides = Vec::new();
+        for cs in changesets {
+            for o in self.store().changeset_overrides(*cs).await? {
+                if o.applies_to(target) {
+                    owners.push(*cs);
+                    overrides.push(o);
+                }
+            }
+        }
         let (no_vars, no_secrets) = (EnvVars::new(), Secrets::new());
         let (base_vars, base_secrets) = match &base {
             Some(p) => (&p.env_vars, &p.secrets),
             None => (&no_vars, &no_secrets),
         };
-        let vars = effective_variables(base_vars, None, &overrides);
-        let secrets = effective_secrets(base_secrets, None, &overrides);
+        let vars = effective_variables(base_vars, own.as_ref().map(|p| &p.env_vars), &overrides);
+        let secrets = effective_secrets(base_secrets, own.as_ref().map(|p| &p.secrets), &overrides);
         let mut resolved = ResolvedEnv::default();
         for (name, var) in &vars {
             resolved.values.insert(name.clone(), env_text(&var.value));
@@ -124,14 +164,19 @@ impl Conman {
             Some(profile) => self.open_profile_secrets(profile).await?,
             None => BTreeMap::new(),
         };
+        let mut own_values = match &own {
+            Some(profile) => self.open_profile_secrets(profile).await?,
+            None => BTreeMap::new(),
+        };
         for (name, layer) in &secrets {
+            let missing = || Error::internal(format!("the sealed value of secret {name:?} is missing"));
             let value = match layer {
-                Layer::AppDefaults | Layer::Environment => base_values
-                    .remove(name)
-                    .ok_or_else(|| Error::internal(format!("the sealed value of secret {name:?} is missing")))?,
-                Layer::Override { .. } => {
+                Layer::AppDefaults => base_values.remove(name).ok_or_else(missing)?,
+                Layer::Environment => own_values.remove(name).ok_or_else(missing)?,
+                Layer::Override { index } => {
+                    let owner = SecretOwner::Changeset(owners[*index]);
                     let stored =
-                        self.store().secret(SecretOwner::Changeset(changeset), name, 1).await?.ok_or_else(|| {
+                        self.store().secret(owner, name, 1).await?.ok_or_else(|| {
                             Error::internal(format!("the sealed override secret {name:?} is missing"))
                         })?;
                     self.cipher()?.open(&stored.sealed, &secret_binding(&stored))?

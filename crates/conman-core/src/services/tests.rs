@@ -18,6 +18,7 @@ use crate::domain::user::{CredentialKind, User};
 use crate::domain::workspace::Workspace;
 use crate::error::{Error, ErrorCode};
 use crate::ids::*;
+use crate::ports::composition::{CheckOutcome, ComposeItem, ComposeRequest, Composition, TagRequest};
 use crate::ports::git::*;
 use crate::ports::store::*;
 use crate::ports::system::{Argon2Hasher, OsRandomTokens, SystemClock, UuidV7Ids};
@@ -73,6 +74,15 @@ impl GitPort for UntouchableGit {
         panic!("git must not be touched")
     }
     async fn diff(&self, _: AppId, _: &Sha, _: &Sha, _: DiffDetail) -> Result<Vec<FileChange>, Error> {
+        panic!("git must not be touched")
+    }
+    async fn compose(&self, _: AppId, _: ComposeRequest) -> Result<Composition, Error> {
+        panic!("git must not be touched")
+    }
+    async fn check_against(&self, _: AppId, _: Sha, _: Vec<ComposeItem>) -> Result<Vec<CheckOutcome>, Error> {
+        panic!("git must not be touched")
+    }
+    async fn write_tag(&self, _: AppId, _: TagRequest) -> Result<Sha, Error> {
         panic!("git must not be touched")
     }
 }
@@ -668,4 +678,131 @@ async fn only_operators_rotate_the_master_key() {
     let before = w.store.snapshot();
     let got = c.rotate_master_key(&w.ada(), Arc::new(crate::ports::EnvelopeCipher::new([2; 32]))).await;
     refused(&w, &before, got, ErrorCode::Forbidden, "rotate");
+}
+
+// --- Releases -------------------------------------------------------------
+
+/// A release by bob (the app admin) selecting `changesets`, stored as is.
+async fn stored_release(
+    w: &World,
+    state: crate::domain::release::ReleaseState,
+    cs: &[ChangesetId],
+) -> crate::domain::release::Release {
+    let release = crate::domain::release::Release { state, ..fixtures::release(&w.app, &w.bob, cs) };
+    w.setup([ReleaseMutation::InsertRelease(release.clone()).into()]).await;
+    release
+}
+
+#[tokio::test]
+async fn release_actions_need_a_config_manager_and_change_nothing() {
+    for role in [Role::User, Role::Reviewer] {
+        let w = World::new(role).await;
+        let queued = w.changeset(&w.bob, ChangesetState::Queued).await;
+        let draft = stored_release(&w, crate::domain::release::ReleaseState::Draft, &[queued.id]).await;
+        let before = w.store.snapshot();
+        let (a, app) = (w.ada(), w.app.id);
+        refused(&w, &before, w.c.create_release(&a, app, Some("mine")).await, ErrorCode::Forbidden, "create");
+        let set = w.c.set_release_changesets(&a, app, draft.id, &[queued.id]).await;
+        refused(&w, &before, set, ErrorCode::Forbidden, "select");
+        refused(
+            &w,
+            &before,
+            w.c.reorder_release(&a, app, draft.id, &[queued.id]).await,
+            ErrorCode::Forbidden,
+            "reorder",
+        );
+        refused(&w, &before, w.c.assemble_release(&a, app, draft.id).await, ErrorCode::Forbidden, "assemble");
+        refused(&w, &before, w.c.publish_release(&a, app, draft.id).await, ErrorCode::Forbidden, "publish");
+        // Reading is every member's.
+        assert_eq!(w.c.get_release(&a, app, draft.id).await.unwrap(), draft);
+    }
+}
+
+#[tokio::test]
+async fn a_bad_selection_is_refused_naming_the_ids_and_changes_nothing() {
+    let w = World::new(Role::ConfigManager).await;
+    let queued = w.changeset(&w.bob, ChangesetState::Queued).await;
+    let approved = w.changeset(&w.bob, ChangesetState::Approved).await;
+    let dependency = w.changeset(&w.bob, ChangesetState::Queued).await;
+    let mut dependent = w.changeset(&w.bob, ChangesetState::Queued).await;
+    dependent = Changeset { depends_on: vec![dependency.id], version: dependent.version + 1, ..dependent };
+    w.setup([ChangesetMutation::UpdateChangeset(dependent.clone()).into()]).await;
+    let other_app = fixtures::app("search", &w.bob);
+    let elsewhere_ws = fixtures::workspace(&other_app, &w.bob, "default");
+    let elsewhere = Changeset { state: ChangesetState::Queued, ..fixtures::changeset(&elsewhere_ws, &w.bob, "x") };
+    w.setup([
+        AppMutation::InsertApp(other_app).into(),
+        WorkspaceMutation::InsertWorkspace(elsewhere_ws).into(),
+        ChangesetMutation::InsertChangeset(elsewhere.clone()).into(),
+    ])
+    .await;
+    let draft = stored_release(&w, crate::domain::release::ReleaseState::Draft, &[]).await;
+    let before = w.store.snapshot();
+    let (a, app) = (w.ada(), w.app.id);
+    let cases: Vec<(Vec<ChangesetId>, &str, ChangesetId)> = vec![
+        (vec![approved.id], "not_queued", approved.id),
+        (vec![queued.id, queued.id], "duplicate", queued.id),
+        (vec![queued.id, elsewhere.id], "unknown_changeset", elsewhere.id),
+        (vec![dependent.id], "missing_dependencies", dependency.id),
+        (vec![dependent.id, dependency.id], "dependency_order", dependency.id),
+    ];
+    for (order, reason, named) in cases {
+        let got = w.c.set_release_changesets(&a, app, draft.id, &order).await;
+        let err = got.as_ref().err().cloned();
+        refused(&w, &before, got, ErrorCode::Validation, reason);
+        let details = err.and_then(|e| e.details()).expect("details");
+        assert_eq!(details["reason"], reason);
+        assert_eq!(details["changeset_ids"], serde_json::json!([named]), "{reason}");
+    }
+    // The dependency first is fine, and then a reorder must keep it first
+    // and list exactly the same changesets.
+    let set = w.c.set_release_changesets(&a, app, draft.id, &[dependency.id, dependent.id, queued.id]).await.unwrap();
+    assert_eq!(set.changeset_ids(), vec![dependency.id, dependent.id, queued.id]);
+    let before = w.store.snapshot();
+    let swapped = w.c.reorder_release(&a, app, draft.id, &[dependent.id, dependency.id, queued.id]).await;
+    refused(&w, &before, swapped, ErrorCode::Validation, "dependency after its dependent");
+    let fewer = w.c.reorder_release(&a, app, draft.id, &[dependency.id, dependent.id]).await;
+    refused(&w, &before, fewer, ErrorCode::Validation, "a different set");
+    let moved = w.c.reorder_release(&a, app, draft.id, &[queued.id, dependency.id, dependent.id]).await.unwrap();
+    assert_eq!(moved.changeset_ids(), vec![queued.id, dependency.id, dependent.id]);
+    assert_eq!(moved.version, set.version + 1);
+}
+
+#[tokio::test]
+async fn releases_refuse_steps_out_of_order_and_change_nothing() {
+    use crate::domain::release::ReleaseState as R;
+    let w = World::new(Role::ConfigManager).await;
+    let queued = w.changeset(&w.bob, ChangesetState::Queued).await;
+    let empty = stored_release(&w, R::Draft, &[]).await;
+    let draft = stored_release(&w, R::Draft, &[queued.id]).await;
+    let published = stored_release(&w, R::Published, &[queued.id]).await;
+    let before = w.store.snapshot();
+    let (a, app) = (w.ada(), w.app.id);
+    refused(&w, &before, w.c.assemble_release(&a, app, empty.id).await, ErrorCode::Validation, "assemble nothing");
+    refused(&w, &before, w.c.publish_release(&a, app, draft.id).await, ErrorCode::InvalidTransition, "publish a draft");
+    refused(
+        &w,
+        &before,
+        w.c.publish_release(&a, app, published.id).await,
+        ErrorCode::InvalidTransition,
+        "publish twice",
+    );
+    let select = w.c.set_release_changesets(&a, app, published.id, &[queued.id]).await;
+    refused(&w, &before, select, ErrorCode::InvalidTransition, "a selection on a published release");
+    refused(
+        &w,
+        &before,
+        w.c.assemble_release(&a, app, published.id).await,
+        ErrorCode::InvalidTransition,
+        "re-assemble",
+    );
+    let long = "x".repeat(MAX_RELEASE_TITLE_BYTES + 1);
+    refused(&w, &before, w.c.create_release(&a, app, Some(&long)).await, ErrorCode::Validation, "a long title");
+    let unknown = ReleaseId(uuid::Uuid::now_v7());
+    refused(&w, &before, w.c.publish_release(&a, app, unknown).await, ErrorCode::NotFound, "an unknown release");
+    // A draft is created by a config manager, audited.
+    let created = w.c.create_release(&a, app, Some("  Weekly  ")).await.unwrap();
+    assert_eq!((created.title.as_str(), created.state, created.version), ("Weekly", R::Draft, 1));
+    let audit = w.store.list_audit(&AuditFilter::default(), PageRequest::default()).await.unwrap();
+    assert_eq!(audit.items[0].entry.action, "release.created");
 }

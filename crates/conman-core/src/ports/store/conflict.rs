@@ -57,6 +57,8 @@ pub enum Record {
     ChangesetOverride,
     /// An audit event.
     AuditEvent,
+    /// A release.
+    Release,
     /// Anything the store cannot name.
     Other,
 }
@@ -88,6 +90,8 @@ impl Record {
             Record::Environment => "environment",
             Record::ChangesetOverride => "changeset override",
             Record::AuditEvent => "audit event",
+            Record::Release if field == "tag" => "release tag in this app",
+            Record::Release => "release",
             Record::Other => "record",
         }
     }

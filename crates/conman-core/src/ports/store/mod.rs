@@ -1,6 +1,6 @@
 //! The store port, cut by aggregate: each slice (`users`, `apps`,
 //! `workspaces`, `changesets`, `profiles`, `jobs`, `audit`, `outbox`,
-//! `intents`) holds
+//! `intents`, `releases`) holds
 //! its read trait, its mutation sub-enum and the value types they speak;
 //! this module holds what they share and the one atomic write path.
 //!
@@ -42,6 +42,7 @@ pub mod intents;
 pub mod jobs;
 pub mod outbox;
 pub mod profiles;
+pub mod releases;
 pub mod unit;
 pub mod users;
 pub mod workspaces;
@@ -56,6 +57,7 @@ pub use intents::{Intent, IntentMutation, IntentOutcome, IntentStore};
 pub use jobs::{JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore};
 pub use outbox::{OutboxMutation, OutboxStore};
 pub use profiles::{ProfileMutation, ProfileStore, SecretOwner, StoredSecret};
+pub use releases::{ReleaseFilter, ReleaseMutation, ReleaseStore};
 pub use unit::{Unaudited, UnitOfWork};
 pub use users::{UserMutation, UserStore};
 pub use workspaces::{WorkspaceMutation, WorkspaceStore};
@@ -137,6 +139,8 @@ pub enum Mutation {
     Outbox(OutboxMutation),
     /// Ref intents.
     Intents(IntentMutation),
+    /// Releases.
+    Releases(ReleaseMutation),
 }
 
 macro_rules! mutation_from {
@@ -158,6 +162,7 @@ mutation_from! {
     JobMutation => Jobs,
     OutboxMutation => Outbox,
     IntentMutation => Intents,
+    ReleaseMutation => Releases,
 }
 
 /// Reads every page of a listing, in order: `fetch` is called with pages 1,
@@ -193,6 +198,7 @@ pub trait Store:
     + AuditStore
     + OutboxStore
     + IntentStore
+    + ReleaseStore
 {
     /// Applies `unit` atomically (see the module docs).
     async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;

@@ -1,0 +1,436 @@
+//! Releases (SPEC §2.4, §4): create a draft, set and reorder its selection,
+//! start its assembly, publish it. Assembly itself is the
+//! `release_assemble` job (`release_assembly.rs`); the queue's
+//! revalidation after a publish is the `revalidate_queued` job
+//! (`revalidation.rs`).
+//!
+//! Invariants:
+//! - every mutation here needs [`Capability::ManageReleases`]; reads need
+//!   membership;
+//! - a selection is checked by [`check_selection`] whenever it is set,
+//!   reordered or assembled: queued changesets of the app, none twice,
+//!   dependencies released or earlier in the selection;
+//! - publish is one recorded intent (decision 0008): the unit holding the
+//!   release's `published` state, its changesets' `released` states, their
+//!   audit entries and the revalidation job is committed together with the
+//!   moves of the integration branch (from the head assembly started on to
+//!   the composed commit) and of the new tag ref (from absent to the tag
+//!   object written before) — so a crash at any point leaves either nothing
+//!   published or everything, completed by reconciliation;
+//! - the tag number is one more than the highest of the app's tags that
+//!   day; two publishes can never share it (the store's unique tag, and
+//!   both intents claim the integration branch).
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::apps::signature_of;
+use super::{Actor, AuditWhat, Conman, NewJob};
+use crate::domain::changeset::{Changeset, ChangesetEvent, ChangesetState};
+use crate::domain::job::{Job, JobType};
+use crate::domain::release::{
+    check_selection, next_release_tag, release_tag_prefix, Release, ReleaseEvent, ReleaseItem, ReleaseState,
+};
+use crate::domain::StateMachine;
+use crate::error::Error;
+use crate::ids::{AppId, ChangesetId, ReleaseId};
+use crate::ports::composition::TagRequest;
+use crate::ports::git::{RefMove, Sha};
+use crate::ports::store::{ChangesetMutation, Page, PageRequest, ReleaseFilter, ReleaseMutation, UnitOfWork};
+use crate::rbac::Capability;
+
+/// Longest release title, in bytes.
+pub const MAX_RELEASE_TITLE_BYTES: usize = 200;
+
+/// How long an assembly may run, seconds.
+const ASSEMBLE_TIMEOUT_SECS: u64 = 600;
+
+/// Input of a `release_assemble` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssemblePayload {
+    /// The release.
+    pub release_id: ReleaseId,
+    /// The integration head the assembly starts from.
+    pub base: String,
+}
+
+/// Input of a `revalidate_queued` job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevalidatePayload {
+    /// The release whose publish moved the integration branch.
+    pub release_id: ReleaseId,
+    /// The new integration head.
+    pub head: String,
+}
+
+fn check_title(title: Option<&str>) -> Result<String, Error> {
+    let title = title.unwrap_or_default().trim();
+    if title.len() > MAX_RELEASE_TITLE_BYTES || title.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "title",
+            "invalid",
+            format!("a release title is at most {MAX_RELEASE_TITLE_BYTES} bytes without control characters"),
+        ));
+    }
+    Ok(title.to_owned())
+}
+
+impl Conman {
+    /// Creates a draft release with an empty selection (config managers).
+    pub async fn create_release(&self, actor: &Actor, app_id: AppId, title: Option<&str>) -> Result<Release, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::ManageReleases, None)?;
+        let title = check_title(title)?;
+        let now = self.now();
+        let release = Release {
+            id: self.new_id(),
+            app_id,
+            title,
+            state: ReleaseState::Draft,
+            items: Vec::new(),
+            base_sha: None,
+            composed_sha: None,
+            assemble_job_id: None,
+            gates: Vec::new(),
+            failure: None,
+            tag: None,
+            created_by: actor.user.id,
+            assembled_by: None,
+            assembled_at: None,
+            published_by: None,
+            published_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let audit = self.audit_entry(
+            Some(actor),
+            Some(app_id),
+            AuditWhat::new("release", release.id, "release.created").after(&release),
+        );
+        self.store().commit(UnitOfWork::new().record(ReleaseMutation::InsertRelease(release.clone()), audit)).await?;
+        Ok(release)
+    }
+
+    /// Releases of an app, newest first (any member).
+    pub async fn list_releases(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        filter: ReleaseFilter,
+        page: PageRequest,
+    ) -> Result<Page<Release>, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::Read, None)?;
+        self.store().list_releases(app_id, filter, page).await
+    }
+
+    /// One release (any member).
+    pub async fn get_release(&self, actor: &Actor, app_id: AppId, id: ReleaseId) -> Result<Release, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::Read, None)?;
+        self.store().release(app_id, id).await?.ok_or(Error::NotFound(ReleaseId::KIND))
+    }
+
+    /// The release for a mutation by `actor` (config managers).
+    async fn release_to_manage(&self, actor: &Actor, app_id: AppId, id: ReleaseId) -> Result<Release, Error> {
+        let scope = self.app_scope(actor, app_id).await?;
+        scope.require(Capability::ManageReleases, None)?;
+        self.store().release(app_id, id).await?.ok_or(Error::NotFound(ReleaseId::KIND))
+    }
+
+    /// Sets a draft release's selection, in release order.
+    pub async fn set_release_changesets(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ReleaseId,
+        order: &[ChangesetId],
+    ) -> Result<Release, Error> {
+        let release = self.release_to_manage(actor, app_id, id).await?;
+        self.selection_change(actor, release, order, "release.changesets_set").await
+    }
+
+    /// Reorders a draft release's selection: the same changesets, in a new
+    /// order that keeps every dependency before its dependents.
+    pub async fn reorder_release(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ReleaseId,
+        order: &[ChangesetId],
+    ) -> Result<Release, Error> {
+        let release = self.release_to_manage(actor, app_id, id).await?;
+        let mut now: Vec<ChangesetId> = release.changeset_ids();
+        let mut asked = order.to_vec();
+        now.sort();
+        asked.sort();
+        if now != asked {
+            return Err(Error::invalid(
+                "changeset_ids",
+                "different_set",
+                "a reorder lists exactly the release's selected changesets, each once",
+            ));
+        }
+        self.selection_change(actor, release, order, "release.reordered").await
+    }
+
+    async fn selection_change(
+        &self,
+        actor: &Actor,
+        release: Release,
+        order: &[ChangesetId],
+        action: &str,
+    ) -> Result<Release, Error> {
+        if release.state != ReleaseState::Draft {
+            return Err(Error::InvalidTransition {
+                entity: "release",
+                from: release.state.as_str().to_owned(),
+                event: "change_selection".to_owned(),
+            });
+        }
+        self.checked_selection(release.app_id, order).await?;
+        let updated = Release {
+            items: order.iter().map(|id| ReleaseItem { changeset_id: *id, revision: 0, outcome: None }).collect(),
+            updated_at: self.now(),
+            version: release.version + 1,
+            ..release.clone()
+        };
+        let what = AuditWhat::new("release", release.id, action).before(&release.items).after(&updated.items);
+        let audit = self.audit_entry(Some(actor), Some(release.app_id), what);
+        self.store().commit(UnitOfWork::new().record(ReleaseMutation::UpdateRelease(updated.clone()), audit)).await?;
+        Ok(updated)
+    }
+
+    /// Loads the selected changesets and checks the selection (see
+    /// [`check_selection`]); returns them by id.
+    pub(super) async fn checked_selection(
+        &self,
+        app_id: AppId,
+        order: &[ChangesetId],
+    ) -> Result<HashMap<ChangesetId, Changeset>, Error> {
+        let mut found = HashMap::new();
+        for id in order.iter().take(crate::domain::release::MAX_SELECTION + 1) {
+            if let Some(cs) = self.store().changeset(app_id, *id).await? {
+                found.insert(*id, cs);
+            }
+        }
+        let mut released = HashSet::new();
+        let selected: HashSet<ChangesetId> = order.iter().copied().collect();
+        for cs in found.values() {
+            for dep in &cs.depends_on {
+                if selected.contains(dep) || released.contains(dep) {
+                    continue;
+                }
+                if self.store().changeset(app_id, *dep).await?.is_some_and(|d| d.state == ChangesetState::Released) {
+                    released.insert(*dep);
+                }
+            }
+        }
+        check_selection(order, &found, &released)?;
+        Ok(found)
+    }
+
+    /// Starts assembling a release (config managers): a draft, a failed
+    /// release (re-assembled) or a validated one whose publish found the
+    /// integration branch moved. Records the integration head it starts
+    /// from and enqueues the `release_assemble` job.
+    pub async fn assemble_release(&self, actor: &Actor, app_id: AppId, id: ReleaseId) -> Result<(Release, Job), Error> {
+        let release = self.release_to_manage(actor, app_id, id).await?;
+        let state = match release.state {
+            ReleaseState::Failed => release.state.apply(ReleaseEvent::Reopen)?.apply(ReleaseEvent::Assemble)?,
+            other => other.apply(ReleaseEvent::Assemble)?,
+        };
+        if release.items.is_empty() {
+            return Err(Error::invalid("changeset_ids", "empty_selection", "select changesets before assembling"));
+        }
+        self.checked_selection(app_id, &release.changeset_ids()).await?;
+        let app = self.store().app(app_id).await?.ok_or(Error::NotFound(AppId::KIND))?;
+        let base = self.baseline(&app).await?;
+        let payload = AssemblePayload { release_id: id, base: base.to_string() };
+        let job = self.new_job(
+            Some(actor),
+            NewJob {
+                app_id,
+                job_type: JobType::ReleaseAssemble,
+                entity_type: Some("release".into()),
+                entity_id: Some(id.to_string()),
+                payload: serde_json::to_value(&payload).map_err(Error::internal)?,
+                timeout_secs: ASSEMBLE_TIMEOUT_SECS,
+            },
+        );
+        let now = self.now();
+        let updated = Release {
+            state,
+            items: release.items.iter().map(|i| ReleaseItem { outcome: None, revision: 0, ..i.clone() }).collect(),
+            base_sha: Some(base.to_string()),
+            composed_sha: None,
+            assemble_job_id: Some(job.id),
+            gates: Vec::new(),
+            failure: None,
+            assembled_by: Some(actor.user.id),
+            assembled_at: Some(now),
+            updated_at: now,
+            version: release.version + 1,
+            ..release.clone()
+        };
+        let what =
+            AuditWhat::new("release", id, "release.assembly_started").before(&release).after(&updated).sha(&base);
+        let audit = self.audit_entry(Some(actor), Some(app_id), what);
+        let unit = UnitOfWork::new().record(ReleaseMutation::UpdateRelease(updated.clone()), audit);
+        let unit = self.enqueue_in(unit, Some(actor), &job);
+        self.commit_and_wake(unit).await?;
+        Ok((updated, job))
+    }
+
+    /// Publishes a validated release (config managers): see the module
+    /// docs. `conflict` when the integration branch moved since assembly
+    /// (`integration_moved`: re-assemble) or a changeset left the queue.
+    pub async fn publish_release(&self, actor: &Actor, app_id: AppId, id: ReleaseId) -> Result<Release, Error> {
+        let _turn = self.intent_turn(app_id).await;
+        let release = self.release_to_manage(actor, app_id, id).await?;
+        let state = release.state.apply(ReleaseEvent::Publish)?;
+        let (Some(base), Some(composed)) = (release.base_sha.clone(), release.composed_sha.clone()) else {
+            return Err(Error::internal(format!("validated release {id} has no composition")));
+        };
+        let app = self.store().app(app_id).await?.ok_or(Error::NotFound(AppId::KIND))?;
+        let integration = app.integration_ref();
+        let head = self.git().resolve_ref(app_id, &integration).await?;
+        if head.as_ref().map(Sha::as_str) != Some(base.as_str()) {
+            return Err(Error::Conflict {
+                message: "integration branch moved since this release was assembled: re-assemble".into(),
+                details: Some(serde_json::json!({ "reason": "integration_moved", "ref": integration })),
+            });
+        }
+        let now = self.now();
+        let mut unit = UnitOfWork::new();
+        let mut released = Vec::new();
+        for item in release.included() {
+            let cs = self
+                .store()
+                .changeset(app_id, item.changeset_id)
+                .await?
+                .filter(|cs| cs.state == ChangesetState::Queued && cs.revision == item.revision)
+                .ok_or_else(|| Error::Conflict {
+                    message: format!(
+                        "changeset {} left the queue or changed since this release was assembled: re-assemble",
+                        item.changeset_id
+                    ),
+                    details: Some(
+                        serde_json::json!({ "reason": "selection_changed", "changeset_id": item.changeset_id }),
+                    ),
+                })?;
+            let after = self.transition(&cs, ChangesetEvent::Release)?;
+            let note = serde_json::json!({ "release_id": id });
+            unit = self.changeset_moved(unit, Some(actor), &cs, &after, "changeset.released", note);
+            released.push(after);
+        }
+        let day = now.date_naive();
+        let mut taken = self.store().release_tags_with_prefix(app_id, &release_tag_prefix(day)).await?;
+        let tag = loop {
+            // A tag of that name made outside Conman is skipped, never moved.
+            let tag = next_release_tag(day, &taken);
+            if self.git().resolve_ref(app_id, &format!("refs/tags/{tag}")).await?.is_none() {
+                break tag;
+            }
+            taken.push(tag);
+        };
+        let tag_object = self
+            .git()
+            .write_tag(
+                app_id,
+                TagRequest {
+                    name: tag.clone(),
+                    target: Sha(composed.clone()),
+                    message: release_message(&release, &tag),
+                    tagger: signature_of(actor),
+                    time: now.timestamp(),
+                },
+            )
+            .await?;
+        let updated = Release {
+            state,
+            tag: Some(tag.clone()),
+            published_by: Some(actor.user.id),
+            published_at: Some(now),
+            updated_at: now,
+            version: release.version + 1,
+            ..release.clone()
+        };
+        let revalidate = self.new_job(
+            Some(actor),
+            NewJob {
+                app_id,
+                job_type: JobType::RevalidateQueued,
+                entity_type: Some("release".into()),
+                entity_id: Some(id.to_string()),
+                payload: serde_json::to_value(RevalidatePayload { release_id: id, head: composed.clone() })
+                    .map_err(Error::internal)?,
+                timeout_secs: ASSEMBLE_TIMEOUT_SECS,
+            },
+        );
+        let what = AuditWhat::new("release", id, "release.published").before(&release).after(&updated).sha(&composed);
+        let audit = self.audit_entry(Some(actor), Some(app_id), what);
+        let unit = unit.record(ReleaseMutation::UpdateRelease(updated.clone()), audit);
+        let mut unit = self.enqueue_in(unit, Some(actor), &revalidate);
+        for cs in &released {
+            unit = self
+                .notify_changeset(
+                    unit,
+                    &app,
+                    cs,
+                    super::notifications::ChangesetNotice::Released,
+                    Some(actor.user.id),
+                    None,
+                )
+                .await?;
+        }
+        let moves = vec![
+            RefMove { name: integration, from: Some(Sha(base)), to: Some(Sha(composed)) },
+            RefMove { name: format!("refs/tags/{tag}"), from: None, to: Some(tag_object) },
+        ];
+        let intent = self.intent(app_id, "release.published", ("release", id), moves);
+        self.commit_with_intent(unit, intent).await?;
+        Ok(updated)
+    }
+}
+
+impl Conman {
+    /// Adds to `unit` the update of changeset `before` to `after` by a
+    /// release step (`actor`, or the system), audited as `action` with
+    /// `note` (which release, which paths, ...).
+    pub(super) fn changeset_moved(
+        &self,
+        unit: UnitOfWork,
+        actor: Option<&Actor>,
+        before: &Changeset,
+        after: &Changeset,
+        action: &str,
+        note: serde_json::Value,
+    ) -> UnitOfWork {
+        let mut after_json = serde_json::to_value(after).unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(map) = &mut after_json {
+            map.insert("because".into(), note);
+        }
+        let mut what = AuditWhat::new("changeset", before.id, action).before(before).after(after_json);
+        if let Some(sha) = &after.head_sha {
+            what = what.sha(sha);
+        }
+        let audit = self.audit_entry(actor, Some(before.app_id), what);
+        unit.record(ChangesetMutation::UpdateChangeset(after.clone()), audit)
+    }
+}
+
+/// The annotated tag's message: the release title and its changesets.
+fn release_message(release: &Release, tag: &str) -> String {
+    let mut message = if release.title.is_empty() { format!("Release {tag}") } else { release.title.clone() };
+    message.push_str("\n\n");
+    for item in release.included() {
+        message.push_str(&format!("changeset {} revision {}\n", item.changeset_id, item.revision));
+    }
+    message.push_str(&format!("release {}\n", release.id));
+    message
+}
