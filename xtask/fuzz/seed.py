@@ -5,7 +5,7 @@ sends name real objects.
 Usage: seed.py BASE_URL ADMIN_EMAIL PASSWORD
 
 Prints `KEY=VALUE` lines on stdout: ids shared by both runs (APP_ID,
-PROFILE_ID, SECRET_KEY, INVITE_ID, JOB_ID) and, per caller (`USER_` /
+PROFILE_ID, SECRET_KEY, INVITE_ID, JOB_ID, REL_ID) and, per caller (`USER_` /
 `ADMIN_` prefix), the token, the user id and the caller's own workspace,
 changeset and comment. Any refusal stops the script with the answer.
 """
@@ -56,12 +56,14 @@ def main():
         "secrets": {"API_KEY": "fuzz-secret-value"},
     })
     job = call("POST", f"/api/apps/{app}/jobs", admin, {"type": "gate_submit"})["job"]
+    release = call("POST", f"/api/apps/{app}/releases", admin, {"title": "fuzz"})
     values = {
         "APP_ID": app,
         "PROFILE_ID": profile["id"],
         "SECRET_KEY": "API_KEY",
         "INVITE_ID": pending["id"],
         "JOB_ID": job["id"],
+        "REL_ID": release["id"],
         "USER_TOKEN": user,
         "ADMIN_TOKEN": admin,
     }

@@ -7,8 +7,8 @@
 //!   system picks; it is killed when the step ends, however it ends;
 //! - it is seeded through its own API (`xtask/fuzz/seed.py`): an app, a
 //!   `user` member, a workspace with a file, a changeset with a comment,
-//!   a runtime profile with a secret, an invite and a job, so path
-//!   parameters name real objects;
+//!   a runtime profile with a secret, an invite, a job and a draft
+//!   release, so path parameters name real objects;
 //! - schemathesis (pinned in `.ci/fuzz-requirements.txt`, installed by
 //!   `.ci/run` into `.ci/.venv`) runs over `/api/openapi.json` with every
 //!   check, the configuration of `xtask/fuzz/schemathesis.toml`, a fixed

@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         (name = "changesets", description = "Changesets: revisions, the submit gate, reviews, queueing, comments and diffs"),
         (name = "runtime_profiles", description = "Runtime profiles (typed env vars, sealed secrets, revisions, audited reveal), environments and changeset profile overrides"),
         (name = "audit", description = "The tamper-evident audit log"),
+        (name = "releases", description = "Releases: select queued changesets, assemble, publish"),
         (name = "jobs", description = "Asynchronous jobs: gate runs, logs, cancellation"),
     )
 )]

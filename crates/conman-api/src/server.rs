@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    apps, audit, auth, changesets, comments, diffs, jobs, me, members, profiles, reviews, system, workspaces,
+    apps, audit, auth, changesets, comments, diffs, jobs, me, members, profiles, releases, reviews, system, workspaces,
 };
 use crate::{docs, request_id};
 
@@ -74,6 +74,12 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<Conman>> {
         .routes(routes!(profiles::reveal))
         .routes(routes!(profiles::list_environments, profiles::replace_environments))
         .routes(routes!(profiles::rotate_master_key))
+        .routes(routes!(releases::list, releases::create))
+        .routes(routes!(releases::get))
+        .routes(routes!(releases::set_changesets))
+        .routes(routes!(releases::reorder))
+        .routes(routes!(releases::assemble))
+        .routes(routes!(releases::publish))
         .routes(routes!(audit::list))
         .routes(routes!(jobs::list, jobs::start))
         .routes(routes!(jobs::get))

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use conman_core::domain::job::{Job, JobLogLine, JobType};
-use conman_core::services::{GatePayload, JobLogRead};
+use conman_core::services::{AssemblePayload, GatePayload, JobLogRead, RevalidatePayload};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -14,6 +14,28 @@ use uuid::Uuid;
 pub enum JobPayloadDto {
     /// `gate_submit`, `gate_release` and `gate_deploy`.
     Gate(GatePayloadDto),
+    /// `release_assemble`.
+    Assembly(AssemblePayloadDto),
+    /// `revalidate_queued`.
+    Revalidation(RevalidatePayloadDto),
+}
+
+/// The input of a `release_assemble` job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AssemblePayloadDto {
+    /// The release.
+    pub release_id: Uuid,
+    /// The integration head the assembly starts from.
+    pub base: String,
+}
+
+/// The input of a `revalidate_queued` job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevalidatePayloadDto {
+    /// The release whose publish moved the integration branch.
+    pub release_id: Uuid,
+    /// The new integration head the queue is checked against.
+    pub head: String,
 }
 
 impl JobPayloadDto {
@@ -23,6 +45,12 @@ impl JobPayloadDto {
             JobType::GateSubmit | JobType::GateRelease | JobType::GateDeploy => {
                 serde_json::from_value::<GatePayload>(job.payload.clone()).ok().map(|p| JobPayloadDto::Gate(p.into()))
             }
+            JobType::ReleaseAssemble => serde_json::from_value::<AssemblePayload>(job.payload.clone())
+                .ok()
+                .map(|p| JobPayloadDto::Assembly(AssemblePayloadDto { release_id: p.release_id.0, base: p.base })),
+            JobType::RevalidateQueued => serde_json::from_value::<RevalidatePayload>(job.payload.clone())
+                .ok()
+                .map(|p| JobPayloadDto::Revalidation(RevalidatePayloadDto { release_id: p.release_id.0, head: p.head })),
             _ => None,
         }
     }
@@ -63,6 +91,47 @@ impl From<GatePayload> for GatePayloadDto {
 pub enum JobResultDto {
     /// A gate's verdict.
     Gate(GateResultDto),
+    /// What an assembly composed.
+    Assembly(AssemblyResultDto),
+    /// What a revalidation of the queue found.
+    Revalidation(RevalidationResultDto),
+}
+
+/// The result of a `release_assemble` job: what it composed, or `stale`
+/// when the release no longer waited for it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssemblyResultDto {
+    /// The release no longer waited for this job: nothing was done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
+    /// The composed commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composed_sha: Option<String>,
+    /// Changesets included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub included: Option<u64>,
+    /// Changesets dropped for a conflict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
+    /// Release gate runs started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<u64>,
+    /// Time spent composing, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose_ms: Option<f64>,
+}
+
+/// The result of a `revalidate_queued` job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevalidationResultDto {
+    /// Queued changesets checked.
+    pub checked: u64,
+    /// Of them, moved to `conflicted`.
+    pub conflicted: u64,
+    /// Time the conflict check took, milliseconds.
+    pub check_ms: f64,
 }
 
 impl JobResultDto {
@@ -71,6 +140,12 @@ impl JobResultDto {
         match job.job_type {
             JobType::GateSubmit | JobType::GateRelease | JobType::GateDeploy => {
                 serde_json::from_value::<GateResultDto>(value.clone()).ok().map(JobResultDto::Gate)
+            }
+            JobType::ReleaseAssemble => {
+                serde_json::from_value::<AssemblyResultDto>(value.clone()).ok().map(JobResultDto::Assembly)
+            }
+            JobType::RevalidateQueued => {
+                serde_json::from_value::<RevalidationResultDto>(value.clone()).ok().map(JobResultDto::Revalidation)
             }
             _ => None,
         }

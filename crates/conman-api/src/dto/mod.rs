@@ -19,6 +19,7 @@ mod changesets;
 mod de;
 mod jobs;
 mod profiles;
+mod releases;
 mod schemas;
 mod workspaces;
 
@@ -29,6 +30,7 @@ pub use changesets::*;
 pub use de::parse_body;
 pub use jobs::*;
 pub use profiles::*;
+pub use releases::*;
 pub use workspaces::*;
 
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,8 @@
 //! `null` (an absent or `null` field leaves the value as it is).
 
 use conman_core::domain::job::{JobState, JobType};
+use conman_core::domain::release::ReleaseState;
+use conman_core::domain::StateMachine as _;
 use conman_core::rbac::Role;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
@@ -138,6 +140,31 @@ pub(crate) fn provisioning_mode() -> RefOr<Schema> {
 /// `external`, `create_empty` or `clone_from_base`, or `null`.
 pub(crate) fn provisioning_mode_opt() -> RefOr<Schema> {
     one_of(&["external", "create_empty", "clone_from_base"], true)
+}
+
+/// A release state.
+pub(crate) fn release_state() -> RefOr<Schema> {
+    let states: Vec<&str> = ReleaseState::STATES.iter().map(|s| s.as_str()).collect();
+    one_of(&states, false)
+}
+
+/// `composed`, `already_contained`, `conflicted` or `override_conflict`, or `null`.
+pub(crate) fn compose_outcome_opt() -> RefOr<Schema> {
+    one_of(&["composed", "already_contained", "conflicted", "override_conflict"], true)
+}
+
+/// A release title: up to 200 characters, none a control character, or `null`.
+pub(crate) fn release_title_opt() -> RefOr<Schema> {
+    string(true).pattern(Some(format!("^[^{CONTROL}]{{0,200}}$"))).into()
+}
+
+/// A release's selection: distinct changeset ids, at most 500.
+pub(crate) fn changeset_selection() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(uuid())
+        .unique_items(true)
+        .max_items(Some(conman_core::domain::release::MAX_SELECTION))
+        .into()
 }
 
 /// `submit`, `release` or `deploy`.

@@ -11,6 +11,7 @@ pub(crate) mod jobs;
 pub(crate) mod me;
 pub(crate) mod members;
 pub(crate) mod profiles;
+pub(crate) mod releases;
 pub(crate) mod reviews;
 pub(crate) mod system;
 pub(crate) mod workspaces;

@@ -256,9 +256,13 @@ impl ReleaseState {
         }
     }
 
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::STATES.iter().copied().find(|st| st.as_str() == s)
+    /// Parses the wire name (a `state` filter).
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        Self::STATES
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| Error::invalid("state", "invalid_release_state", format!("unknown release state {s:?}")))
     }
 
     /// Published releases (and later states) are immutable artifacts.

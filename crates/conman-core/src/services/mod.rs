@@ -61,7 +61,7 @@ pub use jobs::{AttemptEnd, JobHandler, JobLogRead, JobOutcome, LeaseStatus, NewJ
 pub use migrate::{copy_store, CopyReport};
 pub use overrides::MAX_OVERRIDES;
 pub use profiles::{MaskedSecret, ProfileView};
-pub use releases::{AssemblePayload, RevalidatePayload, MAX_RELEASE_TITLE_BYTES};
+pub use releases::{AssemblePayload, RevalidatePayload, MAX_RELEASE_TITLE_CHARS};
 pub use reviews::{ReviewInput, ReviewOutcome};
 pub use secrets_key::{secret_binding, RotationReport};
 pub use tokens::{IssuedToken, MAX_TOKEN_DAYS};

@@ -40,8 +40,8 @@ use crate::ports::git::{RefMove, Sha};
 use crate::ports::store::{ChangesetMutation, Page, PageRequest, ReleaseFilter, ReleaseMutation, UnitOfWork};
 use crate::rbac::Capability;
 
-/// Longest release title, in bytes.
-pub const MAX_RELEASE_TITLE_BYTES: usize = 200;
+/// Longest release title, in characters (it may be empty).
+pub const MAX_RELEASE_TITLE_CHARS: usize = 200;
 
 /// How long an assembly may run, seconds.
 const ASSEMBLE_TIMEOUT_SECS: u64 = 600;
@@ -67,12 +67,12 @@ pub struct RevalidatePayload {
 }
 
 fn check_title(title: Option<&str>) -> Result<String, Error> {
-    let title = title.unwrap_or_default().trim();
-    if title.len() > MAX_RELEASE_TITLE_BYTES || title.chars().any(char::is_control) {
+    let title = title.unwrap_or_default();
+    if title.chars().count() > MAX_RELEASE_TITLE_CHARS || title.chars().any(char::is_control) {
         return Err(Error::invalid(
             "title",
             "invalid",
-            format!("a release title is at most {MAX_RELEASE_TITLE_BYTES} bytes without control characters"),
+            format!("a release title is at most {MAX_RELEASE_TITLE_CHARS} characters without control characters"),
         ));
     }
     Ok(title.to_owned())

@@ -796,12 +796,12 @@ async fn releases_refuse_steps_out_of_order_and_change_nothing() {
         ErrorCode::InvalidTransition,
         "re-assemble",
     );
-    let long = "x".repeat(MAX_RELEASE_TITLE_BYTES + 1);
+    let long = "x".repeat(MAX_RELEASE_TITLE_CHARS + 1);
     refused(&w, &before, w.c.create_release(&a, app, Some(&long)).await, ErrorCode::Validation, "a long title");
     let unknown = ReleaseId(uuid::Uuid::now_v7());
     refused(&w, &before, w.c.publish_release(&a, app, unknown).await, ErrorCode::NotFound, "an unknown release");
     // A draft is created by a config manager, audited.
-    let created = w.c.create_release(&a, app, Some("  Weekly  ")).await.unwrap();
+    let created = w.c.create_release(&a, app, Some("Weekly")).await.unwrap();
     assert_eq!((created.title.as_str(), created.state, created.version), ("Weekly", R::Draft, 1));
     let audit = w.store.list_audit(&AuditFilter::default(), PageRequest::default()).await.unwrap();
     assert_eq!(audit.items[0].entry.action, "release.created");
