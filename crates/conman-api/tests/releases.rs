@@ -133,7 +133,12 @@ impl Shop {
 }
 
 fn ids(view: &Value) -> Vec<String> {
-    view["changesets"].as_array().expect("changesets").iter().map(|c| c["changeset_id"].as_str().unwrap().to_owned()).collect()
+    view["changesets"]
+        .as_array()
+        .expect("changesets")
+        .iter()
+        .map(|c| c["changeset_id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -149,10 +154,13 @@ async fn three_of_six_queued_changesets_ship_and_the_rest_stay_queued_and_are_re
     let head_before = shop.git(&["rev-parse", "refs/heads/main"]);
 
     let rel = shop.new_release("Weekly").await;
-    let r = shop.post(&shop.cm, &format!("/releases/{rel}/changesets"), Some(json!({ "changeset_ids": [a3, a1, b] }))).await;
+    let r = shop
+        .post(&shop.cm, &format!("/releases/{rel}/changesets"), Some(json!({ "changeset_ids": [a3, a1, b] })))
+        .await;
     r.assert_status(200);
     assert_eq!(ids(r.data()), [a3.clone(), a1.clone(), b.clone()]);
-    let r = shop.post(&shop.cm, &format!("/releases/{rel}/reorder"), Some(json!({ "changeset_ids": [a1, b, a3] }))).await;
+    let r =
+        shop.post(&shop.cm, &format!("/releases/{rel}/reorder"), Some(json!({ "changeset_ids": [a1, b, a3] }))).await;
     r.assert_status(200);
     assert_eq!(ids(r.data()), [a1.clone(), b.clone(), a3.clone()]);
 
@@ -225,10 +233,9 @@ async fn of_two_publishes_at_once_exactly_one_wins_and_the_other_re_assembles() 
         shop.post(&shop.cm, &format!("/releases/{rel}/assemble"), None).await.assert_status(200);
         assert_eq!(shop.assembled(rel).await["state"], "validated");
     }
-    let (one, two) = tokio::join!(
-        shop.post(&shop.cm, &format!("/releases/{first}/publish"), None),
-        shop.post(&shop.cm, &format!("/releases/{second}/publish"), None),
-    );
+    let (publish_first, publish_second) = (format!("/releases/{first}/publish"), format!("/releases/{second}/publish"));
+    let (one, two) =
+        tokio::join!(shop.post(&shop.cm, &publish_first, None), shop.post(&shop.cm, &publish_second, None));
     let (won, lost, loser) = match (one.status.as_u16(), two.status.as_u16()) {
         (200, 409) => (one, two, second.clone()),
         (409, 200) => (two, one, first.clone()),

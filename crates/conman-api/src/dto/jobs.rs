@@ -48,9 +48,11 @@ impl JobPayloadDto {
             JobType::ReleaseAssemble => serde_json::from_value::<AssemblePayload>(job.payload.clone())
                 .ok()
                 .map(|p| JobPayloadDto::Assembly(AssemblePayloadDto { release_id: p.release_id.0, base: p.base })),
-            JobType::RevalidateQueued => serde_json::from_value::<RevalidatePayload>(job.payload.clone())
-                .ok()
-                .map(|p| JobPayloadDto::Revalidation(RevalidatePayloadDto { release_id: p.release_id.0, head: p.head })),
+            JobType::RevalidateQueued => {
+                serde_json::from_value::<RevalidatePayload>(job.payload.clone()).ok().map(|p| {
+                    JobPayloadDto::Revalidation(RevalidatePayloadDto { release_id: p.release_id.0, head: p.head })
+                })
+            }
             _ => None,
         }
     }

@@ -29,7 +29,7 @@ use crate::domain::runtime_profile::{ProfileInput, ProfileKind, RuntimeProfile};
 use crate::domain::user::User;
 use crate::domain::workspace::Workspace;
 use crate::error::{Error, ErrorCode};
-use crate::ids::{CredentialId, WorkspaceId};
+use crate::ids::{CredentialId, ReleaseId, WorkspaceId};
 use crate::ports::envelope::EnvelopeCipher;
 use crate::ports::store::{
     AppMutation, ChangesetMutation, JobMutation, Mutation, PageRequest, ProfileMutation, UserMutation,
@@ -306,6 +306,31 @@ fn cases() -> Vec<Case> {
         case!(resubmit_changeset, NonMember, NotFound, |w, a| w.c.resubmit_changeset(a, w.app.id, w.cs.id)),
         case!(review_changeset, NonMember, NotFound, |w, a| w.c.review_changeset(a, w.app.id, w.cs.id, approve())),
         case!(queue_changeset, NonMember, NotFound, |w, a| w.c.queue_changeset(a, w.app.id, w.cs.id)),
+        case!(create_release, NonMember, NotFound, |w, a| w.c.create_release(a, w.app.id, None)),
+        case!(list_releases, NonMember, NotFound, |w, a| w.c.list_releases(a, w.app.id, Default::default(), page())),
+        case!(get_release, NonMember, NotFound, |w, a| w.c.get_release(a, w.app.id, ReleaseId(uuid::Uuid::now_v7()))),
+        case!(set_release_changesets, NonMember, NotFound, |w, a| w.c.set_release_changesets(
+            a,
+            w.app.id,
+            ReleaseId(uuid::Uuid::now_v7()),
+            &[w.cs.id]
+        )),
+        case!(reorder_release, NonMember, NotFound, |w, a| w.c.reorder_release(
+            a,
+            w.app.id,
+            ReleaseId(uuid::Uuid::now_v7()),
+            &[w.cs.id]
+        )),
+        case!(assemble_release, NonMember, NotFound, |w, a| w.c.assemble_release(
+            a,
+            w.app.id,
+            ReleaseId(uuid::Uuid::now_v7())
+        )),
+        case!(publish_release, NonMember, NotFound, |w, a| w.c.publish_release(
+            a,
+            w.app.id,
+            ReleaseId(uuid::Uuid::now_v7())
+        )),
         case!(move_changeset_to_draft, NonMember, NotFound, |w, a| w.c.move_changeset_to_draft(a, w.app.id, w.cs.id)),
         case!(changeset_diff, NonMember, NotFound, |w, a| w.c.changeset_diff(
             a,
@@ -394,6 +419,29 @@ fn cases() -> Vec<Case> {
         case!(reveal_secret, ConfigManager, Forbidden, |w, a| w.c.reveal_secret(a, w.app.id, w.profile.id, "TOKEN")),
         case!(replace_environments, ConfigManager, Forbidden, |w, a| w.c.replace_environments(a, w.app.id, Vec::new())),
         case!(queue_changeset, Reviewer, Forbidden, |w, a| w.c.queue_changeset(a, w.app.id, w.cs.id)),
+        case!(create_release, Reviewer, Forbidden, |w, a| w.c.create_release(a, w.app.id, Some("r"))),
+        case!(set_release_changesets, Reviewer, Forbidden, |w, a| w.c.set_release_changesets(
+            a,
+            w.app.id,
+            ReleaseId(uuid::Uuid::now_v7()),
+            &[w.cs.id]
+        )),
+        case!(reorder_release, Reviewer, Forbidden, |w, a| w.c.reorder_release(
+            a,
+            w.app.id,
+            ReleaseId(uuid::Uuid::now_v7()),
+            &[w.cs.id]
+        )),
+        case!(assemble_release, Reviewer, Forbidden, |w, a| w.c.assemble_release(
+            a,
+            w.app.id,
+            ReleaseId(uuid::Uuid::now_v7())
+        )),
+        case!(publish_release, User, Forbidden, |w, a| w.c.publish_release(
+            a,
+            w.app.id,
+            ReleaseId(uuid::Uuid::now_v7())
+        )),
         case!(review_changeset, User, Forbidden, |w, a| w.c.review_changeset(a, w.app.id, w.cs.id, approve())),
         case!(start_gate_run, User, Forbidden, |w, a| w.c.start_gate_run(a, w.app.id, GateKind::Submit, None)),
         case!(cancel_job, User, Forbidden, |w, a| w.c.cancel_job(a, w.app.id, w.job.id)),
