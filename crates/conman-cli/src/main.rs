@@ -77,6 +77,15 @@ enum Command {
     /// Jobs: list, show, follow logs, cancel, start gate runs.
     #[command(subcommand)]
     Jobs(cmd::jobs::JobsCmd),
+    /// Releases: new, add (select), reorder, assemble, publish, ls, show.
+    #[command(subcommand)]
+    Release(cmd::releases::ReleaseCmd),
+    /// The release queue: queued changesets.
+    Queue {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+    },
     /// Runtime profiles: create, list, show, edit, secrets, revisions, revert, reveal.
     #[command(subcommand)]
     Profile(cmd::profiles::ProfileCmd),
@@ -131,6 +140,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cs(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Audit(c) => c.run(&cli.settings, &cli.session, &out).await,
         Command::Jobs(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Release(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Queue { app } => {
+            cmd::releases::queue(&session::open(&cli.settings, &cli.session).await?, &out, &app).await
+        }
         Command::Profile(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Env(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Keys(c) => c.run(&cli.settings, &cli.session, &out).await,

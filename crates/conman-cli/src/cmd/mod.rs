@@ -9,6 +9,7 @@ pub(crate) mod envs;
 pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod profiles;
+pub(crate) mod releases;
 pub(crate) mod ws;
 
 use conman_core::ids::AppId;
