@@ -346,3 +346,71 @@ fn on_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<String
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// `conman release` and `conman queue` end to end: a queued changeset is
+/// listed by `queue`, selected with `release add`, assembled (the job and
+/// the release gate run by a background worker, `release assemble` waits),
+/// published as `rYYYY.MM.DD.1`; `release ls` and `release show` report
+/// it; bad input exits non-zero with a clear message.
+#[test]
+fn a_queued_changeset_ships_in_a_release_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let boot = run_command(
+        command(dir).args(["bootstrap-admin", ADA, "Ada Admin"]).env("CONMAN_BOOTSTRAP_PASSWORD", PASSWORD),
+    );
+    assert!(boot.status.success(), "{}", String::from_utf8_lossy(&boot.stderr));
+    let app = json(dir, ADA, &["app", "create", "shop"]);
+    let app_id: AppId = app["id"].as_str().unwrap().parse().unwrap();
+    let created = run_command(
+        command(dir).args(["--as", ADA, "user", "create", BOB, "Bob"]).env("CONMAN_USER_PASSWORD", PASSWORD),
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    ok(dir, ADA, &["member", "add", "shop", BOB, "reviewer"]);
+    block_on(commit_baseline(dir, app_id));
+    ok(dir, ADA, &["ws", "reset", "--app", "shop"]);
+    ok(dir, ADA, &["ws", "put", "--app", "shop", "config/app.yaml", "--content", EDITED]);
+    let id = json(dir, ADA, &["cs", "new", "--app", "shop", "--title", "Port 9090"])["id"].as_str().unwrap().to_owned();
+    let worker = Worker(
+        command(dir).args(["worker", "--workers", "1"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    ok(dir, ADA, &["cs", "submit", "--app", "shop", &id, "--follow"]);
+    json(dir, BOB, &["cs", "review", "--app", "shop", &id, "approve"]);
+    json(dir, ADA, &["cs", "queue", "--app", "shop", &id]);
+
+    let queue = json(dir, ADA, &["queue", "--app", "shop"]);
+    assert_eq!(queue.as_array().unwrap().len(), 1, "{queue:#}");
+    assert_eq!(queue[0]["id"], id.as_str());
+
+    let release = json(dir, ADA, &["release", "new", "--app", "shop", "--title", "Weekly"]);
+    assert_eq!(release["state"], "draft", "{release:#}");
+    let rel = release["id"].as_str().unwrap().to_owned();
+    let selected = json(dir, ADA, &["release", "add", "--app", "shop", &rel, &id]);
+    assert_eq!(selected["changesets"][0]["changeset_id"], id.as_str(), "{selected:#}");
+    let (code, stderr) = fails(dir, BOB, &["release", "assemble", "--app", "shop", &rel]);
+    assert_eq!(code, 3, "a reviewer may not assemble: {stderr}");
+    let (code, stderr) = fails(dir, ADA, &["release", "publish", "--app", "shop", &rel]);
+    assert_eq!(code, 5, "publish before assembly: {stderr}");
+    assert!(stderr.contains("invalid_transition"), "{stderr}");
+
+    let assembled = json(dir, ADA, &["release", "assemble", "--app", "shop", &rel]);
+    assert_eq!(assembled["state"], "validated", "{assembled:#}");
+    assert_eq!(assembled["changesets"][0]["outcome"], "composed");
+    let published = json(dir, ADA, &["release", "publish", "--app", "shop", &rel]);
+    let tag = published["tag"].as_str().unwrap_or_default().to_owned();
+    let day = published["published_at"].as_str().unwrap_or_default().get(..10).unwrap_or_default().replace('-', ".");
+    assert_eq!(tag, format!("r{day}.1"), "the first release of its UTC day: {published:#}");
+    drop(worker);
+
+    assert_eq!(json(dir, ADA, &["cs", "show", "--app", "shop", &id])["state"], "released");
+    let listed = json(dir, BOB, &["release", "ls", "--app", "shop", "--state", "published"]);
+    assert_eq!(listed[0]["id"], rel.as_str(), "{listed:#}");
+    let human = ok(dir, BOB, &["release", "show", "--app", "shop", &rel]);
+    for needle in [tag.as_str(), "published", "1. ", "composed", "passed"] {
+        assert!(human.contains(needle), "{needle:?} missing from:\n{human}");
+    }
+    assert_eq!(json(dir, ADA, &["queue", "--app", "shop"]), serde_json::json!([]));
+    let (code, stderr) = fails(dir, ADA, &["release", "ls", "--app", "shop", "--state", "shipped"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown release state"), "{stderr}");
+}
