@@ -1,5 +1,6 @@
 //! Job metrics: a process-wide Prometheus registry (`prometheus-client`)
-//! holding the histograms the workers record, and [`render`], which prints
+//! holding the histograms the workers record (job waits and runs, release
+//! composition time and counts), and [`render`], which prints
 //! them together with a `conman_jobs{type,state}` gauge built from store
 //! counts in the text exposition format (OpenMetrics flavour, ending in
 //! `# EOF`; serve it as `application/openmetrics-text; version=1.0.0;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use conman_core::domain::job::{JobState, JobType};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -31,6 +33,12 @@ type ByType = Family<TypeLabel, Histogram, fn() -> Histogram>;
 struct JobMetrics {
     queue_wait: ByType,
     run: ByType,
+    /// Time release assemblies spent composing.
+    composition: Histogram,
+    /// Changesets assemblies included.
+    composed: Counter,
+    /// Changesets assemblies dropped for a conflict.
+    conflicted: Counter,
 }
 
 fn job_metrics() -> &'static JobMetrics {
@@ -40,6 +48,10 @@ fn job_metrics() -> &'static JobMetrics {
         queue_wait: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 20))),
         // 10 ms .. ~1.5 h.
         run: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 20))),
+        // 1 ms .. ~9 min.
+        composition: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+        composed: Counter::default(),
+        conflicted: Counter::default(),
     })
 }
 
@@ -55,6 +67,25 @@ pub fn observe_queue_wait(job_type: JobType, wait: Duration) {
 /// Records how long one attempt of a job ran.
 pub fn observe_run(job_type: JobType, run: Duration) {
     job_metrics().run.get_or_create(&type_label(job_type)).observe(run.as_secs_f64());
+}
+
+/// Records what a finished attempt of a `release_assemble` job reported
+/// (`compose_ms`, `included`, `dropped` of its result); other jobs and
+/// stale assemblies record nothing.
+pub fn observe_result(job_type: JobType, result: &serde_json::Value) {
+    if job_type != JobType::ReleaseAssemble {
+        return;
+    }
+    let metrics = job_metrics();
+    if let Some(ms) = result["compose_ms"].as_f64() {
+        metrics.composition.observe(ms / 1000.0);
+    }
+    if let Some(n) = result["included"].as_u64() {
+        metrics.composed.inc_by(n);
+    }
+    if let Some(n) = result["dropped"].as_u64() {
+        metrics.conflicted.inc_by(n);
+    }
 }
 
 /// The registry's histograms plus `conman_jobs{type,state}` set from
@@ -74,6 +105,22 @@ pub fn render(counts: &[(JobType, JobState, u64)]) -> String {
         "Duration of one job attempt in a worker",
         Unit::Seconds,
         metrics.run.clone(),
+    );
+    registry.register_with_unit(
+        "conman_release_composition",
+        "Time a release assembly spent composing its selection",
+        Unit::Seconds,
+        metrics.composition.clone(),
+    );
+    registry.register(
+        "conman_release_changesets_composed",
+        "Changesets release assemblies included",
+        metrics.composed.clone(),
+    );
+    registry.register(
+        "conman_release_changesets_conflicted",
+        "Changesets release assemblies dropped for a textual or profile-override conflict",
+        metrics.conflicted.clone(),
     );
     let jobs = Family::<[(&'static str, &'static str); 2], Gauge>::default();
     for (job_type, state, count) in counts {
@@ -103,5 +150,16 @@ mod tests {
         assert!(text.contains("conman_jobs{type=\"gate_submit\",state=\"succeeded\"} 7"), "{text}");
         assert!(text.contains("conman_jobs{type=\"notify\",state=\"queued\"} 2"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn an_assembly_result_feeds_the_composition_metrics() {
+        let result = serde_json::json!({ "compose_ms": 12.5, "included": 3, "dropped": 1, "gates": 1 });
+        observe_result(JobType::ReleaseAssemble, &result);
+        observe_result(JobType::GateSubmit, &serde_json::json!({ "included": 100 }));
+        let text = render(&[]);
+        assert!(text.contains("conman_release_composition_seconds_count 1"), "{text}");
+        assert!(text.contains("conman_release_changesets_composed_total 3"), "{text}");
+        assert!(text.contains("conman_release_changesets_conflicted_total 1"), "{text}");
     }
 }

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use conman_core::domain::job::{Job, JobState, LogStream, NewLogLine};
 use conman_core::ports::runner::{JobWakeup as _, LogSink as _};
-use conman_core::services::{AttemptEnd, Conman, LeaseStatus};
+use conman_core::services::{AttemptEnd, Conman, JobOutcome, LeaseStatus};
 use conman_core::Error;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -228,6 +228,9 @@ impl Slot {
                         log.line(LogStream::System, msg).await;
                     }
                     AttemptEnd::Finished(_) => {}
+                }
+                if let AttemptEnd::Finished(JobOutcome::Succeeded { result, .. }) = &end {
+                    metrics::observe_result(job.job_type, result);
                 }
                 // The last lines go in with the job's end: one commit.
                 let tail = log.into_tail().await;
