@@ -4,7 +4,8 @@
 //! them; assembly composes two and drops the one that conflicts (with its
 //! path); publish moves the integration branch and writes the annotated tag
 //! `rYYYY.MM.DD.1`; the unselected stay queued and are revalidated, one of
-//! them moving to `conflicted`. Also: two publishes at once (exactly one
+//! them moving to `conflicted`, and the queue view lists the rest in queue
+//! order with their last revalidation. Also: two publishes at once (exactly one
 //! wins), a re-assembly after the branch moved, and refusals by role.
 
 mod common;
@@ -206,6 +207,19 @@ async fn three_of_six_queued_changesets_ship_and_the_rest_stay_queued_and_are_re
     assert_eq!(shop.state_of(&c).await, "queued");
     assert_eq!(shop.state_of(&d).await, "queued");
     assert_eq!(shop.state_of(&a9).await, "conflicted");
+    // The queue view: queue order, each with its last revalidation.
+    let queue = shop.s.get(&shop.path("/changesets?state=queued"), &shop.author).await;
+    queue.assert_status(200);
+    let listed: Vec<&Value> = queue.body["data"].as_array().unwrap().iter().collect();
+    let order: Vec<&str> = listed.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(order, [c.as_str(), d.as_str()], "oldest queued first");
+    for cs in &listed {
+        assert_eq!(cs["last_revalidation"]["outcome"], "clean", "{cs}");
+        assert_eq!(cs["last_revalidation"]["head"], composed.as_str());
+        assert!(cs["queued_at"].is_string());
+    }
+    let a9_view = shop.get(&format!("/changesets/{a9}")).await;
+    assert_eq!(a9_view["last_revalidation"]["outcome"], "conflicted", "{a9_view}");
     // A published release is immutable.
     let r = shop.post(&shop.cm, &format!("/releases/{rel}/changesets"), Some(json!({ "changeset_ids": [c] }))).await;
     r.assert_error(409, "invalid_transition");

@@ -21,3 +21,10 @@ CREATE TABLE releases (
 
 CREATE INDEX releases_by_app ON releases (app_id, created_at DESC, id DESC);
 CREATE INDEX releases_by_state ON releases (app_id, state, created_at DESC, id DESC);
+
+-- The release queue (SPEC §2.4): when a changeset last entered it, and the
+-- last check of it against a new integration head (JSON: at, head,
+-- outcome). The queue view lists queued changesets by `queued_at`.
+ALTER TABLE changesets ADD COLUMN queued_at timestamptz;
+ALTER TABLE changesets ADD COLUMN last_revalidation json;
+CREATE INDEX changesets_queue ON changesets (app_id, state, queued_at NULLS FIRST, id);

@@ -18,19 +18,21 @@ use conman_core::domain::changeset::{Changeset, ChangesetRevision, ChangesetStat
 use conman_core::domain::comment::{Comment, CommentAnchor};
 use conman_core::domain::review::{Review, ReviewAction};
 use conman_core::ids::{AppId, ChangesetId, CommentId, WorkspaceId};
-use conman_core::ports::store::{ChangesetFilter, ChangesetMutation, ChangesetStore, Page, PageRequest};
+use conman_core::ports::store::{
+    ChangesetFilter, ChangesetMutation, ChangesetOrder, ChangesetStore, Page, PageRequest,
+};
 use conman_core::Error;
 use sqlx::{query, PgConnection, Row as _};
 use uuid::Uuid;
 
-use crate::codec::{all, json, one, ts, Cols, Db as _, PgQuery};
+use crate::codec::{all, json, one, opt_ts, ts, Cols, Db as _, PgQuery};
 use crate::unit_of_work::expect_cas;
 use crate::PgStore;
 
 macro_rules! changeset_columns {
     () => {
         "id, app_id, workspace_id, author_id, title, description, state, revision, head_sha, depends_on::text,
-         gate_job_id, gate_failure, created_at, updated_at, version"
+         gate_job_id, gate_failure, created_at, updated_at, version, queued_at, last_revalidation::text"
     };
 }
 
@@ -54,7 +56,7 @@ macro_rules! comment_columns {
 }
 
 /// Number of columns [`changeset`] reads; a listing adds its total after them.
-const CHANGESET_COLUMNS: usize = 15;
+const CHANGESET_COLUMNS: usize = 17;
 /// Number of columns [`comment`] reads; a listing adds its total after them.
 const COMMENT_COLUMNS: usize = 11;
 
@@ -75,6 +77,8 @@ fn changeset(c: &Cols<'_>) -> Result<Changeset, Error> {
         created_at: c.ts(12)?,
         updated_at: c.ts(13)?,
         version: c.int(14)?,
+        queued_at: c.opt_ts(15)?,
+        last_revalidation: c.opt_json(16)?,
     })
 }
 
@@ -191,17 +195,26 @@ impl ChangesetStore for PgStore {
         // The page's keys come from an index-only walk of the listing index
         // (skipping `offset` entries costs no row fetch and no decoding of
         // `depends_on`); only the page's own rows are then read.
+        // Newest first by creation, or the queue order (`changesets_queue`;
+        // a missing queue time first, as the port says).
+        let (key, inner, outer) = match filter.order {
+            ChangesetOrder::NewestFirst => ("created_at", "created_at DESC, id DESC", "k.key_at DESC, k.key_id DESC"),
+            ChangesetOrder::QueueOrder => ("queued_at", "queued_at NULLS FIRST, id", "k.key_at NULLS FIRST, k.key_id"),
+        };
         let sql = format!(
             concat!(
                 "SELECT ",
                 changeset_columns!(),
                 ", t.total FROM (SELECT COUNT(*) AS total FROM changesets WHERE app_id = $1{f}) t
-                 LEFT JOIN LATERAL (SELECT id AS key_id, created_at AS key_at FROM changesets WHERE app_id = $1{f}
-                   ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}) k ON true
+                 LEFT JOIN LATERAL (SELECT id AS key_id, {key} AS key_at FROM changesets WHERE app_id = $1{f}
+                   ORDER BY {inner} LIMIT ${limit} OFFSET ${offset}) k ON true
                  LEFT JOIN changesets ON id = k.key_id
-                 ORDER BY k.key_at DESC, k.key_id DESC"
+                 ORDER BY {outer}"
             ),
             f = filter_sql,
+            key = key,
+            inner = inner,
+            outer = outer,
             limit = binds + 1,
             offset = binds + 2,
         );
@@ -262,7 +275,7 @@ impl ChangesetStore for PgStore {
     }
 }
 
-/// Binds the fifteen changeset columns, in [`changeset_columns!`] order.
+/// Binds the seventeen changeset columns, in [`changeset_columns!`] order.
 fn bind_changeset<'q>(q: PgQuery<'q>, c: &'q Changeset) -> Result<PgQuery<'q>, Error> {
     Ok(q.bind(c.id.0)
         .bind(c.app_id.0)
@@ -278,14 +291,17 @@ fn bind_changeset<'q>(q: PgQuery<'q>, c: &'q Changeset) -> Result<PgQuery<'q>, E
         .bind(&c.gate_failure)
         .bind(ts(&c.created_at))
         .bind(ts(&c.updated_at))
-        .bind(c.version))
+        .bind(c.version)
+        .bind(opt_ts(&c.queued_at))
+        .bind(c.last_revalidation.as_ref().map(json).transpose()?))
 }
 
 /// `InsertChangeset`: a second open changeset of the workspace is a conflict.
 pub(crate) async fn insert_changeset(conn: &mut PgConnection, c: &Changeset) -> Result<(), Error> {
     let sql = "INSERT INTO changesets (id, app_id, workspace_id, author_id, title, description, state, revision,
-                   head_sha, depends_on, gate_job_id, gate_failure, created_at, updated_at, version)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12, $13, $14, $15)";
+                   head_sha, depends_on, gate_job_id, gate_failure, created_at, updated_at, version, queued_at,
+                   last_revalidation)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11, $12, $13, $14, $15, $16, $17::json)";
     bind_changeset(query(sql), c)?.execute(conn).await.db()?;
     Ok(())
 }
@@ -296,7 +312,8 @@ pub(crate) async fn insert_changeset(conn: &mut PgConnection, c: &Changeset) -> 
 pub(crate) async fn update_changeset(conn: &mut PgConnection, c: &Changeset) -> Result<(), Error> {
     let sql = "UPDATE changesets SET workspace_id = $3, author_id = $4, title = $5, description = $6, state = $7,
                    revision = $8, head_sha = $9, depends_on = $10::json, gate_job_id = $11, gate_failure = $12,
-                   created_at = $13, updated_at = $14, version = $15
+                   created_at = $13, updated_at = $14, version = $15, queued_at = $16,
+                   last_revalidation = $17::json
                WHERE id = $1 AND app_id = $2 AND version = $15 - 1";
     let changed = bind_changeset(query(sql), c)?.execute(&mut *conn).await.db()?.rows_affected();
     let exists = query("SELECT 1 FROM changesets WHERE id = $1 AND app_id = $2").bind(c.id.0).bind(c.app_id.0);

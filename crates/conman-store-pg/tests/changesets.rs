@@ -36,6 +36,8 @@ fn draft(app_id: AppId, ws: conman_core::ids::WorkspaceId, author: UserId) -> Ch
         depends_on: vec![],
         gate_job_id: None,
         gate_failure: None,
+        queued_at: None,
+        last_revalidation: None,
         created_at: at,
         updated_at: at,
         version: 1,
@@ -83,7 +85,7 @@ async fn listing_ten_thousand_changesets_pages_by_the_index() {
     let every = ChangesetFilter::default();
     let by_bob = ChangesetFilter { author_id: Some(bob.id), ..Default::default() };
     let rejected = ChangesetFilter { state: Some(ChangesetState::Rejected), ..Default::default() };
-    let both = ChangesetFilter { state: Some(ChangesetState::Rejected), author_id: Some(bob.id) };
+    let both = ChangesetFilter { state: Some(ChangesetState::Rejected), author_id: Some(bob.id), ..Default::default() };
     let page = |n| PageRequest::new(Some(n), Some(20)).expect("valid page");
     for (filter, total) in [(&every, MANY), (&by_bob, MANY / 3), (&rejected, MANY / 5), (&both, MANY / 15)] {
         let last = u32::try_from((total + 19) / 20).expect("small");

@@ -17,19 +17,21 @@ use conman_core::domain::changeset::{Changeset, ChangesetRevision, ChangesetStat
 use conman_core::domain::comment::Comment;
 use conman_core::domain::review::{Review, ReviewAction};
 use conman_core::ids::{AppId, ChangesetId, CommentId, WorkspaceId};
-use conman_core::ports::store::{ChangesetFilter, ChangesetMutation, ChangesetStore, Page, PageRequest};
+use conman_core::ports::store::{
+    ChangesetFilter, ChangesetMutation, ChangesetOrder, ChangesetStore, Page, PageRequest,
+};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 
-use crate::codec::{self, all, exists, id, inserted, json, one, opt_id, ts, Cols, Db as _};
+use crate::codec::{self, all, exists, id, inserted, json, one, opt_id, opt_ts, ts, Cols, Db as _};
 use crate::unit_of_work::expect_cas;
 use crate::SqliteStore;
 
 macro_rules! changeset_columns {
     () => {
         "id, app_id, workspace_id, author_id, title, description, state, revision, head_sha, depends_on,
-         gate_job_id, gate_failure, created_at, updated_at, version"
+         gate_job_id, gate_failure, created_at, updated_at, version, queued_at, last_revalidation"
     };
 }
 
@@ -84,6 +86,8 @@ fn changeset(c: &Cols<'_, '_>) -> Result<Changeset, Error> {
         created_at: c.ts(12)?,
         updated_at: c.ts(13)?,
         version: c.int(14)?,
+        queued_at: c.opt_ts(15)?,
+        last_revalidation: c.opt_json(16)?,
     })
 }
 
@@ -137,21 +141,29 @@ fn changesets_listing(app_id: AppId, filter: &ChangesetFilter) -> (String, Strin
     let (clause, params) = changesets_where(app_id, filter);
     // Unfiltered, any of the three indexes could count; the one the page
     // walks is taken so both walks share cached pages.
-    let source = if filter.state.is_none() && filter.author_id.is_none() {
-        "changesets INDEXED BY changesets_by_app"
-    } else {
-        "changesets"
+    let source = match (filter.state.is_some(), filter.author_id.is_some(), filter.order) {
+        (false, false, _) => "changesets INDEXED BY changesets_by_app",
+        (true, false, ChangesetOrder::NewestFirst) => "changesets INDEXED BY changesets_by_app_state",
+        (true, false, ChangesetOrder::QueueOrder) => "changesets INDEXED BY changesets_queue",
+        _ => "changesets",
     };
     let count = format!("SELECT COUNT(*) FROM {source}{clause}");
+    // The queue order is served by `changesets_queue` (SQLite sorts a
+    // missing queue time first, as the port says).
+    let order = match filter.order {
+        ChangesetOrder::NewestFirst => "created_at DESC, id DESC",
+        ChangesetOrder::QueueOrder => "queued_at, id",
+    };
     let list = format!(
         concat!(
             "SELECT ",
             changeset_columns!(),
             " FROM changesets WHERE rowid IN (
-                SELECT rowid FROM changesets{} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?)
-              ORDER BY created_at DESC, id DESC"
+                SELECT rowid FROM changesets{clause} ORDER BY {order} LIMIT ? OFFSET ?)
+              ORDER BY {order}"
         ),
-        clause
+        clause = clause,
+        order = order
     );
     (count, list, params)
 }
@@ -268,7 +280,8 @@ pub(crate) fn insert_changeset(conn: &Connection, cs: &Changeset) -> Result<(), 
         .prepare_cached(concat!(
             "INSERT INTO changesets (",
             changeset_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT (id) DO NOTHING"
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+              ON CONFLICT (id) DO NOTHING"
         ))
         .db()?
         .execute(params![
@@ -287,6 +300,8 @@ pub(crate) fn insert_changeset(conn: &Connection, cs: &Changeset) -> Result<(), 
             ts(&cs.created_at),
             ts(&cs.updated_at),
             cs.version,
+            opt_ts(&cs.queued_at),
+            cs.last_revalidation.as_ref().map(json).transpose()?,
         ])
         .db()?;
     inserted(rows, conman_core::ports::store::Record::Changeset)
@@ -299,7 +314,7 @@ pub(crate) fn update_changeset(conn: &Connection, cs: &Changeset) -> Result<(), 
         .prepare_cached(
             "UPDATE changesets SET workspace_id = ?3, author_id = ?4, title = ?5, description = ?6, state = ?7,
                 revision = ?8, head_sha = ?9, depends_on = ?10, gate_job_id = ?11, gate_failure = ?12,
-                created_at = ?13, updated_at = ?14, version = ?15
+                created_at = ?13, updated_at = ?14, version = ?15, queued_at = ?16, last_revalidation = ?17
              WHERE id = ?1 AND app_id = ?2 AND version = ?15 - 1",
         )
         .db()?
@@ -319,6 +334,8 @@ pub(crate) fn update_changeset(conn: &Connection, cs: &Changeset) -> Result<(), 
             ts(&cs.created_at),
             ts(&cs.updated_at),
             cs.version,
+            opt_ts(&cs.queued_at),
+            cs.last_revalidation.as_ref().map(json).transpose()?,
         ])
         .db()?;
     expect_cas(changed, ChangesetId::KIND, || {
@@ -483,8 +500,11 @@ mod tests {
         let author = Some(conman_core::ids::UserId(uuid::Uuid::nil()));
         let cases = [
             (ChangesetFilter::default(), "changesets_by_app "),
-            (ChangesetFilter { state: Some(ChangesetState::Draft), author_id: None }, "changesets_by_app_state "),
-            (ChangesetFilter { state: None, author_id: author }, "changesets_by_app_author "),
+            (
+                ChangesetFilter { state: Some(ChangesetState::Draft), author_id: None, ..Default::default() },
+                "changesets_by_app_state ",
+            ),
+            (ChangesetFilter { state: None, author_id: author, ..Default::default() }, "changesets_by_app_author "),
         ];
         for (filter, index) in cases {
             let (count, list, params) = listing(&filter);
@@ -495,9 +515,22 @@ mod tests {
                 "{count_plan:#?}"
             );
         }
+        // The queue: its own index, in order.
+        let queue = ChangesetFilter {
+            state: Some(ChangesetState::Queued),
+            order: ChangesetOrder::QueueOrder,
+            ..Default::default()
+        };
+        let (count, list, params) = listing(&queue);
+        assert_page_plan(&plan(&list, &params), "changesets_queue ", true);
+        let count_plan = plan(&count, &params[..params.len() - 2]);
+        assert!(
+            count_plan.iter().any(|s| s.starts_with("SEARCH changesets USING COVERING INDEX changesets_queue")),
+            "{count_plan:#?}"
+        );
         // Both filters: one of the filtered indexes (reading the other
         // column from the table), still in order.
-        let both = ChangesetFilter { state: Some(ChangesetState::Draft), author_id: author };
+        let both = ChangesetFilter { state: Some(ChangesetState::Draft), author_id: author, ..Default::default() };
         let (_, list, params) = listing(&both);
         assert_page_plan(&plan(&list, &params), "changesets_by_app_", false);
     }

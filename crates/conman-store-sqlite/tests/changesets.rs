@@ -63,8 +63,12 @@ async fn listing_ten_thousand_changesets_answers_every_page_exactly() {
     let adas = expect(&|cs| cs.author_id == users[0].id);
     let cases = [
         ("all", ChangesetFilter::default(), newest_first.clone()),
-        ("released", ChangesetFilter { state: Some(ChangesetState::Released), author_id: None }, released),
-        ("ada's", ChangesetFilter { state: None, author_id: Some(users[0].id) }, adas),
+        (
+            "released",
+            ChangesetFilter { state: Some(ChangesetState::Released), author_id: None, ..Default::default() },
+            released,
+        ),
+        ("ada's", ChangesetFilter { state: None, author_id: Some(users[0].id), ..Default::default() }, adas),
     ];
     for (name, filter, expected) in cases {
         let last = u32::try_from(expected.len().div_ceil(20)).unwrap();

@@ -58,10 +58,26 @@ pub struct ChangesetDto {
     pub gate_job_id: Option<Uuid>,
     /// Why the latest submit gate failed (cleared by the next submit).
     pub gate_failure: Option<String>,
+    /// When it last entered the release queue (the queue view's order).
+    pub queued_at: Option<DateTime<Utc>>,
+    /// The last check of it against a new integration head.
+    pub last_revalidation: Option<RevalidationDto>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// One check of a queued changeset against a new integration head.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevalidationDto {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The integration head it was checked against.
+    pub head: String,
+    /// `clean` (still queued) or `conflicted`.
+    #[schema(schema_with = crate::dto::schemas::revalidation_outcome)]
+    pub outcome: String,
 }
 
 impl From<&Changeset> for ChangesetDto {
@@ -79,6 +95,12 @@ impl From<&Changeset> for ChangesetDto {
             depends_on: c.depends_on.iter().map(|d| d.0).collect(),
             gate_job_id: c.gate_job_id.map(|j| j.0),
             gate_failure: c.gate_failure.clone(),
+            queued_at: c.queued_at,
+            last_revalidation: c.last_revalidation.as_ref().map(|r| RevalidationDto {
+                at: r.at,
+                head: r.head.clone(),
+                outcome: r.outcome.as_str().to_owned(),
+            }),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

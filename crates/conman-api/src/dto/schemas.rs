@@ -142,6 +142,11 @@ pub(crate) fn provisioning_mode_opt() -> RefOr<Schema> {
     one_of(&["external", "create_empty", "clone_from_base"], true)
 }
 
+/// `clean` or `conflicted`.
+pub(crate) fn revalidation_outcome() -> RefOr<Schema> {
+    one_of(&["clean", "conflicted"], false)
+}
+
 /// A release state.
 pub(crate) fn release_state() -> RefOr<Schema> {
     let states: Vec<&str> = ReleaseState::STATES.iter().map(|s| s.as_str()).collect();

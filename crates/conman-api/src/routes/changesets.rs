@@ -33,6 +33,7 @@ pub(crate) async fn list(
     let filter = ChangesetFilter {
         state: q.state.as_deref().map(ChangesetState::parse).transpose()?,
         author_id: q.author.as_deref().map(|a| parse_uuid(a, "author").map(UserId)).transpose()?,
+        ..Default::default()
     };
     let list = c.list_changesets(&actor, path_id(&app_id)?, filter, page).await?;
     Ok(paged(list, page, |cs| ChangesetDto::from(&cs)))

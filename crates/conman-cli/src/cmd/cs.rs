@@ -317,6 +317,7 @@ impl CsCmd {
                         Some(author) => Some(resolve_user(s, author.trim()).await?),
                         None => None,
                     },
+                    ..Default::default()
                 };
                 let request = PageRequest::new(Some(page), Some(limit)).core()?;
                 let list = c.list_changesets(a, app_id, filter, request).await.core()?;

@@ -174,7 +174,10 @@ impl ReleaseCmd {
                 let release = wait_assembled(s, app_id, id).await?;
                 out.show(&ReleaseDto::from(&release), release_detail);
                 if job.state != JobState::Succeeded || release.state == ReleaseState::Failed {
-                    anyhow::bail!("release {id} did not assemble: {}", release.failure.as_deref().unwrap_or("see its job log"));
+                    anyhow::bail!(
+                        "release {id} did not assemble: {}",
+                        release.failure.as_deref().unwrap_or("see its job log")
+                    );
                 }
             }
             ReleaseCmd::Publish { app, release } => {
@@ -224,7 +227,7 @@ async fn wait_assembled(
 /// `conman queue --app A`: the queued changesets.
 pub(crate) async fn queue(s: &Session, out: &Output, app: &str) -> anyhow::Result<()> {
     let app_id = resolve_app(s, app).await?;
-    let filter = ChangesetFilter { state: Some(ChangesetState::Queued), author_id: None };
+    let filter = ChangesetFilter { state: Some(ChangesetState::Queued), author_id: None, ..Default::default() };
     let queued = collect_pages(|page| s.conman.list_changesets(&s.actor, app_id, filter.clone(), page)).await.core()?;
     let dtos: Vec<ChangesetDto> = queued.iter().map(ChangesetDto::from).collect();
     out.show(&dtos, |l| {

@@ -21,7 +21,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use super::fixtures::{self, app, changeset, comment, job, later, review, revision, setup, sha, workspace};
 use super::{assert_code, assert_conflict};
 use crate::domain::app::App;
-use crate::domain::changeset::{Changeset, ChangesetRevision, ChangesetState};
+use crate::domain::changeset::{Changeset, ChangesetRevision, ChangesetState, Revalidation, RevalidationOutcome};
 use crate::domain::comment::{Comment, CommentAnchor, CommentEdit};
 use crate::domain::job::JobType;
 use crate::domain::review::{Review, ReviewAction};
@@ -31,8 +31,8 @@ use crate::domain::StateMachine as _;
 use crate::error::ErrorCode;
 use crate::ids::{ChangesetId, JobId};
 use crate::ports::store::{
-    AppMutation, ChangesetFilter, ChangesetMutation, ConflictReason, JobMutation, Mutation, Page, PageRequest, Store,
-    WorkspaceMutation,
+    AppMutation, ChangesetFilter, ChangesetMutation, ChangesetOrder, ConflictReason, JobMutation, Mutation, Page,
+    PageRequest, Store, WorkspaceMutation,
 };
 
 /// Users, apps and workspaces the cases share.
@@ -117,6 +117,12 @@ pub async fn changeset_round_trips_every_field_and_is_scoped_by_app<S: Store>(st
         depends_on: vec![plain.id, old.id],
         gate_job_id: Some(gate),
         gate_failure: Some("lint: prod/db.yaml:3: unknown key \"pool\"".into()),
+        queued_at: Some(created + TimeDelta::microseconds(2)),
+        last_revalidation: Some(Revalidation {
+            at: created + TimeDelta::microseconds(3),
+            head: sha(),
+            outcome: RevalidationOutcome::Clean,
+        }),
         created_at: created,
         updated_at: created + TimeDelta::microseconds(1),
         version: 7,
@@ -130,6 +136,47 @@ pub async fn changeset_round_trips_every_field_and_is_scoped_by_app<S: Store>(st
     }
     let ghost = changeset(&w.ws, &w.ada, "ghost");
     assert_eq!(store.changeset(w.billing.id, ghost.id).await.unwrap(), None);
+}
+
+/// The queue order lists by the time each changeset entered the queue,
+/// oldest first, then id; one without a queue time comes first; filters
+/// and pages apply as in the newest-first order.
+pub async fn queued_changesets_list_in_queue_order<S: Store>(store: &S) {
+    let w = world(store).await;
+    let base = fixtures::now();
+    // Created in one order, queued in another.
+    let queued_secs = [30, 10, 20, 10];
+    let mut listed = Vec::new();
+    for (i, secs) in queued_secs.iter().enumerate() {
+        let ws = workspace(&w.billing, &w.ada, &format!("q{i}"));
+        listed.push(Changeset {
+            state: ChangesetState::Queued,
+            created_at: later(base, i as i64),
+            queued_at: Some(later(base, 100 + secs)),
+            ..changeset(&ws, &w.ada, &format!("queued {i}"))
+        });
+        setup(store, [WorkspaceMutation::InsertWorkspace(ws)]).await;
+    }
+    let ws = workspace(&w.billing, &w.ada, "never");
+    let never = Changeset { state: ChangesetState::Queued, ..changeset(&ws, &w.ada, "no queue time") };
+    setup(store, [WorkspaceMutation::InsertWorkspace(ws)]).await;
+    listed.push(never);
+    let refs: Vec<&Changeset> = listed.iter().collect();
+    insert(store, &refs).await;
+    let mut want = listed.clone();
+    want.sort_by_key(|c| (c.queued_at, c.id));
+    assert_eq!(want[0].queued_at, None);
+    let filter = ChangesetFilter {
+        state: Some(ChangesetState::Queued),
+        order: ChangesetOrder::QueueOrder,
+        ..Default::default()
+    };
+    let all = store.list_changesets(w.billing.id, &filter, PageRequest::default()).await.unwrap();
+    assert_eq!(all.items, want);
+    assert_eq!(all.total, 5);
+    let second = store.list_changesets(w.billing.id, &filter, PageRequest { page: 2, limit: 2 }).await.unwrap();
+    assert_eq!(second.items, want[2..4].to_vec());
+    assert_eq!(second.total, 5);
 }
 
 /// Listing is per app, newest first (`created_at`, then id), filtered by
@@ -181,31 +228,46 @@ pub async fn list_changesets_filters_and_pages_newest_first<S: Store>(store: &S)
     let every = list(ChangesetFilter::default(), all).await;
     assert_eq!((every.items, every.total), (newest_first.clone(), 7));
 
-    let in_review = list(ChangesetFilter { state: Some(ChangesetState::InReview), author_id: None }, all).await;
+    let in_review =
+        list(ChangesetFilter { state: Some(ChangesetState::InReview), author_id: None, ..Default::default() }, all)
+            .await;
     assert_eq!((in_review.items, in_review.total), (expect(&|cs| cs.state == ChangesetState::InReview), 2));
-    let adas = list(ChangesetFilter { state: None, author_id: Some(w.ada.id) }, all).await;
+    let adas = list(ChangesetFilter { state: None, author_id: Some(w.ada.id), ..Default::default() }, all).await;
     assert_eq!((adas.items, adas.total), (expect(&|cs| cs.author_id == w.ada.id), 3));
-    let bobs_drafts =
-        list(ChangesetFilter { state: Some(ChangesetState::Draft), author_id: Some(w.bob.id) }, all).await;
+    let bobs_drafts = list(
+        ChangesetFilter { state: Some(ChangesetState::Draft), author_id: Some(w.bob.id), ..Default::default() },
+        all,
+    )
+    .await;
     assert_eq!(
         (bobs_drafts.items, bobs_drafts.total),
         (expect(&|cs| cs.author_id == w.bob.id && cs.state == ChangesetState::Draft), 1)
     );
-    let approved = list(ChangesetFilter { state: Some(ChangesetState::Approved), author_id: None }, all).await;
+    let approved =
+        list(ChangesetFilter { state: Some(ChangesetState::Approved), author_id: None, ..Default::default() }, all)
+            .await;
     assert_eq!((approved.items, approved.total), (vec![], 0));
 
     let second = list(ChangesetFilter::default(), PageRequest { page: 2, limit: 4 }).await;
     assert_eq!((second.items, second.total), (newest_first[4..].to_vec(), 7));
-    let adas_second =
-        list(ChangesetFilter { state: None, author_id: Some(w.ada.id) }, PageRequest { page: 2, limit: 2 }).await;
+    let adas_second = list(
+        ChangesetFilter { state: None, author_id: Some(w.ada.id), ..Default::default() },
+        PageRequest { page: 2, limit: 2 },
+    )
+    .await;
     assert_eq!((adas_second.items, adas_second.total), (expect(&|cs| cs.author_id == w.ada.id)[2..].to_vec(), 3));
     let beyond = list(ChangesetFilter::default(), PageRequest { page: 3, limit: 4 }).await;
     assert_eq!((beyond.items, beyond.total), (vec![], 7));
 
     let search = store.list_changesets(w.search.id, &ChangesetFilter::default(), all).await.unwrap();
     assert_eq!((search.items, search.total), (vec![other_app], 1));
-    let carols_search =
-        store.list_changesets(w.search.id, &ChangesetFilter { state: None, author_id: Some(w.carol.id) }, all).await;
+    let carols_search = store
+        .list_changesets(
+            w.search.id,
+            &ChangesetFilter { state: None, author_id: Some(w.carol.id), ..Default::default() },
+            all,
+        )
+        .await;
     assert_eq!(carols_search.unwrap(), Page { items: vec![], total: 0 });
 }
 

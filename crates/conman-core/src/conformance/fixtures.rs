@@ -193,6 +193,8 @@ pub fn changeset(ws: &Workspace, author: &User, title: &str) -> Changeset {
         depends_on: Vec::new(),
         gate_job_id: None,
         gate_failure: None,
+        queued_at: None,
+        last_revalidation: None,
         created_at: at,
         updated_at: at,
         version: 1,

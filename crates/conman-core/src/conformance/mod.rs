@@ -132,6 +132,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@module $make; changesets:
             changeset_round_trips_every_field_and_is_scoped_by_app,
             list_changesets_filters_and_pages_newest_first,
+            queued_changesets_list_in_queue_order,
             a_workspace_has_at_most_one_open_changeset,
             reopening_beside_an_open_changeset_is_a_conflict,
             changeset_update_is_compare_and_set,

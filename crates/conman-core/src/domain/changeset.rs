@@ -192,12 +192,51 @@ pub struct Changeset {
     pub gate_job_id: Option<JobId>,
     /// Why the latest submit gate failed (cleared by the next submit).
     pub gate_failure: Option<String>,
+    /// When it last entered the release queue.
+    #[serde(default)]
+    pub queued_at: Option<Timestamp>,
+    /// The last check of it against the integration head after a publish.
+    #[serde(default)]
+    pub last_revalidation: Option<Revalidation>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version.
     pub version: i64,
+}
+
+/// One check of a queued changeset against a new integration head (SPEC
+/// §2.4 revalidation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revalidation {
+    /// When.
+    pub at: Timestamp,
+    /// The integration head it was checked against.
+    pub head: String,
+    /// What the check found.
+    pub outcome: RevalidationOutcome,
+}
+
+/// What a revalidation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevalidationOutcome {
+    /// It merges cleanly onto the head: still queued.
+    Clean,
+    /// It conflicts with the head: moved to `conflicted`.
+    Conflicted,
+}
+
+impl RevalidationOutcome {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevalidationOutcome::Clean => "clean",
+            RevalidationOutcome::Conflicted => "conflicted",
+        }
+    }
 }
 
 /// A frozen revision: the commit a changeset proposed at one submit.

@@ -440,6 +440,8 @@ mod tests {
             depends_on: deps.to_vec(),
             gate_job_id: None,
             gate_failure: None,
+            queued_at: None,
+            last_revalidation: None,
             created_at: at,
             updated_at: at,
             version: 1,

@@ -10,7 +10,7 @@ use crate::domain::review::Review;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, CommentId, WorkspaceId};
 use crate::ports::store::{
-    ChangesetFilter, ChangesetMutation, ChangesetStore, ConflictReason, Page, PageRequest, Record,
+    ChangesetFilter, ChangesetMutation, ChangesetOrder, ChangesetStore, ConflictReason, Page, PageRequest, Record,
 };
 
 /// The changesets slice's collections.
@@ -59,7 +59,11 @@ impl ChangesetStore for ReferenceStore {
             .filter(|c| filter.author_id.is_none_or(|a| c.author_id == a))
             .cloned()
             .collect();
-        found.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id)));
+        match filter.order {
+            ChangesetOrder::NewestFirst => found.sort_by_key(|x| std::cmp::Reverse((x.created_at, x.id))),
+            // No queue time (`None`) first.
+            ChangesetOrder::QueueOrder => found.sort_by_key(|x| (x.queued_at, x.id)),
+        }
         Ok(page(found, request))
     }
 

@@ -33,7 +33,7 @@ use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, WorkspaceId};
 use crate::ports::git::{DiffDetail, RefMove, Sha};
-use crate::ports::store::{ChangesetFilter, ChangesetMutation, Page, PageRequest, UnitOfWork};
+use crate::ports::store::{ChangesetFilter, ChangesetMutation, ChangesetOrder, Page, PageRequest, UnitOfWork};
 use crate::rbac::Capability;
 use crate::validation::validate_title;
 
@@ -139,6 +139,8 @@ impl Conman {
             depends_on,
             gate_job_id: None,
             gate_failure: None,
+            queued_at: None,
+            last_revalidation: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -152,7 +154,8 @@ impl Conman {
         Ok(cs)
     }
 
-    /// Changesets of an app, newest first.
+    /// Changesets of an app, newest first; the queue (`state` queued) in
+    /// queue order, oldest queued first (SPEC §2.4 queue view).
     pub async fn list_changesets(
         &self,
         actor: &Actor,
@@ -162,7 +165,12 @@ impl Conman {
     ) -> Result<Page<Changeset>, Error> {
         let scope = self.app_scope(actor, app_id).await?;
         scope.require(Capability::Read, None)?;
-        self.store().list_changesets(app_id, &filter, page).await
+        let order = if filter.state == Some(ChangesetState::Queued) {
+            ChangesetOrder::QueueOrder
+        } else {
+            ChangesetOrder::NewestFirst
+        };
+        self.store().list_changesets(app_id, &ChangesetFilter { order, ..filter }, page).await
     }
 
     /// One changeset with its revisions, votes and approval status.
@@ -410,7 +418,11 @@ impl Conman {
     pub async fn queue_changeset(&self, actor: &Actor, app_id: AppId, id: ChangesetId) -> Result<Changeset, Error> {
         let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
         scope.require(Capability::QueueChangeset, Some(cs.author_id))?;
-        let updated = self.transition(&cs, ChangesetEvent::Queue)?;
+        let updated = Changeset {
+            queued_at: Some(self.now()),
+            last_revalidation: None,
+            ..self.transition(&cs, ChangesetEvent::Queue)?
+        };
         let unit = self.transition_unit(actor, &cs, &updated, "changeset.queued");
         let unit = self
             .notify_changeset(unit, &scope.app, &updated, ChangesetNotice::Queued, Some(actor.user.id), None)

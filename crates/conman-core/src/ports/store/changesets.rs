@@ -17,6 +17,20 @@ pub struct ChangesetFilter {
     pub state: Option<ChangesetState>,
     /// Only this author.
     pub author_id: Option<UserId>,
+    /// The order of the listing.
+    pub order: ChangesetOrder,
+}
+
+/// The order of a changeset listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChangesetOrder {
+    /// Newest first: creation time, then id, descending.
+    #[default]
+    NewestFirst,
+    /// Queue order: the time each entered the queue (`queued_at`), then id,
+    /// ascending; one without a queue time (queued before Conman recorded
+    /// it) comes first.
+    QueueOrder,
 }
 
 /// A change to changesets, revisions, reviews or comments.
@@ -45,8 +59,7 @@ pub enum ChangesetMutation {
 pub trait ChangesetStore: Send + Sync {
     /// A changeset of an app.
     async fn changeset(&self, app_id: AppId, id: ChangesetId) -> Result<Option<Changeset>, Error>;
-    /// Changesets of an app matching `filter`, newest first (creation time,
-    /// then id, descending).
+    /// Changesets of an app matching `filter`, in `filter.order`.
     async fn list_changesets(
         &self,
         app_id: AppId,

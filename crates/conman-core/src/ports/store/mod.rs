@@ -51,7 +51,7 @@ use std::future::Future;
 
 pub use apps::{AppMutation, AppStore, MemberRecord};
 pub use audit::{AuditFilter, AuditStore};
-pub use changesets::{ChangesetFilter, ChangesetMutation, ChangesetStore};
+pub use changesets::{ChangesetFilter, ChangesetMutation, ChangesetOrder, ChangesetStore};
 pub use conflict::{ConflictReason, Record};
 pub use intents::{Intent, IntentMutation, IntentOutcome, IntentStore};
 pub use jobs::{JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore};
