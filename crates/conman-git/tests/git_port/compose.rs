@@ -185,6 +185,54 @@ async fn the_queue_check_merges_each_changeset_alone_and_writes_nothing() {
     assert_eq!(checked, outcomes[..3].to_vec());
 }
 
+#[tokio::test]
+async fn composed_commits_are_byte_for_byte_what_libgit2_writes() {
+    let (fx, onto) = seeded().await;
+    let one = changeset(&fx, "one", vec![put("one.yaml", "1\n")]).await;
+    let composition = fx.git.compose(fx.app, request(&onto, std::slice::from_ref(&one))).await.unwrap();
+    let repo = fx.raw();
+    let commit = repo.find_commit(oid(&composition.head)).unwrap();
+    let who = author();
+    let sig = git2::Signature::new(&who.name, &who.email, &git2::Time::new(1_700_000_000, 0)).unwrap();
+    let parents = [repo.find_commit(oid(&onto)).unwrap(), repo.find_commit(oid(&one.head)).unwrap()];
+    let expected =
+        repo.commit_create_buffer(&sig, &sig, "Changeset one", &commit.tree().unwrap(), &[&parents[0], &parents[1]]);
+    let odb = repo.odb().unwrap();
+    let raw = odb.read(commit.id()).unwrap();
+    assert_eq!(raw.data(), &*expected.unwrap());
+}
+
+/// Names around a directory `a` that sort differently in git's tree order
+/// (a directory as if named `a/`) than by bytes: merged trees keep git's
+/// order, so their ids are libgit2's.
+#[tokio::test]
+async fn names_a_directory_sorts_around_merge_as_libgit2_does() {
+    let fx = Fixture::new().await;
+    let seed = vec![put("a/x.yaml", "x\n"), put("a-b.yaml", "1\n2\n3\n"), put("a.c", "c\n"), put("a0", "0\n")];
+    let onto = fx.write_to(MAIN, MAIN, seed).await.unwrap();
+    let items = [
+        changeset(&fx, "dir", vec![put("a/y.yaml", "y\n")]).await,
+        changeset(&fx, "dash", vec![put("a-b.yaml", "one\n2\n3\n")]).await,
+        changeset(&fx, "dash-too", vec![put("a-b.yaml", "1\n2\nthree\n"), put("a!", "!\n")]).await,
+        changeset(&fx, "dot", vec![delete("a.c"), put("a/z/deep.yaml", "z\n")]).await,
+    ];
+    let composition = fx.git.compose(fx.app, request(&onto, &items)).await.unwrap();
+    let repo = fx.raw();
+    let mut head = oid(&onto);
+    for (item, (_, outcome)) in items.iter().zip(&composition.outcomes) {
+        let ItemOutcome::Composed { commit } = outcome else { panic!("{}: {outcome:?}", item.key) };
+        let tree = repo.find_commit(oid(commit)).unwrap().tree_id();
+        assert_eq!(Ok(tree), oracle(&repo, head, item), "{}", item.key);
+        head = oid(commit);
+    }
+    assert_eq!(fx.file(&composition.head, "a-b.yaml").await.unwrap(), b"one\n2\nthree\n");
+    let checked = fx.git.check_against(fx.app, onto.clone(), items.to_vec()).await.unwrap();
+    for (item, outcome) in items.iter().zip(checked) {
+        let tree = oracle(&repo, oid(&onto), item).unwrap();
+        assert_eq!(outcome, CheckOutcome::Clean { tree: Sha(tree.to_string()) }, "{}", item.key);
+    }
+}
+
 // ---- by property: the same outcome as libgit2's whole-index merge ----------
 
 /// One edit of a random changeset.

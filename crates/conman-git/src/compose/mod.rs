@@ -1,0 +1,161 @@
+//! Composition: changesets merged in order onto a head, and queued
+//! changesets checked one by one against a head — three-way merges computed
+//! on trees, in memory (SPEC §2.4, §5).
+//!
+//! Invariants:
+//! - a merge descends only into subtrees whose ids differ between base,
+//!   ours and theirs; where only one side changed an entry, that side's
+//!   entry is taken whole (a subtree by id, never walked); file contents
+//!   are merged only for paths changed on both sides (see [`merge`]);
+//! - every tree is parsed at most once per composition or check, and the
+//!   trees a composition writes are never read back (see [`trees`]);
+//! - every object a composition creates goes to an in-memory object
+//!   database (libgit2's mempack, on a handle of its own) until the
+//!   composition is complete, then to the repository in one pack — none
+//!   when every object is already there; a check writes nothing at all,
+//!   it only computes ids;
+//! - no ref moves; the repository's refs and existing objects are only read;
+//! - deterministic: the same inputs (signature time included) give the same
+//!   commit and tree ids, byte for byte the objects libgit2 would write.
+
+mod merge;
+mod trees;
+
+use std::io::Write;
+use std::path::Path;
+
+use conman_core::ports::composition::{CheckOutcome, ComposeItem, ComposeRequest, Composition, ItemOutcome};
+use conman_core::ports::git::Sha;
+use conman_core::Error;
+use git2::{Buf, Mempack, Odb, Repository, Signature, Time};
+
+use crate::errors::OrInternal;
+use crate::refs::{find_commit, sha_of};
+use merge::merge;
+use trees::{Sink, Trees};
+
+/// Sends every object `repo` creates from now on to memory: the returned
+/// mempack ranks above the loose (1) and pack (2) backends, so writes land
+/// in it.
+fn in_memory<'o>(odb: &'o Odb<'o>) -> Result<Mempack<'o>, Error> {
+    odb.add_new_mempack_backend(1000).or_internal()
+}
+
+/// Writes every object in `mempack` to the repository as one pack, unless
+/// there is none (libgit2 writes nothing to a mempack that the repository
+/// already holds).
+fn persist(repo: &Repository, odb: &Odb<'_>, mempack: &Mempack<'_>) -> Result<(), Error> {
+    let mut pack = Buf::new();
+    mempack.dump(repo, &mut pack).or_internal()?;
+    // A pack header: "PACK", version, object count (big-endian).
+    if pack.get(8..12).is_none_or(|count| count == [0; 4]) {
+        return Ok(());
+    }
+    let mut writer = odb.packwriter().or_internal()?;
+    writer.write_all(&pack).map_err(|e| Error::internal(format_args!("git: write pack: {e}")))?;
+    writer.commit().or_internal()?;
+    Ok(())
+}
+
+/// Composes `request` as [`ComposeRequest`] says.
+pub(crate) fn compose(repo: &Repository, request: &ComposeRequest) -> Result<Composition, Error> {
+    let odb = repo.odb().or_internal()?;
+    let mempack = in_memory(&odb)?;
+    let who = signature(&request.author, request.time)?;
+    let onto = find_commit(repo, &request.onto)?;
+    let mut trees = Trees::new(repo, Sink::Odb)?;
+    // What composed so far: its commit and tree (never read back).
+    let (mut head, mut head_tree) = (onto.id(), onto.tree_id());
+    let mut outcomes = Vec::with_capacity(request.items.len());
+    for item in &request.items {
+        let base = find_commit(repo, &item.base)?.tree_id();
+        let theirs = find_commit(repo, &item.head)?;
+        let outcome = match merge(repo, &mut trees, base, head_tree, theirs.tree_id())? {
+            Err(paths) => ItemOutcome::Conflicted { paths },
+            Ok(tree) if tree == head_tree => ItemOutcome::AlreadyContained,
+            Ok(tree) => {
+                head = trees.commit(tree, &[head, theirs.id()], &who, &item.message)?;
+                head_tree = tree;
+                ItemOutcome::Composed { commit: sha_of(head) }
+            }
+        };
+        outcomes.push((item.key.clone(), outcome));
+    }
+    if head != onto.id() {
+        persist(repo, &odb, &mempack)?;
+    }
+    Ok(Composition { head: sha_of(head), outcomes })
+}
+
+/// Checks each of `items` on its own against `onto`, in memory: the
+/// revalidation of the queue after a publish. Nothing is written: merged
+/// blobs and trees only get their ids.
+pub(crate) fn check(repo: &Repository, onto: &Sha, items: &[ComposeItem]) -> Result<Vec<CheckOutcome>, Error> {
+    let ours = find_commit(repo, onto)?.tree_id();
+    let mut trees = Trees::new(repo, Sink::Hash)?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in items {
+        let base = find_commit(repo, &item.base)?.tree_id();
+        let theirs = find_commit(repo, &item.head)?.tree_id();
+        outcomes.push(match merge(repo, &mut trees, base, ours, theirs)? {
+            Ok(tree) => CheckOutcome::Clean { tree: sha_of(tree) },
+            Err(paths) => CheckOutcome::Conflicted { paths },
+        });
+    }
+    Ok(outcomes)
+}
+
+fn signature(author: &conman_core::ports::git::Signature, time: i64) -> Result<Signature<'static>, Error> {
+    Signature::new(&author.name, &author.email, &Time::new(time, 0))
+        .map_err(|_| Error::invalid("author", "invalid", "author name or email is not acceptable to git"))
+}
+
+impl crate::GitRepos {
+    /// Composes `request` in `app`'s repository (see [`ComposeRequest`]):
+    /// on a handle of its own, in parallel with every other operation; the
+    /// composed objects are in the repository when it returns, no ref moved.
+    pub async fn compose(&self, app: conman_core::ids::AppId, request: ComposeRequest) -> Result<Composition, Error> {
+        let dir = crate::repos::repo_dir(self.root(), app);
+        crate::repos::blocking(move || compose(&open_app(&dir)?, &request)).await
+    }
+
+    /// Checks each of `items` on its own against `onto` (revalidation of the
+    /// queue), split across the machine's cores, each part on a handle of
+    /// its own; outcomes in `items` order. Writes nothing.
+    pub async fn check_against(
+        &self,
+        app: conman_core::ids::AppId,
+        onto: Sha,
+        items: Vec<ComposeItem>,
+    ) -> Result<Vec<CheckOutcome>, Error> {
+        let dir = crate::repos::repo_dir(self.root(), app);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Parts of at least 16 items: below that a handle costs more than it saves.
+        let part = items.len().div_ceil(cores).max(16);
+        // At least one part, so that an unknown `onto` is `not_found` even
+        // for an empty queue.
+        let chunks: Vec<Vec<ComposeItem>> =
+            if items.is_empty() { vec![Vec::new()] } else { items.chunks(part).map(<[_]>::to_vec).collect() };
+        let mut parts = Vec::new();
+        for chunk in chunks {
+            let (dir, onto) = (dir.clone(), onto.clone());
+            // Spawned now, so the parts run at once; awaited in order.
+            parts.push(tokio::task::spawn_blocking(move || check(&open_app(&dir)?, &onto, &chunk)));
+        }
+        let mut outcomes = Vec::with_capacity(items.len());
+        for part in parts {
+            outcomes.extend(part.await.map_err(|e| Error::internal(format_args!("git task failed: {e}")))??);
+        }
+        Ok(outcomes)
+    }
+}
+
+/// A handle of its own on the repository at `dir`, for one composition or
+/// batch of checks: its odb gets the mempack, so no pooled handle ever sees
+/// objects that were never written. A missing repository is `not_found`.
+fn open_app(dir: &Path) -> Result<Repository, Error> {
+    if !dir.is_dir() {
+        return Err(Error::NotFound("repository"));
+    }
+    Repository::open_bare(dir).or_internal()
+}
