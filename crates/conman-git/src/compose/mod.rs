@@ -11,9 +11,10 @@
 //!   trees a composition writes are never read back (see [`trees`]);
 //! - every object a composition creates goes to an in-memory object
 //!   database (libgit2's mempack, on a handle of its own) until the
-//!   composition is complete, then to the repository in one pack — none
-//!   when every object is already there; a check writes nothing at all,
-//!   it only computes ids;
+//!   composition is complete, then to the repository in one pack of those
+//!   objects alone (none of a dropped item's; no pack when the composed
+//!   commit is already stored); a check writes nothing at all, it only
+//!   computes ids;
 //! - no ref moves; the repository's refs and existing objects are only read;
 //! - deterministic: the same inputs (signature time included) give the same
 //!   commit and tree ids, byte for byte the objects libgit2 would write.
@@ -27,10 +28,10 @@ use std::path::Path;
 use conman_core::ports::composition::{CheckOutcome, ComposeItem, ComposeRequest, Composition, ItemOutcome};
 use conman_core::ports::git::Sha;
 use conman_core::Error;
-use git2::{Buf, Mempack, Odb, Repository, Signature, Time};
+use git2::{Buf, Mempack, Odb, Oid, Repository, Signature, Time};
 
 use crate::errors::OrInternal;
-use crate::refs::{find_commit, sha_of};
+use crate::refs::{oid_of, sha_of};
 use merge::merge;
 use trees::{Sink, Trees};
 
@@ -41,16 +42,22 @@ fn in_memory<'o>(odb: &'o Odb<'o>) -> Result<Mempack<'o>, Error> {
     odb.add_new_mempack_backend(1000).or_internal()
 }
 
-/// Writes every object in `mempack` to the repository as one pack, unless
-/// there is none (libgit2 writes nothing to a mempack that the repository
-/// already holds).
-fn persist(repo: &Repository, odb: &Odb<'_>, mempack: &Mempack<'_>) -> Result<(), Error> {
-    let mut pack = Buf::new();
-    mempack.dump(repo, &mut pack).or_internal()?;
-    // A pack header: "PACK", version, object count (big-endian).
-    if pack.get(8..12).is_none_or(|count| count == [0; 4]) {
+/// Writes `objects` (all in the odb, most in the mempack) to the repository
+/// as one pack — not what `Mempack::dump` packs, which is every object
+/// reachable from each commit in the mempack (the whole repository, 10,000
+/// blobs in the bench, each time). Nothing when `head` is already stored
+/// (the same composition again: its objects were persisted with it).
+fn persist(repo: &Repository, odb: &Odb<'_>, head: Oid, objects: &[Oid]) -> Result<(), Error> {
+    if Repository::open_bare(repo.path()).or_internal()?.odb().or_internal()?.exists(head) {
         return Ok(());
     }
+    let mut builder = repo.packbuilder().or_internal()?;
+    builder.set_threads(1);
+    for &id in objects {
+        builder.insert_object(id, None).or_internal()?;
+    }
+    let mut pack = Buf::new();
+    builder.write_buf(&mut pack).or_internal()?;
     let mut writer = odb.packwriter().or_internal()?;
     writer.write_all(&pack).map_err(|e| Error::internal(format_args!("git: write pack: {e}")))?;
     writer.commit().or_internal()?;
@@ -60,29 +67,35 @@ fn persist(repo: &Repository, odb: &Odb<'_>, mempack: &Mempack<'_>) -> Result<()
 /// Composes `request` as [`ComposeRequest`] says.
 pub(crate) fn compose(repo: &Repository, request: &ComposeRequest) -> Result<Composition, Error> {
     let odb = repo.odb().or_internal()?;
-    let mempack = in_memory(&odb)?;
+    let _mempack = in_memory(&odb)?;
     let who = signature(&request.author, request.time)?;
-    let onto = find_commit(repo, &request.onto)?;
     let mut trees = Trees::new(repo, Sink::Odb)?;
+    let onto = oid_of(&request.onto)?;
     // What composed so far: its commit and tree (never read back).
-    let (mut head, mut head_tree) = (onto.id(), onto.tree_id());
+    let (mut head, mut head_tree) = (onto, trees.commit_tree(onto)?);
     let mut outcomes = Vec::with_capacity(request.items.len());
     for item in &request.items {
-        let base = find_commit(repo, &item.base)?.tree_id();
-        let theirs = find_commit(repo, &item.head)?;
-        let outcome = match merge(repo, &mut trees, base, head_tree, theirs.tree_id())? {
+        let base = trees.commit_tree(oid_of(&item.base)?)?;
+        let theirs = oid_of(&item.head)?;
+        let theirs_tree = trees.commit_tree(theirs)?;
+        let mark = trees.mark();
+        let outcome = match merge(repo, &mut trees, base, head_tree, theirs_tree)? {
             Err(paths) => ItemOutcome::Conflicted { paths },
             Ok(tree) if tree == head_tree => ItemOutcome::AlreadyContained,
             Ok(tree) => {
-                head = trees.commit(tree, &[head, theirs.id()], &who, &item.message)?;
+                head = trees.commit(tree, &[head, theirs], &who, &item.message)?;
                 head_tree = tree;
                 ItemOutcome::Composed { commit: sha_of(head) }
             }
         };
+        if !matches!(outcome, ItemOutcome::Composed { .. }) {
+            // Nothing of a dropped item is persisted.
+            trees.forget_since(mark);
+        }
         outcomes.push((item.key.clone(), outcome));
     }
-    if head != onto.id() {
-        persist(repo, &odb, &mempack)?;
+    if head != onto {
+        persist(repo, &odb, head, trees.written_since(0))?;
     }
     Ok(Composition { head: sha_of(head), outcomes })
 }
@@ -91,12 +104,12 @@ pub(crate) fn compose(repo: &Repository, request: &ComposeRequest) -> Result<Com
 /// revalidation of the queue after a publish. Nothing is written: merged
 /// blobs and trees only get their ids.
 pub(crate) fn check(repo: &Repository, onto: &Sha, items: &[ComposeItem]) -> Result<Vec<CheckOutcome>, Error> {
-    let ours = find_commit(repo, onto)?.tree_id();
     let mut trees = Trees::new(repo, Sink::Hash)?;
+    let ours = trees.commit_tree(oid_of(onto)?)?;
     let mut outcomes = Vec::with_capacity(items.len());
     for item in items {
-        let base = find_commit(repo, &item.base)?.tree_id();
-        let theirs = find_commit(repo, &item.head)?.tree_id();
+        let base = trees.commit_tree(oid_of(&item.base)?)?;
+        let theirs = trees.commit_tree(oid_of(&item.head)?)?;
         outcomes.push(match merge(repo, &mut trees, base, ours, theirs)? {
             Ok(tree) => CheckOutcome::Clean { tree: sha_of(tree) },
             Err(paths) => CheckOutcome::Conflicted { paths },

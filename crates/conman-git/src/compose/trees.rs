@@ -11,14 +11,19 @@
 //!   time (nothing else uses it);
 //! - [`Sink::Hash`] writes nothing: objects only get their ids;
 //!   [`Sink::Odb`] writes them to the repository's object database (which
-//!   the caller has sent to a mempack).
+//!   the caller has sent to a mempack) and lists them, so the caller packs
+//!   exactly those (see [`Trees::mark`], [`Trees::written_since`]);
+//! - a loose object is read as a stream (libgit2 does not re-hash it, as
+//!   git does not either; `odb.read` would, and that was a third of a
+//!   check), anything else through the odb; a missing object is `None`.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::io::Read;
 use std::rc::Rc;
 
 use conman_core::Error;
-use git2::{ObjectType, Odb, Oid, Repository, Signature};
+use git2::{ErrorCode, ObjectType, Odb, Oid, Repository, Signature};
 
 use crate::errors::OrInternal;
 
@@ -61,13 +66,74 @@ pub(super) struct Trees<'r> {
     odb: Odb<'r>,
     sink: Sink,
     parsed: HashMap<Oid, Entries>,
+    /// Commits read, by id: their trees.
+    commits: HashMap<Oid, Oid>,
+    /// Every object written ([`Sink::Odb`]), in order.
+    written: Vec<Oid>,
     /// Scratch buffer for serialising objects.
     buf: Vec<u8>,
 }
 
 impl<'r> Trees<'r> {
     pub(super) fn new(repo: &'r Repository, sink: Sink) -> Result<Self, Error> {
-        Ok(Trees { odb: repo.odb().or_internal()?, sink, parsed: HashMap::new(), buf: Vec::new() })
+        let odb = repo.odb().or_internal()?;
+        Ok(Trees { odb, sink, parsed: HashMap::new(), commits: HashMap::new(), written: Vec::new(), buf: Vec::new() })
+    }
+
+    /// The tree of commit `id`, or `NotFound("commit")`.
+    pub(super) fn commit_tree(&mut self, id: Oid) -> Result<Oid, Error> {
+        if let Some(tree) = self.commits.get(&id) {
+            return Ok(*tree);
+        }
+        let data = self.raw(id, ObjectType::Commit)?.ok_or(Error::NotFound("commit"))?;
+        let tree = data
+            .strip_prefix(b"tree ")
+            .and_then(|rest| rest.get(..40))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| Oid::from_str(hex).ok())
+            .ok_or_else(|| Error::internal(format_args!("git: commit {id} is corrupt")))?;
+        self.commits.insert(id, tree);
+        Ok(tree)
+    }
+
+    /// A point in the list of written objects.
+    pub(super) fn mark(&self) -> usize {
+        self.written.len()
+    }
+
+    /// Forgets the objects written since `mark` (a dropped item's).
+    pub(super) fn forget_since(&mut self, mark: usize) {
+        self.written.truncate(mark);
+    }
+
+    /// The objects written since `mark`.
+    pub(super) fn written_since(&self, mark: usize) -> &[Oid] {
+        &self.written[mark..]
+    }
+
+    /// The raw data of object `id` of kind `kind`; `None` if it is missing
+    /// (another kind is corrupt).
+    fn raw(&self, id: Oid, kind: ObjectType) -> Result<Option<Vec<u8>>, Error> {
+        let (data, found) = match self.odb.reader(id) {
+            Ok((mut reader, len, found)) => {
+                let mut data = Vec::with_capacity(len);
+                reader.read_to_end(&mut data).map_err(|e| Error::internal(format_args!("git: read {id}: {e}")))?;
+                if data.len() != len {
+                    return Err(Error::internal(format_args!("git: object {id} is truncated")));
+                }
+                (data, found)
+            }
+            // Not loose: packed, in the mempack, or missing.
+            Err(_) => match self.odb.read(id) {
+                Ok(object) => (object.data().to_vec(), object.kind()),
+                Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+                Err(e) => return Err(e).or_internal(),
+            },
+        };
+        if found != kind {
+            return Err(Error::internal(format_args!("git: {id} is not a {kind}")));
+        }
+        Ok(Some(data))
     }
 
     /// The entries of tree `id`; `keep` holds them for later calls.
@@ -75,11 +141,8 @@ impl<'r> Trees<'r> {
         if let Some(entries) = self.parsed.get(&id) {
             return Ok(Rc::clone(entries));
         }
-        let object = self.odb.read(id).or_internal()?;
-        if object.kind() != ObjectType::Tree {
-            return Err(Error::internal(format_args!("git: {id} is not a tree")));
-        }
-        let entries: Entries = parse(id, object.data())?.into();
+        let data = self.raw(id, ObjectType::Tree)?.ok_or_else(|| Error::internal(format_args!("git: no tree {id}")))?;
+        let entries: Entries = parse(id, &data)?.into();
         if keep {
             self.parsed.insert(id, Rc::clone(&entries));
         }
@@ -147,10 +210,14 @@ impl<'r> Trees<'r> {
         id
     }
 
-    fn object(&self, kind: ObjectType, data: &[u8]) -> Result<Oid, Error> {
+    fn object(&mut self, kind: ObjectType, data: &[u8]) -> Result<Oid, Error> {
         match self.sink {
             Sink::Hash => Oid::hash_object(kind, data).or_internal(),
-            Sink::Odb => self.odb.write(kind, data).or_internal(),
+            Sink::Odb => {
+                let id = self.odb.write(kind, data).or_internal()?;
+                self.written.push(id);
+                Ok(id)
+            }
         }
     }
 }
