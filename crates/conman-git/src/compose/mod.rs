@@ -20,15 +20,17 @@
 //!   commit and tree ids, byte for byte the objects libgit2 would write.
 
 mod merge;
+mod pack;
 mod trees;
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
 use conman_core::ports::composition::{CheckOutcome, ComposeItem, ComposeRequest, Composition, ItemOutcome};
 use conman_core::ports::git::Sha;
 use conman_core::Error;
-use git2::{Buf, Mempack, Odb, Oid, Repository, Signature, Time};
+use git2::{Mempack, ObjectType, Odb, Oid, Repository, Signature, Time};
 
 use crate::errors::OrInternal;
 use crate::refs::{oid_of, sha_of};
@@ -42,22 +44,19 @@ fn in_memory<'o>(odb: &'o Odb<'o>) -> Result<Mempack<'o>, Error> {
     odb.add_new_mempack_backend(1000).or_internal()
 }
 
-/// Writes `objects` (all in the odb, most in the mempack) to the repository
-/// as one pack — not what `Mempack::dump` packs, which is every object
-/// reachable from each commit in the mempack (the whole repository, 10,000
-/// blobs in the bench, each time). Nothing when `head` is already stored
-/// (the same composition again: its objects were persisted with it).
-fn persist(repo: &Repository, odb: &Odb<'_>, head: Oid, objects: &[Oid]) -> Result<(), Error> {
+/// Writes `objects` to the repository as one pack of their own (see
+/// [`pack`]) — not `Mempack::dump`, which packs every object *reachable*
+/// from each commit in the mempack (the whole repository, 10,000 blobs in
+/// the bench, each time). Nothing when `head` is already stored (the same
+/// composition again: its objects were persisted with it).
+fn persist(repo: &Repository, odb: &Odb<'_>, head: Oid, objects: &[(Oid, ObjectType, Vec<u8>)]) -> Result<(), Error> {
     if Repository::open_bare(repo.path()).or_internal()?.odb().or_internal()?.exists(head) {
         return Ok(());
     }
-    let mut builder = repo.packbuilder().or_internal()?;
-    builder.set_threads(1);
-    for &id in objects {
-        builder.insert_object(id, None).or_internal()?;
-    }
-    let mut pack = Buf::new();
-    builder.write_buf(&mut pack).or_internal()?;
+    let mut seen = HashSet::new();
+    let distinct: Vec<_> =
+        objects.iter().filter(|(id, _, _)| seen.insert(*id)).map(|(_, kind, data)| (*kind, &data[..])).collect();
+    let pack = pack::pack(distinct.into_iter());
     let mut writer = odb.packwriter().or_internal()?;
     writer.write_all(&pack).map_err(|e| Error::internal(format_args!("git: write pack: {e}")))?;
     writer.commit().or_internal()?;

@@ -68,8 +68,8 @@ pub(super) struct Trees<'r> {
     parsed: HashMap<Oid, Entries>,
     /// Commits read, by id: their trees.
     commits: HashMap<Oid, Oid>,
-    /// Every object written ([`Sink::Odb`]), in order.
-    written: Vec<Oid>,
+    /// Every object written ([`Sink::Odb`]), in order, with its data.
+    written: Vec<(Oid, ObjectType, Vec<u8>)>,
     /// Scratch buffer for serialising objects.
     buf: Vec<u8>,
 }
@@ -107,7 +107,7 @@ impl<'r> Trees<'r> {
     }
 
     /// The objects written since `mark`.
-    pub(super) fn written_since(&self, mark: usize) -> &[Oid] {
+    pub(super) fn written_since(&self, mark: usize) -> &[(Oid, ObjectType, Vec<u8>)] {
         &self.written[mark..]
     }
 
@@ -215,7 +215,7 @@ impl<'r> Trees<'r> {
             Sink::Hash => Oid::hash_object(kind, data).or_internal(),
             Sink::Odb => {
                 let id = self.odb.write(kind, data).or_internal()?;
-                self.written.push(id);
+                self.written.push((id, kind, data.to_vec()));
                 Ok(id)
             }
         }
