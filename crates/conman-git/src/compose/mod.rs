@@ -7,14 +7,15 @@
 //!   ours and theirs; where only one side changed an entry, that side's
 //!   entry is taken whole (a subtree by id, never walked); file contents
 //!   are merged only for paths changed on both sides (see [`merge`]);
-//! - every tree is parsed at most once per composition or check, and the
-//!   trees a composition writes are never read back (see [`trees`]);
-//! - every object a composition creates goes to an in-memory object
-//!   database (libgit2's mempack, on a handle of its own) until the
-//!   composition is complete, then to the repository in one pack of those
-//!   objects alone (none of a dropped item's; no pack when the composed
-//!   commit is already stored); a check writes nothing at all, it only
-//!   computes ids;
+//! - every base or ours tree is parsed at most once per composition or
+//!   check, and the trees and commits a composition makes are never read
+//!   back (see [`trees`]);
+//! - every object a composition creates stays in memory — in the
+//!   composer's own list, merged blobs also in libgit2's mempack on a
+//!   handle of its own, for later line merges — until the composition is
+//!   complete, then goes to the repository in one pack of those objects
+//!   alone (none of a dropped item's; no pack when the composed commit is
+//!   already stored); a check writes nothing at all, it only computes ids;
 //! - no ref moves; the repository's refs and existing objects are only read;
 //! - deterministic: the same inputs (signature time included) give the same
 //!   commit and tree ids, byte for byte the objects libgit2 would write.
@@ -68,7 +69,7 @@ pub(crate) fn compose(repo: &Repository, request: &ComposeRequest) -> Result<Com
     let odb = repo.odb().or_internal()?;
     let _mempack = in_memory(&odb)?;
     let who = signature(&request.author, request.time)?;
-    let mut trees = Trees::new(repo, Sink::Odb)?;
+    let mut trees = Trees::new(repo, Sink::Pack)?;
     let onto = oid_of(&request.onto)?;
     // What composed so far: its commit and tree (never read back).
     let (mut head, mut head_tree) = (onto, trees.commit_tree(onto)?);

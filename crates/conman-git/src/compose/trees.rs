@@ -10,9 +10,12 @@
 //!   parsed once per store and never read back; a theirs side is read each
 //!   time (nothing else uses it);
 //! - [`Sink::Hash`] writes nothing: objects only get their ids;
-//!   [`Sink::Odb`] writes them to the repository's object database (which
-//!   the caller has sent to a mempack) and lists them, so the caller packs
-//!   exactly those (see [`Trees::mark`], [`Trees::written_since`]);
+//!   [`Sink::Pack`] lists them with their data, so the caller packs exactly
+//!   those (see [`Trees::mark`], [`Trees::written_since`]), and writes the
+//!   merged blobs to the repository's object database too (which the
+//!   caller has sent to a mempack), as a later line merge reads them —
+//!   trees and commits are never read back, so they skip the odb (whose
+//!   every write first searches all backends for the object);
 //! - a loose object is read as a stream (libgit2 does not re-hash it, as
 //!   git does not either; `odb.read` would, and that was a third of a
 //!   check), anything else through the odb; a missing object is `None`.
@@ -57,8 +60,8 @@ pub(super) type Entries = Rc<[Entry]>;
 pub(super) enum Sink {
     /// Nowhere: only their ids are computed (the queue check).
     Hash,
-    /// The repository's object database (a composition, onto a mempack).
-    Odb,
+    /// One pack at the end (a composition), merged blobs also the odb.
+    Pack,
 }
 
 /// Parsed trees by id, and the writer of new objects.
@@ -68,7 +71,7 @@ pub(super) struct Trees<'r> {
     parsed: HashMap<Oid, Entries>,
     /// Commits read, by id: their trees.
     commits: HashMap<Oid, Oid>,
-    /// Every object written ([`Sink::Odb`]), in order, with its data.
+    /// Every object written ([`Sink::Pack`]), in order, with its data.
     written: Vec<(Oid, ObjectType, Vec<u8>)>,
     /// Scratch buffer for serialising objects.
     buf: Vec<u8>,
@@ -165,7 +168,7 @@ impl<'r> Trees<'r> {
         let id = self.object(ObjectType::Tree, &buf);
         self.buf = buf;
         let id = id?;
-        if self.sink == Sink::Odb {
+        if self.sink == Sink::Pack {
             self.parsed.insert(id, entries.into());
         }
         Ok(id)
@@ -213,8 +216,12 @@ impl<'r> Trees<'r> {
     fn object(&mut self, kind: ObjectType, data: &[u8]) -> Result<Oid, Error> {
         match self.sink {
             Sink::Hash => Oid::hash_object(kind, data).or_internal(),
-            Sink::Odb => {
-                let id = self.odb.write(kind, data).or_internal()?;
+            Sink::Pack => {
+                let id = match kind {
+                    ObjectType::Blob => self.odb.write(kind, data),
+                    _ => Oid::hash_object(kind, data),
+                }
+                .or_internal()?;
                 self.written.push((id, kind, data.to_vec()));
                 Ok(id)
             }
