@@ -130,6 +130,58 @@ async fn composition_is_deterministic_and_its_objects_are_in_the_repository() {
     assert_eq!(node, Some(conman_core::ports::git::Node::File(b"1\n2\n3\n4\nfive\n".to_vec())));
 }
 
+/// The objects in the repository's packs (counted from their indexes).
+fn packed_objects(fx: &Fixture) -> Vec<git2::Oid> {
+    let dir = fx.raw().path().join("objects/pack");
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "idx") {
+            // Index v2: magic, version, 256 fan-out counts, then the ids.
+            let idx = std::fs::read(&path).unwrap();
+            let count = u32::from_be_bytes(idx[8 + 255 * 4..8 + 256 * 4].try_into().unwrap()) as usize;
+            let ids_at = 8 + 256 * 4;
+            ids.extend(
+                (0..count).map(|n| git2::Oid::from_bytes(&idx[ids_at + 20 * n..ids_at + 20 * (n + 1)]).unwrap()),
+            );
+        }
+    }
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_composition_persists_its_own_objects_alone_and_once() {
+    let (fx, onto) = seeded().await;
+    let first = changeset(&fx, "first", vec![put("a.yaml", "1\n2\nthree\n4\n5\n")]).await;
+    let clash = changeset(&fx, "clash", vec![put("a.yaml", "1\n2\nTHREE\n4\n5\n"), put("dir/c.yaml", "c\n")]).await;
+    let later = changeset(&fx, "later", vec![put("a.yaml", "1\n2\n3\n4\nfive\n")]).await;
+    assert_eq!(packed_objects(&fx), [], "the fixture writes loose objects");
+    let items = [first, clash, later];
+    let composition = fx.git.compose(fx.app, request(&onto, &items)).await.unwrap();
+    assert!(matches!(composition.outcomes[1].1, ItemOutcome::Conflicted { .. }));
+    let repo = fx.raw();
+    // The two merge commits, the second's root tree and the blob of the
+    // line merge of `later` onto `first` (the first's tree is `first`'s
+    // own: nothing to write): nothing else of the repository, nothing of
+    // the dropped item.
+    let commit = |n: usize| match &composition.outcomes[n].1 {
+        ItemOutcome::Composed { commit } => repo.find_commit(oid(commit)).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let (one, three) = (commit(0), commit(2));
+    assert_eq!(one.tree_id(), repo.find_commit(oid(&items[0].head)).unwrap().tree_id());
+    let merged_blob = three.tree().unwrap().get_name("a.yaml").unwrap().id();
+    assert_eq!(repo.find_blob(merged_blob).unwrap().content(), b"1\n2\nthree\n4\nfive\n");
+    let mut expected = vec![one.id(), three.id(), three.tree_id(), merged_blob];
+    expected.sort();
+    assert_eq!(packed_objects(&fx), expected);
+    // The same composition again: already stored, no second pack.
+    let again = fx.git.compose(fx.app, request(&onto, &items)).await.unwrap();
+    assert_eq!(again, composition);
+    assert_eq!(packed_objects(&fx), expected);
+}
+
 #[tokio::test]
 async fn nothing_composed_answers_the_head_itself() {
     let (fx, onto) = seeded().await;
@@ -183,6 +235,54 @@ async fn the_queue_check_merges_each_changeset_alone_and_writes_nothing() {
     };
     assert!(raw.find_tree(git2::Oid::from_str(tree.as_str()).unwrap()).is_err(), "the check wrote its merged tree");
     assert_eq!(checked, outcomes[..3].to_vec());
+}
+
+#[tokio::test]
+async fn composed_commits_are_byte_for_byte_what_libgit2_writes() {
+    let (fx, onto) = seeded().await;
+    let one = changeset(&fx, "one", vec![put("one.yaml", "1\n")]).await;
+    let composition = fx.git.compose(fx.app, request(&onto, std::slice::from_ref(&one))).await.unwrap();
+    let repo = fx.raw();
+    let commit = repo.find_commit(oid(&composition.head)).unwrap();
+    let who = author();
+    let sig = git2::Signature::new(&who.name, &who.email, &git2::Time::new(1_700_000_000, 0)).unwrap();
+    let parents = [repo.find_commit(oid(&onto)).unwrap(), repo.find_commit(oid(&one.head)).unwrap()];
+    let expected =
+        repo.commit_create_buffer(&sig, &sig, "Changeset one", &commit.tree().unwrap(), &[&parents[0], &parents[1]]);
+    let odb = repo.odb().unwrap();
+    let raw = odb.read(commit.id()).unwrap();
+    assert_eq!(raw.data(), &*expected.unwrap());
+}
+
+/// Names around a directory `a` that sort differently in git's tree order
+/// (a directory as if named `a/`) than by bytes: merged trees keep git's
+/// order, so their ids are libgit2's.
+#[tokio::test]
+async fn names_a_directory_sorts_around_merge_as_libgit2_does() {
+    let fx = Fixture::new().await;
+    let seed = vec![put("a/x.yaml", "x\n"), put("a-b.yaml", "1\n2\n3\n"), put("a.c", "c\n"), put("a0", "0\n")];
+    let onto = fx.write_to(MAIN, MAIN, seed).await.unwrap();
+    let items = [
+        changeset(&fx, "dir", vec![put("a/y.yaml", "y\n")]).await,
+        changeset(&fx, "dash", vec![put("a-b.yaml", "one\n2\n3\n")]).await,
+        changeset(&fx, "dash-too", vec![put("a-b.yaml", "1\n2\nthree\n"), put("a!", "!\n")]).await,
+        changeset(&fx, "dot", vec![delete("a.c"), put("a/z/deep.yaml", "z\n")]).await,
+    ];
+    let composition = fx.git.compose(fx.app, request(&onto, &items)).await.unwrap();
+    let repo = fx.raw();
+    let mut head = oid(&onto);
+    for (item, (_, outcome)) in items.iter().zip(&composition.outcomes) {
+        let ItemOutcome::Composed { commit } = outcome else { panic!("{}: {outcome:?}", item.key) };
+        let tree = repo.find_commit(oid(commit)).unwrap().tree_id();
+        assert_eq!(Ok(tree), oracle(&repo, head, item), "{}", item.key);
+        head = oid(commit);
+    }
+    assert_eq!(fx.file(&composition.head, "a-b.yaml").await.unwrap(), b"one\n2\nthree\n");
+    let checked = fx.git.check_against(fx.app, onto.clone(), items.to_vec()).await.unwrap();
+    for (item, outcome) in items.iter().zip(checked) {
+        let tree = oracle(&repo, oid(&onto), item).unwrap();
+        assert_eq!(outcome, CheckOutcome::Clean { tree: Sha(tree.to_string()) }, "{}", item.key);
+    }
 }
 
 // ---- by property: the same outcome as libgit2's whole-index merge ----------
