@@ -12,8 +12,7 @@
 //! once; the trailer is the SHA-1 of what precedes it.
 
 use git2::ObjectType;
-
-mod sha1;
+use sha1::{Digest as _, Sha1};
 
 /// The pack of `objects` (kind and raw data each, ids distinct).
 pub(super) fn pack<'a>(objects: impl ExactSizeIterator<Item = (ObjectType, &'a [u8])>) -> Vec<u8> {
@@ -25,7 +24,7 @@ pub(super) fn pack<'a>(objects: impl ExactSizeIterator<Item = (ObjectType, &'a [
         header(&mut out, kind, data.len());
         stored_zlib(&mut out, data);
     }
-    let trailer = sha1::digest(&out);
+    let trailer = Sha1::digest(&out);
     out.extend_from_slice(&trailer);
     out
 }
