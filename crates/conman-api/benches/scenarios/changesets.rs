@@ -118,6 +118,8 @@ pub(super) async fn scenario_changesets(bars: &mut Bars, samples: usize) {
                 depends_on: vec![],
                 gate_job_id: None,
                 gate_failure: None,
+                queued_at: None,
+                last_revalidation: None,
                 created_at: at,
                 updated_at: at,
                 version: 1,
