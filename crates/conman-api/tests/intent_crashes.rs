@@ -12,15 +12,17 @@
 //! - `after_move`: the refs moved, the intent was never completed —
 //!   reconciliation completes it;
 //! - `after_plan` (writes, checkpoints, syncs — the operations whose git
-//!   port plans commits; the others only move refs): the commit exists,
-//!   nothing was committed to the store — nothing is pending, the refs and
-//!   the audit trail are untouched, and writes go on.
+//!   port plans commits — and publish, whose tag object is written first;
+//!   the others only move refs): the objects exist, nothing was committed
+//!   to the store — nothing is pending, the refs and the audit trail are
+//!   untouched, and writes (or the publish) go on.
 
 mod common;
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{settings_for, ADMIN_EMAIL, PASSWORD};
@@ -35,7 +37,8 @@ use conman_core::ports::git::{
 };
 use conman_core::ports::store::{AuditFilter, IntentOutcome, PageRequest};
 use conman_core::ports::system::Argon2Hasher;
-use conman_core::services::{Actor, Conman, NewApp, NewChangeset, Ports};
+use conman_core::rbac::Role;
+use conman_core::services::{Actor, Conman, NewApp, NewChangeset, Ports, ReviewInput};
 use conman_core::validation::RepoPath;
 use conman_core::Error;
 
@@ -127,7 +130,11 @@ impl GitPort for CrashingGit {
         self.real.check_against(app, onto, items).await
     }
     async fn write_tag(&self, app: AppId, request: TagRequest) -> Result<Sha, Error> {
-        self.real.write_tag(app, request).await
+        let tag = self.real.write_tag(app, request).await;
+        if self.point == "after_plan" {
+            std::process::abort();
+        }
+        tag
     }
 }
 
@@ -140,6 +147,7 @@ enum Operation {
     Sync,
     CreateWorkspace,
     Submit,
+    Publish,
 }
 
 impl Operation {
@@ -152,6 +160,7 @@ impl Operation {
             Operation::Sync => "workspace.synced",
             Operation::CreateWorkspace => "workspace.created",
             Operation::Submit => "changeset.submitted",
+            Operation::Publish => "release.published",
         }
     }
 }
@@ -202,12 +211,64 @@ async fn prepare(dir: &std::path::Path) {
 
 /// Brings the workspace to the state `operation` needs beyond [`prepare`].
 async fn before(operation: Operation, i: &Installation) {
-    if let Operation::Submit = operation {
+    if let Operation::Submit | Operation::Publish = operation {
         i.conman.checkpoint(&i.actor, i.app, i.ws.id, "saved").await.expect("checkpoint");
         let input =
             NewChangeset { workspace_id: i.ws.id, title: "crash".into(), description: None, depends_on: vec![] };
         i.conman.create_changeset(&i.actor, i.app, input).await.expect("changeset");
     }
+    if let Operation::Publish = operation {
+        validated_release(i).await;
+    }
+}
+
+/// Takes the workspace's changeset through its gate, a review and the
+/// queue into a release, assembled and gated by real job workers:
+/// `validated`, ready to publish.
+async fn validated_release(i: &Installation) {
+    use conman_api::runtime::{run_workers, NotifyWakeup, WorkerOptions};
+    use conman_core::domain::release::ReleaseState;
+    let (conman, actor, app) = (&i.conman, &i.actor, i.app);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = WorkerOptions { concurrency: 1, poll_interval: Duration::from_millis(10), ..Default::default() };
+    let workers = tokio::spawn(run_workers(conman.clone(), Arc::new(NotifyWakeup::new()), options, async {
+        let _ = stopped.await;
+    }));
+    let cs = conman.ports().store.open_changeset_of_workspace(app, i.ws.id).await.unwrap().expect("changeset");
+    conman.submit_changeset(actor, app, cs.id).await.expect("submit");
+    let state = |id| async move { conman.ports().store.changeset(app, id).await.unwrap().expect("changeset").state };
+    wait(|| async { state(cs.id).await.as_str() == "in_review" }).await;
+    let rita = conman.create_user(actor, "rita@example.com", "Rita", PASSWORD, false).await.expect("reviewer");
+    conman.put_member(actor, app, rita.id, Role::Reviewer).await.expect("member");
+    let reviewer = conman.local_actor("rita@example.com", Default::default()).await.expect("reviewer actor");
+    let vote = ReviewInput { action: "approve".into(), comment: None, revision: None };
+    conman.review_changeset(&reviewer, app, cs.id, vote).await.expect("approve");
+    conman.queue_changeset(actor, app, cs.id).await.expect("queue");
+    let release = conman.create_release(actor, app, Some("crash")).await.expect("release");
+    conman.set_release_changesets(actor, app, release.id, &[cs.id]).await.expect("select");
+    conman.assemble_release(actor, app, release.id).await.expect("assemble");
+    let release_state = || async { conman.get_release(actor, app, release.id).await.expect("release").state };
+    wait(|| async { release_state().await != ReleaseState::Assembling }).await;
+    assert_eq!(release_state().await, ReleaseState::Validated);
+    let _ = stop.send(());
+    workers.await.expect("workers stop");
+}
+
+/// Polls `done` every 10 ms, for at most 20 s.
+async fn wait<F: std::future::Future<Output = bool>>(done: impl Fn() -> F) {
+    for _ in 0..2000 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for the jobs");
+}
+
+/// The release `before(Publish)` made.
+async fn the_release(i: &Installation) -> conman_core::domain::release::Release {
+    let page = i.conman.list_releases(&i.actor, i.app, Default::default(), PageRequest::default()).await.unwrap();
+    page.items.into_iter().next().expect("the release")
 }
 
 /// Runs `operation` (in the child).
@@ -225,6 +286,7 @@ async fn run(operation: Operation, i: &Installation) {
             let cs = conman.ports().store.open_changeset_of_workspace(app, ws).await.unwrap().expect("changeset");
             conman.submit_changeset(actor, app, cs.id).await.map(drop)
         }
+        Operation::Publish => conman.publish_release(actor, app, the_release(i).await.id).await.map(drop),
     }
     .expect("the operation succeeds until the crash");
 }
@@ -273,6 +335,18 @@ async fn crash_and_repair(test: &str, operation: Operation, point: &str) {
         assert!(!format!("{node:?}").contains("crash.yaml"), "the planned commit never landed");
         let audit = newest_audit(&i, &i.ws.id.to_string()).await;
         assert_eq!(audit, audit_before, "the last audited change is the prepared one");
+        if let Operation::Publish = operation {
+            // The tag object was written; nothing refers to it, nothing
+            // was published, and publishing again succeeds.
+            let release = the_release(&i).await;
+            assert_eq!(release.state, conman_core::domain::release::ReleaseState::Validated);
+            let app = i.conman.ports().store.app(i.app).await.unwrap().expect("app");
+            let head = git.resolve_ref(i.app, &app.integration_ref()).await.unwrap();
+            assert_eq!(head.map(|s| s.0), release.base_sha, "the integration branch did not move");
+            let published = i.conman.publish_release(&i.actor, i.app, release.id).await.expect("publish again");
+            assert_eq!(published.tag.as_deref().map(|t| t.ends_with(".1")), Some(true), "{published:?}");
+            return;
+        }
         i.conman.write_file(&i.actor, i.app, i.ws.id, "after.yaml", b"a\n".to_vec(), None).await.expect("writes go on");
         return;
     }
@@ -351,6 +425,19 @@ async fn agrees(operation: Operation, i: &Installation, owner: &str) {
             let branch = conman.ports().git.resolve_ref(i.app, &second.branch_ref()).await.unwrap();
             assert_eq!(branch.map(|s| s.0), Some(second.base_sha));
         }
+        Operation::Publish => {
+            use conman_core::domain::release::ReleaseState;
+            let release = the_release(i).await;
+            assert_eq!(release.state, ReleaseState::Published);
+            let tag = release.tag.clone().expect("tag");
+            assert_eq!(baseline.0, release.composed_sha.clone().expect("composed"), "the branch is at the release");
+            let tag_ref = conman.ports().git.resolve_ref(i.app, &format!("refs/tags/{tag}")).await.unwrap();
+            assert!(tag_ref.is_some(), "the tag ref exists");
+            for item in &release.items {
+                let cs = store.changeset(i.app, item.changeset_id).await.unwrap().expect("changeset");
+                assert_eq!(cs.state.as_str(), "released");
+            }
+        }
         Operation::Submit => {
             let cs = store.open_changeset_of_workspace(i.app, ws.id).await.unwrap().expect("changeset");
             let revisions = store.changeset_revisions(cs.id).await.unwrap();
@@ -409,4 +496,7 @@ crash_tests! {
     create_workspace_crash_after_move_is_completed: Operation::CreateWorkspace, "after_move";
     submit_crash_before_move_is_rolled_forward: Operation::Submit, "before_move";
     submit_crash_after_move_is_completed: Operation::Submit, "after_move";
+    publish_crash_after_the_tag_object_leaves_nothing_published: Operation::Publish, "after_plan";
+    publish_crash_before_move_is_rolled_forward: Operation::Publish, "before_move";
+    publish_crash_after_move_is_completed: Operation::Publish, "after_move";
 }
