@@ -137,12 +137,9 @@ async fn api_detail(dir: &Path, app: AppId, id: ChangesetId) -> Value {
     serde_json::to_value(ChangesetDetailDto::from(&view)).unwrap()
 }
 
-#[test]
-fn the_changeset_flow_from_ws_put_to_the_queue() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-
-    // An installation: operator, app, a reviewer.
+/// An installation in `dir`: operator ada, her app `shop`, and bob, a
+/// reviewer there, all made through the binary; answers the app's id.
+fn installation_with_a_reviewer(dir: &Path) -> AppId {
     let boot = run_command(
         command(dir).args(["bootstrap-admin", ADA, "Ada Admin"]).env("CONMAN_BOOTSTRAP_PASSWORD", PASSWORD),
     );
@@ -154,6 +151,15 @@ fn the_changeset_flow_from_ws_put_to_the_queue() {
     );
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     ok(dir, ADA, &["member", "add", "shop", BOB, "reviewer"]);
+    app_id
+}
+
+#[test]
+fn the_changeset_flow_from_ws_put_to_the_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+
+    let app_id = installation_with_a_reviewer(dir);
     // App listings carry the caller's role, as the API's do.
     assert_eq!(json(dir, BOB, &["app", "ls"])[0]["role"], "reviewer");
     assert_eq!(json(dir, ADA, &["app", "ls"])[0]["role"], "app_admin");
@@ -356,17 +362,7 @@ fn on_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<String
 fn a_queued_changeset_ships_in_a_release_from_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let boot = run_command(
-        command(dir).args(["bootstrap-admin", ADA, "Ada Admin"]).env("CONMAN_BOOTSTRAP_PASSWORD", PASSWORD),
-    );
-    assert!(boot.status.success(), "{}", String::from_utf8_lossy(&boot.stderr));
-    let app = json(dir, ADA, &["app", "create", "shop"]);
-    let app_id: AppId = app["id"].as_str().unwrap().parse().unwrap();
-    let created = run_command(
-        command(dir).args(["--as", ADA, "user", "create", BOB, "Bob"]).env("CONMAN_USER_PASSWORD", PASSWORD),
-    );
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    ok(dir, ADA, &["member", "add", "shop", BOB, "reviewer"]);
+    let app_id = installation_with_a_reviewer(dir);
     block_on(commit_baseline(dir, app_id));
     ok(dir, ADA, &["ws", "reset", "--app", "shop"]);
     ok(dir, ADA, &["ws", "put", "--app", "shop", "config/app.yaml", "--content", EDITED]);

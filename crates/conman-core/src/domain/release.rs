@@ -363,8 +363,8 @@ pub fn check_selection(
 /// key that an earlier, non-conflicting item set to another value is
 /// conflicted, with those keys (sorted); the same value is no conflict. A
 /// conflicted item's own keys bind nothing.
-pub fn override_conflicts<K: Ord + Clone + ToString, V: PartialEq>(
-    items: &[(ChangesetId, Vec<(K, V)>)],
+pub fn override_conflicts<'a, K: Ord + Clone + ToString + 'a, V: PartialEq + 'a>(
+    items: impl IntoIterator<Item = &'a (ChangesetId, Vec<(K, V)>)>,
 ) -> BTreeMap<ChangesetId, Vec<String>> {
     let mut taken: BTreeMap<K, &V> = BTreeMap::new();
     let mut conflicted = BTreeMap::new();

@@ -423,7 +423,7 @@ impl Conman {
             last_revalidation: None,
             ..self.transition(&cs, ChangesetEvent::Queue)?
         };
-        let unit = self.transition_unit(actor, &cs, &updated, "changeset.queued");
+        let unit = self.changeset_update(UnitOfWork::new(), Some(actor), &cs, &updated, "changeset.queued", None);
         let unit = self
             .notify_changeset(unit, &scope.app, &updated, ChangesetNotice::Queued, Some(actor.user.id), None)
             .await?;
@@ -441,7 +441,8 @@ impl Conman {
         let (scope, cs) = self.changeset_in_scope(actor, app_id, id).await?;
         scope.require(Capability::MoveToDraft, Some(cs.author_id))?;
         let updated = self.transition(&cs, ChangesetEvent::MoveToDraft)?;
-        let unit = self.transition_unit(actor, &cs, &updated, "changeset.moved_to_draft");
+        let unit =
+            self.changeset_update(UnitOfWork::new(), Some(actor), &cs, &updated, "changeset.moved_to_draft", None);
         self.store().commit(unit).await?;
         Ok(updated)
     }
@@ -452,20 +453,28 @@ impl Conman {
         Ok(Changeset { state, updated_at: self.now(), version: cs.version + 1, ..cs.clone() })
     }
 
-    /// The update of `before` to `after` with its audit entry.
-    pub(super) fn transition_unit(
+    /// Adds to `unit` the update of `before` to `after` with its audit
+    /// entry, by `actor` (`None`: the system); `note`, when given, says why
+    /// (which release, which paths, ...) under the entry's `after.because`.
+    pub(super) fn changeset_update(
         &self,
-        actor: &Actor,
+        unit: UnitOfWork,
+        actor: Option<&Actor>,
         before: &Changeset,
         after: &Changeset,
         action: &str,
+        note: Option<serde_json::Value>,
     ) -> UnitOfWork {
-        let mut what = AuditWhat::new("changeset", before.id, action).before(before).after(after);
+        let mut after_json = serde_json::to_value(after).unwrap_or(serde_json::Value::Null);
+        if let (Some(note), serde_json::Value::Object(map)) = (note, &mut after_json) {
+            map.insert("because".into(), note);
+        }
+        let mut what = AuditWhat::new("changeset", before.id, action).before(before).after(after_json);
         if let Some(sha) = &after.head_sha {
             what = what.sha(sha);
         }
-        let audit = self.audit_entry(Some(actor), Some(before.app_id), what);
-        UnitOfWork::new().record(ChangesetMutation::UpdateChangeset(after.clone()), audit)
+        let audit = self.audit_entry(actor, Some(before.app_id), what);
+        unit.record(ChangesetMutation::UpdateChangeset(after.clone()), audit)
     }
 
     /// The effects of a finished submit gate on its changeset: `submitted →
@@ -490,12 +499,7 @@ impl Conman {
         });
         let updated = Changeset { gate_failure: failure.clone(), ..self.transition(&cs, event)? };
         let action = if passed { "changeset.gate_passed" } else { "changeset.gate_failed" };
-        let mut what = AuditWhat::new("changeset", cs.id, action).before(&cs).after(&updated);
-        if let Some(sha) = &cs.head_sha {
-            what = what.sha(sha);
-        }
-        let audit = self.audit_entry(None, Some(cs.app_id), what);
-        let unit = UnitOfWork::new().record(ChangesetMutation::UpdateChangeset(updated.clone()), audit);
+        let unit = self.changeset_update(UnitOfWork::new(), None, &cs, &updated, action, None);
         let Some(app) = self.store().app(cs.app_id).await? else { return Ok(unit) };
         let notice = if passed { ChangesetNotice::ReviewRequested } else { ChangesetNotice::GateFailed };
         self.notify_changeset(unit, &app, &updated, notice, None, failure.as_deref()).await

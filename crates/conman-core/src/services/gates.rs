@@ -30,7 +30,6 @@ use super::jobs::{JobHandler, JobOutcome, NewJob};
 use super::runtime_env::SecretValues;
 use super::{Actor, Conman};
 use crate::domain::app::{App, UnreviewedGateSecrets};
-use crate::domain::environment::Environment;
 use crate::domain::job::{Job, JobState, JobType, LogStream};
 use crate::domain::log_mask::SecretMask;
 use crate::error::Error;
@@ -202,13 +201,9 @@ impl JobHandler for GateHandler {
             (GateKind::Submit, Some(Ok(changeset_id))) => {
                 Some(conman.submit_gate_env(job.app_id, changeset_id, payload.gate.secret_values(&app)).await)
             }
-            (GateKind::Release, _) => match conman.release_gate_target(job.app_id, &payload).await {
-                Ok(Some((target, changesets))) => Some(
-                    conman.release_gate_env(job.app_id, &target, &changesets, payload.gate.secret_values(&app)).await,
-                ),
-                Ok(None) => None,
-                Err(e) => Some(Err(e)),
-            },
+            (GateKind::Release, _) => {
+                conman.release_gate_env(job.app_id, &payload, payload.gate.secret_values(&app)).await.transpose()
+            }
             _ => None,
         };
         if let Some(resolved) = profile_env {
@@ -313,30 +308,6 @@ impl JobHandler for GateHandler {
 }
 
 impl Conman {
-    /// The environment a release gate runs for and the release's included
-    /// changesets, in order; `None` for a gate without an environment (an
-    /// app without environments, or a run on a bare commit).
-    async fn release_gate_target(
-        &self,
-        app_id: AppId,
-        payload: &GatePayload,
-    ) -> Result<Option<(Environment, Vec<ChangesetId>)>, Error> {
-        let Some(name) = &payload.environment else { return Ok(None) };
-        let envs = self.store().environments(app_id).await?;
-        let target = envs
-            .into_iter()
-            .find(|e| &e.name == name)
-            .ok_or_else(|| Error::invalid("environment", "unknown", format!("no environment {name} in this app")))?;
-        let changesets = match payload.release_id.as_deref().map(str::parse::<ReleaseId>) {
-            Some(Ok(id)) => match self.store().release(app_id, id).await? {
-                Some(release) => release.included().map(|i| i.changeset_id).collect(),
-                None => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        Ok(Some((target, changesets)))
-    }
-
     /// Starts a gate run on a commit of the app (its integration head when
     /// `commit` is `None`). Config managers and admins.
     pub async fn start_gate_run(

@@ -97,19 +97,7 @@ impl Conman {
         for item in &release.items {
             let cs =
                 self.store().changeset(app_id, item.changeset_id).await?.ok_or(Error::NotFound(ChangesetId::KIND))?;
-            let revision = self
-                .store()
-                .changeset_revisions(cs.id)
-                .await?
-                .into_iter()
-                .next_back()
-                .ok_or_else(|| Error::internal(format!("queued changeset {} has no revision", cs.id)))?;
-            items.push(ComposeItem {
-                key: cs.id.to_string(),
-                base: Sha(revision.base_sha.clone()),
-                head: Sha(revision.head_sha.clone()),
-                message: format!("Compose changeset {}: {}\n\nrevision {}", cs.id, cs.title, revision.number),
-            });
+            items.push(self.compose_item(&cs).await?);
             let mut pairs = Vec::new();
             for o in self.store().changeset_overrides(cs.id).await? {
                 let target = match (o.target.resolve(&envs), &o.target) {
@@ -142,8 +130,9 @@ impl Conman {
         let composition = loop {
             let candidates: Vec<ComposeItem> = items
                 .iter()
-                .filter(|i| i.key.parse().is_ok_and(|id: ChangesetId| !verdicts.contains_key(&id)))
-                .cloned()
+                .zip(&changesets)
+                .filter(|(_, cs)| !verdicts.contains_key(&cs.id))
+                .map(|(item, _)| item.clone())
                 .collect();
             let request = ComposeRequest {
                 onto: base.clone(),
@@ -164,10 +153,7 @@ impl Conman {
                     }
                 }
             }
-            let among: Vec<_> = overrides.iter().filter(|(id, _)| included.contains(id)).collect();
-            let among: Vec<(ChangesetId, Vec<(String, &OverrideValue)>)> =
-                among.iter().map(|(id, pairs)| (*id, pairs.iter().map(|(k, v)| (k.clone(), v)).collect())).collect();
-            let clashes = override_conflicts(&among);
+            let clashes = override_conflicts(overrides.iter().filter(|(id, _)| included.contains(id)));
             if clashes.is_empty() {
                 break composition;
             }
@@ -224,7 +210,7 @@ impl Conman {
                 _ => continue,
             };
             log.line(LogStream::System, format!("changeset {} dropped: {detail}", cs.id)).await;
-            unit = self.changeset_moved(unit, None, cs, &after, "changeset.conflicted", note);
+            unit = self.changeset_update(unit, None, cs, &after, "changeset.conflicted", Some(note));
             unit = self.notify_changeset(unit, &app, &after, ChangesetNotice::Conflicted, None, Some(&detail)).await?;
         }
         let composed =
@@ -336,7 +322,8 @@ impl Conman {
                     if cs.state == ChangesetState::Queued {
                         let after = self.transition(&cs, ChangesetEvent::Invalidate)?;
                         let note = json!({ "release_id": release.id, "gate_failure": updated.failure });
-                        unit = self.changeset_moved(unit, None, &cs, &after, "changeset.needs_revalidation", note);
+                        unit =
+                            self.changeset_update(unit, None, &cs, &after, "changeset.needs_revalidation", Some(note));
                         if let Some(app) = self.store().app(job.app_id).await? {
                             let detail = updated.failure.clone();
                             unit = self

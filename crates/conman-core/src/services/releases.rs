@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::apps::signature_of;
-use super::{Actor, AuditWhat, Conman, NewJob};
+use super::{Actor, AppScope, AuditWhat, Conman, NewJob};
 use crate::domain::changeset::{Changeset, ChangesetEvent, ChangesetState};
 use crate::domain::job::{Job, JobType};
 use crate::domain::release::{
@@ -35,9 +35,9 @@ use crate::domain::release::{
 use crate::domain::StateMachine;
 use crate::error::Error;
 use crate::ids::{AppId, ChangesetId, ReleaseId};
-use crate::ports::composition::TagRequest;
+use crate::ports::composition::{ComposeItem, TagRequest};
 use crate::ports::git::{RefMove, Sha};
-use crate::ports::store::{ChangesetMutation, Page, PageRequest, ReleaseFilter, ReleaseMutation, UnitOfWork};
+use crate::ports::store::{Page, PageRequest, ReleaseFilter, ReleaseMutation, UnitOfWork};
 use crate::rbac::Capability;
 
 /// Longest release title, in characters (it may be empty).
@@ -135,11 +135,18 @@ impl Conman {
         self.store().release(app_id, id).await?.ok_or(Error::NotFound(ReleaseId::KIND))
     }
 
-    /// The release for a mutation by `actor` (config managers).
-    async fn release_to_manage(&self, actor: &Actor, app_id: AppId, id: ReleaseId) -> Result<Release, Error> {
+    /// The caller's scope and the release for a mutation by them (config
+    /// managers).
+    async fn release_to_manage(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        id: ReleaseId,
+    ) -> Result<(AppScope, Release), Error> {
         let scope = self.app_scope(actor, app_id).await?;
         scope.require(Capability::ManageReleases, None)?;
-        self.store().release(app_id, id).await?.ok_or(Error::NotFound(ReleaseId::KIND))
+        let release = self.store().release(app_id, id).await?.ok_or(Error::NotFound(ReleaseId::KIND))?;
+        Ok((scope, release))
     }
 
     /// Sets a draft release's selection, in release order.
@@ -150,7 +157,7 @@ impl Conman {
         id: ReleaseId,
         order: &[ChangesetId],
     ) -> Result<Release, Error> {
-        let release = self.release_to_manage(actor, app_id, id).await?;
+        let (_, release) = self.release_to_manage(actor, app_id, id).await?;
         self.selection_change(actor, release, order, "release.changesets_set").await
     }
 
@@ -163,7 +170,7 @@ impl Conman {
         id: ReleaseId,
         order: &[ChangesetId],
     ) -> Result<Release, Error> {
-        let release = self.release_to_manage(actor, app_id, id).await?;
+        let (_, release) = self.release_to_manage(actor, app_id, id).await?;
         let mut now: Vec<ChangesetId> = release.changeset_ids();
         let mut asked = order.to_vec();
         now.sort();
@@ -239,7 +246,7 @@ impl Conman {
     /// integration branch moved. Records the integration head it starts
     /// from and enqueues the `release_assemble` job.
     pub async fn assemble_release(&self, actor: &Actor, app_id: AppId, id: ReleaseId) -> Result<(Release, Job), Error> {
-        let release = self.release_to_manage(actor, app_id, id).await?;
+        let (scope, release) = self.release_to_manage(actor, app_id, id).await?;
         let state = match release.state {
             ReleaseState::Failed => release.state.apply(ReleaseEvent::Reopen)?.apply(ReleaseEvent::Assemble)?,
             other => other.apply(ReleaseEvent::Assemble)?,
@@ -248,8 +255,7 @@ impl Conman {
             return Err(Error::invalid("changeset_ids", "empty_selection", "select changesets before assembling"));
         }
         self.checked_selection(app_id, &release.changeset_ids()).await?;
-        let app = self.store().app(app_id).await?.ok_or(Error::NotFound(AppId::KIND))?;
-        let base = self.baseline(&app).await?;
+        let base = self.baseline(&scope.app).await?;
         let payload = AssemblePayload { release_id: id, base: base.to_string() };
         let job = self.new_job(
             Some(actor),
@@ -291,12 +297,12 @@ impl Conman {
     /// (`integration_moved`: re-assemble) or a changeset left the queue.
     pub async fn publish_release(&self, actor: &Actor, app_id: AppId, id: ReleaseId) -> Result<Release, Error> {
         let _turn = self.intent_turn(app_id).await;
-        let release = self.release_to_manage(actor, app_id, id).await?;
+        let (scope, release) = self.release_to_manage(actor, app_id, id).await?;
         let state = release.state.apply(ReleaseEvent::Publish)?;
         let (Some(base), Some(composed)) = (release.base_sha.clone(), release.composed_sha.clone()) else {
             return Err(Error::internal(format!("validated release {id} has no composition")));
         };
-        let app = self.store().app(app_id).await?.ok_or(Error::NotFound(AppId::KIND))?;
+        let app = &scope.app;
         let integration = app.integration_ref();
         let head = self.git().resolve_ref(app_id, &integration).await?;
         if head.as_ref().map(Sha::as_str) != Some(base.as_str()) {
@@ -325,7 +331,7 @@ impl Conman {
                 })?;
             let after = self.transition(&cs, ChangesetEvent::Release)?;
             let note = serde_json::json!({ "release_id": id });
-            unit = self.changeset_moved(unit, Some(actor), &cs, &after, "changeset.released", note);
+            unit = self.changeset_update(unit, Some(actor), &cs, &after, "changeset.released", Some(note));
             released.push(after);
         }
         let day = now.date_naive();
@@ -380,7 +386,7 @@ impl Conman {
             unit = self
                 .notify_changeset(
                     unit,
-                    &app,
+                    app,
                     cs,
                     super::notifications::ChangesetNotice::Released,
                     Some(actor.user.id),
@@ -399,28 +405,23 @@ impl Conman {
 }
 
 impl Conman {
-    /// Adds to `unit` the update of changeset `before` to `after` by a
-    /// release step (`actor`, or the system), audited as `action` with
-    /// `note` (which release, which paths, ...).
-    pub(super) fn changeset_moved(
-        &self,
-        unit: UnitOfWork,
-        actor: Option<&Actor>,
-        before: &Changeset,
-        after: &Changeset,
-        action: &str,
-        note: serde_json::Value,
-    ) -> UnitOfWork {
-        let mut after_json = serde_json::to_value(after).unwrap_or(serde_json::Value::Null);
-        if let serde_json::Value::Object(map) = &mut after_json {
-            map.insert("because".into(), note);
-        }
-        let mut what = AuditWhat::new("changeset", before.id, action).before(before).after(after_json);
-        if let Some(sha) = &after.head_sha {
-            what = what.sha(sha);
-        }
-        let audit = self.audit_entry(actor, Some(before.app_id), what);
-        unit.record(ChangesetMutation::UpdateChangeset(after.clone()), audit)
+    /// What composing a queued changeset brings in: its latest frozen
+    /// revision, measured from that revision's base (assembly and the
+    /// queue's revalidation compose the same thing).
+    pub(super) async fn compose_item(&self, cs: &Changeset) -> Result<ComposeItem, Error> {
+        let revision = self
+            .store()
+            .changeset_revisions(cs.id)
+            .await?
+            .into_iter()
+            .next_back()
+            .ok_or_else(|| Error::internal(format!("queued changeset {} has no revision", cs.id)))?;
+        Ok(ComposeItem {
+            key: cs.id.to_string(),
+            message: format!("Compose changeset {}: {}\n\nrevision {}", cs.id, cs.title, revision.number),
+            base: Sha(revision.base_sha),
+            head: Sha(revision.head_sha),
+        })
     }
 }
 

@@ -24,7 +24,7 @@ use super::{AuditWhat, Conman};
 use crate::domain::changeset::{Changeset, ChangesetEvent, ChangesetState, Revalidation, RevalidationOutcome};
 use crate::domain::job::{Job, LogStream};
 use crate::error::{Error, ErrorCode};
-use crate::ports::composition::{CheckOutcome, ComposeItem};
+use crate::ports::composition::CheckOutcome;
 use crate::ports::git::Sha;
 use crate::ports::runner::LogSink;
 use crate::ports::store::{collect_pages, ChangesetFilter, ChangesetMutation, UnitOfWork};
@@ -56,19 +56,7 @@ impl Conman {
         let queued = collect_pages(|page| self.store().list_changesets(app_id, &filter, page)).await?;
         let mut items = Vec::with_capacity(queued.len());
         for cs in &queued {
-            let revision = self
-                .store()
-                .changeset_revisions(cs.id)
-                .await?
-                .into_iter()
-                .next_back()
-                .ok_or_else(|| Error::internal(format!("queued changeset {} has no revision", cs.id)))?;
-            items.push(ComposeItem {
-                key: cs.id.to_string(),
-                base: Sha(revision.base_sha),
-                head: Sha(revision.head_sha),
-                message: String::new(),
-            });
+            items.push(self.compose_item(cs).await?);
         }
         let started = std::time::Instant::now();
         let outcomes = self.git().check_against(app_id, Sha(payload.head.clone()), items).await?;
@@ -99,7 +87,7 @@ impl Conman {
             );
             log.line(LogStream::System, format!("changeset {}: {detail}", cs.id)).await;
             let note = json!({ "release_id": payload.release_id, "conflicting_paths": paths });
-            unit = self.changeset_moved(unit, None, cs, &after, "changeset.conflicted", note);
+            unit = self.changeset_update(unit, None, cs, &after, "changeset.conflicted", Some(note));
             unit = self.notify_changeset(unit, &app, &after, ChangesetNotice::Conflicted, None, Some(&detail)).await?;
         }
         if !clean.is_empty() {

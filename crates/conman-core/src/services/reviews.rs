@@ -108,8 +108,7 @@ impl Conman {
         let mut after = cs.clone();
         if let Some((audit_action, notice)) = consequence {
             after = self.transition(&cs, event)?;
-            let transition = self.transition_unit(actor, &cs, &after, audit_action);
-            unit = unit.append(transition);
+            unit = self.changeset_update(unit, Some(actor), &cs, &after, audit_action, None);
             unit = self
                 .notify_changeset(unit, &scope.app, &after, notice, Some(actor.user.id), review.comment.as_deref())
                 .await?;

@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use super::gates::GatePayload;
 use super::secrets_key::secret_binding;
 use super::Conman;
 use crate::domain::app::GATE_SECRET_PLACEHOLDER;
@@ -27,7 +28,7 @@ use crate::domain::log_mask::SecretMask;
 use crate::domain::runtime_profile::precedence::{effective_secrets, effective_variables, Layer};
 use crate::domain::runtime_profile::{EnvValue, EnvVars, Secrets};
 use crate::error::Error;
-use crate::ids::{AppId, ChangesetId};
+use crate::ids::{AppId, ChangesetId, ReleaseId};
 use crate::ports::store::SecretOwner;
 
 /// Which secret values a process gets.
@@ -94,18 +95,31 @@ impl Conman {
         self.gate_env_for(app_id, &envs, canonical, &[changeset], secret_values).await
     }
 
-    /// The environment of a release gate for `target` (one of `envs`): the
-    /// app defaults, `target`'s own profile and the overrides of
-    /// `changesets` (in release order) that apply to it.
+    /// The environment of a release gate run for `payload`'s environment:
+    /// the app defaults, that environment's own profile and the overrides
+    /// of the release's included changesets (in release order) that apply
+    /// to it. `None` for a run without an environment (an app without
+    /// environments, or a run on a bare commit).
     pub(super) async fn release_gate_env(
         &self,
         app_id: AppId,
-        target: &Environment,
-        changesets: &[ChangesetId],
+        payload: &GatePayload,
         secret_values: SecretValues,
-    ) -> Result<ResolvedEnv, Error> {
+    ) -> Result<Option<ResolvedEnv>, Error> {
+        let Some(name) = &payload.environment else { return Ok(None) };
         let envs = self.store().environments(app_id).await?;
-        self.gate_env_for(app_id, &envs, target, changesets, secret_values).await
+        let target = envs
+            .iter()
+            .find(|e| &e.name == name)
+            .ok_or_else(|| Error::invalid("environment", "unknown", format!("no environment {name} in this app")))?;
+        let changesets: Vec<ChangesetId> = match payload.release_id.as_deref().map(str::parse::<ReleaseId>) {
+            Some(Ok(id)) => match self.store().release(app_id, id).await? {
+                Some(release) => release.included().map(|i| i.changeset_id).collect(),
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        self.gate_env_for(app_id, &envs, target, &changesets, secret_values).await.map(Some)
     }
 
     /// Resolves the variables and secrets of `target` (see the module doc):
