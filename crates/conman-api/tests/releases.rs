@@ -33,7 +33,11 @@ struct Shop {
 
 impl Shop {
     async fn open() -> Shop {
-        let s = TestServer::start().await;
+        Shop::open_with(|_| {}).await
+    }
+
+    async fn open_with(tune: impl FnOnce(&mut conman_api::config::Settings)) -> Shop {
+        let s = TestServer::start_with(tune).await;
         let admin = s.admin_token.clone();
         let app = s.create_app(&admin, "shop").await;
         for (path, content) in BASE {
@@ -300,4 +304,94 @@ async fn only_config_managers_act_on_releases_and_a_refusal_changes_nothing() {
     shop.post(&shop.cm, &format!("/releases/{rel}/changesets"), unknown).await.assert_error(400, "validation_error");
     assert_eq!(shop.s.chain_len().await, chain, "a refused request is not audited");
     assert_eq!(shop.get(&format!("/releases/{rel}")).await["changesets"], json!([]));
+}
+
+/// After a publish, a queued changeset whose merge onto the new head gives a
+/// tree other than the one its submit gate passed on is gated again on the
+/// merged tree: a failure moves it to `needs_revalidation` with the reason,
+/// a pass keeps it queued and records the tree as gated.
+#[tokio::test]
+async fn a_publish_gates_again_the_queued_changesets_whose_merged_tree_differs() {
+    // Each change alone passes; b and c raised together fail.
+    let gate = "! { grep -q 2 config/b.yaml && grep -q 2 config/c.yaml; }";
+    let shop = Shop::open_with(|s| s.gate_submit_cmd = Some(gate.into())).await;
+    let workers = Workers::start(&shop.s);
+    let b = shop.queued("raise b", "config/b.yaml", "b: 2\n").await;
+    let c = shop.queued("raise c", "config/c.yaml", "c: 2\n").await;
+    let d = shop.queued("raise d", "config/d.yaml", "d: 2\n").await;
+
+    let rel = shop.new_release("b only").await;
+    let r = shop.post(&shop.cm, &format!("/releases/{rel}/changesets"), Some(json!({ "changeset_ids": [b] }))).await;
+    r.assert_status(200);
+    shop.post(&shop.cm, &format!("/releases/{rel}/assemble"), None).await.assert_status(200);
+    assert_eq!(shop.assembled(&rel).await["state"], "validated");
+    shop.post(&shop.cm, &format!("/releases/{rel}/publish"), None).await.assert_status(200);
+    let head = shop.git(&["rev-parse", "refs/heads/main"]);
+
+    // c merged onto the new head holds b: 2 and c: 2: its gate fails there.
+    assert_eq!(shop.wait_changeset(&c, |s| s != "queued").await, "needs_revalidation");
+    let view = shop.get(&format!("/changesets/{c}")).await;
+    assert_eq!(view["last_revalidation"]["outcome"], "gate_failed", "{view}");
+    assert_eq!(view["last_revalidation"]["head"], head);
+    assert!(view["gate_failure"].as_str().unwrap().contains("merged tree"), "{view}");
+    // d merged onto it passes: queued, gated on the merged tree.
+    let mut outcome = Value::Null;
+    for _ in 0..2000 {
+        outcome = shop.get(&format!("/changesets/{d}")).await["last_revalidation"]["outcome"].clone();
+        if outcome != "gate_running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(outcome, "clean");
+    assert_eq!(shop.state_of(&d).await, "queued");
+    // Each re-run was a submit gate job on a commit of the merged tree.
+    let gates = shop.jobs_done("gate_submit").await;
+    let regates: Vec<&Value> = gates
+        .iter()
+        .filter(|j| j["payload"]["commit"] != Value::Null)
+        .filter(|j| {
+            let commit = j["payload"]["commit"].as_str().unwrap();
+            shop.git(&["rev-list", "--parents", "-n", "1", commit]).split(' ').nth(1) == Some(head.as_str())
+        })
+        .collect();
+    assert_eq!(regates.len(), 2, "one re-run each for c and d: {gates:#?}");
+    assert_eq!(regates.iter().filter(|j| j["state"] == "failed").count(), 1);
+    let audit =
+        shop.s.get(&shop.path(&format!("/audit?entity_type=changeset&entity_id={c}&limit=100")), &shop.cm).await;
+    let actions: Vec<&str> =
+        audit.body["data"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(
+        actions.contains(&"changeset.regate_started") && actions.contains(&"changeset.regate_failed"),
+        "{actions:?}"
+    );
+
+    // A release that brings in exactly d's change: d merged onto the new
+    // head is the very tree its gate passed on, so it is not gated again.
+    let e = shop.queued("same as d", "config/d.yaml", "d: 2\n").await;
+    let rel = shop.new_release("e").await;
+    let r = shop.post(&shop.cm, &format!("/releases/{rel}/changesets"), Some(json!({ "changeset_ids": [e] }))).await;
+    r.assert_status(200);
+    shop.post(&shop.cm, &format!("/releases/{rel}/assemble"), None).await.assert_status(200);
+    assert_eq!(shop.assembled(&rel).await["state"], "validated");
+    shop.post(&shop.cm, &format!("/releases/{rel}/publish"), None).await.assert_status(200);
+    let head2 = shop.git(&["rev-parse", "refs/heads/main"]);
+    let mut view = Value::Null;
+    for _ in 0..2000 {
+        view = shop.get(&format!("/changesets/{d}")).await;
+        if view["last_revalidation"]["head"] == head2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(view["last_revalidation"]["head"], head2, "{view}");
+    assert_eq!(view["last_revalidation"]["outcome"], "clean", "{view}");
+    assert_eq!(view["state"], "queued");
+    let gates = shop.jobs_done("gate_submit").await;
+    let on_head2 = gates.iter().filter(|j| {
+        let commit = j["payload"]["commit"].as_str().unwrap();
+        shop.git(&["rev-list", "--parents", "-n", "1", commit]).split(' ').nth(1) == Some(head2.as_str())
+    });
+    assert_eq!(on_head2.count(), 0, "d was gated again on the tree it already passed on");
+    workers.stop().await;
 }

@@ -75,9 +75,14 @@ pub struct RevalidationDto {
     pub at: DateTime<Utc>,
     /// The integration head it was checked against.
     pub head: String,
-    /// `clean` (still queued) or `conflicted`.
+    /// `clean` (still queued), `conflicted`, `gate_running` (still queued,
+    /// its submit gate runs again on the merged tree) or `gate_failed`
+    /// (moved to `needs_revalidation`).
     #[schema(schema_with = crate::dto::schemas::revalidation_outcome)]
     pub outcome: String,
+    /// The submit gate job re-running on the merged tree, while
+    /// `gate_running`.
+    pub gate_job_id: Option<Uuid>,
 }
 
 impl From<&Changeset> for ChangesetDto {
@@ -100,6 +105,7 @@ impl From<&Changeset> for ChangesetDto {
                 at: r.at,
                 head: r.head.clone(),
                 outcome: r.outcome.as_str().to_owned(),
+                gate_job_id: r.gate_job_id.map(|j| j.0),
             }),
             created_at: c.created_at,
             updated_at: c.updated_at,

@@ -132,6 +132,10 @@ pub struct RevalidationResultDto {
     pub checked: u64,
     /// Of them, moved to `conflicted`.
     pub conflicted: u64,
+    /// Of them, whose submit gate runs again on the merged tree (absent in
+    /// results of earlier versions).
+    #[serde(default)]
+    pub regated: u64,
     /// Time the conflict check took, milliseconds.
     pub check_ms: f64,
 }

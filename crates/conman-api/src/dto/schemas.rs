@@ -144,7 +144,7 @@ pub(crate) fn provisioning_mode_opt() -> RefOr<Schema> {
 
 /// `clean` or `conflicted`.
 pub(crate) fn revalidation_outcome() -> RefOr<Schema> {
-    one_of(&["clean", "conflicted"], false)
+    one_of(&["clean", "conflicted", "gate_running", "gate_failed"], false)
 }
 
 /// A release state.

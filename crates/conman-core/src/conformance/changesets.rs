@@ -121,7 +121,10 @@ pub async fn changeset_round_trips_every_field_and_is_scoped_by_app<S: Store>(st
         last_revalidation: Some(Revalidation {
             at: created + TimeDelta::microseconds(3),
             head: sha(),
-            outcome: RevalidationOutcome::Clean,
+            outcome: RevalidationOutcome::GateRunning,
+            tree: Some(sha()),
+            gated_tree: Some(sha()),
+            gate_job_id: Some(JobId(uuid::Uuid::now_v7())),
         }),
         created_at: created,
         updated_at: created + TimeDelta::microseconds(1),

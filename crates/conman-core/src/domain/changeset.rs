@@ -207,7 +207,13 @@ pub struct Changeset {
 }
 
 /// One check of a queued changeset against a new integration head (SPEC
-/// §2.4 revalidation).
+/// §2.4 revalidation): the conflict check, then — where the merged tree
+/// differs from the tree its submit gate last passed on — the submit gate
+/// again, on the merged tree.
+///
+/// Invariant: `gated_tree` names the tree the last passing submit gate of
+/// this revision ran on (`None`: the revision's own tree, gated at submit);
+/// `gate_job_id` is set exactly while the outcome is `gate_running`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revalidation {
@@ -217,16 +223,39 @@ pub struct Revalidation {
     pub head: String,
     /// What the check found.
     pub outcome: RevalidationOutcome,
+    /// The merged tree of this check (clean outcomes).
+    #[serde(default)]
+    pub tree: Option<String>,
+    /// The tree its submit gate last passed on, when not the revision's own.
+    #[serde(default)]
+    pub gated_tree: Option<String>,
+    /// The submit gate re-running on the merged tree.
+    #[serde(default)]
+    pub gate_job_id: Option<JobId>,
+}
+
+impl Revalidation {
+    /// The tree a gate already passed on, given the revision's own tree.
+    pub fn passed_tree<'a>(this: Option<&'a Revalidation>, revision_tree: &'a str) -> &'a str {
+        this.and_then(|r| r.gated_tree.as_deref()).unwrap_or(revision_tree)
+    }
 }
 
 /// What a revalidation found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RevalidationOutcome {
-    /// It merges cleanly onto the head: still queued.
+    /// It merges cleanly onto the head and the merged tree passed (or
+    /// needed no) submit gate: still queued.
     Clean,
     /// It conflicts with the head: moved to `conflicted`.
     Conflicted,
+    /// It merges cleanly; its submit gate runs again on the merged tree
+    /// (still queued meanwhile).
+    GateRunning,
+    /// The submit gate failed on the merged tree: moved to
+    /// `needs_revalidation`.
+    GateFailed,
 }
 
 impl RevalidationOutcome {
@@ -235,6 +264,8 @@ impl RevalidationOutcome {
         match self {
             RevalidationOutcome::Clean => "clean",
             RevalidationOutcome::Conflicted => "conflicted",
+            RevalidationOutcome::GateRunning => "gate_running",
+            RevalidationOutcome::GateFailed => "gate_failed",
         }
     }
 }

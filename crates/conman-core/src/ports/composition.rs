@@ -77,6 +77,8 @@ pub enum CheckOutcome {
     Clean {
         /// The merged tree's id.
         tree: Sha,
+        /// The tree of the item's own head (what its submit gate ran on).
+        head_tree: Sha,
     },
     /// Conflicts.
     Conflicted {

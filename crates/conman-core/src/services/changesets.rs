@@ -24,7 +24,9 @@ use super::jobs::NewJob;
 use super::notifications::ChangesetNotice;
 use super::{Actor, AppScope, AuditWhat, Conman};
 use crate::domain::app::{App, CommitMode};
-use crate::domain::changeset::{Changeset, ChangesetEvent, ChangesetRevision, ChangesetState};
+use crate::domain::changeset::{
+    Changeset, ChangesetEvent, ChangesetRevision, ChangesetState, Revalidation, RevalidationOutcome,
+};
 use crate::domain::job::{Job, JobState};
 use crate::domain::review::{ApprovalStatus, Review};
 use crate::domain::runtime_profile::overrides::{ProfileOverride, ProfileOverrideInput};
@@ -349,6 +351,8 @@ impl Conman {
             head_sha: Some(head.to_string()),
             gate_job_id: Some(job.id),
             gate_failure: None,
+            // A new revision: nothing of it was checked against a head yet.
+            last_revalidation: None,
             updated_at: now,
             version: cs.version + 1,
             ..cs.clone()
@@ -488,6 +492,10 @@ impl Conman {
         error: Option<&str>,
     ) -> Result<UnitOfWork, Error> {
         let Some(cs) = self.store().changeset(job.app_id, changeset_id).await? else { return Ok(UnitOfWork::new()) };
+        let regate = cs.last_revalidation.as_ref().is_some_and(|r| r.gate_job_id == Some(job.id));
+        if cs.state == ChangesetState::Queued && regate {
+            return self.settle_revalidation_gate(job, cs, state, error).await;
+        }
         if cs.state != ChangesetState::Submitted || cs.gate_job_id != Some(job.id) {
             return Ok(UnitOfWork::new());
         }
@@ -503,6 +511,48 @@ impl Conman {
         let Some(app) = self.store().app(cs.app_id).await? else { return Ok(unit) };
         let notice = if passed { ChangesetNotice::ReviewRequested } else { ChangesetNotice::GateFailed };
         self.notify_changeset(unit, &app, &updated, notice, None, failure.as_deref()).await
+    }
+
+    /// A submit gate re-run of a queued changeset on its merged tree (see
+    /// `revalidation`): a pass records the tree as gated and keeps it
+    /// queued; a failure (or cancel) moves it `queued → needs_revalidation`
+    /// and tells its author.
+    async fn settle_revalidation_gate(
+        &self,
+        job: &Job,
+        cs: Changeset,
+        state: JobState,
+        error: Option<&str>,
+    ) -> Result<UnitOfWork, Error> {
+        let Some(last) = cs.last_revalidation.clone() else { return Ok(UnitOfWork::new()) };
+        let passed = state == JobState::Succeeded;
+        let now = self.now();
+        if passed {
+            let last = Revalidation {
+                at: now,
+                outcome: RevalidationOutcome::Clean,
+                gated_tree: last.tree.clone(),
+                gate_job_id: None,
+                ..last
+            };
+            let after =
+                Changeset { last_revalidation: Some(last), updated_at: now, version: cs.version + 1, ..cs.clone() };
+            return Ok(self.changeset_update(UnitOfWork::new(), None, &cs, &after, "changeset.regate_passed", None));
+        }
+        let failure = match state {
+            JobState::Canceled => "the submit gate on the merged tree was canceled".to_owned(),
+            _ => format!("the submit gate failed on the merged tree: {}", error.unwrap_or("no detail")),
+        };
+        let last = Revalidation { at: now, outcome: RevalidationOutcome::GateFailed, gate_job_id: None, ..last };
+        let after = Changeset {
+            gate_failure: Some(failure.clone()),
+            last_revalidation: Some(last),
+            ..self.transition(&cs, ChangesetEvent::Invalidate)?
+        };
+        let note = serde_json::json!({ "gate_job_id": job.id });
+        let unit = self.changeset_update(UnitOfWork::new(), None, &cs, &after, "changeset.regate_failed", Some(note));
+        let Some(app) = self.store().app(cs.app_id).await? else { return Ok(unit) };
+        self.notify_changeset(unit, &app, &after, ChangesetNotice::NeedsRevalidation, None, Some(&failure)).await
     }
 
     /// Validates a dependency list: distinct changesets of the same app,

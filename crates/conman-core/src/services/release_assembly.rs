@@ -54,7 +54,7 @@ enum OverrideValue {
 }
 
 /// The committer of composition commits: Conman itself.
-fn composer() -> Signature {
+pub(super) fn composer() -> Signature {
     Signature { name: "Conman".into(), email: "conman@localhost".into() }
 }
 

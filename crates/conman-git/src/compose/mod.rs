@@ -111,7 +111,7 @@ pub(crate) fn check(repo: &Repository, onto: &Sha, items: &[ComposeItem]) -> Res
         let base = trees.commit_tree(oid_of(&item.base)?)?;
         let theirs = trees.commit_tree(oid_of(&item.head)?)?;
         outcomes.push(match merge(repo, &mut trees, base, ours, theirs)? {
-            Ok(tree) => CheckOutcome::Clean { tree: sha_of(tree) },
+            Ok(tree) => CheckOutcome::Clean { tree: sha_of(tree), head_tree: sha_of(theirs) },
             Err(paths) => CheckOutcome::Conflicted { paths },
         });
     }

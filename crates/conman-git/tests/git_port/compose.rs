@@ -223,14 +223,18 @@ async fn the_queue_check_merges_each_changeset_alone_and_writes_nothing() {
     assert_eq!(outcomes[40], CheckOutcome::Conflicted { paths: vec!["a.yaml".into()] });
     let raw = fx.raw();
     for (i, outcome) in outcomes[..40].iter().enumerate() {
-        let CheckOutcome::Clean { tree } = outcome else { panic!("q{i}: {outcome:?}") };
+        let CheckOutcome::Clean { tree, head_tree } = outcome else { panic!("q{i}: {outcome:?}") };
         // The same tree a composition of that changeset alone makes.
         let alone = fx.git.compose(fx.app, request(&new_head, &items[i..=i])).await.unwrap();
         assert_eq!(*tree, Sha(fx.tree_of(&alone.head).to_string()), "q{i}");
+        // And the tree its own head has (what its submit gate ran on).
+        assert_eq!(*head_tree, Sha(fx.tree_of(&items[i].head).to_string()), "q{i}");
+        assert_ne!(tree, head_tree, "q{i}: the merge brings in the new head's change");
     }
     let checked = fx.git.check_against(fx.app, new_head.clone(), items[..3].to_vec()).await.unwrap();
     // A check alone writes nothing: a tree only it computed is not stored.
-    let CheckOutcome::Clean { tree } = &fx.git.check_against(fx.app, new_head, vec![fresh]).await.unwrap()[0] else {
+    let CheckOutcome::Clean { tree, .. } = &fx.git.check_against(fx.app, new_head, vec![fresh]).await.unwrap()[0]
+    else {
         panic!("fresh conflicts")
     };
     assert!(raw.find_tree(git2::Oid::from_str(tree.as_str()).unwrap()).is_err(), "the check wrote its merged tree");
@@ -281,7 +285,8 @@ async fn names_a_directory_sorts_around_merge_as_libgit2_does() {
     let checked = fx.git.check_against(fx.app, onto.clone(), items.to_vec()).await.unwrap();
     for (item, outcome) in items.iter().zip(checked) {
         let tree = oracle(&repo, oid(&onto), item).unwrap();
-        assert_eq!(outcome, CheckOutcome::Clean { tree: Sha(tree.to_string()) }, "{}", item.key);
+        let head_tree = Sha(fx.tree_of(&item.head).to_string());
+        assert_eq!(outcome, CheckOutcome::Clean { tree: Sha(tree.to_string()), head_tree }, "{}", item.key);
     }
 }
 
