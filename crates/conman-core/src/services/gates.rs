@@ -328,7 +328,7 @@ impl Conman {
                 self.git().read(app_id, &sha, None).await?.ok_or(Error::NotFound("commit"))?;
                 sha
             }
-            None => self.baseline(&scope.app).await?,
+            None => self.integration_head(&scope.app).await?,
         };
         let (_, timeout) = gate_command(self, &scope.app, gate);
         let payload =

@@ -255,7 +255,7 @@ impl Conman {
             return Err(Error::invalid("changeset_ids", "empty_selection", "select changesets before assembling"));
         }
         self.checked_selection(app_id, &release.changeset_ids()).await?;
-        let base = self.baseline(&scope.app).await?;
+        let base = self.integration_head(&scope.app).await?;
         let payload = AssemblePayload { release_id: id, base: base.to_string() };
         let job = self.new_job(
             Some(actor),
