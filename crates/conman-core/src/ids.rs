@@ -72,6 +72,12 @@ typed_id! {
     EnvironmentId => "environment",
     /// Identifies a deployment.
     DeploymentId => "deployment",
+    /// Identifies a deploy freeze window.
+    FreezeWindowId => "freeze_window",
+    /// Identifies an environment validation (a drift baseline).
+    EnvironmentValidationId => "environment_validation",
+    /// Identifies a migration execution record.
+    MigrationExecutionId => "migration_execution",
     /// Identifies a runtime profile.
     RuntimeProfileId => "runtime_profile",
     /// Identifies a temp environment.

@@ -104,6 +104,10 @@ fn unique_conflict(table: &str, detail: Option<&str>, constraint: Option<&str>) 
         "environments" => Record::Environment,
         "changeset_overrides" => Record::ChangesetOverride,
         "releases" => Record::Release,
+        "deployments" => Record::Deployment,
+        "freeze_windows" => Record::FreezeWindow,
+        "environment_validations" => Record::EnvironmentValidation,
+        "migration_executions" => Record::MigrationExecution,
         _ => Record::Other,
     };
     ConflictReason::Taken { record, field: field.to_owned() }.into()
@@ -335,6 +339,12 @@ mod tests {
                 Some("Key (workspace_id)=(x) already exists."),
                 Some("changesets_workspace_id_key"),
                 "the workspace already has an open changeset",
+            ),
+            (
+                "deployments",
+                Some("Key (environment_id)=(x) already exists."),
+                Some("deployments_environment_key"),
+                "a deployment in progress with this environment already exists",
             ),
             ("changeset_reviews", None, Some("changeset_reviews_pkey"), "a review with this id already exists"),
             ("mystery", None, None, "a record with this key already exists"),

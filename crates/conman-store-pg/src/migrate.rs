@@ -17,7 +17,7 @@ use sqlx::PgPool;
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The schema version this binary writes (the last embedded migration).
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Brings the database up to [`SCHEMA_VERSION`].
 pub(crate) async fn run(pool: &PgPool) -> Result<(), Error> {

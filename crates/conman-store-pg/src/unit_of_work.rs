@@ -15,7 +15,10 @@ use sqlx::PgConnection;
 
 use crate::codec::{exists, PgQuery};
 use crate::transaction::{UnitTransaction, BEGIN};
-use crate::{apps, audit, changesets, intents, jobs, notify, outbox, profiles, releases, users, workspaces, PgStore};
+use crate::{
+    apps, audit, changesets, deployments, drift, freezes, intents, jobs, notify, outbox, profiles, releases, users,
+    workspaces, PgStore,
+};
 
 #[async_trait]
 impl Store for PgStore {
@@ -87,6 +90,9 @@ async fn apply(conn: &mut PgConnection, mutation: &Mutation) -> Result<(), Error
         Mutation::Outbox(m) => outbox::apply(conn, m).await,
         Mutation::Intents(m) => intents::apply(conn, m).await,
         Mutation::Releases(m) => releases::apply(conn, m).await,
+        Mutation::Deployments(m) => deployments::apply(conn, m).await,
+        Mutation::Freezes(m) => freezes::apply(conn, m).await,
+        Mutation::Drift(m) => drift::apply(conn, m).await,
     }
 }
 

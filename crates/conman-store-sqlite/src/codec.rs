@@ -45,12 +45,17 @@ pub(crate) fn db_error(err: rusqlite::Error) -> Error {
 
 /// `UNIQUE constraint failed: users.email` → [`ConflictReason::Taken`] of a
 /// user's `email`; the partial index `changesets_one_open_per_workspace` →
-/// [`ConflictReason::OpenChangesetExists`].
+/// [`ConflictReason::OpenChangesetExists`]; the partial index
+/// `deployments_one_active_per_environment` → a deployment's `environment`.
 fn unique_conflict(message: &str) -> Error {
     let columns = message.rsplit(": ").next().unwrap_or_default();
     let (table, field) = columns.rsplit(", ").next().and_then(|c| c.split_once('.')).unwrap_or(("", "key"));
     if (table, field) == ("changesets", "workspace_id") {
         return ConflictReason::OpenChangesetExists.into();
+    }
+    if (table, field) == ("deployments", "environment_id") {
+        // The partial index of active deployments per environment.
+        return ConflictReason::Taken { record: Record::Deployment, field: "environment".to_owned() }.into();
     }
     let record = match table {
         "users" => Record::User,
@@ -75,6 +80,10 @@ fn unique_conflict(message: &str) -> Error {
         "changeset_overrides" => Record::ChangesetOverride,
         "audit" => Record::AuditEvent,
         "releases" => Record::Release,
+        "deployments" => Record::Deployment,
+        "freeze_windows" => Record::FreezeWindow,
+        "environment_validations" => Record::EnvironmentValidation,
+        "migration_executions" => Record::MigrationExecution,
         _ => Record::Other,
     };
     ConflictReason::Taken { record, field: field.to_owned() }.into()

@@ -29,10 +29,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "profiles", sql: include_str!("../migrations/0004_profiles.sql") },
     Migration { version: 5, name: "intents", sql: include_str!("../migrations/0005_intents.sql") },
     Migration { version: 6, name: "releases", sql: include_str!("../migrations/0006_releases.sql") },
+    Migration { version: 7, name: "deployments", sql: include_str!("../migrations/0007_deployments.sql") },
 ];
 
 /// The schema version this binary writes (the last embedded migration).
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const _: () = assert!(MIGRATIONS[MIGRATIONS.len() - 1].version == SCHEMA_VERSION);
 

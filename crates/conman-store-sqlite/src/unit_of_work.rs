@@ -11,7 +11,10 @@ use conman_core::ports::store::{ConflictReason, Mutation, Store, UnitOfWork};
 use conman_core::Error;
 use rusqlite::Connection;
 
-use crate::{apps, audit, changesets, intents, jobs, outbox, profiles, releases, users, workspaces, SqliteStore};
+use crate::{
+    apps, audit, changesets, deployments, drift, freezes, intents, jobs, outbox, profiles, releases, users, workspaces,
+    SqliteStore,
+};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -42,6 +45,9 @@ fn apply(conn: &Connection, mutation: &Mutation) -> Result<(), Error> {
         Mutation::Outbox(m) => outbox::apply(conn, m),
         Mutation::Intents(m) => intents::apply(conn, m),
         Mutation::Releases(m) => releases::apply(conn, m),
+        Mutation::Deployments(m) => deployments::apply(conn, m),
+        Mutation::Freezes(m) => freezes::apply(conn, m),
+        Mutation::Drift(m) => drift::apply(conn, m),
     }
 }
 

@@ -12,7 +12,10 @@ use crate::domain::app::{App, AppSettings};
 use crate::domain::audit::{AuditEntry, AuditRecord, RequestContext, GENESIS_HASH};
 use crate::domain::changeset::{Changeset, ChangesetRevision, ChangesetState};
 use crate::domain::comment::Comment;
+use crate::domain::deployment::{Deployment, DeploymentKind, DeploymentState};
+use crate::domain::drift::{EnvironmentValidation, MigrationExecution, ValidationSource};
 use crate::domain::environment::Environment;
+use crate::domain::freeze::{FreezeSchedule, FreezeWindow};
 use crate::domain::invite::{Invite, InviteState};
 use crate::domain::job::{Job, JobState, JobType};
 use crate::domain::membership::Membership;
@@ -28,8 +31,9 @@ use crate::domain::workspace::Workspace;
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::ids::{
-    AppId, AuditEventId, ChangesetId, CommentId, CredentialId, EnvironmentId, InviteId, JobId, OutboxMessageId,
-    PasswordResetId, ReleaseId, ReviewId, RuntimeProfileId, UserId, WorkspaceId,
+    AppId, AuditEventId, ChangesetId, CommentId, CredentialId, DeploymentId, EnvironmentId, EnvironmentValidationId,
+    FreezeWindowId, InviteId, JobId, MigrationExecutionId, OutboxMessageId, PasswordResetId, ReleaseId, ReviewId,
+    RuntimeProfileId, UserId, WorkspaceId,
 };
 use crate::ports::crypto::{SealedSecret, SEALED_FORMAT_VERSION};
 use crate::ports::store::{Mutation, SecretOwner, Store, StoredSecret, UnitOfWork, UserMutation};
@@ -432,5 +436,83 @@ pub fn environment(app: &App, name: &str, position: u32, is_canonical: bool) -> 
         position,
         is_canonical,
         runtime_profile_id: None,
+    }
+}
+
+/// A pending deployment of `release` to `env` requested by `by`, needing
+/// no approvals and holding its environment (`active`).
+pub fn deployment(env: &Environment, release: &Release, by: &User) -> Deployment {
+    let at = now();
+    Deployment {
+        id: DeploymentId(Uuid::now_v7()),
+        app_id: env.app_id,
+        environment_id: env.id,
+        release_id: release.id,
+        commit: sha(),
+        kind: DeploymentKind::Deploy,
+        exception: None,
+        group_id: None,
+        state: DeploymentState::Pending,
+        approvals: Vec::new(),
+        rejection: None,
+        approval_expires_at: None,
+        active: true,
+        requested_by: by.id,
+        job_id: None,
+        previous_commit: None,
+        previous_release_id: None,
+        rolled_back_release_id: None,
+        profile_revision: None,
+        freeze_override: None,
+        failure: None,
+        created_at: at,
+        started_at: None,
+        finished_at: None,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+/// A freeze window of `env` with `schedule`, created by `by`.
+pub fn freeze_window(env: &Environment, by: &User, schedule: FreezeSchedule) -> FreezeWindow {
+    FreezeWindow {
+        id: FreezeWindowId(Uuid::now_v7()),
+        app_id: env.app_id,
+        environment_id: env.id,
+        schedule,
+        reason: "quarter-end close".into(),
+        created_by: by.id,
+        created_at: now(),
+    }
+}
+
+/// A validation of `env` by `source`, at profile revision 1 with no
+/// migration records.
+pub fn validation(env: &Environment, source: ValidationSource) -> EnvironmentValidation {
+    EnvironmentValidation {
+        id: EnvironmentValidationId(Uuid::now_v7()),
+        app_id: env.app_id,
+        environment_id: env.id,
+        profile_id: env.runtime_profile_id,
+        profile_revision: Some(1),
+        migrations_fingerprint: crate::domain::drift::migrations_fingerprint(&[]),
+        source,
+        at: now(),
+    }
+}
+
+/// A migration record of `deployment` (on its environment and release).
+pub fn migration_execution(deployment: &Deployment) -> MigrationExecution {
+    MigrationExecution {
+        id: MigrationExecutionId(Uuid::now_v7()),
+        app_id: deployment.app_id,
+        environment_id: deployment.environment_id,
+        release_id: deployment.release_id,
+        deployment_id: deployment.id,
+        paths: vec!["db/migrations".into()],
+        command: Some("./migrate up".into()),
+        applied_state: None,
+        profile_revision: 1,
+        recorded_at: now(),
     }
 }

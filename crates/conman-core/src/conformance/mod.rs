@@ -30,7 +30,10 @@ use crate::ports::store::{ConflictReason, Store};
 pub mod apps;
 pub mod audit;
 pub mod changesets;
+pub mod deployments;
+pub mod drift;
 pub mod fixtures;
+pub mod freezes;
 pub mod intents;
 pub mod jobs;
 pub mod profiles;
@@ -196,6 +199,26 @@ macro_rules! store_conformance_tests {
             a_tag_is_unique_per_app_and_refuses_its_whole_unit,
             releases_list_newest_first_and_tags_are_found_by_prefix,
         );
+        $crate::store_conformance_tests!(@module $make; deployments:
+            deployment_round_trips_whole_and_is_scoped_by_app,
+            deployment_update_is_compare_and_set,
+            two_active_deployments_of_one_environment_in_one_unit_are_refused,
+            a_second_active_deployment_in_another_unit_is_refused,
+            active_deployments_are_per_environment_and_finishing_frees_one,
+            deployments_list_newest_first_with_every_filter,
+            the_last_succeeded_deployment_is_the_one_that_finished_last,
+            deployments_refer_to_existing_rows_and_pin_their_environment,
+        );
+        $crate::store_conformance_tests!(@module $make; freezes:
+            freeze_windows_round_trip_and_list_oldest_first,
+            deleting_a_freeze_window_removes_only_it,
+            freeze_windows_refer_to_existing_rows_and_pin_their_environment,
+        );
+        $crate::store_conformance_tests!(@module $make; drift:
+            the_last_validation_is_the_newest,
+            migration_records_list_newest_first,
+            drift_records_refer_to_existing_rows_and_pin_their_environment,
+        );
         $crate::store_conformance_tests!(@module $make; intents:
             intent_round_trips_while_pending,
             a_claimed_ref_refuses_a_second_intent_and_its_whole_unit,
@@ -233,6 +256,19 @@ macro_rules! store_conformance_tests {
             async fn admins_demoting_each_other_at_once_leave_one() {
                 let (store, _guard) = $crate::conformance::StoreFixture::into_parts($make.await);
                 $crate::conformance::apps::admins_demoting_each_other_at_once_leave_one(
+                    ::std::sync::Arc::new(store),
+                    |task| {
+                        let handle = ::tokio::spawn(task);
+                        ::std::boxed::Box::pin(async move { handle.await.expect("conformance task panicked") })
+                    },
+                )
+                .await;
+            }
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn racing_deploys_to_one_environment_leave_exactly_one_active() {
+                let (store, _guard) = $crate::conformance::StoreFixture::into_parts($make.await);
+                $crate::conformance::deployments::racing_deploys_to_one_environment_leave_exactly_one_active(
                     ::std::sync::Arc::new(store),
                     |task| {
                         let handle = ::tokio::spawn(task);

@@ -19,6 +19,9 @@
 mod apps;
 mod audit;
 mod changesets;
+mod deployments;
+mod drift;
+mod freezes;
 mod intents;
 mod jobs;
 mod outbox;
@@ -51,6 +54,9 @@ pub struct State {
     pub(crate) outbox: outbox::Outbox,
     pub(crate) intents: intents::Intents,
     pub(crate) releases: releases::Releases,
+    pub(crate) deployments: deployments::Deployments,
+    pub(crate) freezes: freezes::Freezes,
+    pub(crate) drift: drift::Drift,
 }
 
 /// The in-memory reference store.
@@ -124,6 +130,9 @@ fn apply(state: &mut State, mutation: &Mutation) -> Result<(), Error> {
         Mutation::Outbox(m) => outbox::apply(state, m),
         Mutation::Intents(m) => intents::apply(state, m),
         Mutation::Releases(m) => releases::apply(state, m),
+        Mutation::Deployments(m) => deployments::apply(state, m),
+        Mutation::Freezes(m) => freezes::apply(state, m),
+        Mutation::Drift(m) => drift::apply(state, m),
     }
 }
 

@@ -178,10 +178,15 @@ fn rewrap_secrets(state: &mut State, from_key_id: &str, secrets: &[StoredSecret]
     Ok(())
 }
 
-/// `ReplaceEnvironments`: the app's environments missing from the list go,
-/// every listed one is written under its id; names may move between
+/// `ReplaceEnvironments`: the app's environments missing from the list go
+/// (refused while deployments, freeze windows or drift records refer to
+/// one), every listed one is written under its id; names may move between
 /// environments in one replacement.
 fn replace_environments(state: &mut State, app_id: AppId, envs: &[Environment]) -> Result<(), Error> {
+    // A removed environment must have no history (the SQL stores' foreign keys).
+    let removed = |e: &Environment| e.app_id == app_id && !envs.iter().any(|n| n.id == e.id);
+    let has_history = |id| state.deployments.refer_to(id) || state.freezes.refer_to(id) || state.drift.refer_to(id);
+    reference(!state.profiles.environments.iter().any(|e| removed(e) && has_history(e.id)))?;
     let slice = &mut state.profiles;
     slice.environments.retain(|e| e.app_id != app_id || envs.iter().any(|n| n.id == e.id));
     let mut written: Vec<Environment> = Vec::new();

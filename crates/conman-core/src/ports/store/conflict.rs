@@ -59,6 +59,14 @@ pub enum Record {
     AuditEvent,
     /// A release.
     Release,
+    /// A deployment.
+    Deployment,
+    /// A deploy freeze window.
+    FreezeWindow,
+    /// An environment validation (a drift baseline).
+    EnvironmentValidation,
+    /// A migration execution record.
+    MigrationExecution,
     /// Anything the store cannot name.
     Other,
 }
@@ -92,6 +100,11 @@ impl Record {
             Record::AuditEvent => "audit event",
             Record::Release if field == "tag" => "release tag in this app",
             Record::Release => "release",
+            Record::Deployment if field == "environment" => "deployment in progress",
+            Record::Deployment => "deployment",
+            Record::FreezeWindow => "freeze window",
+            Record::EnvironmentValidation => "environment validation",
+            Record::MigrationExecution => "migration record",
             Record::Other => "record",
         }
     }
@@ -225,5 +238,7 @@ mod tests {
         assert!(err.is_stale_version());
         assert_eq!(err.to_string(), "the app was changed by someone else; reload it and retry");
         assert_eq!(Error::from(ConflictReason::LeaseLost).details(), Some(json!({ "reason": "lease_lost" })));
+        let err = Error::from(ConflictReason::Taken { record: Record::Deployment, field: "environment".into() });
+        assert_eq!(err.to_string(), "a deployment in progress with this environment already exists");
     }
 }

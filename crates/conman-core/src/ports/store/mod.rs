@@ -1,6 +1,6 @@
 //! The store port, cut by aggregate: each slice (`users`, `apps`,
 //! `workspaces`, `changesets`, `profiles`, `jobs`, `audit`, `outbox`,
-//! `intents`, `releases`) holds
+//! `intents`, `releases`, `deployments`, `freezes`, `drift`) holds
 //! its read trait, its mutation sub-enum and the value types they speak;
 //! this module holds what they share and the one atomic write path.
 //!
@@ -31,6 +31,8 @@
 //! second is [`ConflictReason::OpenChangesetExists`]; `PutReview` replaces
 //! the vote of the same (changeset, revision, reviewer); runtime profile
 //! names are unique per app and environment names per app (`conflict`);
+//! an environment that deployments, freeze windows, validations or
+//! migration records refer to cannot be removed (`missing_reference`);
 //! sealed secrets are never deleted — `RewrapSecrets` replaces a row's
 //! sealed value only while it is still wrapped by the expected master key.
 
@@ -38,6 +40,9 @@ pub mod apps;
 pub mod audit;
 pub mod changesets;
 pub mod conflict;
+pub mod deployments;
+pub mod drift;
+pub mod freezes;
 pub mod intents;
 pub mod jobs;
 pub mod outbox;
@@ -53,6 +58,9 @@ pub use apps::{AppMutation, AppStore, MemberRecord};
 pub use audit::{AuditFilter, AuditStore};
 pub use changesets::{ChangesetFilter, ChangesetMutation, ChangesetOrder, ChangesetStore};
 pub use conflict::{ConflictReason, Record};
+pub use deployments::{DeploymentFilter, DeploymentMutation, DeploymentStore};
+pub use drift::{DriftMutation, DriftStore};
+pub use freezes::{FreezeMutation, FreezeStore};
 pub use intents::{Intent, IntentMutation, IntentOutcome, IntentStore};
 pub use jobs::{JobClaim, JobFilter, JobFinish, JobLogPage, JobMutation, JobStore};
 pub use outbox::{OutboxMutation, OutboxStore};
@@ -141,6 +149,12 @@ pub enum Mutation {
     Intents(IntentMutation),
     /// Releases.
     Releases(ReleaseMutation),
+    /// Deployments.
+    Deployments(DeploymentMutation),
+    /// Deploy freeze windows.
+    Freezes(FreezeMutation),
+    /// Drift baselines and migration records.
+    Drift(DriftMutation),
 }
 
 macro_rules! mutation_from {
@@ -163,6 +177,9 @@ mutation_from! {
     OutboxMutation => Outbox,
     IntentMutation => Intents,
     ReleaseMutation => Releases,
+    DeploymentMutation => Deployments,
+    FreezeMutation => Freezes,
+    DriftMutation => Drift,
 }
 
 /// Reads every page of a listing, in order: `fetch` is called with pages 1,
@@ -199,6 +216,9 @@ pub trait Store:
     + OutboxStore
     + IntentStore
     + ReleaseStore
+    + DeploymentStore
+    + FreezeStore
+    + DriftStore
 {
     /// Applies `unit` atomically (see the module docs).
     async fn commit(&self, unit: UnitOfWork) -> Result<(), Error>;
