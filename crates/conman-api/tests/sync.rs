@@ -34,6 +34,13 @@ async fn setup(name: &str) -> Setup {
 }
 
 impl Setup {
+    async fn new_workspace(&self, title: &str) -> serde_json::Value {
+        let url = format!("/api/apps/{}/workspaces", self.app);
+        let r = self.s.req("POST", &url, Some(&self.admin), Some(json!({ "title": title }))).await;
+        r.assert_status(201);
+        r.data().clone()
+    }
+
     async fn sync(&self, body: Option<serde_json::Value>) -> common::Reply {
         let url = format!("/api/apps/{}/workspaces/{}/sync-integration", self.app, self.ws);
         self.s.req("POST", &url, Some(&self.admin), body).await
@@ -180,4 +187,39 @@ async fn a_new_workspace_starts_from_the_current_integration_head() {
     assert_eq!(t.read("new.yaml").await, None);
     t.sync(None).await.assert_status(200);
     assert_eq!(t.read("new.yaml").await.as_deref(), Some("n\n"));
+}
+
+/// Baseline mode `canonical_env_release` (SPEC §2.1): new workspaces,
+/// `reset` and `sync-integration` start from what is deployed on the
+/// canonical environment (its `refs/heads/env/<name>`), and from the
+/// integration head while nothing is deployed there. The env ref is moved
+/// through the git port here, as a deployment moves it.
+#[tokio::test]
+async fn canonical_env_release_starts_workspaces_from_the_canonical_environment() {
+    let t = setup("baseline").await;
+    let app: conman_core::ids::AppId = t.app.parse().unwrap();
+    let patch = json!({ "baseline_mode": "canonical_env_release" });
+    t.s.req("PATCH", &format!("/api/apps/{}/settings", t.app), Some(&t.admin), Some(patch)).await.assert_status(200);
+    let envs = json!({ "environments": [
+        { "name": "dev", "position": 0, "is_canonical": false },
+        { "name": "prod", "position": 1, "is_canonical": true },
+    ]});
+    t.s.req("PATCH", &format!("/api/apps/{}/environments", t.app), Some(&t.admin), Some(envs)).await.assert_status(200);
+    let released = t.s.write_upstream(&t.app, "main", "a.yaml", b"v: 1\n").await;
+    // Nothing deployed on prod: the integration head.
+    assert_eq!(t.new_workspace("before").await["base_sha"], released.as_str());
+
+    let git = &t.s.conman.ports().git;
+    git.update_ref(app, "refs/heads/env/prod", Some(&released), None).await.unwrap();
+    let unreleased = t.s.write_upstream(&t.app, "main", "a.yaml", b"v: 2\n").await;
+    let ws = t.new_workspace("after").await;
+    assert_eq!(ws["base_sha"], released.as_str(), "starts from prod's release, not the newer integration head");
+    let id = ws["id"].as_str().unwrap();
+    assert_eq!(t.s.read_file(&t.admin, &t.app, id, "a.yaml").await.as_deref(), Some(&b"v: 1\n"[..]));
+    // Only the canonical environment counts.
+    git.update_ref(app, "refs/heads/env/dev", Some(&unreleased), None).await.unwrap();
+    let url = format!("/api/apps/{}/workspaces/{}/reset", t.app, t.ws);
+    let r = t.s.req("POST", &url, Some(&t.admin), None).await;
+    r.assert_status(200);
+    assert_eq!(r.data()["base_sha"], released.as_str());
 }
