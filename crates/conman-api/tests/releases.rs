@@ -157,6 +157,9 @@ async fn three_of_six_queued_changesets_ship_and_the_rest_stay_queued_and_are_re
     let d = shop.queued("raise d", "config/d.yaml", "d: 2\n").await;
     let a9 = shop.queued("late a", "config/a.yaml", "a: 9\n").await;
     let head_before = shop.git(&["rev-parse", "refs/heads/main"]);
+    let metrics = shop.s.req("GET", "/api/metrics", None, None).await;
+    let depth = format!("conman_release_queue_depth{{app=\"{}\"}} 6", shop.app);
+    assert!(metrics.text.contains(&depth), "{}", metrics.text);
 
     let rel = shop.new_release("Weekly").await;
     let r = shop

@@ -228,6 +228,11 @@ impl ChangesetStore for PgStore {
         paged(self, q, page, CHANGESET_COLUMNS, changeset).await
     }
 
+    async fn queue_depths(&self) -> Result<Vec<(AppId, u64)>, Error> {
+        let sql = "SELECT app_id, COUNT(*) FROM changesets WHERE state = 'queued' GROUP BY app_id ORDER BY app_id";
+        all(&self.pool, query(sql), |c| Ok((c.id(0)?, c.count(1)?))).await
+    }
+
     async fn open_changeset_of_workspace(&self, app_id: AppId, ws_id: WorkspaceId) -> Result<Option<Changeset>, Error> {
         // The predicate repeats the partial index's, so the lookup uses it.
         let sql = concat!(

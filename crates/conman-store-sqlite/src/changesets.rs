@@ -207,6 +207,14 @@ impl ChangesetStore for SqliteStore {
         self.read(move |conn| codec::page(conn, &count, &list, params, page, changeset)).await
     }
 
+    async fn queue_depths(&self) -> Result<Vec<(AppId, u64)>, Error> {
+        self.read(move |conn| {
+            let sql = "SELECT app_id, COUNT(*) FROM changesets WHERE state = 'queued' GROUP BY app_id ORDER BY app_id";
+            all(conn, sql, [], |c| Ok((c.id(0)?, c.count(1)?)))
+        })
+        .await
+    }
+
     async fn open_changeset_of_workspace(&self, app_id: AppId, ws_id: WorkspaceId) -> Result<Option<Changeset>, Error> {
         self.read(move |conn| one(conn, open_changeset!(), [id(app_id.0), id(ws_id.0)], changeset)).await
     }

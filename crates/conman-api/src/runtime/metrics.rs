@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use conman_core::domain::job::{JobState, JobType};
+use conman_core::ids::AppId;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -89,9 +90,10 @@ pub fn observe_result(job_type: JobType, result: &serde_json::Value) {
 }
 
 /// The registry's histograms plus `conman_jobs{type,state}` set from
-/// `counts` (as `Conman::job_counts` answers them), in the Prometheus
-/// text format.
-pub fn render(counts: &[(JobType, JobState, u64)]) -> String {
+/// `counts` (as `Conman::job_counts` answers them) and
+/// `conman_release_queue_depth{app}` from `depths` (`Conman::queue_depths`),
+/// in the Prometheus text format.
+pub fn render(counts: &[(JobType, JobState, u64)], depths: &[(AppId, u64)]) -> String {
     let metrics = job_metrics();
     let mut registry = Registry::default();
     registry.register_with_unit(
@@ -128,6 +130,11 @@ pub fn render(counts: &[(JobType, JobState, u64)]) -> String {
         jobs.get_or_create(&[("type", job_type.as_str()), ("state", state.as_str())]).set(value);
     }
     registry.register("conman_jobs", "Jobs in the store by type and state", jobs);
+    let queue = Family::<[(&'static str, String); 1], Gauge>::default();
+    for (app, depth) in depths {
+        queue.get_or_create(&[("app", app.to_string())]).set(i64::try_from(*depth).unwrap_or(i64::MAX));
+    }
+    registry.register("conman_release_queue_depth", "Changesets queued for release, per app id", queue);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
@@ -142,13 +149,17 @@ mod tests {
     fn render_prints_histograms_and_the_count_gauge() {
         observe_queue_wait(JobType::GateSubmit, Duration::from_millis(3));
         observe_run(JobType::GateSubmit, Duration::from_millis(250));
-        let text = render(&[(JobType::GateSubmit, JobState::Succeeded, 7), (JobType::Notify, JobState::Queued, 2)]);
+        let app = AppId(uuid::Uuid::nil());
+        let counts = [(JobType::GateSubmit, JobState::Succeeded, 7), (JobType::Notify, JobState::Queued, 2)];
+        let text = render(&counts, &[(app, 4)]);
         assert!(text.contains("# TYPE conman_job_queue_wait_seconds histogram"), "{text}");
         assert!(text.contains("conman_job_queue_wait_seconds_count{type=\"gate_submit\"}"), "{text}");
         assert!(text.contains("# TYPE conman_job_run_seconds histogram"), "{text}");
         assert!(text.contains("conman_job_run_seconds_bucket{le=\"0.32\",type=\"gate_submit\"}"), "{text}");
         assert!(text.contains("conman_jobs{type=\"gate_submit\",state=\"succeeded\"} 7"), "{text}");
         assert!(text.contains("conman_jobs{type=\"notify\",state=\"queued\"} 2"), "{text}");
+        assert!(text.contains("# TYPE conman_release_queue_depth gauge"), "{text}");
+        assert!(text.contains(&format!("conman_release_queue_depth{{app=\"{app}\"}} 4")), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 
@@ -157,7 +168,7 @@ mod tests {
         let result = serde_json::json!({ "compose_ms": 12.5, "included": 3, "dropped": 1, "gates": 1 });
         observe_result(JobType::ReleaseAssemble, &result);
         observe_result(JobType::GateSubmit, &serde_json::json!({ "included": 100 }));
-        let text = render(&[]);
+        let text = render(&[], &[]);
         assert!(text.contains("conman_release_composition_seconds_count 1"), "{text}");
         assert!(text.contains("conman_release_changesets_composed_total 3"), "{text}");
         assert!(text.contains("conman_release_changesets_conflicted_total 1"), "{text}");

@@ -180,6 +180,12 @@ pub async fn queued_changesets_list_in_queue_order<S: Store>(store: &S) {
     let second = store.list_changesets(w.billing.id, &filter, PageRequest { page: 2, limit: 2 }).await.unwrap();
     assert_eq!(second.items, want[2..4].to_vec());
     assert_eq!(second.total, 5);
+    // The queue depth counts them, and only queued ones.
+    assert_eq!(store.queue_depths().await.unwrap(), vec![(w.billing.id, 5)]);
+    let ws = workspace(&w.billing, &w.ada, "drafting");
+    setup(store, [WorkspaceMutation::InsertWorkspace(ws.clone())]).await;
+    insert(store, &[&changeset(&ws, &w.ada, "a draft")]).await;
+    assert_eq!(store.queue_depths().await.unwrap(), vec![(w.billing.id, 5)]);
 }
 
 /// Listing is per app, newest first (`created_at`, then id), filtered by

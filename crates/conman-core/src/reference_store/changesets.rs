@@ -67,6 +67,20 @@ impl ChangesetStore for ReferenceStore {
         Ok(page(found, request))
     }
 
+    async fn queue_depths(&self) -> Result<Vec<(AppId, u64)>, Error> {
+        let mut depths = std::collections::BTreeMap::<AppId, u64>::new();
+        for c in self
+            .lock()
+            .changesets
+            .changesets
+            .iter()
+            .filter(|c| c.state == crate::domain::changeset::ChangesetState::Queued)
+        {
+            *depths.entry(c.app_id).or_default() += 1;
+        }
+        Ok(depths.into_iter().collect())
+    }
+
     async fn open_changeset_of_workspace(&self, app_id: AppId, ws_id: WorkspaceId) -> Result<Option<Changeset>, Error> {
         let state = self.lock();
         let open = |c: &&Changeset| c.app_id == app_id && c.workspace_id == ws_id && c.state.is_open();

@@ -341,6 +341,11 @@ impl Conman {
         self.store().job_counts().await
     }
 
+    /// Queued changesets per app (the release queue depth), for metrics.
+    pub async fn queue_depths(&self) -> Result<Vec<(crate::ids::AppId, u64)>, Error> {
+        self.store().queue_depths().await
+    }
+
     // ---- worker side -------------------------------------------------
 
     /// Claims the next runnable job for `worker`, then opens the attempt's

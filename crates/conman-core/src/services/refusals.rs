@@ -77,6 +77,7 @@ const EXEMPT: &[(&str, &str)] = &[
     ("run_job_handler", "worker side: the process is trusted"),
     ("jobs_to_stop", "worker side: the process is trusted"),
     ("job_counts", "metrics of the process, no actor"),
+    ("queue_depths", "metrics of the process, no actor"),
 ];
 
 /// One app and its people and things; see the module doc.

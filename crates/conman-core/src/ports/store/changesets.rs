@@ -76,4 +76,7 @@ pub trait ChangesetStore: Send + Sync {
     async fn comment(&self, changeset_id: ChangesetId, id: CommentId) -> Result<Option<Comment>, Error>;
     /// Comments of a changeset, oldest first (creation time, then id).
     async fn list_comments(&self, changeset_id: ChangesetId, page: PageRequest) -> Result<Page<Comment>, Error>;
+    /// How many changesets each app has queued (apps with none are left
+    /// out), by app id: the release queue depth.
+    async fn queue_depths(&self) -> Result<Vec<(AppId, u64)>, Error>;
 }
