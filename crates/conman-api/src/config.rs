@@ -46,6 +46,11 @@ pub struct Settings {
     /// Server-wide deploy gate command.
     #[arg(long, env = "CONMAN_GATE_DEPLOY_CMD", global = true)]
     pub gate_deploy_cmd: Option<String>,
+    /// Server-wide deploy command, run after the deploy gate of every
+    /// deployment (an app's per-environment command wins when per-app
+    /// commands are allowed).
+    #[arg(long, env = "CONMAN_DEPLOY_CMD", global = true)]
+    pub deploy_cmd: Option<String>,
     /// Gate timeout in seconds.
     #[arg(long, env = "CONMAN_GATE_TIMEOUT_SECS", default_value_t = 600, global = true)]
     pub gate_timeout_secs: u64,
@@ -126,6 +131,7 @@ impl Settings {
                 submit: command(&self.gate_submit_cmd),
                 release: command(&self.gate_release_cmd),
                 deploy: command(&self.gate_deploy_cmd),
+                deploy_command: command(&self.deploy_cmd),
                 timeout: Duration::from_secs(self.gate_timeout_secs.max(1)),
             },
             jobs: JobConfig { lease_ttl: Duration::from_secs(self.job_lease_secs.max(1)), ..JobConfig::default() },
@@ -137,7 +143,7 @@ impl Settings {
     /// or app admins may set their own.
     pub fn gate_commands_possible(&self) -> bool {
         self.allow_app_gate_commands
-            || [&self.gate_submit_cmd, &self.gate_release_cmd, &self.gate_deploy_cmd]
+            || [&self.gate_submit_cmd, &self.gate_release_cmd, &self.gate_deploy_cmd, &self.deploy_cmd]
                 .into_iter()
                 .any(|c| command(c).is_some())
     }

@@ -3,6 +3,8 @@
 //! the core's plain inputs (`NewApp`, `AppSettingsPatch`), which have no
 //! serde of their own.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use conman_core::domain::app::{
     App, AppSettings, AppSettingsPatch, BaselineMode, CommitMode, GateSettings, PathRule, ProfileApprovalPolicy,
@@ -143,6 +145,12 @@ pub struct SettingsDto {
     /// unreviewed content (a changeset's submit gate).
     #[schema(example = "placeholder")]
     pub unreviewed_gate_secrets: String,
+    /// Deploy commands by environment name (used when the operator allows
+    /// per-app commands).
+    pub deploy_commands: BTreeMap<String, String>,
+    /// The requester of a deployment exception may be one of its two
+    /// approvers.
+    pub allow_deploy_self_approval: bool,
 }
 
 impl From<&AppSettings> for SettingsDto {
@@ -173,6 +181,8 @@ impl From<&AppSettings> for SettingsDto {
                 })
                 .collect(),
             unreviewed_gate_secrets: s.unreviewed_gate_secrets.as_str().to_owned(),
+            deploy_commands: s.deploy_commands.clone(),
+            allow_deploy_self_approval: s.allow_deploy_self_approval,
         }
     }
 }
@@ -228,6 +238,13 @@ pub struct SettingsPatchDto {
     #[serde(default)]
     #[schema(schema_with = crate::dto::schemas::unreviewed_gate_secrets_opt)]
     pub unreviewed_gate_secrets: Option<UnreviewedGateSecrets>,
+    /// Deploy commands by environment name (replaces the whole map).
+    #[serde(default)]
+    pub deploy_commands: Option<BTreeMap<String, String>>,
+    /// The requester of a deployment exception may be one of its two
+    /// approvers (default: no).
+    #[serde(default)]
+    pub allow_deploy_self_approval: Option<bool>,
 }
 
 impl From<SettingsPatchDto> for AppSettingsPatch {
@@ -245,6 +262,8 @@ impl From<SettingsPatchDto> for AppSettingsPatch {
             gates: p.gates.map(Into::into),
             path_rules: p.path_rules.map(|rules| rules.into_iter().map(Into::into).collect()),
             unreviewed_gate_secrets: p.unreviewed_gate_secrets,
+            deploy_commands: p.deploy_commands,
+            allow_deploy_self_approval: p.allow_deploy_self_approval,
         }
     }
 }

@@ -162,6 +162,14 @@ pub struct AppSettings {
     /// Secrets of gates that run unreviewed content.
     #[serde(default)]
     pub unreviewed_gate_secrets: UnreviewedGateSecrets,
+    /// Deploy commands by environment name (SPEC §2.5), used when the
+    /// operator allows per-app commands; else the server's.
+    #[serde(default)]
+    pub deploy_commands: std::collections::BTreeMap<String, String>,
+    /// Whether the requester of a deployment exception may be one of its
+    /// two approvers (default: no).
+    #[serde(default)]
+    pub allow_deploy_self_approval: bool,
 }
 
 impl Default for AppSettings {
@@ -179,6 +187,8 @@ impl Default for AppSettings {
             gates: GateSettings::default(),
             path_rules: Vec::new(),
             unreviewed_gate_secrets: UnreviewedGateSecrets::default(),
+            deploy_commands: std::collections::BTreeMap::new(),
+            allow_deploy_self_approval: false,
         }
     }
 }
@@ -212,6 +222,10 @@ pub struct AppSettingsPatch {
     pub path_rules: Option<Vec<PathRule>>,
     /// See [`AppSettings::unreviewed_gate_secrets`].
     pub unreviewed_gate_secrets: Option<UnreviewedGateSecrets>,
+    /// See [`AppSettings::deploy_commands`] (replaces the whole map).
+    pub deploy_commands: Option<std::collections::BTreeMap<String, String>>,
+    /// See [`AppSettings::allow_deploy_self_approval`].
+    pub allow_deploy_self_approval: Option<bool>,
 }
 
 /// Hard ceiling on `file_size_limit_bytes` (64 MiB): content travels as
@@ -236,7 +250,9 @@ impl AppSettings {
             profile_approval_policy,
             gates,
             path_rules,
-            unreviewed_gate_secrets
+            unreviewed_gate_secrets,
+            deploy_commands,
+            allow_deploy_self_approval
         );
         if let Some(domain) = patch.temp_url_domain {
             s.temp_url_domain = if domain.is_empty() { None } else { Some(domain) };
@@ -255,6 +271,16 @@ impl AppSettings {
                 "out_of_range",
                 "file_size_limit_bytes must be between 1 and 67108864",
             ));
+        }
+        for (env, command) in &self.deploy_commands {
+            crate::domain::environment::validate_environment_name(env)?;
+            if command.len() > 4096 || command.contains('\0') {
+                return Err(Error::invalid(
+                    "deploy_commands",
+                    "invalid_command",
+                    format!("the deploy command of {env} must be at most 4096 bytes without NUL"),
+                ));
+            }
         }
         if !(1..=20).contains(&self.required_approvals) {
             return Err(Error::invalid("required_approvals", "out_of_range", "required_approvals must be 1-20"));

@@ -29,13 +29,22 @@ pub struct GateCommands {
     pub release: Option<String>,
     /// Deploy gate.
     pub deploy: Option<String>,
+    /// Deploy command of every environment (an app's own per-environment
+    /// command wins when per-app commands are allowed).
+    pub deploy_command: Option<String>,
     /// Timeout of one gate run.
     pub timeout: Duration,
 }
 
 impl Default for GateCommands {
     fn default() -> Self {
-        GateCommands { submit: None, release: None, deploy: None, timeout: Duration::from_secs(600) }
+        GateCommands {
+            submit: None,
+            release: None,
+            deploy: None,
+            deploy_command: None,
+            timeout: Duration::from_secs(600),
+        }
     }
 }
 

@@ -181,12 +181,62 @@ impl JobHandler for GateHandler {
             Err(e) => return JobOutcome::Failed { error: e.to_string(), retryable: true, result: None },
         };
         let (command, timeout) = gate_command(conman, &app, payload.gate);
+        conman.run_gate_process(job, &app, &payload, command, timeout, "gate", log).await
+    }
+
+    /// A submit gate of a changeset moves it on (see
+    /// `Conman::settle_submit_gate`), a release gate its release (see
+    /// `Conman::settle_release_gate`); a gate run on a bare commit settles
+    /// nothing.
+    async fn settle(
+        &self,
+        conman: &Conman,
+        job: &Job,
+        state: JobState,
+        error: Option<&str>,
+    ) -> Result<UnitOfWork, Error> {
+        let Ok(payload) = serde_json::from_value::<GatePayload>(job.payload.clone()) else {
+            return Ok(UnitOfWork::new());
+        };
+        match (payload.gate, payload.changeset_id.as_deref().map(str::parse::<ChangesetId>)) {
+            (GateKind::Submit, Some(Ok(changeset_id))) => {
+                conman.settle_submit_gate(job, changeset_id, state, error).await
+            }
+            (GateKind::Release, _) => match payload.release_id.as_deref().map(str::parse::<ReleaseId>) {
+                Some(Ok(release_id)) => conman.settle_release_gate(job, release_id, state, error).await,
+                _ => Ok(UnitOfWork::new()),
+            },
+            _ => Ok(UnitOfWork::new()),
+        }
+    }
+}
+
+impl Conman {
+    /// Runs `command` (no command: it passes) for `job` as `payload` says:
+    /// in the runner's isolation, on `payload.commit`'s tree, with the
+    /// runtime profile the payload's gate and environment resolve to plus
+    /// the SPEC §6.3 variables, every secret value masked in the log.
+    /// `what` names it in the log and the result: `gate`, or `deploy` for
+    /// an environment's deploy command. A failing command is a verdict, not
+    /// retried.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_gate_process(
+        &self,
+        job: &Job,
+        app: &App,
+        payload: &GatePayload,
+        command: Option<String>,
+        timeout: Duration,
+        what: &str,
+        log: &dyn LogSink,
+    ) -> JobOutcome {
+        let conman = self;
+        let payload = payload.clone();
+        // "gate" for gates; a deploy command is named by its own word.
+        let gate_word = what == "gate";
+        let step = if gate_word { format!("{} gate", payload.gate.as_str()) } else { what.to_owned() };
         let Some(command) = command else {
-            log.line(
-                LogStream::System,
-                format!("no {} gate command is configured: the gate passes", payload.gate.as_str()),
-            )
-            .await;
+            log.line(LogStream::System, format!("no {step} command is configured: the {what} passes")).await;
             return JobOutcome::Succeeded {
                 result: json!({ "passed": true, "skipped": true }),
                 effects: UnitOfWork::new(),
@@ -201,7 +251,7 @@ impl JobHandler for GateHandler {
             (GateKind::Submit, Some(Ok(changeset_id))) => {
                 Some(conman.submit_gate_env(job.app_id, changeset_id, payload.gate.secret_values(&app)).await)
             }
-            (GateKind::Release, _) => {
+            (GateKind::Release | GateKind::Deploy, _) => {
                 conman.release_gate_env(job.app_id, &payload, payload.gate.secret_values(&app)).await.transpose()
             }
             _ => None,
@@ -247,62 +297,32 @@ impl JobHandler for GateHandler {
             env.keys().map(String::as_str).filter(|n| n.starts_with("CONMAN_") || *n == "PATH").collect();
         log.line(
             LogStream::System,
-            format!(
-                "{} gate on {} (timeout {} s): {command}",
-                payload.gate.as_str(),
-                payload.commit,
-                timeout.as_secs()
-            ),
+            format!("{step} on {} (timeout {} s): {command}", payload.commit, timeout.as_secs()),
         )
         .await;
         log.line(LogStream::System, format!("environment: {}", names.join(" "))).await;
         let spec = CommandSpec { app_id: job.app_id, commit: Sha(payload.commit.clone()), command, env, timeout };
         match runner.run(spec, log).await {
             Ok(CommandOutcome::Exited { code: Some(0) }) => {
-                log.line(LogStream::System, "gate passed (exit 0)".into()).await;
+                log.line(LogStream::System, format!("{what} passed (exit 0)")).await;
                 JobOutcome::Succeeded { result: json!({ "passed": true, "exit_code": 0 }), effects: UnitOfWork::new() }
             }
             Ok(CommandOutcome::Exited { code }) => {
-                let what = code.map_or("was killed by a signal".to_owned(), |c| format!("exited with code {c}"));
-                log.line(LogStream::System, format!("gate failed: the command {what}")).await;
-                failed(format!("gate command {what}"), json!({ "passed": false, "exit_code": code }))
+                let how = code.map_or("was killed by a signal".to_owned(), |c| format!("exited with code {c}"));
+                log.line(LogStream::System, format!("{what} failed: the command {how}")).await;
+                failed(format!("{what} command {how}"), json!({ "passed": false, "exit_code": code }))
             }
             Ok(CommandOutcome::TimedOut) => {
-                let msg = format!("gate command timed out after {} s; its process group was killed", timeout.as_secs());
+                let msg =
+                    format!("{what} command timed out after {} s; its process group was killed", timeout.as_secs());
                 log.line(LogStream::System, msg.clone()).await;
                 failed(msg, json!({ "passed": false, "timed_out": true }))
             }
             Ok(CommandOutcome::FailedToStart { reason }) => {
-                log.line(LogStream::System, format!("gate could not start: {reason}")).await;
-                failed(format!("gate command could not start: {reason}"), json!({ "passed": false }))
+                log.line(LogStream::System, format!("{what} could not start: {reason}")).await;
+                failed(format!("{what} command could not start: {reason}"), json!({ "passed": false }))
             }
             Err(e) => JobOutcome::Failed { error: e.to_string(), retryable: true, result: None },
-        }
-    }
-
-    /// A submit gate of a changeset moves it on (see
-    /// `Conman::settle_submit_gate`), a release gate its release (see
-    /// `Conman::settle_release_gate`); a gate run on a bare commit settles
-    /// nothing.
-    async fn settle(
-        &self,
-        conman: &Conman,
-        job: &Job,
-        state: JobState,
-        error: Option<&str>,
-    ) -> Result<UnitOfWork, Error> {
-        let Ok(payload) = serde_json::from_value::<GatePayload>(job.payload.clone()) else {
-            return Ok(UnitOfWork::new());
-        };
-        match (payload.gate, payload.changeset_id.as_deref().map(str::parse::<ChangesetId>)) {
-            (GateKind::Submit, Some(Ok(changeset_id))) => {
-                conman.settle_submit_gate(job, changeset_id, state, error).await
-            }
-            (GateKind::Release, _) => match payload.release_id.as_deref().map(str::parse::<ReleaseId>) {
-                Some(Ok(release_id)) => conman.settle_release_gate(job, release_id, state, error).await,
-                _ => Ok(UnitOfWork::new()),
-            },
-            _ => Ok(UnitOfWork::new()),
         }
     }
 }

@@ -17,6 +17,8 @@ mod baseline;
 mod changesets;
 mod comments;
 mod config;
+mod deploy_job;
+mod deployments;
 mod diffs;
 mod environments;
 mod gates;
@@ -52,6 +54,7 @@ pub use changesets::{
 };
 pub use comments::NewComment;
 pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
+pub use deployments::{DeployPayload, DeployRequest, DeploymentStarted, DriftReport, EnvironmentStatus};
 pub use diffs::{ChangesetDiff, DiffMode, DiffRange, DiffStats, RawFileDiff};
 pub use environments::EnvironmentInput;
 pub use gates::{GateKind, GatePayload, GATE_PATH};
@@ -128,6 +131,7 @@ impl Conman {
         }
         handlers.insert(JobType::ReleaseAssemble, Arc::new(release_assembly::AssembleHandler));
         handlers.insert(JobType::RevalidateQueued, Arc::new(revalidation::RevalidateHandler));
+        handlers.insert(JobType::DeployRelease, Arc::new(deploy_job::DeployHandler));
         Conman {
             ports,
             config,

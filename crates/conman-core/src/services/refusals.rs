@@ -332,6 +332,60 @@ fn cases() -> Vec<Case> {
             w.app.id,
             ReleaseId(uuid::Uuid::now_v7())
         )),
+        case!(deploy_release, NonMember, NotFound, |w, a| w.c.deploy_release(
+            a,
+            w.app.id,
+            super::DeployRequest {
+                release_id: ReleaseId(uuid::Uuid::now_v7()),
+                environment_ids: vec![crate::ids::EnvironmentId(uuid::Uuid::now_v7())],
+                freeze_override: None
+            }
+        )),
+        case!(promote_release, NonMember, NotFound, |w, a| w.c.promote_release(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            None
+        )),
+        case!(redeploy_prior, NonMember, NotFound, |w, a| w.c.redeploy_prior(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            None,
+            None
+        )),
+        case!(approve_deployment, NonMember, NotFound, |w, a| w.c.approve_deployment(
+            a,
+            w.app.id,
+            crate::ids::DeploymentId(uuid::Uuid::now_v7())
+        )),
+        case!(reject_deployment, NonMember, NotFound, |w, a| w.c.reject_deployment(
+            a,
+            w.app.id,
+            crate::ids::DeploymentId(uuid::Uuid::now_v7()),
+            None
+        )),
+        case!(cancel_deployment, NonMember, NotFound, |w, a| w.c.cancel_deployment(
+            a,
+            w.app.id,
+            crate::ids::DeploymentId(uuid::Uuid::now_v7())
+        )),
+        case!(list_deployments, NonMember, NotFound, |w, a| w.c.list_deployments(
+            a,
+            w.app.id,
+            Default::default(),
+            Default::default()
+        )),
+        case!(get_deployment, NonMember, NotFound, |w, a| w.c.get_deployment(
+            a,
+            w.app.id,
+            crate::ids::DeploymentId(uuid::Uuid::now_v7())
+        )),
+        case!(environment_status, NonMember, NotFound, |w, a| w.c.environment_status(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7())
+        )),
         case!(move_changeset_to_draft, NonMember, NotFound, |w, a| w.c.move_changeset_to_draft(a, w.app.id, w.cs.id)),
         case!(changeset_diff, NonMember, NotFound, |w, a| w.c.changeset_diff(
             a,
@@ -442,6 +496,28 @@ fn cases() -> Vec<Case> {
             a,
             w.app.id,
             ReleaseId(uuid::Uuid::now_v7())
+        )),
+        case!(deploy_release, Reviewer, Forbidden, |w, a| w.c.deploy_release(
+            a,
+            w.app.id,
+            super::DeployRequest {
+                release_id: ReleaseId(uuid::Uuid::now_v7()),
+                environment_ids: vec![crate::ids::EnvironmentId(uuid::Uuid::now_v7())],
+                freeze_override: None
+            }
+        )),
+        case!(promote_release, Reviewer, Forbidden, |w, a| w.c.promote_release(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            None
+        )),
+        case!(redeploy_prior, User, Forbidden, |w, a| w.c.redeploy_prior(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            None,
+            None
         )),
         case!(review_changeset, User, Forbidden, |w, a| w.c.review_changeset(a, w.app.id, w.cs.id, approve())),
         case!(start_gate_run, User, Forbidden, |w, a| w.c.start_gate_run(a, w.app.id, GateKind::Submit, None)),
