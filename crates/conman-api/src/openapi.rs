@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "runtime_profiles", description = "Runtime profiles (typed env vars, sealed secrets, revisions, audited reveal), environments and changeset profile overrides"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "releases", description = "Releases: select queued changesets, assemble, publish"),
+        (name = "deployments", description = "Deployments: deploy, promote, two-person exceptions, rollback, drift checks, environment status and deploy freezes"),
         (name = "jobs", description = "Asynchronous jobs: gate runs, logs, cancellation"),
     )
 )]

@@ -19,7 +19,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    apps, audit, auth, changesets, comments, diffs, jobs, me, members, profiles, releases, reviews, system, workspaces,
+    apps, audit, auth, changesets, comments, deployments, diffs, jobs, me, members, profiles, releases, reviews,
+    system, workspaces,
 };
 use crate::{docs, request_id};
 
@@ -80,6 +81,18 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<Conman>> {
         .routes(routes!(releases::reorder))
         .routes(routes!(releases::assemble))
         .routes(routes!(releases::publish))
+        .routes(routes!(deployments::deploy))
+        .routes(routes!(deployments::promote))
+        .routes(routes!(deployments::rollback))
+        .routes(routes!(deployments::drift_check))
+        .routes(routes!(deployments::status))
+        .routes(routes!(deployments::list_freezes, deployments::create_freeze))
+        .routes(routes!(deployments::delete_freeze))
+        .routes(routes!(deployments::list))
+        .routes(routes!(deployments::get))
+        .routes(routes!(deployments::approve))
+        .routes(routes!(deployments::reject))
+        .routes(routes!(deployments::cancel))
         .routes(routes!(audit::list))
         .routes(routes!(jobs::list, jobs::start))
         .routes(routes!(jobs::get))

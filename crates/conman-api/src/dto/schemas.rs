@@ -421,3 +421,38 @@ mod tests {
         assert!(pattern_of(title()).contains(r"\x00-\x1f\x7f-\x9f"));
     }
 }
+
+/// `deploy`, `promote` or `redeploy_prior`.
+pub(crate) fn deployment_kind() -> RefOr<Schema> {
+    one_of(&["deploy", "promote", "redeploy_prior"], false)
+}
+
+/// `skip_stage` or `concurrent_batch`, or `null`.
+pub(crate) fn deployment_exception_opt() -> RefOr<Schema> {
+    one_of(&["skip_stage", "concurrent_batch"], true)
+}
+
+/// A deployment state.
+pub(crate) fn deployment_state() -> RefOr<Schema> {
+    one_of(&["pending", "running", "succeeded", "failed", "canceled"], false)
+}
+
+/// The rollback modes this server offers.
+pub(crate) fn rollback_mode() -> RefOr<Schema> {
+    one_of(&["redeploy_prior"], false)
+}
+
+/// A weekday name.
+pub(crate) fn weekday() -> RefOr<Schema> {
+    one_of(&crate::dto::WEEKDAY_NAMES, false)
+}
+
+/// A reason: 1-500 printable characters.
+pub(crate) fn reason() -> RefOr<Schema> {
+    printable(500, false)
+}
+
+/// A reason: 1-500 printable characters, or `null`.
+pub(crate) fn reason_opt() -> RefOr<Schema> {
+    printable(500, true)
+}

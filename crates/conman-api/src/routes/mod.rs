@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod changesets;
 pub(crate) mod comments;
+pub(crate) mod deployments;
 pub(crate) mod diffs;
 pub(crate) mod jobs;
 pub(crate) mod me;

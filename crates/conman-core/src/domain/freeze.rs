@@ -4,8 +4,8 @@
 //! Invariants (checked by [`FreezeWindow::validate`] before a window is
 //! stored): a one-off window ends after it starts; a weekly window names
 //! times as `HH:MM` (00:00-23:59), a known IANA time zone, and does not
-//! start where it ends; the reason is not blank and at most
-//! [`MAX_REASON_CHARS`] characters.
+//! start where it ends; the reason is not blank, holds no control
+//! character and is at most [`MAX_REASON_CHARS`] characters.
 //!
 //! Semantics ([`FreezeWindow::covers`], decision 0017): a window covers the
 //! half-open range `[start, end)`. A weekly window is evaluated on the local
@@ -178,6 +178,9 @@ impl FreezeWindow {
     pub fn validate(&self) -> Result<(), Error> {
         if self.reason.trim().is_empty() {
             return Err(Error::invalid("reason", "required", "a freeze window needs a reason"));
+        }
+        if self.reason.chars().any(char::is_control) {
+            return Err(Error::invalid("reason", "invalid", "a freeze window's reason holds no control characters"));
         }
         if self.reason.chars().count() > MAX_REASON_CHARS {
             return Err(Error::invalid(

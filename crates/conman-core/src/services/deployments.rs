@@ -32,7 +32,7 @@ use super::{Actor, AppScope, AuditWhat, Conman};
 use crate::domain::app::App;
 use crate::domain::deployment::{
     approval_verdict, required_exception, stage_check, ApprovalVerdict, Deployment, DeploymentApproval,
-    DeploymentException, DeploymentKind, DeploymentOutcome, DeploymentRejection, DeploymentState,
+    DeploymentException, DeploymentKind, DeploymentOutcome, DeploymentRejection, DeploymentState, StageVerdict,
     DEFAULT_APPROVAL_TTL_HOURS,
 };
 use crate::domain::drift::{drift_between, migrations_fingerprint, DriftReason, ProfileState};
@@ -66,6 +66,14 @@ pub struct DeployRequest {
     pub release_id: ReleaseId,
     /// One environment, or several at once (an exception).
     pub environment_ids: Vec<EnvironmentId>,
+    /// The requester's acknowledgement that this single-environment deploy
+    /// skips a stage (and so waits for two approvals); it must match what
+    /// the stage order says.
+    pub is_skip_stage: bool,
+    /// The requester's acknowledgement that several environments are
+    /// deployed at once (two approvals, one group); required exactly when
+    /// more than one environment is named.
+    pub is_concurrent_batch: bool,
     /// An `app_admin`'s reason for deploying inside a freeze window.
     pub freeze_override: Option<String>,
 }
@@ -122,6 +130,37 @@ fn check_reason(field: &str, reason: Option<&str>) -> Result<Option<String>, Err
     Ok(Some(reason.to_owned()))
 }
 
+/// Refuses a single-environment deploy whose `is_skip_stage` does not
+/// match the stage order: a skip-stage is never requested by accident, and
+/// the flag never claims one that is not.
+fn check_skip_acknowledged(
+    env: &Environment,
+    stage: StageVerdict,
+    is_skip_stage: bool,
+    envs: &[Environment],
+) -> Result<(), Error> {
+    match (stage, is_skip_stage) {
+        (StageVerdict::SkipStage { previous }, false) => {
+            let name = envs.iter().find(|e| e.id == previous).map_or("the previous stage", |e| e.name.as_str());
+            Err(Error::invalid(
+                "is_skip_stage",
+                "required",
+                format!(
+                    "the release does not run on {name}, the stage before {}: promote it stage by stage, or set \
+                     is_skip_stage to request a skip-stage (two approvals)",
+                    env.name
+                ),
+            ))
+        }
+        (StageVerdict::SkipStage { .. }, true) | (_, false) => Ok(()),
+        (_, true) => Err(Error::invalid(
+            "is_skip_stage",
+            "not_skip_stage",
+            format!("deploying this release to {} skips no stage: leave is_skip_stage unset", env.name),
+        )),
+    }
+}
+
 /// True for the release states a deployment may take a release from.
 fn deployable(state: ReleaseState) -> bool {
     matches!(state, ReleaseState::Published | ReleaseState::DeployedPartial | ReleaseState::DeployedFull)
@@ -146,6 +185,26 @@ impl Conman {
         if let Some(dup) = request.environment_ids.iter().find(|e| !seen.insert(**e)) {
             return Err(Error::invalid("environment_ids", "duplicate", format!("environment {dup} is named twice")));
         }
+        let batch = request.environment_ids.len() > 1;
+        if batch != request.is_concurrent_batch {
+            return Err(if batch {
+                Error::invalid(
+                    "is_concurrent_batch",
+                    "required",
+                    "deploying several environments at once is an exception needing two approvals: set \
+                     is_concurrent_batch to request it",
+                )
+            } else {
+                Error::invalid("is_concurrent_batch", "not_a_batch", "is_concurrent_batch needs several environments")
+            });
+        }
+        if batch && request.is_skip_stage {
+            return Err(Error::invalid(
+                "is_skip_stage",
+                "batch",
+                "a concurrent batch is approved as one exception: leave is_skip_stage unset",
+            ));
+        }
         let release = self.deployable_release(app_id, request.release_id).await?;
         let envs = self.store().environments(app_id).await?;
         let current = self.current_releases(app_id, &envs).await?;
@@ -154,39 +213,55 @@ impl Conman {
             let env = envs.iter().find(|e| e.id == *id).ok_or(Error::NotFound("environment"))?;
             let stage = stage_check(&envs, env.id, release.id, &current)?;
             let exception = required_exception(stage, request.environment_ids.len());
+            if !batch {
+                check_skip_acknowledged(env, stage, request.is_skip_stage, &envs)?;
+            }
             targets.push((env.clone(), exception));
         }
         let freeze_override = check_reason("freeze_override", request.freeze_override.as_deref())?;
         self.request_deployments(&scope, &release, targets, DeploymentKind::Deploy, None, freeze_override).await
     }
 
-    /// Promotes the release running on `from` to the next environment in
-    /// stage order: the exact artifact, no approvals. Config managers and
-    /// admins.
+    /// Promotes a release to `target` from the stage just before it,
+    /// where it must run now (`release_id`, or whatever runs there): the
+    /// exact artifact, no approvals. Config managers and admins.
     pub async fn promote_release(
         &self,
         actor: &Actor,
         app_id: AppId,
-        from: EnvironmentId,
+        target: EnvironmentId,
+        release_id: Option<ReleaseId>,
         freeze_override: Option<&str>,
     ) -> Result<DeploymentStarted, Error> {
         let scope = self.app_scope(actor, app_id).await?;
         scope.require(Capability::Deploy, None)?;
         let mut envs = self.store().environments(app_id).await?;
         envs.sort_by_key(|e| (e.position, e.id));
-        let at = envs.iter().position(|e| e.id == from).ok_or(Error::NotFound("environment"))?;
-        let next = envs.get(at + 1).cloned().ok_or_else(|| {
-            Error::invalid(
-                "from",
-                "last_stage",
-                format!("{} is the last environment: nothing to promote to", envs[at].name),
-            )
+        let at = envs.iter().position(|e| e.id == target).ok_or(Error::NotFound("environment"))?;
+        let Some(previous) = at.checked_sub(1).map(|k| envs[k].clone()) else {
+            return Err(Error::invalid(
+                "environment_id",
+                "first_stage",
+                format!("{} is the first stage: deploy to it, there is nothing to promote from", envs[at].name),
+            ));
+        };
+        let running = self.store().last_succeeded_deployment(app_id, previous.id).await?.ok_or_else(|| {
+            Error::invalid("environment_id", "nothing_deployed", format!("nothing is deployed on {}", previous.name))
         })?;
-        let running = self.store().last_succeeded_deployment(app_id, from).await?.ok_or_else(|| {
-            Error::invalid("from", "nothing_deployed", format!("nothing is deployed on {}", envs[at].name))
-        })?;
+        if let Some(wanted) = release_id.filter(|id| *id != running.release_id) {
+            return Err(Error::invalid(
+                "release_id",
+                "not_on_previous_stage",
+                format!(
+                    "release {wanted} does not run on {} (the stage before {}): promote what runs there, or \
+                     deploy it as a skip-stage",
+                    previous.name, envs[at].name
+                ),
+            ));
+        }
         let release = self.deployable_release(app_id, running.release_id).await?;
         let freeze_override = check_reason("freeze_override", freeze_override)?;
+        let next = envs[at].clone();
         let mut started = self
             .request_deployments(&scope, &release, vec![(next, None)], DeploymentKind::Promote, None, freeze_override)
             .await?;
@@ -292,14 +367,15 @@ impl Conman {
             let mut approved = d.clone();
             approved.approvals.push(DeploymentApproval { user_id: actor.user.id, role: scope.role, at: now });
             approved.updated_at = now;
-            approved.version += 1;
             let complete =
                 approval_verdict(d.requested_by, &approved.approvals, allow_requester) == ApprovalVerdict::Complete;
+            // One new version per approval: `start` takes the step itself.
             let (after, job) = if complete {
                 let running = approved.start(now)?;
                 let job = self.deploy_job(actor, &scope.app, &running);
                 (Deployment { job_id: Some(job.id), ..running }, Some(job))
             } else {
+                approved.version += 1;
                 (approved, None)
             };
             let action = if complete { "deployment.approved_and_started" } else { "deployment.approved" };

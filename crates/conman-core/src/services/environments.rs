@@ -5,15 +5,16 @@
 //! (unique names, unique positions, exactly one canonical when non-empty);
 //! every referenced runtime profile is a persistent profile of the same
 //! app; an environment keeps its id when its name is kept, so deployments
-//! (a later issue) can refer to it; the replacement and its audit entry are
-//! one unit of work.
+//! refer to it; an environment with deployment history is never removed
+//! (refused with `conflict`; the store's foreign keys refuse it too); the
+//! replacement and its audit entry are one unit of work.
 
 use super::{Actor, AuditWhat, Conman};
 use crate::domain::environment::{validate_environment_list, Environment};
 use crate::domain::runtime_profile::ProfileKind;
 use crate::error::Error;
 use crate::ids::{AppId, RuntimeProfileId};
-use crate::ports::store::{ProfileMutation, UnitOfWork};
+use crate::ports::store::{DeploymentFilter, PageRequest, ProfileMutation, UnitOfWork};
 use crate::rbac::Capability;
 
 /// One environment of a replacement list (the wire form is
@@ -81,6 +82,20 @@ impl Conman {
         validate_environment_list(&next)?;
         if next == current {
             return Ok(current);
+        }
+        for removed in current.iter().filter(|e| !next.iter().any(|n| n.id == e.id)) {
+            let filter = DeploymentFilter { environment_id: Some(removed.id), ..Default::default() };
+            let history = self.store().list_deployments(app_id, &filter, PageRequest { page: 1, limit: 1 }).await?;
+            if history.total > 0 || !history.items.is_empty() {
+                return Err(Error::Conflict {
+                    message: format!(
+                        "environment {} has deployment history and cannot be removed: keep it in \
+                         the list",
+                        removed.name
+                    ),
+                    details: Some(serde_json::json!({ "reason": "has_deployments", "environment": removed.name })),
+                });
+            }
         }
         let audit = self.audit_entry(
             Some(actor),

@@ -20,7 +20,9 @@ mod config;
 mod deploy_job;
 mod deployments;
 mod diffs;
+mod drift_check;
 mod environments;
+mod freezes;
 mod gates;
 mod intents;
 mod invites;
@@ -56,6 +58,7 @@ pub use comments::NewComment;
 pub use config::{Config, GateCommands, JobConfig, ThrottleConfig};
 pub use deployments::{DeployPayload, DeployRequest, DeploymentStarted, DriftReport, EnvironmentStatus};
 pub use diffs::{ChangesetDiff, DiffMode, DiffRange, DiffStats, RawFileDiff};
+pub use drift_check::DriftCheckPayload;
 pub use environments::EnvironmentInput;
 pub use gates::{GateKind, GatePayload, GATE_PATH};
 pub use intents::{ReconcileReport, Settlement};
@@ -132,6 +135,7 @@ impl Conman {
         handlers.insert(JobType::ReleaseAssemble, Arc::new(release_assembly::AssembleHandler));
         handlers.insert(JobType::RevalidateQueued, Arc::new(revalidation::RevalidateHandler));
         handlers.insert(JobType::DeployRelease, Arc::new(deploy_job::DeployHandler));
+        handlers.insert(JobType::DriftCheck, Arc::new(drift_check::DriftCheckHandler));
         Conman {
             ports,
             config,

@@ -197,6 +197,11 @@ macro_rules! case {
     };
 }
 
+fn one_off_freeze() -> crate::domain::freeze::FreezeSchedule {
+    let starts_at = chrono::Utc::now();
+    crate::domain::freeze::FreezeSchedule::OneOff { starts_at, ends_at: starts_at + chrono::TimeDelta::hours(1) }
+}
+
 fn delete_op() -> Vec<ChangeOp> {
     vec![ChangeOp::Delete { path: "a.yaml".into() }]
 }
@@ -338,6 +343,8 @@ fn cases() -> Vec<Case> {
             super::DeployRequest {
                 release_id: ReleaseId(uuid::Uuid::now_v7()),
                 environment_ids: vec![crate::ids::EnvironmentId(uuid::Uuid::now_v7())],
+                is_skip_stage: false,
+                is_concurrent_batch: false,
                 freeze_override: None
             }
         )),
@@ -345,7 +352,30 @@ fn cases() -> Vec<Case> {
             a,
             w.app.id,
             crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            None,
             None
+        )),
+        case!(list_freeze_windows, NonMember, NotFound, |w, a| w.c.list_freeze_windows(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7())
+        )),
+        case!(create_freeze_window, NonMember, NotFound, |w, a| w.c.create_freeze_window(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            one_off_freeze(),
+            "release train"
+        )),
+        case!(delete_freeze_window, NonMember, NotFound, |w, a| w.c.delete_freeze_window(
+            a,
+            w.app.id,
+            crate::ids::FreezeWindowId(uuid::Uuid::now_v7())
+        )),
+        case!(start_drift_check, NonMember, NotFound, |w, a| w.c.start_drift_check(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7())
         )),
         case!(redeploy_prior, NonMember, NotFound, |w, a| w.c.redeploy_prior(
             a,
@@ -503,6 +533,8 @@ fn cases() -> Vec<Case> {
             super::DeployRequest {
                 release_id: ReleaseId(uuid::Uuid::now_v7()),
                 environment_ids: vec![crate::ids::EnvironmentId(uuid::Uuid::now_v7())],
+                is_skip_stage: false,
+                is_concurrent_batch: false,
                 freeze_override: None
             }
         )),
@@ -510,7 +542,25 @@ fn cases() -> Vec<Case> {
             a,
             w.app.id,
             crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            None,
             None
+        )),
+        case!(create_freeze_window, ConfigManager, Forbidden, |w, a| w.c.create_freeze_window(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            one_off_freeze(),
+            "release train"
+        )),
+        case!(delete_freeze_window, ConfigManager, Forbidden, |w, a| w.c.delete_freeze_window(
+            a,
+            w.app.id,
+            crate::ids::FreezeWindowId(uuid::Uuid::now_v7())
+        )),
+        case!(start_drift_check, Reviewer, Forbidden, |w, a| w.c.start_drift_check(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7())
         )),
         case!(redeploy_prior, User, Forbidden, |w, a| w.c.redeploy_prior(
             a,
