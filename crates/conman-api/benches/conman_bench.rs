@@ -42,7 +42,11 @@
 //! git's own merge machinery, see `scenarios/composer.rs`. Scenario 7
 //! (issue 13): publishing a release of 100 queued changesets through the
 //! core beside `git update-ref` + `git tag -a` (bar: median ≤ 50 ms), see
-//! `scenarios/publish.rs`, on the installation of `scenarios/lab.rs`.
+//! `scenarios/publish.rs`. Scenario 8 (issue 14): a deploy's overhead from
+//! request to `succeeded` with the worker in this process (bar: median ≤
+//! 20 ms) and 10 environments of one app deployed at once (bar: all
+//! succeed, ≤ 2× one), see `scenarios/deploy.rs`; both run on the
+//! installation of `scenarios/lab.rs`.
 //!
 //! Every bar goes through one [`Bars`] collector, which prints its verdict
 //! and, at the end, one summary line naming the failed bars.
@@ -52,7 +56,7 @@
 //! `--only-changesets` for scenario 3 alone, `--only-git-reads` for
 //! scenario 5 alone (with the git port's write row beside the CLI chain),
 //! `--only-composer` for scenario 6 alone, `--only-publish` for scenario
-//! 7 alone,
+//! 7 alone, `--only-deploy` for scenario 8 alone,
 //! `--only-workers` for the 4-worker-process row alone (3 runs with
 //! `--quick`, else 7, and their median), `--only-postgres-io` for scenario
 //! 1's core write and read on Postgres alone.
@@ -75,6 +79,8 @@ use conman_store_pg::PgStore;
 mod changesets_scenario;
 #[path = "scenarios/composer.rs"]
 mod composer_scenario;
+#[path = "scenarios/deploy.rs"]
+mod deploy_scenario;
 #[path = "scenarios/git_port.rs"]
 mod git_port_scenario;
 #[path = "scenarios/lab.rs"]
@@ -181,6 +187,7 @@ fn main() -> ExitCode {
     let latency_samples = if quick { 50 } else { 200 };
     let read_rounds = if quick { 9 } else { 31 };
     let publish_rounds = if quick { 7 } else { 21 };
+    let (deploy_rounds, deploy_together) = if quick { (20, 5) } else { (100, 15) };
     let postgres = ["CONMAN_BENCH_DATABASE_URL", "CONMAN_TEST_DATABASE_URL"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|url| !url.trim().is_empty()));
@@ -201,6 +208,8 @@ fn main() -> ExitCode {
         ));
     } else if flag("--only-publish") {
         rt.block_on(publish_scenario::scenario_publish(&mut bars, publish_rounds));
+    } else if flag("--only-deploy") {
+        rt.block_on(deploy_scenario::scenario_deploy(&mut bars, deploy_rounds, deploy_together));
     } else if flag("--only-workers") {
         // The 4-worker-process row alone, several runs.
         let Some(url) = postgres else {
@@ -234,6 +243,7 @@ fn main() -> ExitCode {
             composer_scenario::scenario_composer(&mut bars, if quick { 5 } else { 15 }, if quick { 1 } else { 3 })
                 .await;
             publish_scenario::scenario_publish(&mut bars, publish_rounds).await;
+            deploy_scenario::scenario_deploy(&mut bars, deploy_rounds, deploy_together).await;
             match postgres {
                 Some(url) => {
                     postgres_rows(&mut bars, &url, &Figures { io, jobs }, writes, reads, latency_samples).await;
