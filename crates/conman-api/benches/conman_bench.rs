@@ -39,7 +39,14 @@
 //! through the git port at once against one after another (bar: at once ≤
 //! 0.7× one after another), see `scenarios/git_port.rs`. Scenario 6 (issue
 //! 13): the release composer and the queue's revalidation check beside
-//! git's own merge machinery, see `scenarios/composer.rs`.
+//! git's own merge machinery, see `scenarios/composer.rs`. Scenario 7
+//! (issue 13): publishing a release of 100 queued changesets through the
+//! core beside `git update-ref` + `git tag -a` (bar: median ≤ 50 ms), see
+//! `scenarios/publish.rs`. Scenario 8 (issue 14): a deploy's overhead from
+//! request to `succeeded` with the worker in this process (bar: median ≤
+//! 20 ms) and 10 environments of one app deployed at once (bar: all
+//! succeed, ≤ 2× one), see `scenarios/deploy.rs`; both run on the
+//! installation of `scenarios/lab.rs`.
 //!
 //! Every bar goes through one [`Bars`] collector, which prints its verdict
 //! and, at the end, one summary line naming the failed bars.
@@ -48,7 +55,8 @@
 //! bar failed (without it the exit code is 0 whatever the bars say),
 //! `--only-changesets` for scenario 3 alone, `--only-git-reads` for
 //! scenario 5 alone (with the git port's write row beside the CLI chain),
-//! `--only-composer` for scenario 6 alone,
+//! `--only-composer` for scenario 6 alone, `--only-publish` for scenario
+//! 7 alone, `--only-deploy` for scenario 8 alone,
 //! `--only-workers` for the 4-worker-process row alone (3 runs with
 //! `--quick`, else 7, and their median), `--only-postgres-io` for scenario
 //! 1's core write and read on Postgres alone.
@@ -71,10 +79,16 @@ use conman_store_pg::PgStore;
 mod changesets_scenario;
 #[path = "scenarios/composer.rs"]
 mod composer_scenario;
+#[path = "scenarios/deploy.rs"]
+mod deploy_scenario;
 #[path = "scenarios/git_port.rs"]
 mod git_port_scenario;
+#[path = "scenarios/lab.rs"]
+mod lab;
 #[path = "scenarios/profiles.rs"]
 mod profiles_scenario;
+#[path = "scenarios/publish.rs"]
+mod publish_scenario;
 
 struct Stats {
     median: Duration,
@@ -172,6 +186,8 @@ fn main() -> ExitCode {
     let (writes, reads, cli_writes, cli_reads) = if quick { (100, 500, 10, 20) } else { (500, 2000, 30, 60) };
     let latency_samples = if quick { 50 } else { 200 };
     let read_rounds = if quick { 9 } else { 31 };
+    let publish_rounds = if quick { 7 } else { 21 };
+    let (deploy_rounds, deploy_together) = if quick { (20, 5) } else { (100, 15) };
     let postgres = ["CONMAN_BENCH_DATABASE_URL", "CONMAN_TEST_DATABASE_URL"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|url| !url.trim().is_empty()));
@@ -190,6 +206,10 @@ fn main() -> ExitCode {
             if quick { 5 } else { 15 },
             if quick { 1 } else { 3 },
         ));
+    } else if flag("--only-publish") {
+        rt.block_on(publish_scenario::scenario_publish(&mut bars, publish_rounds));
+    } else if flag("--only-deploy") {
+        rt.block_on(deploy_scenario::scenario_deploy(&mut bars, deploy_rounds, deploy_together));
     } else if flag("--only-workers") {
         // The 4-worker-process row alone, several runs.
         let Some(url) = postgres else {
@@ -222,6 +242,8 @@ fn main() -> ExitCode {
             git_port_scenario::scenario_git_port(&mut bars, read_rounds, None).await;
             composer_scenario::scenario_composer(&mut bars, if quick { 5 } else { 15 }, if quick { 1 } else { 3 })
                 .await;
+            publish_scenario::scenario_publish(&mut bars, publish_rounds).await;
+            deploy_scenario::scenario_deploy(&mut bars, deploy_rounds, deploy_together).await;
             match postgres {
                 Some(url) => {
                     postgres_rows(&mut bars, &url, &Figures { io, jobs }, writes, reads, latency_samples).await;
