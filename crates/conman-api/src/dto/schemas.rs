@@ -397,31 +397,6 @@ where
         .map(Some)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pattern_of(schema: RefOr<Schema>) -> String {
-        let json = serde_json::to_value(schema).expect("schema json");
-        json["pattern"].as_str().expect("pattern").to_owned()
-    }
-
-    #[test]
-    fn schemas_name_the_cores_sets() {
-        let json = serde_json::to_value(role()).expect("json");
-        assert_eq!(json["enum"], serde_json::json!(["user", "reviewer", "config_manager", "app_admin"]));
-        let json = serde_json::to_value(commit_mode_opt()).expect("json");
-        assert_eq!(json["type"], serde_json::json!(["string", "null"]));
-        assert!(json["enum"].as_array().expect("enum").contains(&serde_json::Value::Null));
-    }
-
-    #[test]
-    fn patterns_are_written_out() {
-        assert!(pattern_of(repo_path()).starts_with("^("));
-        assert!(pattern_of(title()).contains(r"\x00-\x1f\x7f-\x9f"));
-    }
-}
-
 /// `deploy`, `promote` or `redeploy_prior`.
 pub(crate) fn deployment_kind() -> RefOr<Schema> {
     one_of(&["deploy", "promote", "redeploy_prior"], false)
@@ -455,4 +430,29 @@ pub(crate) fn reason() -> RefOr<Schema> {
 /// A reason: 1-500 printable characters, or `null`.
 pub(crate) fn reason_opt() -> RefOr<Schema> {
     printable(500, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern_of(schema: RefOr<Schema>) -> String {
+        let json = serde_json::to_value(schema).expect("schema json");
+        json["pattern"].as_str().expect("pattern").to_owned()
+    }
+
+    #[test]
+    fn schemas_name_the_cores_sets() {
+        let json = serde_json::to_value(role()).expect("json");
+        assert_eq!(json["enum"], serde_json::json!(["user", "reviewer", "config_manager", "app_admin"]));
+        let json = serde_json::to_value(commit_mode_opt()).expect("json");
+        assert_eq!(json["type"], serde_json::json!(["string", "null"]));
+        assert!(json["enum"].as_array().expect("enum").contains(&serde_json::Value::Null));
+    }
+
+    #[test]
+    fn patterns_are_written_out() {
+        assert!(pattern_of(repo_path()).starts_with("^("));
+        assert!(pattern_of(title()).contains(r"\x00-\x1f\x7f-\x9f"));
+    }
 }

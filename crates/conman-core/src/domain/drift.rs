@@ -162,6 +162,41 @@ pub fn drift_between(
     (profile.is_some() || migrations.is_some()).then_some(DriftReason { profile, migrations })
 }
 
+/// The keys of a profile that differ between `validated` and `current`
+/// documents, by name only: `env_vars.<NAME>` and `secrets.<NAME>` for each
+/// variable or secret added, removed or changed (a secret changes when its
+/// revision does), and the name of each other section that differs
+/// (`base_url`, `database`, `migrations`, `data_strategy`, `lifecycle`).
+pub fn drifted_keys(validated: &ProfileDocument, current: &ProfileDocument) -> Vec<String> {
+    let mut keys = Vec::new();
+    let names = |a: &mut Vec<String>, prefix: &str, was: Vec<(&String, String)>, now: Vec<(&String, String)>| {
+        let was: std::collections::BTreeMap<_, _> = was.into_iter().collect();
+        let now: std::collections::BTreeMap<_, _> = now.into_iter().collect();
+        for name in was.keys().chain(now.keys()).collect::<std::collections::BTreeSet<_>>() {
+            if was.get(name) != now.get(name) {
+                a.push(format!("{prefix}.{name}"));
+            }
+        }
+    };
+    fn vars(d: &ProfileDocument) -> Vec<(&String, String)> {
+        d.env_vars.iter().map(|(k, v)| (k, format!("{v:?}"))).collect()
+    }
+    fn secrets(d: &ProfileDocument) -> Vec<(&String, String)> {
+        d.secrets.iter().map(|(k, m)| (k, m.revision.to_string())).collect()
+    }
+    names(&mut keys, "env_vars", vars(validated), vars(current));
+    names(&mut keys, "secrets", secrets(validated), secrets(current));
+    let sections = [
+        ("base_url", validated.base_url != current.base_url),
+        ("database", validated.database != current.database),
+        ("migrations", validated.migrations != current.migrations),
+        ("data_strategy", validated.data_strategy != current.data_strategy),
+        ("lifecycle", validated.lifecycle != current.lifecycle),
+    ];
+    keys.extend(sections.into_iter().filter(|(_, differs)| *differs).map(|(name, _)| name.to_owned()));
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,39 +305,4 @@ mod tests {
             prop_assert_eq!(drift.is_some(), validated_rev != current_rev || (!records.is_empty()));
         }
     }
-}
-
-/// The keys of a profile that differ between `validated` and `current`
-/// documents, by name only: `env_vars.<NAME>` and `secrets.<NAME>` for each
-/// variable or secret added, removed or changed (a secret changes when its
-/// revision does), and the name of each other section that differs
-/// (`base_url`, `database`, `migrations`, `data_strategy`, `lifecycle`).
-pub fn drifted_keys(validated: &ProfileDocument, current: &ProfileDocument) -> Vec<String> {
-    let mut keys = Vec::new();
-    let names = |a: &mut Vec<String>, prefix: &str, was: Vec<(&String, String)>, now: Vec<(&String, String)>| {
-        let was: std::collections::BTreeMap<_, _> = was.into_iter().collect();
-        let now: std::collections::BTreeMap<_, _> = now.into_iter().collect();
-        for name in was.keys().chain(now.keys()).collect::<std::collections::BTreeSet<_>>() {
-            if was.get(name) != now.get(name) {
-                a.push(format!("{prefix}.{name}"));
-            }
-        }
-    };
-    fn vars(d: &ProfileDocument) -> Vec<(&String, String)> {
-        d.env_vars.iter().map(|(k, v)| (k, format!("{v:?}"))).collect()
-    }
-    fn secrets(d: &ProfileDocument) -> Vec<(&String, String)> {
-        d.secrets.iter().map(|(k, m)| (k, m.revision.to_string())).collect()
-    }
-    names(&mut keys, "env_vars", vars(validated), vars(current));
-    names(&mut keys, "secrets", secrets(validated), secrets(current));
-    let sections = [
-        ("base_url", validated.base_url != current.base_url),
-        ("database", validated.database != current.database),
-        ("migrations", validated.migrations != current.migrations),
-        ("data_strategy", validated.data_strategy != current.data_strategy),
-        ("lifecycle", validated.lifecycle != current.lifecycle),
-    ];
-    keys.extend(sections.into_iter().filter(|(_, differs)| *differs).map(|(name, _)| name.to_owned()));
-    keys
 }

@@ -249,15 +249,15 @@ impl Conman {
         let mut mask = SecretMask::none();
         let profile_env = match (payload.gate, payload.changeset_id.as_deref().map(str::parse::<ChangesetId>)) {
             (GateKind::Submit, Some(Ok(changeset_id))) => {
-                Some(conman.submit_gate_env(job.app_id, changeset_id, payload.gate.secret_values(&app)).await)
+                Some(conman.submit_gate_env(job.app_id, changeset_id, payload.gate.secret_values(app)).await)
             }
             (GateKind::Release | GateKind::Deploy, _) => {
-                conman.release_gate_env(job.app_id, &payload, payload.gate.secret_values(&app)).await.transpose()
+                conman.release_gate_env(job.app_id, &payload, payload.gate.secret_values(app)).await.transpose()
             }
             _ => None,
         };
         if let Some(resolved) = profile_env {
-            let values = payload.gate.secret_values(&app);
+            let values = payload.gate.secret_values(app);
             match resolved {
                 Ok(resolved) => {
                     let what = match values {
