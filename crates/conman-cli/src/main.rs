@@ -86,10 +86,21 @@ enum Command {
         #[arg(long)]
         app: String,
     },
+    /// Deploy a published release to an environment (or several at once).
+    Deploy(cmd::deployments::DeployArgs),
+    /// Promote the release on the stage before an environment to it.
+    Promote(cmd::deployments::PromoteArgs),
+    /// Roll an environment back to an earlier published release.
+    Rollback(cmd::deployments::RollbackArgs),
+    /// Approve a pending deployment exception (skip-stage, concurrent batch).
+    Approve(cmd::deployments::ApproveArgs),
+    /// Deployments: ls, show (--follow), reject, cancel.
+    #[command(subcommand)]
+    Deployments(cmd::deployments::DeploymentsCmd),
     /// Runtime profiles: create, list, show, edit, secrets, revisions, revert, reveal.
     #[command(subcommand)]
     Profile(cmd::profiles::ProfileCmd),
-    /// Environments: list, replace the ordered list.
+    /// Environments: list, status, drift check, freeze windows, replace the ordered list.
     #[command(subcommand)]
     Env(cmd::envs::EnvCmd),
     /// The secrets master key: rotation (operators).
@@ -144,6 +155,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue { app } => {
             cmd::releases::queue(&session::open(&cli.settings, &cli.session).await?, &out, &app).await
         }
+        Command::Deploy(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Promote(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Rollback(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Approve(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
+        Command::Deployments(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Profile(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Env(c) => c.run(&session::open(&cli.settings, &cli.session).await?, &out).await,
         Command::Keys(c) => c.run(&cli.settings, &cli.session, &out).await,

@@ -1,7 +1,7 @@
 //! Output: JSON for scripts (`--json`, the same wire types as the HTTP API)
 //! or short human lines; errors as the SPEC §7 code and message on stderr,
-//! with exit codes by error class; a spinner for waits and ANSI colours,
-//! both only on a terminal.
+//! with exit codes by error class; spinners and step bars for waits
+//! (indicatif) and ANSI colours, all only on a terminal.
 
 use conman_core::{Error, ErrorCode};
 use serde::Serialize;
@@ -34,38 +34,36 @@ pub(crate) fn colors_on_stdout(no_color: bool) -> bool {
     !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
-/// A one-line spinner on stderr while waiting, drawn only when stderr is a
-/// terminal (scripts and pipes see nothing).
+/// A one-line spinner on stderr while waiting (indicatif), drawn only when
+/// stderr is a terminal: scripts and pipes see nothing.
 pub(crate) struct Spinner {
-    terminal: bool,
-    frame: usize,
-    shown: bool,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Spinner {
-    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-
     /// A spinner that draws if stderr is a terminal.
     pub(crate) fn on_terminal() -> Self {
-        use std::io::IsTerminal as _;
-        Spinner { terminal: std::io::stderr().is_terminal(), frame: 0, shown: false }
+        Spinner { bar: None }
     }
 
-    /// Draws the next frame with `label`.
+    /// Shows `label` beside the spinning frame (steady ticks while shown).
     pub(crate) fn tick(&mut self, label: &str) {
-        if self.terminal {
-            let frame = Self::FRAMES[self.frame % Self::FRAMES.len()];
-            eprint!("\r{frame} {label}\x1b[K");
-            self.frame += 1;
-            self.shown = true;
-        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        bar.set_message(label.to_owned());
     }
 
     /// Erases the line, before other output or when done.
     pub(crate) fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-            self.shown = false;
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 }
@@ -73,6 +71,39 @@ impl Spinner {
 impl Drop for Spinner {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+/// A bar of `done / total` steps on stderr (indicatif), drawn only when
+/// stderr is a terminal.
+pub(crate) struct Steps {
+    bar: indicatif::ProgressBar,
+}
+
+impl Steps {
+    /// A bar of `total` steps named `label`.
+    pub(crate) fn new(total: u64, label: &str) -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:24}] {pos}/{len} {elapsed:.dim}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(label.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        Steps { bar }
+    }
+
+    /// Sets how many steps are done (and the total, which may grow).
+    pub(crate) fn set(&self, done: u64, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(done);
+    }
+}
+
+impl Drop for Steps {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
     }
 }
 

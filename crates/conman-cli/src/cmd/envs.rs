@@ -1,4 +1,6 @@
-//! `conman env`: an app's environments (SPEC §2.5) — list them, or replace
+//! `conman env`: an app's environments (SPEC §2.5) — list them, show one's
+//! status (release, drift, freeze, deployments), start a drift check,
+//! manage its freeze windows (`conman env freeze`), or replace
 //! the whole ordered list (app admins) from a JSON file of
 //! `{name, position, is_canonical, runtime_profile_id}` (a bare list or the
 //! API's `{"environments": [...]}`). As a convenience `runtime_profile_id`
@@ -9,13 +11,17 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use conman_api::dto::{EnvironmentDto, ReplaceEnvironmentsRequest};
+use conman_api::dto::{EnvironmentDto, EnvironmentStatusDto, JobEnvelope, ReplaceEnvironmentsRequest};
 use conman_core::domain::environment::Environment;
+use conman_core::domain::job::JobState;
 use conman_core::ids::{AppId, RuntimeProfileId};
 use conman_core::ports::store::PageRequest;
 use serde_json::Value;
 
 use super::body::{object, read_bytes, request};
+use super::deployments::resolve_environment;
+use super::freezes::FreezeCmd;
+use super::jobs::follow_job;
 use super::profiles::{resolve_profile, SecretResult};
 use super::resolve_app;
 use crate::output::{CoreResult, Output};
@@ -30,6 +36,29 @@ pub(crate) enum EnvCmd {
         #[arg(long)]
         app: String,
     },
+    /// What an environment runs: its release and commit, drift, freeze, deployments.
+    Status {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// Environment name or id.
+        environment: String,
+    },
+    /// Run the deploy gate against a drifted environment's current profile;
+    /// when it passes the environment takes deploys again.
+    DriftCheck {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// Environment name or id.
+        environment: String,
+        /// Wait for the check, following its log.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Deploy freeze windows: ls, add, rm.
+    #[command(subcommand)]
+    Freeze(FreezeCmd),
     /// Replace the app's environment list (app admins); ids are kept by name.
     Set {
         /// App id or name.
@@ -67,6 +96,36 @@ fn env_lines(envs: &[Environment], names: &HashMap<RuntimeProfileId, String>) ->
         .join("\n")
 }
 
+fn status_lines(st: &EnvironmentStatusDto) -> String {
+    let e = &st.environment;
+    let mut lines = vec![format!("{} ({})  position {}", e.name, e.id, e.position)];
+    lines.push(match (&st.current_release_id, &st.current_commit) {
+        (Some(release), Some(commit)) => format!("release   {release} at {commit}"),
+        (Some(release), None) => format!("release   {release}"),
+        _ => "release   none deployed".to_owned(),
+    });
+    lines.push(match &st.drift {
+        None => "drift     none".to_owned(),
+        Some(d) if d.keys.is_empty() => "drift     DRIFTED (migration records changed): deploys refused".to_owned(),
+        Some(d) => format!("drift     DRIFTED on {}: deploys refused until a drift check passes", d.keys.join(", ")),
+    });
+    lines.push(match &st.freeze {
+        None => "freeze    none in force".to_owned(),
+        Some(w) => format!("freeze    FROZEN ({}): {}", w.id, w.reason),
+    });
+    if let Some(d) = &st.active_deployment {
+        lines.push(format!("active    deployment {} ({}, {})", d.id, d.kind, d.state));
+    }
+    if let Some(d) = &st.last_deployment {
+        let failure = d.failure.as_deref().map(|f| format!(": {f}")).unwrap_or_default();
+        lines.push(format!("last      deployment {} ({}, {}){failure}", d.id, d.kind, d.state));
+        if let Some(rolled_back) = d.rolled_back_release_id {
+            lines.push(format!("          rolled back release {rolled_back}"));
+        }
+    }
+    lines.join("\n")
+}
+
 impl EnvCmd {
     pub(crate) async fn run(self, s: &Session, out: &Output) -> anyhow::Result<()> {
         let (c, a) = (&s.conman, &s.actor);
@@ -78,6 +137,40 @@ impl EnvCmd {
                 let dtos: Vec<EnvironmentDto> = envs.iter().map(EnvironmentDto::from).collect();
                 out.show(&dtos, |_| env_lines(&envs, &names));
             }
+            EnvCmd::Status { app, environment } => {
+                let app_id = resolve_app(s, &app).await?;
+                let env = resolve_environment(s, app_id, &environment).await?;
+                let status = c.environment_status(a, app_id, env.id).await.core()?;
+                out.show(&EnvironmentStatusDto::from(&status), status_lines);
+            }
+            EnvCmd::DriftCheck { app, environment, follow } => {
+                let app_id = resolve_app(s, &app).await?;
+                let env = resolve_environment(s, app_id, &environment).await?;
+                let job = c.start_drift_check(a, app_id, env.id).await.core()?;
+                if !follow {
+                    let started = JobEnvelope { job: (&job).into() };
+                    out.show(&started, |j| format!("drift check of {} started (job {})", env.name, j.job.id));
+                    return Ok(());
+                }
+                let job = follow_job(s, app_id, job.id, |page, _| {
+                    if !out.json {
+                        for line in &page.lines {
+                            eprintln!("{}", line.text);
+                        }
+                    }
+                })
+                .await?;
+                let status = c.environment_status(a, app_id, env.id).await.core()?;
+                out.show(&EnvironmentStatusDto::from(&status), status_lines);
+                if job.state != JobState::Succeeded {
+                    anyhow::bail!(
+                        "the drift check of {} ended {}: the environment stays drifted",
+                        env.name,
+                        job.state.as_str()
+                    );
+                }
+            }
+            EnvCmd::Freeze(cmd) => return cmd.run(s, out).await,
             EnvCmd::Set { app, file } => {
                 let app_id = resolve_app(s, &app).await?;
                 let mut body = object(&read_bytes(&file)?, Some("environments"))?;

@@ -182,7 +182,11 @@ impl ReleaseCmd {
             }
             ReleaseCmd::Publish { app, release } => {
                 let app_id = resolve_app(s, &app).await?;
-                let release = c.publish_release(a, app_id, release.parse().core()?).await.core()?;
+                let mut spinner = crate::output::Spinner::on_terminal();
+                spinner.tick("publishing: tag, integration branch, queue revalidation");
+                let release = c.publish_release(a, app_id, release.parse().core()?).await.core();
+                spinner.clear();
+                let release = release?;
                 out.show(&ReleaseDto::from(&release), |r| {
                     format!("published release {} as {}", r.id, r.tag.as_deref().unwrap_or("?"))
                 });
@@ -206,20 +210,20 @@ impl ReleaseCmd {
 }
 
 /// The release once its gates have settled (it left `assembling`),
-/// showing a spinner on a terminal meanwhile.
+/// with a bar of the environment gates settled so far on a terminal.
 async fn wait_assembled(
     s: &Session,
     app_id: AppId,
     id: ReleaseId,
 ) -> anyhow::Result<conman_core::domain::release::Release> {
-    let mut spinner = crate::output::Spinner::on_terminal();
+    let steps = crate::output::Steps::new(0, "release gates");
     loop {
         let release = s.conman.get_release(&s.actor, app_id, id).await.core()?;
+        let settled = release.gates.iter().filter(|g| g.passed.is_some()).count();
+        steps.set(settled as u64, release.gates.len() as u64);
         if release.state != ReleaseState::Assembling {
-            spinner.clear();
             return Ok(release);
         }
-        spinner.tick("release gate running");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
 }
