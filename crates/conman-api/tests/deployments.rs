@@ -462,6 +462,19 @@ async fn a_drifted_environment_refuses_deploys_until_its_drift_check_passes() {
     assert_eq!(d["profile_revision"], 3);
     assert_eq!(site.env_ref("dev").as_deref(), Some(c2.as_str()));
     workers.stop().await;
+
+    // The metrics: two refusals for drift, two successful deploy attempts
+    // (the workers run in this process), dev's deployments by state.
+    let metrics = site.s.req("GET", "/api/metrics", None, None).await;
+    metrics.assert_status(200);
+    let has = |line: String| assert!(metrics.text.contains(&line), "{line} missing from:\n{}", metrics.text);
+    has(format!("conman_deploys_drift_blocked_total{{app=\"{}\"}} 2", site.app));
+    has("conman_deploy_duration_seconds_count{outcome=\"succeeded\"} 2".to_owned());
+    has(format!(
+        "conman_deployments{{app=\"{}\",environment=\"{}\",state=\"succeeded\"}} 2",
+        site.app,
+        site.env("dev")
+    ));
 }
 
 #[tokio::test]

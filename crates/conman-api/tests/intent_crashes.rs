@@ -16,6 +16,10 @@
 //!   the others only move refs): the objects exist, nothing was committed
 //!   to the store — nothing is pending, the refs and the audit trail are
 //!   untouched, and writes (or the publish) go on.
+//!
+//! A deploy crashes inside its `deploy_release` job, run by a job worker in
+//! the child: after the restart the environment ref, the deployment record
+//! (`succeeded`) and the release state (`deployed_partial`) agree.
 
 mod common;
 
@@ -148,6 +152,7 @@ enum Operation {
     CreateWorkspace,
     Submit,
     Publish,
+    Deploy,
 }
 
 impl Operation {
@@ -161,6 +166,7 @@ impl Operation {
             Operation::CreateWorkspace => "workspace.created",
             Operation::Submit => "changeset.submitted",
             Operation::Publish => "release.published",
+            Operation::Deploy => "deployment.succeeded",
         }
     }
 }
@@ -211,15 +217,46 @@ async fn prepare(dir: &std::path::Path) {
 
 /// Brings the workspace to the state `operation` needs beyond [`prepare`].
 async fn before(operation: Operation, i: &Installation) {
-    if let Operation::Submit | Operation::Publish = operation {
+    if let Operation::Submit | Operation::Publish | Operation::Deploy = operation {
         i.conman.checkpoint(&i.actor, i.app, i.ws.id, "saved").await.expect("checkpoint");
         let input =
             NewChangeset { workspace_id: i.ws.id, title: "crash".into(), description: None, depends_on: vec![] };
         i.conman.create_changeset(&i.actor, i.app, input).await.expect("changeset");
     }
-    if let Operation::Publish = operation {
+    if let Operation::Publish | Operation::Deploy = operation {
         validated_release(i).await;
     }
+    if let Operation::Deploy = operation {
+        deploy_requested(i).await;
+    }
+}
+
+/// Publishes the validated release and requests its deploy to `dev` (of
+/// `dev`, `prod`): the deployment runs, its job waits for a worker.
+async fn deploy_requested(i: &Installation) {
+    use conman_core::services::{DeployRequest, EnvironmentInput};
+    let (conman, actor, app) = (&i.conman, &i.actor, i.app);
+    let release = conman.publish_release(actor, app, the_release(i).await.id).await.expect("publish");
+    let input = ["dev", "prod"]
+        .iter()
+        .enumerate()
+        .map(|(position, name)| EnvironmentInput {
+            name: (*name).into(),
+            position: position as u32,
+            is_canonical: *name == "prod",
+            runtime_profile_id: None,
+        })
+        .collect();
+    let envs = conman.replace_environments(actor, app, input).await.expect("environments");
+    let request = DeployRequest {
+        release_id: release.id,
+        environment_ids: vec![envs[0].id],
+        is_skip_stage: false,
+        is_concurrent_batch: false,
+        freeze_override: None,
+    };
+    let started = conman.deploy_release(actor, app, request).await.expect("deploy");
+    assert!(started[0].job.is_some(), "a first-stage deploy runs at once");
 }
 
 /// Takes the workspace's changeset through its gate, a review and the
@@ -287,6 +324,15 @@ async fn run(operation: Operation, i: &Installation) {
             conman.submit_changeset(actor, app, cs.id).await.map(drop)
         }
         Operation::Publish => conman.publish_release(actor, app, the_release(i).await.id).await.map(drop),
+        Operation::Deploy => {
+            // A worker runs the deploy job until the crash point aborts it.
+            use conman_api::runtime::{run_workers, NotifyWakeup, WorkerOptions};
+            let options =
+                WorkerOptions { concurrency: 1, poll_interval: Duration::from_millis(10), ..Default::default() };
+            let workers = run_workers(conman.clone(), Arc::new(NotifyWakeup::new()), options, std::future::pending());
+            let _ = tokio::time::timeout(Duration::from_secs(60), workers).await;
+            Err(Error::internal("the deploy job never reached the crash point"))
+        }
     }
     .expect("the operation succeeds until the crash");
 }
@@ -438,6 +484,23 @@ async fn agrees(operation: Operation, i: &Installation, owner: &str) {
                 assert_eq!(cs.state.as_str(), "released");
             }
         }
+        Operation::Deploy => {
+            use conman_core::domain::deployment::DeploymentState;
+            use conman_core::domain::release::ReleaseState;
+            let id: conman_core::ids::DeploymentId = owner.parse().unwrap();
+            let d = store.deployment(i.app, id).await.unwrap().expect("the deployment");
+            assert_eq!((d.state, d.active), (DeploymentState::Succeeded, false), "{d:?}");
+            let env = store.environments(i.app).await.unwrap().into_iter().find(|e| e.id == d.environment_id);
+            let env = env.expect("its environment");
+            let on_env = conman.ports().git.resolve_ref(i.app, &env.git_ref()).await.unwrap();
+            assert_eq!(on_env.map(|s| s.0), Some(d.commit.clone()), "the environment ref is the release commit");
+            let release = store.release(i.app, d.release_id).await.unwrap().expect("release");
+            assert_eq!(release.state, ReleaseState::DeployedPartial, "on dev, not prod");
+            assert_eq!(release.composed_sha.as_deref(), Some(d.commit.as_str()));
+            let status = conman.environment_status(&i.actor, i.app, env.id).await.unwrap();
+            assert_eq!(status.current_release_id, Some(release.id));
+            assert!(status.drift.is_none() && status.active_deployment.is_none(), "{status:?}");
+        }
         Operation::Submit => {
             let cs = store.open_changeset_of_workspace(i.app, ws.id).await.unwrap().expect("changeset");
             let revisions = store.changeset_revisions(cs.id).await.unwrap();
@@ -499,4 +562,6 @@ crash_tests! {
     publish_crash_after_the_tag_object_leaves_nothing_published: Operation::Publish, "after_plan";
     publish_crash_before_move_is_rolled_forward: Operation::Publish, "before_move";
     publish_crash_after_move_is_completed: Operation::Publish, "after_move";
+    deploy_crash_before_move_is_rolled_forward: Operation::Deploy, "before_move";
+    deploy_crash_after_move_is_completed: Operation::Deploy, "after_move";
 }

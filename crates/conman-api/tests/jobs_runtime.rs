@@ -353,7 +353,7 @@ async fn a_passing_command_sees_the_exported_tree_and_only_the_allowed_environme
     let system = h.output(job.id, LogStream::System).await.join("\n");
     assert!(system.contains("gate passed (exit 0)"), "{system}");
 
-    let text = metrics::render(&h.conman.job_counts().await.unwrap(), &h.conman.queue_depths().await.unwrap());
+    let text = metrics::render(&metrics::StoreCounts::read(&h.conman).await.unwrap());
     assert!(text.contains("conman_jobs{type=\"gate_submit\",state=\"succeeded\"} 1"), "{text}");
     assert!(text.contains("conman_job_run_seconds_count{type=\"gate_submit\"}"), "{text}");
     assert!(text.contains("conman_job_queue_wait_seconds_count{type=\"gate_submit\"}"), "{text}");

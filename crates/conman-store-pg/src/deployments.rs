@@ -10,13 +10,15 @@
 //! app id; an update applies only over the version before it.
 
 use async_trait::async_trait;
-use conman_core::domain::deployment::Deployment;
+use conman_core::domain::deployment::{Deployment, DeploymentState};
 use conman_core::ids::{AppId, DeploymentId, EnvironmentId};
-use conman_core::ports::store::{DeploymentFilter, DeploymentMutation, DeploymentStore, Page, PageRequest};
+use conman_core::ports::store::{
+    DeploymentCount, DeploymentFilter, DeploymentMutation, DeploymentStore, Page, PageRequest,
+};
 use conman_core::Error;
 use sqlx::{query, PgConnection};
 
-use crate::codec::{self, json, name_of, one, opt_ts, ts, Cols, Db as _, PgQuery};
+use crate::codec::{self, all, json, name_of, one, opt_ts, ts, Cols, Db as _, PgQuery};
 use crate::unit_of_work::expect_cas;
 use crate::PgStore;
 
@@ -78,6 +80,17 @@ impl DeploymentStore for PgStore {
                    WHERE environment_id = $1 AND app_id = $2 AND state = 'succeeded'
                    ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1";
         one(&self.pool, query(sql).bind(environment_id.0).bind(app_id.0), deployment).await
+    }
+
+    async fn deployment_counts(&self) -> Result<Vec<DeploymentCount>, Error> {
+        // `COLLATE "C"`: byte order of the state names, as SQLite sorts them.
+        let sql = r#"SELECT app_id, environment_id, state, COUNT(*) FROM deployments
+                     GROUP BY app_id, environment_id, state ORDER BY app_id, environment_id, state COLLATE "C""#;
+        all(&self.pool, query(sql), |c| {
+            let state = DeploymentState::parse(&c.text(2)?).map_err(|e| Error::internal(format!("state: {e}")))?;
+            Ok(DeploymentCount { app_id: c.id(0)?, environment_id: c.id(1)?, state, count: c.count(3)? })
+        })
+        .await
     }
 }
 

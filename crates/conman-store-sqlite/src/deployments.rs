@@ -10,14 +10,16 @@
 //! applies only over the version before it.
 
 use async_trait::async_trait;
-use conman_core::domain::deployment::Deployment;
+use conman_core::domain::deployment::{Deployment, DeploymentState};
 use conman_core::ids::{AppId, DeploymentId, EnvironmentId};
-use conman_core::ports::store::{DeploymentFilter, DeploymentMutation, DeploymentStore, Page, PageRequest, Record};
+use conman_core::ports::store::{
+    DeploymentCount, DeploymentFilter, DeploymentMutation, DeploymentStore, Page, PageRequest, Record,
+};
 use conman_core::Error;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 
-use crate::codec::{self, exists, flag, id, inserted, json, name_of, one, opt_id, opt_ts, ts, Cols, Db as _};
+use crate::codec::{self, all, exists, flag, id, inserted, json, name_of, one, opt_id, opt_ts, ts, Cols, Db as _};
 use crate::unit_of_work::expect_cas;
 use crate::SqliteStore;
 
@@ -102,6 +104,23 @@ impl DeploymentStore for SqliteStore {
                  ORDER BY finished_at DESC, id DESC LIMIT 1",
                 [id(environment_id.0), id(app_id.0)],
                 deployment,
+            )
+        })
+        .await
+    }
+
+    async fn deployment_counts(&self) -> Result<Vec<DeploymentCount>, Error> {
+        self.read(move |conn| {
+            all(
+                conn,
+                "SELECT app_id, environment_id, state, COUNT(*) FROM deployments
+                 GROUP BY app_id, environment_id, state ORDER BY app_id, environment_id, state",
+                [],
+                |c| {
+                    let state =
+                        DeploymentState::parse(&c.text(2)?).map_err(|e| Error::internal(format!("state: {e}")))?;
+                    Ok(DeploymentCount { app_id: c.id(0)?, environment_id: c.id(1)?, state, count: c.count(3)? })
+                },
             )
         })
         .await

@@ -22,6 +22,17 @@ fn deployment_ids(app_id: &str, id: &str) -> ApiResult<(AppId, DeploymentId)> {
     Ok((path_id(app_id)?, path_id(id)?))
 }
 
+/// Passes `result` on, counting a refusal because the environment drifted
+/// (`conflict` with `details.reason` `drifted`) in the metrics.
+fn drift_counted<T>(app_id: AppId, result: Result<T, conman_core::Error>) -> Result<T, conman_core::Error> {
+    if let Err(e) = &result {
+        if e.details().is_some_and(|d| d["reason"] == "drifted") {
+            crate::runtime::metrics::observe_drift_blocked(app_id);
+        }
+    }
+    result
+}
+
 fn started(list: &[conman_core::services::DeploymentStarted]) -> Vec<DeploymentStartedDto> {
     list.iter().map(DeploymentStartedDto::from).collect()
 }
@@ -44,7 +55,8 @@ pub(crate) async fn deploy(
     ApiJson(req): ApiJson<DeployBody>,
 ) -> ApiResult<Data<Vec<DeploymentStartedDto>>> {
     let (app_id, env_id) = env_ids(&app_id, &env_id)?;
-    Ok(created(started(&c.deploy_release(&actor, app_id, req.into_request(env_id)).await?)))
+    let done = drift_counted(app_id, c.deploy_release(&actor, app_id, req.into_request(env_id)).await)?;
+    Ok(created(started(&done)))
 }
 
 /// Promote the release running on the stage before to this environment
@@ -64,7 +76,10 @@ pub(crate) async fn promote(
 ) -> ApiResult<Data<DeploymentStartedDto>> {
     let (app_id, env_id) = env_ids(&app_id, &env_id)?;
     let release = req.release_id.map(ReleaseId);
-    let done = c.promote_release(&actor, app_id, env_id, release, req.freeze_override.as_deref()).await?;
+    let done = drift_counted(
+        app_id,
+        c.promote_release(&actor, app_id, env_id, release, req.freeze_override.as_deref()).await,
+    )?;
     Ok(created(DeploymentStartedDto::from(&done)))
 }
 
@@ -87,7 +102,8 @@ pub(crate) async fn rollback(
     let (app_id, env_id) = env_ids(&app_id, &env_id)?;
     req.check_mode()?;
     let release = req.release_id.map(ReleaseId);
-    let done = c.redeploy_prior(&actor, app_id, env_id, release, req.freeze_override.as_deref()).await?;
+    let done =
+        drift_counted(app_id, c.redeploy_prior(&actor, app_id, env_id, release, req.freeze_override.as_deref()).await)?;
     Ok(created(DeploymentStartedDto::from(&done)))
 }
 

@@ -12,17 +12,17 @@ pub(crate) async fn health() -> Data<Health> {
     ok(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
-/// Prometheus metrics: jobs by type and state and the release queue depth
-/// per app (read from the store at scrape time), queue-wait, run-time and
-/// composition histograms of this process.
+/// Prometheus metrics: jobs by type and state, the release queue depth per
+/// app and deployments per environment and state (read from the store at
+/// scrape time); the queue-wait, run-time, composition and deploy
+/// histograms and the drift-refusal counter of this process.
 pub(crate) async fn metrics(
     axum::extract::State(c): axum::extract::State<std::sync::Arc<conman_core::services::Conman>>,
 ) -> Result<impl IntoResponse, crate::error::ApiError> {
-    let counts = c.job_counts().await?;
-    let depths = c.queue_depths().await?;
+    let counts = crate::runtime::metrics::StoreCounts::read(&c).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, crate::runtime::metrics::CONTENT_TYPE)],
-        crate::runtime::metrics::render(&counts, &depths),
+        crate::runtime::metrics::render(&counts),
     ))
 }
 

@@ -31,7 +31,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conman_core::domain::job::{Job, JobState, LogStream, NewLogLine};
+use conman_core::domain::job::{Job, JobState, JobType, LogStream, NewLogLine};
 use conman_core::ports::runner::{JobWakeup as _, LogSink as _};
 use conman_core::services::{AttemptEnd, Conman, JobOutcome, LeaseStatus};
 use conman_core::Error;
@@ -232,6 +232,9 @@ impl Slot {
                 if let AttemptEnd::Finished(JobOutcome::Succeeded { result, .. }) = &end {
                     metrics::observe_result(job.job_type, result);
                 }
+                if let Some(outcome) = deploy_outcome(&job, &end) {
+                    metrics::observe_deploy(outcome, ran);
+                }
                 // The last lines go in with the job's end: one commit.
                 let tail = log.into_tail().await;
                 let completed = complete(&conman, &job, &self.worker, end, &tail).await;
@@ -332,5 +335,21 @@ async fn complete(
             }
             other => return other,
         }
+    }
+}
+
+/// The outcome label of an ended `deploy_release` attempt for the deploy
+/// duration metric; `None` for other jobs and for stale deploys (the
+/// deployment had already ended: nothing was deployed).
+fn deploy_outcome(job: &Job, end: &AttemptEnd) -> Option<&'static str> {
+    if job.job_type != JobType::DeployRelease {
+        return None;
+    }
+    match end {
+        AttemptEnd::Finished(JobOutcome::Succeeded { result, .. }) if result["stale"] == true => None,
+        AttemptEnd::Finished(JobOutcome::Succeeded { .. }) => Some("succeeded"),
+        AttemptEnd::Finished(JobOutcome::Failed { .. }) => Some("failed"),
+        AttemptEnd::TimedOut => Some("timed_out"),
+        AttemptEnd::Canceled => Some("canceled"),
     }
 }

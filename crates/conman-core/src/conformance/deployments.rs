@@ -25,8 +25,8 @@ use crate::domain::user::User;
 use crate::error::{Error, ErrorCode};
 use crate::ids::{DeploymentId, EnvironmentId, JobId, ReleaseId};
 use crate::ports::store::{
-    AppMutation, ConflictReason, DeploymentFilter, DeploymentMutation, Mutation, PageRequest, ProfileMutation, Record,
-    ReleaseMutation, Store,
+    AppMutation, ConflictReason, DeploymentCount, DeploymentFilter, DeploymentMutation, Mutation, PageRequest,
+    ProfileMutation, Record, ReleaseMutation, Store,
 };
 use crate::rbac::Role;
 
@@ -294,6 +294,21 @@ pub async fn deployments_list_newest_first_with_every_filter<S: Store>(store: &S
 
     let all = store.list_deployments(s.app.id, &DeploymentFilter::default(), PageRequest::default()).await.unwrap();
     assert_eq!((all.items, all.total), (newest_first.clone(), 9));
+    // The metric's counts: per environment and state, across apps, ordered.
+    let mut want: Vec<DeploymentCount> = s
+        .envs
+        .iter()
+        .zip(states)
+        .map(|(e, state)| DeploymentCount { app_id: s.app.id, environment_id: e.id, state, count: 3 })
+        .collect();
+    want.push(DeploymentCount {
+        app_id: s.other_app.id,
+        environment_id: s.other_env.id,
+        state: DeploymentState::Pending,
+        count: 1,
+    });
+    want.sort_by_key(|c| (c.app_id, c.environment_id, c.state.as_str()));
+    assert_eq!(store.deployment_counts().await.unwrap(), want);
     let second = store
         .list_deployments(s.app.id, &DeploymentFilter::default(), PageRequest { page: 2, limit: 4 })
         .await

@@ -6,7 +6,9 @@ use super::{cas, page, reference, unique, ReferenceStore, State};
 use crate::domain::deployment::{Deployment, DeploymentState};
 use crate::error::Error;
 use crate::ids::{AppId, DeploymentId, EnvironmentId};
-use crate::ports::store::{DeploymentFilter, DeploymentMutation, DeploymentStore, Page, PageRequest, Record};
+use crate::ports::store::{
+    DeploymentCount, DeploymentFilter, DeploymentMutation, DeploymentStore, Page, PageRequest, Record,
+};
 
 /// The deployments slice's collection.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,6 +76,22 @@ impl DeploymentStore for ReferenceStore {
             })
             .max_by_key(|d| (d.finished_at, d.id));
         Ok(found.cloned())
+    }
+
+    async fn deployment_counts(&self) -> Result<Vec<DeploymentCount>, Error> {
+        let mut counts = std::collections::BTreeMap::<_, (DeploymentState, u64)>::new();
+        for d in &self.lock().deployments.deployments {
+            counts.entry((d.app_id, d.environment_id, d.state.as_str())).or_insert((d.state, 0)).1 += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((app_id, environment_id, _), (state, count))| DeploymentCount {
+                app_id,
+                environment_id,
+                state,
+                count,
+            })
+            .collect())
     }
 }
 

@@ -346,6 +346,11 @@ impl Conman {
         self.store().queue_depths().await
     }
 
+    /// Deployments per environment and state, for metrics.
+    pub async fn deployment_counts(&self) -> Result<Vec<crate::ports::store::DeploymentCount>, Error> {
+        self.store().deployment_counts().await
+    }
+
     // ---- worker side -------------------------------------------------
 
     /// Claims the next runnable job for `worker`, then opens the attempt's

@@ -78,6 +78,7 @@ const EXEMPT: &[(&str, &str)] = &[
     ("jobs_to_stop", "worker side: the process is trusted"),
     ("job_counts", "metrics of the process, no actor"),
     ("queue_depths", "metrics of the process, no actor"),
+    ("deployment_counts", "metrics of the process, no actor"),
 ];
 
 /// One app and its people and things; see the module doc.

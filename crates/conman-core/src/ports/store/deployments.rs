@@ -48,6 +48,19 @@ impl DeploymentFilter {
     }
 }
 
+/// How many deployments an environment has in one state (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeploymentCount {
+    /// The app.
+    pub app_id: AppId,
+    /// The environment.
+    pub environment_id: EnvironmentId,
+    /// The state.
+    pub state: DeploymentState,
+    /// How many (never 0: pairs with none are left out).
+    pub count: u64,
+}
+
 /// A change to deployments.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeploymentMutation {
@@ -82,4 +95,8 @@ pub trait DeploymentStore: Send + Sync {
         app_id: AppId,
         environment_id: EnvironmentId,
     ) -> Result<Option<Deployment>, Error>;
+    /// How many deployments every environment of every app has in each
+    /// state, ordered by app id, environment id and state wire name: the
+    /// deployments-by-outcome metric.
+    async fn deployment_counts(&self) -> Result<Vec<DeploymentCount>, Error>;
 }

@@ -58,7 +58,7 @@ pub use apps::{AppMutation, AppStore, MemberRecord};
 pub use audit::{AuditFilter, AuditStore};
 pub use changesets::{ChangesetFilter, ChangesetMutation, ChangesetOrder, ChangesetStore};
 pub use conflict::{ConflictReason, Record};
-pub use deployments::{DeploymentFilter, DeploymentMutation, DeploymentStore};
+pub use deployments::{DeploymentCount, DeploymentFilter, DeploymentMutation, DeploymentStore};
 pub use drift::{DriftMutation, DriftStore};
 pub use freezes::{FreezeMutation, FreezeStore};
 pub use intents::{Intent, IntentMutation, IntentOutcome, IntentStore};
