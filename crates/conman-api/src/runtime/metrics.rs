@@ -34,8 +34,10 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// A job type label.
 type TypeLabel = [(&'static str, &'static str); 1];
+/// Histograms under one static label (job type, deploy outcome).
+type Labelled = Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>;
 /// Histograms labelled by job type.
-type ByType = Family<TypeLabel, Histogram, fn() -> Histogram>;
+type ByType = Labelled;
 
 struct JobMetrics {
     queue_wait: ByType,
@@ -47,7 +49,7 @@ struct JobMetrics {
     /// Changesets assemblies dropped for a conflict.
     conflicted: Counter,
     /// Attempts of `deploy_release` jobs by outcome.
-    deploy: Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>,
+    deploy: Labelled,
     /// Deploys, promotions and rollbacks refused because the environment drifted, per app.
     drift_blocked: Family<[(&'static str, String); 1], Counter>,
 }
