@@ -177,6 +177,18 @@ impl Site {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// `path` at `rev` in the app's repository (git's CLI).
+    fn file_at(&self, rev: &str, path: &str) -> String {
+        let repo = self.s.dir.path().join("repos").join(format!("{}.git", self.app));
+        let out = std::process::Command::new("git")
+            .args(["show", &format!("{rev}:{path}")])
+            .env("GIT_DIR", &repo)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git show {rev}:{path}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     async fn release_state(&self, rel: &str) -> String {
         self.get(&format!("/releases/{rel}")).await["state"].as_str().unwrap().to_owned()
     }
@@ -357,7 +369,14 @@ async fn bad_deploys_are_refused_and_change_nothing() {
         ("a reviewer deploying", "deploy", json!({ "release_id": r1 }), "rita", 403, "forbidden"),
         ("a user deploying", "deploy", json!({ "release_id": r1 }), "uma", 403, "forbidden"),
         ("unknown field", "deploy", json!({ "release_id": r1, "approvers": ["x"] }), "cm", 400, "validation_error"),
-        ("revert_and_release", "rollback", json!({ "mode": "revert_and_release" }), "cm", 400, "validation_error"),
+        (
+            "revert_and_release with nothing deployed",
+            "rollback",
+            json!({ "mode": "revert_and_release" }),
+            "cm",
+            400,
+            "validation_error",
+        ),
         ("unknown rollback mode", "rollback", json!({ "mode": "undo" }), "cm", 400, "validation_error"),
         (
             "rollback with nothing deployed",
@@ -620,5 +639,63 @@ async fn a_concurrent_batch_waits_for_two_approvals_and_then_runs_everywhere() {
         .await
         .assert_error(409, "invalid_transition");
     assert_eq!(site.env_ref("dev").as_deref(), Some(c1.as_str()));
+    workers.stop().await;
+}
+
+/// `revert_and_release`: the release dev runs is reverted on the
+/// integration branch in memory, published as a new release that names
+/// what it reverts, and deployed; the reverted release is `rolled_back`.
+/// A revert that later changes conflict with, or of a release dev does not
+/// run, is refused and changes nothing.
+#[tokio::test]
+async fn revert_and_release_publishes_the_revert_and_deploys_it() {
+    let site = Site::open().await;
+    let workers = Workers::start(&site.s);
+    let (r1, _) = site.published("replicas 2", "replicas: 2\n").await;
+    let (r2, c2) = site.published("cache on", "replicas: 2\ncache: true\n").await;
+    site.deployed("dev", &r1).await;
+    site.deployed("dev", &r2).await;
+    let rollback = format!("/environments/{}/rollback", site.env("dev"));
+
+    // Only the running release is reverted there.
+    let before = (site.deployment_total().await, site.get("/releases").await.as_array().unwrap().len());
+    let r =
+        site.send("POST", &site.cm, &rollback, Some(json!({ "mode": "revert_and_release", "release_id": r1 }))).await;
+    r.assert_error(400, "validation_error");
+    assert_eq!(r.reason(), "not_running");
+    let r = site.send("POST", &site.rita, &rollback, Some(json!({ "mode": "revert_and_release" }))).await;
+    r.assert_error(403, "forbidden");
+    assert_eq!((site.deployment_total().await, site.get("/releases").await.as_array().unwrap().len()), before);
+
+    let r = site.send("POST", &site.cm, &rollback, Some(json!({ "mode": "revert_and_release" }))).await;
+    r.assert_status(201);
+    let started = r.data()["deployment"].clone();
+    assert_eq!((&started["kind"], &started["rolled_back_release_id"]), (&json!("revert_and_release"), &json!(r2)));
+    let done = site.finished(started["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let revert = site.get(&format!("/releases/{}", done["release_id"].as_str().unwrap())).await;
+    assert_eq!((&revert["state"], &revert["reverts_release_id"]), (&json!("deployed_partial"), &json!(r2)), "{revert}");
+    assert!(revert["tag"].as_str().unwrap().ends_with(".3"), "the day's third release: {revert}");
+    assert_eq!(revert["base_sha"], json!(c2), "composed onto the integration head");
+    let commit = revert["composed_sha"].as_str().unwrap().to_owned();
+    assert_eq!(site.env_ref("dev").as_deref(), Some(commit.as_str()));
+    assert_eq!(site.file_at(&commit, "config/app.yaml"), "replicas: 2\n", "r2's change is gone");
+    assert_eq!(site.file_at("refs/heads/main", "config/app.yaml"), "replicas: 2\n", "on the integration branch too");
+    assert_eq!(site.release_state(&r2).await, "rolled_back");
+    let status = site.status("dev").await;
+    assert_eq!(status["current_release_id"], revert["id"]);
+    assert_eq!(status["last_deployment"]["rolled_back_release_id"], json!(r2));
+
+    // A later release changes the line r1 changed: reverting r1 conflicts.
+    let (r3, _) = site.published("replicas 5", "replicas: 5\n").await;
+    site.deployed("dev", &r1).await;
+    let before = (site.deployment_total().await, site.get("/releases").await.as_array().unwrap().len());
+    let r = site.send("POST", &site.cm, &rollback, Some(json!({ "mode": "revert_and_release" }))).await;
+    r.assert_error(409, "conflict");
+    assert_eq!(r.reason(), "revert_conflict");
+    assert_eq!(r.body["error"]["details"]["paths"], json!(["config/app.yaml"]));
+    assert_eq!((site.deployment_total().await, site.get("/releases").await.as_array().unwrap().len()), before);
+    assert_eq!(site.file_at("refs/heads/main", "config/app.yaml"), "replicas: 5\n");
+    assert_eq!(site.release_state(&r3).await, "published");
     workers.stop().await;
 }

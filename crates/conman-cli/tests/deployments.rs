@@ -204,4 +204,11 @@ fn the_manual_path_from_dev_to_a_two_person_skip_stage_and_back() {
     assert!(checked["drift"].is_null(), "the check passed: {checked:#}");
     let again = json(dir, ADA, &["promote", "--app", "shop", "prod", "--follow"]);
     assert_eq!(again["state"], "succeeded", "{again:#}");
+
+    // Release 2 runs on dev: reverted there as a new release.
+    let reverted = json(dir, ADA, &["rollback", "--app", "shop", "dev", "--revert", "--follow"]);
+    assert_eq!((&reverted["state"], &reverted["kind"]), (&"succeeded".into(), &"revert_and_release".into()));
+    assert_eq!(reverted["rolled_back_release_id"], r2.as_str(), "{reverted:#}");
+    let revert = json(dir, ADA, &["release", "show", "--app", "shop", reverted["release_id"].as_str().unwrap()]);
+    assert_eq!(revert["reverts_release_id"], r2.as_str(), "{revert:#}");
 }

@@ -43,7 +43,7 @@ pub struct DeploymentDto {
     pub release_id: Uuid,
     /// The release commit the environment ref moves to.
     pub commit: String,
-    /// `deploy`, `promote` or `redeploy_prior`.
+    /// `deploy`, `promote`, `redeploy_prior` or `revert_and_release`.
     #[schema(schema_with = crate::dto::schemas::deployment_kind)]
     pub kind: String,
     /// `skip_stage` or `concurrent_batch` when it needs two approvals.
@@ -223,33 +223,45 @@ pub struct PromoteBody {
 }
 
 /// `POST .../environments/:envId/rollback` (config managers): deploy an
-/// earlier published release again (`mode: redeploy_prior`); the release
-/// rolled back is marked `rolled_back` when it succeeds.
+/// earlier published release again (`mode: redeploy_prior`), or revert the
+/// release the environment runs on the integration branch, publish the
+/// revert as a new release and deploy it (`mode: revert_and_release`); the
+/// release rolled back is marked `rolled_back` when it succeeds.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
-    /// `redeploy_prior` (the only mode this server offers; see decision 0018).
+    /// `redeploy_prior` or `revert_and_release`.
     #[schema(schema_with = crate::dto::schemas::rollback_mode)]
     pub mode: String,
-    /// The release to go back to; default: the one the environment ran
-    /// before its current one.
+    /// `redeploy_prior`: the release to go back to (default: the one the
+    /// environment ran before its current one). `revert_and_release`: the
+    /// release reverted, which must be the one it runs (default).
     pub release_id: Option<Uuid>,
     /// An `app_admin`'s reason for deploying inside a freeze window.
     #[schema(schema_with = crate::dto::schemas::reason_opt)]
     pub freeze_override: Option<String>,
 }
 
+/// How a rollback goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackMode {
+    /// Deploy an earlier published release.
+    RedeployPrior,
+    /// Revert the running release, publish and deploy the revert.
+    RevertAndRelease,
+}
+
 impl RollbackBody {
-    /// Refuses a mode this server does not offer.
-    pub fn check_mode(&self) -> Result<(), Error> {
+    /// The mode, or a validation error naming the modes.
+    pub fn mode(&self) -> Result<RollbackMode, Error> {
         match self.mode.as_str() {
-            "redeploy_prior" => Ok(()),
-            "revert_and_release" => Err(Error::invalid(
+            "redeploy_prior" => Ok(RollbackMode::RedeployPrior),
+            "revert_and_release" => Ok(RollbackMode::RevertAndRelease),
+            other => Err(Error::invalid(
                 "mode",
-                "unsupported",
-                "revert_and_release is not offered by this server yet: use redeploy_prior (decision 0018)",
+                "invalid",
+                format!("unknown rollback mode {other:?} (redeploy_prior or revert_and_release)"),
             )),
-            other => Err(Error::invalid("mode", "invalid", format!("unknown rollback mode {other:?}"))),
         }
     }
 }

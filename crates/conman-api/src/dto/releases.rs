@@ -48,6 +48,8 @@ pub struct ReleaseDto {
     pub published_by: Option<Uuid>,
     /// When it was published.
     pub published_at: Option<DateTime<Utc>>,
+    /// For a release made by `revert_and_release`: the release it reverts.
+    pub reverts_release_id: Option<Uuid>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -144,6 +146,7 @@ impl From<&Release> for ReleaseDto {
             assembled_at: r.assembled_at,
             published_by: r.published_by.map(|u| u.0),
             published_at: r.published_at,
+            reverts_release_id: r.reverts_release_id.map(|id| id.0),
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,

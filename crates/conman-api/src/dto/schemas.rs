@@ -399,7 +399,7 @@ where
 
 /// `deploy`, `promote` or `redeploy_prior`.
 pub(crate) fn deployment_kind() -> RefOr<Schema> {
-    one_of(&["deploy", "promote", "redeploy_prior"], false)
+    one_of(&["deploy", "promote", "redeploy_prior", "revert_and_release"], false)
 }
 
 /// `skip_stage` or `concurrent_batch`, or `null`.
@@ -414,7 +414,7 @@ pub(crate) fn deployment_state() -> RefOr<Schema> {
 
 /// The rollback modes this server offers.
 pub(crate) fn rollback_mode() -> RefOr<Schema> {
-    one_of(&["redeploy_prior"], false)
+    one_of(&["redeploy_prior", "revert_and_release"], false)
 }
 
 /// A weekday name.

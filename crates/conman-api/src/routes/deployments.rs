@@ -84,8 +84,11 @@ pub(crate) async fn promote(
 }
 
 /// Roll the environment back (config managers): deploy an earlier
-/// published release again; the release rolled back is marked
-/// `rolled_back` once it succeeds.
+/// published release again (`redeploy_prior`), or revert the running
+/// release on the integration branch, publish the revert as a new release
+/// and deploy it (`revert_and_release`; 409 `revert_conflict` when later
+/// changes conflict). The release rolled back is marked `rolled_back` once
+/// it succeeds.
 #[utoipa::path(post, path = "/api/apps/{app_id}/environments/{env_id}/rollback", operation_id = "rollback_environment",
     tag = "deployments", security(("bearer" = [])),
     params(("app_id" = Uuid, Path, description = "App id"), ("env_id" = Uuid, Path, description = "Environment id")),
@@ -100,10 +103,12 @@ pub(crate) async fn rollback(
     ApiJson(req): ApiJson<RollbackBody>,
 ) -> ApiResult<Data<DeploymentStartedDto>> {
     let (app_id, env_id) = env_ids(&app_id, &env_id)?;
-    req.check_mode()?;
-    let release = req.release_id.map(ReleaseId);
-    let done =
-        drift_counted(app_id, c.redeploy_prior(&actor, app_id, env_id, release, req.freeze_override.as_deref()).await)?;
+    let (release, reason) = (req.release_id.map(ReleaseId), req.freeze_override.as_deref());
+    let done = match req.mode()? {
+        RollbackMode::RedeployPrior => c.redeploy_prior(&actor, app_id, env_id, release, reason).await,
+        RollbackMode::RevertAndRelease => c.revert_and_release(&actor, app_id, env_id, release, reason).await,
+    };
+    let done = drift_counted(app_id, done)?;
     Ok(created(DeploymentStartedDto::from(&done)))
 }
 

@@ -71,7 +71,9 @@ pub(crate) struct PromoteArgs {
     follow: bool,
 }
 
-/// `conman rollback`: redeploy an earlier published release (`redeploy_prior`).
+/// `conman rollback`: redeploy an earlier published release
+/// (`redeploy_prior`), or with `--revert` revert the running release on the
+/// integration branch, publish the revert and deploy it (`revert_and_release`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct RollbackArgs {
     /// App id or name.
@@ -79,9 +81,13 @@ pub(crate) struct RollbackArgs {
     app: String,
     /// The environment rolled back (name or id).
     environment: String,
-    /// The earlier release to put back (default: the one it ran before).
+    /// The earlier release to put back (default: the one it ran before);
+    /// with --revert, the release reverted (it must be the one running).
     #[arg(long)]
     release: Option<String>,
+    /// Revert the running release and deploy the revert as a new release.
+    #[arg(long)]
+    revert: bool,
     /// An app admin's reason for deploying inside a freeze window (audited).
     #[arg(long, value_name = "REASON")]
     freeze_override: Option<String>,
@@ -348,8 +354,12 @@ impl RollbackArgs {
         let app_id = resolve_app(s, &self.app).await?;
         let env = resolve_environment(s, app_id, &self.environment).await?.id;
         let release = release_id(self.release.as_deref())?;
-        let started =
-            s.conman.redeploy_prior(&s.actor, app_id, env, release, self.freeze_override.as_deref()).await.core()?;
+        let reason = self.freeze_override.as_deref();
+        let started = if self.revert {
+            s.conman.revert_and_release(&s.actor, app_id, env, release, reason).await.core()?
+        } else {
+            s.conman.redeploy_prior(&s.actor, app_id, env, release, reason).await.core()?
+        };
         report_started(s, out, app_id, &[started], Shape::One, self.follow).await
     }
 }

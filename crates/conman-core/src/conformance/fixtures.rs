@@ -147,6 +147,7 @@ pub fn release(app: &App, by: &User, changesets: &[ChangesetId]) -> Release {
         assembled_at: None,
         published_by: None,
         published_at: None,
+        reverts_release_id: None,
         created_at: at,
         updated_at: at,
         version: 1,

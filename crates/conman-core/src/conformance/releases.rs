@@ -13,7 +13,7 @@ use crate::domain::app::App;
 use crate::domain::release::{ItemVerdict, Release, ReleaseGate, ReleaseItem, ReleaseState};
 use crate::domain::user::User;
 use crate::error::ErrorCode;
-use crate::ids::{ChangesetId, JobId, RuntimeProfileId};
+use crate::ids::{ChangesetId, JobId, ReleaseId, RuntimeProfileId};
 use crate::ports::store::{
     AppMutation, ConflictReason, Mutation, PageRequest, Record, ReleaseFilter, ReleaseMutation, Store,
 };
@@ -77,6 +77,7 @@ fn published(app: &App, by: &User, tag: &str) -> Release {
         assembled_at: Some(at),
         published_by: Some(by.id),
         published_at: Some(later(at, 5)),
+        reverts_release_id: Some(ReleaseId(uuid::Uuid::now_v7())),
         updated_at: later(at, 5),
         ..base
     }

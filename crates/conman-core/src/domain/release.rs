@@ -55,6 +55,10 @@ pub struct Release {
     pub published_by: Option<UserId>,
     /// When it was published.
     pub published_at: Option<Timestamp>,
+    /// For a release made by `revert_and_release`: the release whose
+    /// changes it reverts (it is born `published`, with no selection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverts_release_id: Option<ReleaseId>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.

@@ -205,7 +205,9 @@ impl Conman {
             let what = AuditWhat::new("release", release.id, "release.deployed").before(&release).after(&after);
             unit = unit.record(ReleaseMutation::UpdateRelease(after), self.audit_entry(None, Some(app.id), what));
         }
-        if let (DeploymentKind::RedeployPrior, Some(rolled)) = (d.kind, d.rolled_back_release_id) {
+        if let (DeploymentKind::RedeployPrior | DeploymentKind::RevertAndRelease, Some(rolled)) =
+            (d.kind, d.rolled_back_release_id)
+        {
             if let Some(back) = self.store().release(app.id, rolled).await? {
                 if let Ok(state) = back.state.apply(ReleaseEvent::RollBack) {
                     let after = crate::domain::release::Release {

@@ -117,7 +117,7 @@ pub struct DriftReport {
     pub keys: Vec<String>,
 }
 
-fn check_reason(field: &str, reason: Option<&str>) -> Result<Option<String>, Error> {
+pub(super) fn check_reason(field: &str, reason: Option<&str>) -> Result<Option<String>, Error> {
     let Some(reason) = reason else { return Ok(None) };
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
@@ -520,7 +520,7 @@ impl Conman {
 
     /// Refuses a deploy to `env` while it has drifted or is frozen (unless
     /// an `app_admin` overrides the freeze with a reason).
-    async fn check_deployable_environment(
+    pub(super) async fn check_deployable_environment(
         &self,
         scope: &AppScope,
         env: &Environment,
@@ -609,7 +609,7 @@ impl Conman {
     }
 
     /// Records one deployment per target, in one unit (see the module doc).
-    async fn request_deployments(
+    pub(super) async fn request_deployments(
         &self,
         scope: &AppScope,
         release: &Release,
@@ -736,7 +736,7 @@ impl Conman {
 }
 
 /// The refusal of a deploy to an environment another deployment holds.
-fn busy_environment(env: &Environment, busy: &Deployment) -> Error {
+pub(super) fn busy_environment(env: &Environment, busy: &Deployment) -> Error {
     Error::Conflict {
         message: format!(
             "environment {} is busy: deployment {} ({}) holds it until it finishes",

@@ -36,6 +36,7 @@ mod profiles;
 mod release_assembly;
 mod releases;
 mod revalidation;
+mod revert;
 mod reviews;
 mod runtime_env;
 mod secrets_key;

@@ -385,6 +385,13 @@ fn cases() -> Vec<Case> {
             None,
             None
         )),
+        case!(revert_and_release, NonMember, NotFound, |w, a| w.c.revert_and_release(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            None,
+            None
+        )),
         case!(approve_deployment, NonMember, NotFound, |w, a| w.c.approve_deployment(
             a,
             w.app.id,
@@ -564,6 +571,13 @@ fn cases() -> Vec<Case> {
             crate::ids::EnvironmentId(uuid::Uuid::now_v7())
         )),
         case!(redeploy_prior, User, Forbidden, |w, a| w.c.redeploy_prior(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            None,
+            None
+        )),
+        case!(revert_and_release, Reviewer, Forbidden, |w, a| w.c.revert_and_release(
             a,
             w.app.id,
             crate::ids::EnvironmentId(uuid::Uuid::now_v7()),

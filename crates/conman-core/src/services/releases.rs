@@ -102,6 +102,7 @@ impl Conman {
             assembled_at: None,
             published_by: None,
             published_at: None,
+            reverts_release_id: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -334,16 +335,7 @@ impl Conman {
             unit = self.changeset_update(unit, Some(actor), &cs, &after, "changeset.released", Some(note));
             released.push(after);
         }
-        let day = now.date_naive();
-        let mut taken = self.store().release_tags_with_prefix(app_id, &release_tag_prefix(day)).await?;
-        let tag = loop {
-            // A tag of that name made outside Conman is skipped, never moved.
-            let tag = next_release_tag(day, &taken);
-            if self.git().resolve_ref(app_id, &format!("refs/tags/{tag}")).await?.is_none() {
-                break tag;
-            }
-            taken.push(tag);
-        };
+        let tag = self.free_release_tag(app_id, now).await?;
         let tag_object = self
             .git()
             .write_tag(
@@ -366,18 +358,7 @@ impl Conman {
             version: release.version + 1,
             ..release.clone()
         };
-        let revalidate = self.new_job(
-            Some(actor),
-            NewJob {
-                app_id,
-                job_type: JobType::RevalidateQueued,
-                entity_type: Some("release".into()),
-                entity_id: Some(id.to_string()),
-                payload: serde_json::to_value(RevalidatePayload { release_id: id, head: composed.clone() })
-                    .map_err(Error::internal)?,
-                timeout_secs: ASSEMBLE_TIMEOUT_SECS,
-            },
-        );
+        let revalidate = self.revalidate_job(actor, app_id, id, &composed)?;
         let what = AuditWhat::new("release", id, "release.published").before(&release).after(&updated).sha(&composed);
         let audit = self.audit_entry(Some(actor), Some(app_id), what);
         let unit = unit.record(ReleaseMutation::UpdateRelease(updated.clone()), audit);
@@ -405,6 +386,46 @@ impl Conman {
 }
 
 impl Conman {
+    /// The next release tag of `app_id` for the UTC day of `now`
+    /// (`rYYYY.MM.DD.N`): past the numbers its releases took, and past any
+    /// tag of that name made outside Conman (skipped, never moved). The
+    /// store's unique tag index decides between two publishers that pick
+    /// the same number.
+    pub(super) async fn free_release_tag(&self, app_id: AppId, now: crate::domain::Timestamp) -> Result<String, Error> {
+        let day = now.date_naive();
+        let mut taken = self.store().release_tags_with_prefix(app_id, &release_tag_prefix(day)).await?;
+        loop {
+            let tag = next_release_tag(day, &taken);
+            if self.git().resolve_ref(app_id, &format!("refs/tags/{tag}")).await?.is_none() {
+                return Ok(tag);
+            }
+            taken.push(tag);
+        }
+    }
+
+    /// The `revalidate_queued` job a publish of `release_id` at `head`
+    /// enqueues: every changeset still queued is checked against it.
+    pub(super) fn revalidate_job(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        release_id: ReleaseId,
+        head: &str,
+    ) -> Result<crate::domain::job::Job, Error> {
+        Ok(self.new_job(
+            Some(actor),
+            NewJob {
+                app_id,
+                job_type: JobType::RevalidateQueued,
+                entity_type: Some("release".into()),
+                entity_id: Some(release_id.to_string()),
+                payload: serde_json::to_value(RevalidatePayload { release_id, head: head.to_owned() })
+                    .map_err(Error::internal)?,
+                timeout_secs: ASSEMBLE_TIMEOUT_SECS,
+            },
+        ))
+    }
+
     /// What composing a queued changeset brings in: its latest frozen
     /// revision, measured from that revision's base (assembly and the
     /// queue's revalidation compose the same thing).
