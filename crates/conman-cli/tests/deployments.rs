@@ -212,3 +212,70 @@ fn the_manual_path_from_dev_to_a_two_person_skip_stage_and_back() {
     let revert = json(dir, ADA, &["release", "show", "--app", "shop", reverted["release_id"].as_str().unwrap()]);
     assert_eq!(revert["reverts_release_id"], r2.as_str(), "{revert:#}");
 }
+
+/// SIGKILL of the worker while a deploy's gate runs: the deployment stays
+/// `running` and holds its environment, nothing moved; after the lease
+/// lapses another worker reclaims the job, runs the gate again and
+/// completes the deploy — the environment ref, the deployment record and
+/// the release state agree.
+#[test]
+fn a_deploy_whose_worker_is_killed_mid_gate_is_finished_by_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    bootstrap(dir, ADA, PASSWORD);
+    json(dir, ADA, &["app", "create", "shop"]);
+    create_user(dir, ADA, BOB, PASSWORD);
+    ok(dir, ADA, &["member", "add", "shop", BOB, "reviewer"]);
+    let envs = dir.join("envs.json");
+    std::fs::write(&envs, r#"[{"name": "dev", "position": 0, "is_canonical": true, "runtime_profile_id": null}]"#)
+        .unwrap();
+    json(dir, ADA, &["env", "set", "--app", "shop", "--file", envs.to_str().unwrap()]);
+    let rel = {
+        let _worker = Worker::start(dir, 2);
+        ship(dir, "Replicas 1", "replicas: 1\n")
+    };
+    // The first run of the deploy gate hangs; the one after the crash passes.
+    let runs = dir.join("runs");
+    let runs_path = runs.to_str().unwrap();
+    let gate =
+        format!("echo $$ >> {runs_path}; if [ $(wc -l < {runs_path}) -eq 1 ]; then sleep 1000; fi; echo gate ok");
+    let env: &[(&str, &str)] =
+        &[("CONMAN_GATE_DEPLOY_CMD", &gate), ("CONMAN_JOB_LEASE_SECS", "2"), ("CONMAN_GATE_SANDBOX", "none")];
+    let first = Worker::start_with(dir, 1, env);
+    let started = json(dir, ADA, &["deploy", "--app", "shop", "--release", &rel, "dev"]);
+    let dep = id(&started[0]["deployment"]);
+    let lines = || std::fs::read_to_string(&runs).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>();
+    for _ in 0..200 {
+        if !lines().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(lines().len(), 1, "the gate started");
+    drop(first); // SIGKILL
+                 // A SIGKILLed worker cannot stop its command: do it for it.
+    let _ = Command::new("kill").args(["-KILL", &format!("-{}", lines()[0])]).status();
+
+    let held = json(dir, ADA, &["deployments", "show", "--app", "shop", &dep]);
+    assert_eq!((&held["state"], &held["active"]), (&"running".into(), &true.into()), "{held:#}");
+    let status = json(dir, ADA, &["env", "status", "--app", "shop", "dev"]);
+    assert!(status["current_release_id"].is_null(), "nothing deployed yet: {status:#}");
+    let (code, stderr) = fails(dir, ADA, &["deploy", "--app", "shop", "--release", &rel, "dev"]);
+    assert_eq!(code, 5, "the environment is still held: {stderr}");
+
+    let _second = Worker::start_with(dir, 1, env);
+    let done = json(dir, ADA, &["deployments", "show", "--app", "shop", &dep, "--follow"]);
+    assert_eq!((&done["state"], &done["active"]), (&"succeeded".into(), &false.into()), "{done:#}");
+    assert_eq!(lines().len(), 2, "the gate ran once per attempt");
+    let status = json(dir, ADA, &["env", "status", "--app", "shop", "dev"]);
+    assert_eq!(status["current_release_id"], rel.as_str(), "{status:#}");
+    let release = json(dir, ADA, &["release", "show", "--app", "shop", &rel]);
+    assert_eq!(release["state"], "deployed_full", "its only environment runs it: {release:#}");
+    assert_eq!(status["current_commit"], release["composed_sha"], "the env ref is the release commit");
+    let git = Command::new("git")
+        .args(["rev-parse", "refs/heads/env/dev"])
+        .env("GIT_DIR", dir.join("repos").join(format!("{}.git", status["environment"]["app_id"].as_str().unwrap())))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&git.stdout).trim(), release["composed_sha"].as_str().unwrap());
+}

@@ -115,12 +115,17 @@ pub(crate) struct Worker(Child);
 impl Worker {
     /// Starts `conman worker --workers N` on `dir`.
     pub(crate) fn start(dir: &Path, workers: u32) -> Worker {
-        let child = command(dir)
-            .args(["worker", "--workers", &workers.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        Worker::start_with(dir, workers, &[])
+    }
+
+    /// [`Worker::start`] with more environment variables.
+    pub(crate) fn start_with(dir: &Path, workers: u32, env: &[(&str, &str)]) -> Worker {
+        let mut cmd = command(dir);
+        cmd.args(["worker", "--workers", &workers.to_string()]);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         Worker(child)
     }
 }
