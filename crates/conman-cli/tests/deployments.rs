@@ -245,13 +245,8 @@ fn a_deploy_whose_worker_is_killed_mid_gate_is_finished_by_another() {
     let started = json(dir, ADA, &["deploy", "--app", "shop", "--release", &rel, "dev"]);
     let dep = id(&started[0]["deployment"]);
     let lines = || std::fs::read_to_string(&runs).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>();
-    for _ in 0..200 {
-        if !lines().is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(lines().len(), 1, "the gate started");
+    common::wait_until("the deploy gate started", || !lines().is_empty());
+    assert_eq!(lines().len(), 1, "the gate started once");
     drop(first); // SIGKILL
                  // A SIGKILLed worker cannot stop its command: do it for it.
     let _ = Command::new("kill").args(["-KILL", &format!("-{}", lines()[0])]).status();

@@ -109,6 +109,20 @@ pub(crate) fn create_user(dir: &Path, admin: &str, email: &str, password: &str) 
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
 }
 
+/// Polls `done` every 100 ms for at most 20 s; panics naming `what`.
+pub(crate) fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    runtime.block_on(async {
+        for _ in 0..200 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting until {what}");
+    });
+}
+
 /// A `conman worker` child, killed on drop.
 pub(crate) struct Worker(Child);
 
