@@ -237,8 +237,9 @@ fn a_deploy_whose_worker_is_killed_mid_gate_is_finished_by_another() {
     // The first run of the deploy gate hangs; the one after the crash passes.
     let runs = dir.join("runs");
     let runs_path = runs.to_str().unwrap();
+    // `exec`: the sleep keeps the shell's pid, so the test can end it alone.
     let gate =
-        format!("echo $$ >> {runs_path}; if [ $(wc -l < {runs_path}) -eq 1 ]; then sleep 1000; fi; echo gate ok");
+        format!("echo $$ >> {runs_path}; if [ $(wc -l < {runs_path}) -eq 1 ]; then exec sleep 60; fi; echo gate ok");
     let env: &[(&str, &str)] =
         &[("CONMAN_GATE_DEPLOY_CMD", &gate), ("CONMAN_JOB_LEASE_SECS", "2"), ("CONMAN_GATE_SANDBOX", "none")];
     let first = Worker::start_with(dir, 1, env);
@@ -248,8 +249,11 @@ fn a_deploy_whose_worker_is_killed_mid_gate_is_finished_by_another() {
     common::wait_until("the deploy gate started", || !lines().is_empty());
     assert_eq!(lines().len(), 1, "the gate started once");
     drop(first); // SIGKILL
-                 // A SIGKILLed worker cannot stop its command: do it for it.
-    let _ = Command::new("kill").args(["-KILL", &format!("-{}", lines()[0])]).status();
+                 // A SIGKILLed unsandboxed worker cannot stop its command: end that one
+                 // process (a positive pid, never a group or -1).
+    let pid: u32 = lines()[0].trim().parse().expect("the gate wrote its pid");
+    assert!(pid > 1, "a real pid: {pid}");
+    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
 
     let held = json(dir, ADA, &["deployments", "show", "--app", "shop", &dep]);
     assert_eq!((&held["state"], &held["active"]), (&"running".into(), &true.into()), "{held:#}");
