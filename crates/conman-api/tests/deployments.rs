@@ -109,11 +109,17 @@ impl Site {
             self.send("POST", &self.author, "/changesets", Some(json!({ "workspace_id": ws, "title": title }))).await;
         r.assert_status(201);
         let cs = r.data()["id"].as_str().unwrap().to_owned();
-        self.send("POST", &self.author, &format!("/changesets/{cs}/submit"), None).await.assert_status(200);
+        self.shipped(&self.author, title, &cs).await
+    }
+
+    /// Takes `author`'s draft changeset `cs` through its gate, a review and
+    /// the queue into a published release of its own: (release, commit).
+    async fn shipped(&self, author: &str, title: &str, cs: &str) -> (String, String) {
+        self.send("POST", author, &format!("/changesets/{cs}/submit"), None).await.assert_status(200);
         self.wait(|| async { self.get(&format!("/changesets/{cs}")).await["state"] != "submitted" }).await;
         let vote = json!({ "action": "approve" });
         self.send("POST", &self.rita, &format!("/changesets/{cs}/review"), Some(vote)).await.assert_status(200);
-        self.send("POST", &self.author, &format!("/changesets/{cs}/queue"), None).await.assert_status(200);
+        self.send("POST", author, &format!("/changesets/{cs}/queue"), None).await.assert_status(200);
         let r = self.send("POST", &self.cm, "/releases", Some(json!({ "title": title }))).await;
         r.assert_status(201);
         let rel = r.data()["id"].as_str().unwrap().to_owned();
@@ -187,6 +193,13 @@ impl Site {
             .expect("git runs");
         assert!(out.status.success(), "git show {rev}:{path}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// An app admin's emergency edit of `env`'s profile: `LOG_LEVEL` set to `value`.
+    async fn set_log_level(&self, env: &str, value: &str) {
+        let patch = json!({ "set_env_vars": {"LOG_LEVEL": {"type": "string", "value": value}} });
+        let path = format!("/runtime-profiles/{}", self.profile(env));
+        self.send("PATCH", &self.admin, &path, Some(patch)).await.assert_status(200);
     }
 
     async fn release_state(&self, rel: &str) -> String {
@@ -697,5 +710,59 @@ async fn revert_and_release_publishes_the_revert_and_deploys_it() {
     assert_eq!((site.deployment_total().await, site.get("/releases").await.as_array().unwrap().len()), before);
     assert_eq!(site.file_at("refs/heads/main", "config/app.yaml"), "replicas: 5\n");
     assert_eq!(site.release_state(&r3).await, "published");
+    workers.stop().await;
+}
+
+/// A drift-fix changeset records the drifted environment's current profile
+/// state in the repository; released and deployed, it goes through the
+/// drift block and ends the drift — but only while its record matches: a
+/// fix made before a later edit is refused like any deploy.
+#[tokio::test]
+async fn a_drift_fix_changeset_released_and_deployed_ends_the_drift() {
+    let site = Site::open().await;
+    let workers = Workers::start(&site.s);
+    let (r1, _) = site.published("replicas 2", "replicas: 2\n").await;
+    site.deployed("dev", &r1).await;
+    let fix_path = |env: &str| format!("/environments/{}/create-drift-fix-changeset", site.env(env));
+
+    let r = site.send("POST", &site.cm, &fix_path("dev"), None).await;
+    r.assert_error(400, "validation_error");
+    assert_eq!(r.reason(), "not_drifted");
+    site.set_log_level("dev", "debug").await;
+    site.send("POST", &site.rita, &fix_path("dev"), None).await.assert_error(403, "forbidden");
+
+    // The fix records revision 2; a later edit (revision 3) makes it stale.
+    let r = site.send("POST", &site.cm, &fix_path("dev"), None).await;
+    r.assert_status(201);
+    let stale = r.data().clone();
+    assert_eq!(stale["title"], "Drift fix: dev");
+    let ws = stale["workspace_id"].as_str().unwrap();
+    let file =
+        site.s.get(&site.path(&format!("/workspaces/{ws}/files?path=.conman/drift-fix/dev.json")), &site.cm).await;
+    file.assert_status(200);
+    let recorded: Value = {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(file.data()["content"].as_str().unwrap()).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    assert_eq!(recorded["profile_revision"], 2, "{recorded}");
+    assert_eq!(recorded["keys"], json!(["env_vars.LOG_LEVEL"]));
+    assert!(!recorded.to_string().contains("debug"), "names only, never a value: {recorded}");
+    let (stale_rel, _) = site.shipped(&site.cm, "stale fix", stale["id"].as_str().unwrap()).await;
+    site.set_log_level("dev", "trace").await;
+    let r = site.deploy("dev", json!({ "release_id": stale_rel })).await;
+    r.assert_error(409, "conflict");
+    assert_eq!(r.reason(), "drifted");
+
+    // A fix of the current state goes through and ends the drift.
+    let r = site.send("POST", &site.cm, &fix_path("dev"), None).await;
+    r.assert_status(201);
+    let (fix_rel, fix_commit) = site.shipped(&site.cm, "fix", r.data()["id"].as_str().unwrap()).await;
+    let d = site.deployed("dev", &fix_rel).await;
+    assert_eq!(d["profile_revision"], 3, "{d}");
+    assert_eq!(site.env_ref("dev").as_deref(), Some(fix_commit.as_str()));
+    assert!(site.status("dev").await["drift"].is_null(), "the deploy recorded the new baseline");
+    let (r2, _) = site.published("replicas 3", "replicas: 3\n").await;
+    site.deployed("dev", &r2).await;
     workers.stop().await;
 }

@@ -204,6 +204,12 @@ fn the_manual_path_from_dev_to_a_two_person_skip_stage_and_back() {
     assert!(checked["drift"].is_null(), "the check passed: {checked:#}");
     let again = json(dir, ADA, &["promote", "--app", "shop", "prod", "--follow"]);
     assert_eq!(again["state"], "succeeded", "{again:#}");
+    let (code, stderr) = fails(dir, ADA, &["env", "drift-fix", "--app", "shop", "prod"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("has not drifted"), "{stderr}");
+    json(dir, ADA, &["profile", "edit", "--app", "shop", "prodp", "--set", "LOG_LEVEL=string:info"]);
+    let fix = json(dir, ADA, &["env", "drift-fix", "--app", "shop", "prod"]);
+    assert_eq!((&fix["title"], &fix["state"]), (&"Drift fix: prod".into(), &"draft".into()), "{fix:#}");
 
     // Release 2 runs on dev: reverted there as a new release.
     let reverted = json(dir, ADA, &["rollback", "--app", "shop", "dev", "--revert", "--follow"]);

@@ -112,6 +112,27 @@ pub(crate) async fn rollback(
     Ok(created(DeploymentStartedDto::from(&done)))
 }
 
+/// Create a drift-fix changeset for a drifted environment (config
+/// managers): a new workspace of the caller's with the file
+/// `.conman/drift-fix/<env>.json` recording the environment's current
+/// profile, revision and migration fingerprint as intended, and a changeset
+/// on it. Reviewed, released and deployed like any changeset, its release
+/// is let through the drift block while the record matches the
+/// environment. 400 `not_drifted` when there is nothing to fix.
+#[utoipa::path(post, path = "/api/apps/{app_id}/environments/{env_id}/create-drift-fix-changeset",
+    operation_id = "create_drift_fix_changeset", tag = "deployments", security(("bearer" = [])),
+    params(("app_id" = Uuid, Path, description = "App id"), ("env_id" = Uuid, Path, description = "Environment id")),
+    responses((status = 201, body = Envelope<ChangesetDto>), (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub(crate) async fn create_drift_fix_changeset(
+    State(c): St,
+    Authed(actor): Authed,
+    Path((app_id, env_id)): Path<(String, String)>,
+) -> ApiResult<Data<ChangesetDto>> {
+    let (app_id, env_id) = env_ids(&app_id, &env_id)?;
+    Ok(created(ChangesetDto::from(&c.create_drift_fix_changeset(&actor, app_id, env_id).await?)))
+}
+
 /// Start a drift check of a deployed environment (config managers): the
 /// `drift_check` job runs the deploy gate against the current profile; a
 /// pass makes it the environment's new baseline.

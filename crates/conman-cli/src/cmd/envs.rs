@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use conman_api::dto::{EnvironmentDto, EnvironmentStatusDto, JobEnvelope, ReplaceEnvironmentsRequest};
+use conman_api::dto::{ChangesetDto, EnvironmentDto, EnvironmentStatusDto, JobEnvelope, ReplaceEnvironmentsRequest};
 use conman_core::domain::environment::Environment;
 use conman_core::domain::job::JobState;
 use conman_core::ids::{AppId, RuntimeProfileId};
@@ -55,6 +55,15 @@ pub(crate) enum EnvCmd {
         /// Wait for the check, following its log.
         #[arg(long)]
         follow: bool,
+    },
+    /// Open a drift-fix changeset recording a drifted environment's current
+    /// profile as intended (reviewed, released and deployed like any other).
+    DriftFix {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// Environment name or id.
+        environment: String,
     },
     /// Deploy freeze windows: ls, add, rm.
     #[command(subcommand)]
@@ -169,6 +178,14 @@ impl EnvCmd {
                         job.state.as_str()
                     );
                 }
+            }
+            EnvCmd::DriftFix { app, environment } => {
+                let app_id = resolve_app(s, &app).await?;
+                let env = resolve_environment(s, app_id, &environment).await?;
+                let cs = c.create_drift_fix_changeset(a, app_id, env.id).await.core()?;
+                out.show(&ChangesetDto::from(&cs), |d| {
+                    format!("drift-fix changeset {} ({}) on workspace {}", d.id, d.title, d.workspace_id)
+                });
             }
             EnvCmd::Freeze(cmd) => return cmd.run(s, out).await,
             EnvCmd::Set { app, file } => {

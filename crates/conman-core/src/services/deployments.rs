@@ -518,19 +518,28 @@ impl Conman {
         Ok(all)
     }
 
-    /// Refuses a deploy to `env` while it has drifted or is frozen (unless
-    /// an `app_admin` overrides the freeze with a reason).
+    /// Refuses a deploy of `release` to `env` while it has drifted (unless
+    /// the release carries the drift fix of its current state) or is frozen
+    /// (unless an `app_admin` overrides the freeze with a reason).
     pub(super) async fn check_deployable_environment(
         &self,
         scope: &AppScope,
         env: &Environment,
+        release: Option<&Release>,
         freeze_override: Option<&str>,
     ) -> Result<(), Error> {
-        if let Some(drift) = self.drift_of(env).await? {
+        let drift = match self.drift_of(env).await? {
+            Some(drift) => match release {
+                Some(r) if self.release_fixes_drift(r, env).await? => None,
+                _ => Some(drift),
+            },
+            None => None,
+        };
+        if let Some(drift) = drift {
             return Err(Error::Conflict {
                 message: format!(
                     "environment {} has drifted since its last validation ({}): run a drift check or release a \
-                     drift-fix changeset",
+                     drift-fix changeset (POST .../create-drift-fix-changeset)",
                     env.name,
                     if drift.keys.is_empty() { "migration records".to_owned() } else { drift.keys.join(", ") }
                 ),
@@ -628,7 +637,7 @@ impl Conman {
         let mut unit = UnitOfWork::new();
         let mut started = Vec::new();
         for (env, exception) in targets {
-            self.check_deployable_environment(scope, &env, freeze_override.as_deref()).await?;
+            self.check_deployable_environment(scope, &env, Some(release), freeze_override.as_deref()).await?;
             if let Some(busy) = self.store().active_deployment(scope.app.id, env.id).await? {
                 return Err(busy_environment(&env, &busy));
             }

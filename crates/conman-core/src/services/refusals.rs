@@ -385,6 +385,11 @@ fn cases() -> Vec<Case> {
             None,
             None
         )),
+        case!(create_drift_fix_changeset, NonMember, NotFound, |w, a| w.c.create_drift_fix_changeset(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7())
+        )),
         case!(revert_and_release, NonMember, NotFound, |w, a| w.c.revert_and_release(
             a,
             w.app.id,
@@ -576,6 +581,11 @@ fn cases() -> Vec<Case> {
             crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
             None,
             None
+        )),
+        case!(create_drift_fix_changeset, Reviewer, Forbidden, |w, a| w.c.create_drift_fix_changeset(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7())
         )),
         case!(revert_and_release, Reviewer, Forbidden, |w, a| w.c.revert_and_release(
             a,

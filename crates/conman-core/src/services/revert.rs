@@ -61,7 +61,7 @@ impl Conman {
         }
         let reverted = self.store().release(app_id, running.release_id).await?.ok_or(Error::NotFound("release"))?;
         let freeze_override = super::deployments::check_reason("freeze_override", freeze_override)?;
-        self.check_deployable_environment(&scope, &env, freeze_override.as_deref()).await?;
+        self.check_deployable_environment(&scope, &env, None, freeze_override.as_deref()).await?;
         if let Some(busy) = self.store().active_deployment(app_id, env.id).await? {
             return Err(super::deployments::busy_environment(&env, &busy));
         }
