@@ -86,6 +86,7 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<Conman>> {
         .routes(routes!(deployments::rollback))
         .routes(routes!(deployments::drift_check))
         .routes(routes!(deployments::create_drift_fix_changeset))
+        .routes(routes!(deployments::list_migrations))
         .routes(routes!(deployments::status))
         .routes(routes!(deployments::list_freezes, deployments::create_freeze))
         .routes(routes!(deployments::delete_freeze))

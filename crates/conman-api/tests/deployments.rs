@@ -766,3 +766,35 @@ async fn a_drift_fix_changeset_released_and_deployed_ends_the_drift() {
     site.deployed("dev", &r2).await;
     workers.stop().await;
 }
+
+/// Each successful deploy to an environment whose profile has migrations
+/// writes a migration execution record, listed per environment newest
+/// first; environments without migrations have none.
+#[tokio::test]
+async fn deploys_record_the_migrations_they_ran_per_environment() {
+    let site = Site::open().await;
+    let workers = Workers::start(&site.s);
+    let patch = json!({ "migrations": { "paths": ["db/migrations"], "command": "echo migrate" } });
+    let path = format!("/runtime-profiles/{}", site.profile("dev"));
+    site.send("PATCH", &site.admin, &path, Some(patch)).await.assert_status(200);
+    let (r1, _) = site.published("replicas 2", "replicas: 2\n").await;
+    let (r2, _) = site.published("replicas 3", "replicas: 3\n").await;
+    let d1 = site.deployed("dev", &r1).await;
+    let d2 = site.deployed("dev", &r2).await;
+    site.deployed("qa", &r2).await;
+
+    let list = site.s.get(&site.path(&format!("/environments/{}/migrations", site.env("dev"))), &site.uma).await;
+    list.assert_status(200);
+    let records = list.data().as_array().unwrap().clone();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!((&records[0]["release_id"], &records[0]["deployment_id"]), (&json!(r2), &d2["id"]));
+    assert_eq!((&records[1]["release_id"], &records[1]["deployment_id"]), (&json!(r1), &d1["id"]));
+    assert_eq!(records[0]["paths"], json!(["db/migrations"]));
+    assert_eq!(records[0]["command"], "echo migrate");
+    assert_eq!(list.body["pagination"]["total"], 2);
+    let qa = site.s.get(&site.path(&format!("/environments/{}/migrations", site.env("qa"))), &site.uma).await;
+    assert_eq!(qa.data(), &json!([]), "qa's profile has no migrations");
+    let unknown = format!("/environments/{}/migrations", uuid::Uuid::now_v7());
+    site.s.get(&site.path(&unknown), &site.uma).await.assert_error(404, "not_found");
+    workers.stop().await;
+}

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use conman_core::domain::deployment::{Deployment, DeploymentException, DeploymentKind};
-use conman_core::domain::drift::DriftReason;
+use conman_core::domain::drift::{DriftReason, MigrationExecution};
 use conman_core::domain::freeze::{FreezeSchedule, FreezeWindow, Weekday};
 use conman_core::error::Error;
 use conman_core::ids::{EnvironmentId, ReleaseId};
@@ -488,4 +488,48 @@ pub struct CreateFreezeWindowBody {
     /// Why: 1-500 characters.
     #[schema(schema_with = crate::dto::schemas::reason)]
     pub reason: String,
+}
+
+/// A migration execution record: what a successful deployment ran of its
+/// environment profile's migrations (drift checks compare them).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MigrationExecutionDto {
+    /// Id.
+    pub id: Uuid,
+    /// The environment migrated.
+    pub environment_id: Uuid,
+    /// The release deployed.
+    pub release_id: Uuid,
+    /// The deployment that ran them.
+    pub deployment_id: Uuid,
+    /// The profile's migration paths.
+    pub paths: Vec<String>,
+    /// The command that applied them, if any.
+    pub command: Option<String>,
+    /// What they left applied, when known.
+    pub applied_state: Option<super::AppliedStateDto>,
+    /// The effective profile revision they ran with.
+    pub profile_revision: u32,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<&MigrationExecution> for MigrationExecutionDto {
+    fn from(m: &MigrationExecution) -> Self {
+        MigrationExecutionDto {
+            id: m.id.0,
+            environment_id: m.environment_id.0,
+            release_id: m.release_id.0,
+            deployment_id: m.deployment_id.0,
+            paths: m.paths.clone(),
+            command: m.command.clone(),
+            applied_state: m.applied_state.as_ref().map(|a| super::AppliedStateDto {
+                last_applied: a.last_applied.clone(),
+                checksum: a.checksum.clone(),
+                recorded_at: a.recorded_at,
+            }),
+            profile_revision: m.profile_revision,
+            recorded_at: m.recorded_at,
+        }
+    }
 }

@@ -166,6 +166,26 @@ pub(crate) async fn status(
     Ok(ok(EnvironmentStatusDto::from(&c.environment_status(&actor, app_id, env_id).await?)))
 }
 
+/// The environment's migration execution records, newest first: what each
+/// successful deployment ran of its profile's migrations.
+#[utoipa::path(get, path = "/api/apps/{app_id}/environments/{env_id}/migrations",
+    operation_id = "list_migration_executions", tag = "deployments", security(("bearer" = [])),
+    params(("app_id" = Uuid, Path, description = "App id"), ("env_id" = Uuid, Path, description = "Environment id"),
+        PageQuery),
+    responses((status = 200, body = PagedEnvelope<MigrationExecutionDto>), (status = 400, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope)))]
+pub(crate) async fn list_migrations(
+    State(c): St,
+    Authed(actor): Authed,
+    Path((app_id, env_id)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Paged<MigrationExecutionDto>> {
+    let (app_id, env_id) = env_ids(&app_id, &env_id)?;
+    let page = PageRequest::new(q.page, q.limit)?;
+    let found = c.list_migration_executions(&actor, app_id, env_id, page).await?;
+    Ok(paged(found, page, |m| MigrationExecutionDto::from(&m)))
+}
+
 /// The environment's deploy freeze windows.
 #[utoipa::path(get, path = "/api/apps/{app_id}/environments/{env_id}/freeze-windows", operation_id = "list_freeze_windows",
     tag = "deployments", security(("bearer" = [])),

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use conman_api::dto::{ChangesetDto, EnvironmentDto, EnvironmentStatusDto, JobEnvelope, ReplaceEnvironmentsRequest};
+use conman_api::dto::{
+    ChangesetDto, EnvironmentDto, EnvironmentStatusDto, JobEnvelope, MigrationExecutionDto, ReplaceEnvironmentsRequest,
+};
 use conman_core::domain::environment::Environment;
 use conman_core::domain::job::JobState;
 use conman_core::ids::{AppId, RuntimeProfileId};
@@ -64,6 +66,17 @@ pub(crate) enum EnvCmd {
         app: String,
         /// Environment name or id.
         environment: String,
+    },
+    /// The migration execution records of an environment, newest first.
+    Migrations {
+        /// App id or name.
+        #[arg(long)]
+        app: String,
+        /// Environment name or id.
+        environment: String,
+        /// Page size.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
     /// Deploy freeze windows: ls, add, rm.
     #[command(subcommand)]
@@ -185,6 +198,30 @@ impl EnvCmd {
                 let cs = c.create_drift_fix_changeset(a, app_id, env.id).await.core()?;
                 out.show(&ChangesetDto::from(&cs), |d| {
                     format!("drift-fix changeset {} ({}) on workspace {}", d.id, d.title, d.workspace_id)
+                });
+            }
+            EnvCmd::Migrations { app, environment, limit } => {
+                let app_id = resolve_app(s, &app).await?;
+                let env = resolve_environment(s, app_id, &environment).await?;
+                let page = PageRequest::new(Some(1), Some(limit)).core()?;
+                let found = c.list_migration_executions(a, app_id, env.id, page).await.core()?;
+                let dtos: Vec<MigrationExecutionDto> = found.items.iter().map(MigrationExecutionDto::from).collect();
+                out.show(&dtos, |l| {
+                    if l.is_empty() {
+                        return format!("no migration records on {}", env.name);
+                    }
+                    l.iter()
+                        .map(|m| {
+                            format!(
+                                "{}  release {}  profile revision {}  {}",
+                                m.recorded_at,
+                                m.release_id,
+                                m.profile_revision,
+                                m.paths.join(", ")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 });
             }
             EnvCmd::Freeze(cmd) => return cmd.run(s, out).await,

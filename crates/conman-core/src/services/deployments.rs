@@ -448,6 +448,21 @@ impl Conman {
         self.store().deployment(app_id, id).await?.ok_or(Error::NotFound("deployment"))
     }
 
+    /// The migration execution records of an environment, newest first:
+    /// what each successful deployment ran of its profile's migrations.
+    /// Every member.
+    pub async fn list_migration_executions(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        environment_id: EnvironmentId,
+        page: PageRequest,
+    ) -> Result<Page<crate::domain::drift::MigrationExecution>, Error> {
+        self.app_scope(actor, app_id).await?.require(Capability::Read, None)?;
+        let env = self.environment(app_id, environment_id).await?;
+        self.store().migration_executions(app_id, env.id, page).await
+    }
+
     /// What an environment runs, what holds it, its drift and freeze state.
     /// Every member.
     pub async fn environment_status(

@@ -385,6 +385,12 @@ fn cases() -> Vec<Case> {
             None,
             None
         )),
+        case!(list_migration_executions, NonMember, NotFound, |w, a| w.c.list_migration_executions(
+            a,
+            w.app.id,
+            crate::ids::EnvironmentId(uuid::Uuid::now_v7()),
+            PageRequest::default()
+        )),
         case!(create_drift_fix_changeset, NonMember, NotFound, |w, a| w.c.create_drift_fix_changeset(
             a,
             w.app.id,
