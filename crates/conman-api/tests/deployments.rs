@@ -798,3 +798,67 @@ async fn deploys_record_the_migrations_they_ran_per_environment() {
     site.s.get(&site.path(&unknown), &site.uma).await.assert_error(404, "not_found");
     workers.stop().await;
 }
+
+/// The approval that would start a pending skip-stage checks the
+/// environment again: a freeze that began after the request, or a drift,
+/// refuses it and records nothing; once lifted the same approval starts it.
+#[tokio::test]
+async fn the_last_approval_never_starts_a_deploy_into_a_freeze_or_a_drift() {
+    let site = Site::open().await;
+    let workers = Workers::start(&site.s);
+    let (r1, _) = site.published("replicas 2", "replicas: 2\n").await;
+    site.deployed("dev", &r1).await;
+    let r = site.deploy("prod", json!({ "release_id": r1, "is_skip_stage": true })).await;
+    r.assert_status(201);
+    let dep = r.data()[0]["deployment"]["id"].as_str().unwrap().to_owned();
+    let approve = format!("/deployments/{dep}/approve");
+    site.send("POST", &site.rita, &approve, None).await.assert_status(200);
+
+    // A freeze began after the request.
+    let windows = format!("/environments/{}/freeze-windows", site.env("prod"));
+    let now = chrono::Utc::now();
+    let one_off = json!({
+        "schedule": { "kind": "one_off", "starts_at": now - chrono::TimeDelta::hours(1), "ends_at": now + chrono::TimeDelta::hours(1) },
+        "reason": "quarter close",
+    });
+    let r = site.send("POST", &site.admin, &windows, Some(one_off)).await;
+    r.assert_status(201);
+    let window = r.data()["id"].as_str().unwrap().to_owned();
+    let audit = site.s.audit_total(&site.admin, &site.app).await;
+    let r = site.send("POST", &site.rob, &approve, None).await;
+    r.assert_error(409, "conflict");
+    assert_eq!(r.reason(), "frozen");
+    let d = site.get(&format!("/deployments/{dep}")).await;
+    assert_eq!((&d["state"], d["approvals"].as_array().unwrap().len()), (&json!("pending"), 1), "{d}");
+    assert_eq!(site.s.audit_total(&site.admin, &site.app).await, audit, "the refusal recorded nothing");
+    site.send("DELETE", &site.admin, &format!("/freeze-windows/{window}"), None).await.assert_status(200);
+
+    let r = site.send("POST", &site.rob, &approve, None).await;
+    r.assert_status(200);
+    assert!(r.data()[0]["job"]["id"].is_string(), "the same approval starts it now: {}", r.body);
+    let d = site.finished(&dep).await;
+    assert_eq!(d["state"], "succeeded", "{d}");
+
+    // qa runs r1 (a baseline); r2 to qa skips dev: pending. qa drifts
+    // before the second approval.
+    let r = site.send("POST", &site.cm, &format!("/environments/{}/promote", site.env("qa")), Some(json!({}))).await;
+    r.assert_status(201);
+    site.finished(r.data()["deployment"]["id"].as_str().unwrap()).await;
+    let (r2, _) = site.published("replicas 3", "replicas: 3\n").await;
+    let r = site.deploy("qa", json!({ "release_id": r2, "is_skip_stage": true })).await;
+    r.assert_status(201);
+    let dep = r.data()[0]["deployment"]["id"].as_str().unwrap().to_owned();
+    let approve = format!("/deployments/{dep}/approve");
+    site.send("POST", &site.rita, &approve, None).await.assert_status(200);
+    site.set_log_level("qa", "debug").await;
+    let r = site.send("POST", &site.rob, &approve, None).await;
+    r.assert_error(409, "conflict");
+    assert_eq!(r.reason(), "drifted");
+    assert_eq!(site.get(&format!("/deployments/{dep}")).await["approvals"].as_array().unwrap().len(), 1);
+    let r = site.send("POST", &site.cm, &format!("/environments/{}/drift-check", site.env("qa")), None).await;
+    r.assert_status(201);
+    site.wait(|| async { site.status("qa").await["drift"].is_null() }).await;
+    site.send("POST", &site.rob, &approve, None).await.assert_status(200);
+    assert_eq!(site.finished(&dep).await["state"], "succeeded");
+    workers.stop().await;
+}

@@ -18,6 +18,10 @@
 //!   its last validation) refuses deploys with `conflict`, naming the
 //!   drifted keys, never a value; a freeze window refuses them unless an
 //!   `app_admin` gives a reason (kept on the deployment and audited);
+//! - the approval that starts a pending exception checks drift and freeze
+//!   again (the environment may have changed since the request): it is
+//!   refused, recording nothing, while the environment is drifted, or
+//!   frozen without an override by a requester who is an `app_admin`;
 //! - rollbacks (`redeploy_prior`) need the deploy capability only: they are
 //!   the emergency path and are not stage-checked (decision 0018);
 //! - every request, approval, rejection and cancel writes one audit entry
@@ -371,6 +375,16 @@ impl Conman {
                 approval_verdict(d.requested_by, &approved.approvals, allow_requester) == ApprovalVerdict::Complete;
             // One new version per approval: `start` takes the step itself.
             let (after, job) = if complete {
+                // The environment may have drifted or frozen since the
+                // request: the last approval never starts a blind deploy.
+                // The request's freeze override stands while its requester
+                // is an app admin.
+                let env = self.environment(app_id, d.environment_id).await?;
+                let release = self.store().release(app_id, d.release_id).await?.ok_or(Error::NotFound("release"))?;
+                self.refuse_drifted(&env, Some(&release)).await?;
+                let requester = self.store().membership(app_id, d.requested_by).await?;
+                let overridden = d.freeze_override.is_some() && requester.is_some_and(|m| m.role >= Role::AppAdmin);
+                self.refuse_frozen(&env, overridden).await?;
                 let running = approved.start(now)?;
                 let job = self.deploy_job(actor, &scope.app, &running);
                 (Deployment { job_id: Some(job.id), ..running }, Some(job))
@@ -543,6 +557,13 @@ impl Conman {
         release: Option<&Release>,
         freeze_override: Option<&str>,
     ) -> Result<(), Error> {
+        self.refuse_drifted(env, release).await?;
+        self.refuse_frozen(env, freeze_override.is_some() && scope.role >= Role::AppAdmin).await
+    }
+
+    /// Refuses a deploy of `release` to a drifted `env`, unless the release
+    /// carries the drift fix of its current state.
+    async fn refuse_drifted(&self, env: &Environment, release: Option<&Release>) -> Result<(), Error> {
         let drift = match self.drift_of(env).await? {
             Some(drift) => match release {
                 Some(r) if self.release_fixes_drift(r, env).await? => None,
@@ -561,9 +582,15 @@ impl Conman {
                 details: Some(serde_json::json!({ "reason": "drifted", "environment": env.name, "keys": drift.keys })),
             });
         }
+        Ok(())
+    }
+
+    /// Refuses a deploy to a frozen `env` unless `overridden` (an
+    /// `app_admin` gave a reason).
+    async fn refuse_frozen(&self, env: &Environment, overridden: bool) -> Result<(), Error> {
         let windows = self.store().freeze_windows(env.app_id, env.id).await?;
         if let Some(window) = active_freeze(&windows, self.now()) {
-            if freeze_override.is_none() || scope.role < Role::AppAdmin {
+            if !overridden {
                 return Err(Error::Conflict {
                     message: format!(
                         "environment {} is frozen ({}); an app_admin may deploy with a freeze_override reason",
