@@ -523,11 +523,7 @@ impl From<&MigrationExecution> for MigrationExecutionDto {
             deployment_id: m.deployment_id.0,
             paths: m.paths.clone(),
             command: m.command.clone(),
-            applied_state: m.applied_state.as_ref().map(|a| super::AppliedStateDto {
-                last_applied: a.last_applied.clone(),
-                checksum: a.checksum.clone(),
-                recorded_at: a.recorded_at,
-            }),
+            applied_state: m.applied_state.as_ref().map(super::AppliedStateDto::from),
             profile_revision: m.profile_revision,
             recorded_at: m.recorded_at,
         }

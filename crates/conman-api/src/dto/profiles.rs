@@ -21,9 +21,9 @@ use conman_core::domain::runtime_profile::input::{
     DatabasePatch, LifecyclePatch, MigrationsInput, MigrationsPatch, ProfileInput, ProfilePatch,
 };
 use conman_core::domain::runtime_profile::{
-    DataStrategy, DatabaseEngine, DatabaseSettings, EnvType, EnvValue, Lifecycle, MigrationSettings, OverrideTarget,
-    ProfileKind, ProfileOverride, ProfileOverrideInput, ProfileRevision, ProvisioningMode, RevisionReason,
-    SecretPlaintext, Secrets, TypedValueInput,
+    AppliedState, DataStrategy, DatabaseEngine, DatabaseSettings, EnvType, EnvValue, Lifecycle, MigrationSettings,
+    OverrideTarget, ProfileKind, ProfileOverride, ProfileOverrideInput, ProfileRevision, ProvisioningMode,
+    RevisionReason, SecretPlaintext, Secrets, TypedValueInput,
 };
 use conman_core::ids::{EnvironmentId, RuntimeProfileId};
 use conman_core::services::{EnvironmentInput, ProfileView};
@@ -177,11 +177,17 @@ impl From<&MigrationSettings> for MigrationsDto {
         MigrationsDto {
             paths: m.paths.clone(),
             command: m.command.clone(),
-            applied_state: m.applied_state.as_ref().map(|a| AppliedStateDto {
-                last_applied: a.last_applied.clone(),
-                checksum: a.checksum.clone(),
-                recorded_at: a.recorded_at,
-            }),
+            applied_state: m.applied_state.as_ref().map(AppliedStateDto::from),
+        }
+    }
+}
+
+impl From<&AppliedState> for AppliedStateDto {
+    fn from(a: &AppliedState) -> Self {
+        AppliedStateDto {
+            last_applied: a.last_applied.clone(),
+            checksum: a.checksum.clone(),
+            recorded_at: a.recorded_at,
         }
     }
 }
