@@ -337,17 +337,7 @@ impl Conman {
         }
         let tag = self.free_release_tag(app_id, now).await?;
         let tag_object = self
-            .git()
-            .write_tag(
-                app_id,
-                TagRequest {
-                    name: tag.clone(),
-                    target: Sha(composed.clone()),
-                    message: release_message(&release, &tag),
-                    tagger: signature_of(actor),
-                    time: now.timestamp(),
-                },
-            )
+            .write_release_tag(actor, app_id, &tag, Sha(composed.clone()), release_message(&release, &tag), now)
             .await?;
         let updated = Release {
             state,
@@ -401,6 +391,22 @@ impl Conman {
             }
             taken.push(tag);
         }
+    }
+
+    /// Writes the annotated tag object `tag` on `target`, tagged by `actor`
+    /// at `at` (the publish time); the caller's intent creates its ref.
+    pub(super) async fn write_release_tag(
+        &self,
+        actor: &Actor,
+        app_id: AppId,
+        tag: &str,
+        target: Sha,
+        message: String,
+        at: crate::domain::Timestamp,
+    ) -> Result<Sha, Error> {
+        let request =
+            TagRequest { name: tag.to_owned(), target, message, tagger: signature_of(actor), time: at.timestamp() };
+        self.git().write_tag(app_id, request).await
     }
 
     /// The `revalidate_queued` job a publish of `release_id` at `head`

@@ -24,11 +24,12 @@
 use super::apps::signature_of;
 use super::deployments::DeploymentStarted;
 use super::{Actor, AuditWhat, Conman};
+use crate::domain::app::App;
 use crate::domain::deployment::DeploymentKind;
 use crate::domain::release::{Release, ReleaseState};
 use crate::error::Error;
 use crate::ids::{AppId, EnvironmentId, ReleaseId};
-use crate::ports::composition::{ComposeItem, ComposeRequest, ItemOutcome, TagRequest};
+use crate::ports::composition::{ComposeItem, ComposeRequest, ItemOutcome};
 use crate::ports::git::{RefMove, Sha};
 use crate::ports::store::{ReleaseMutation, UnitOfWork};
 use crate::rbac::Capability;
@@ -65,7 +66,7 @@ impl Conman {
         if let Some(busy) = self.store().active_deployment(app_id, env.id).await? {
             return Err(super::deployments::busy_environment(&env, &busy));
         }
-        let revert = self.publish_revert(actor, app_id, &reverted).await?;
+        let revert = self.publish_revert(actor, &scope.app, &reverted).await?;
         let mut started = self
             .request_deployments(
                 &scope,
@@ -81,12 +82,12 @@ impl Conman {
 
     /// Composes the revert of `reverted` onto the integration head and
     /// publishes it as a new release (one intent: branch and tag).
-    async fn publish_revert(&self, actor: &Actor, app_id: AppId, reverted: &Release) -> Result<Release, Error> {
+    async fn publish_revert(&self, actor: &Actor, app: &App, reverted: &Release) -> Result<Release, Error> {
+        let app_id = app.id;
         let _turn = self.intent_turn(app_id).await;
         let (Some(base), Some(composed)) = (reverted.base_sha.clone(), reverted.composed_sha.clone()) else {
             return Err(Error::internal(format!("published release {} has no composition", reverted.id)));
         };
-        let app = self.store().app(app_id).await?.ok_or(Error::NotFound("app"))?;
         let integration = app.integration_ref();
         let head = self
             .git()
@@ -150,19 +151,8 @@ impl Conman {
             updated_at: now,
             version: 1,
         };
-        let tag_object = self
-            .git()
-            .write_tag(
-                app_id,
-                TagRequest {
-                    name: tag.clone(),
-                    target: composition.head.clone(),
-                    message: format!("Revert {label}\n\nrelease {}\nreverts release {}\n", release.id, reverted.id),
-                    tagger: signature_of(actor),
-                    time: now.timestamp(),
-                },
-            )
-            .await?;
+        let message = format!("Revert {label}\n\nrelease {}\nreverts release {}\n", release.id, reverted.id);
+        let tag_object = self.write_release_tag(actor, app_id, &tag, composition.head.clone(), message, now).await?;
         let revalidate = self.revalidate_job(actor, app_id, release.id, &composition.head.0)?;
         let what =
             AuditWhat::new("release", release.id, "release.revert_published").after(&release).sha(&composition.head.0);
